@@ -1,0 +1,1 @@
+"""The cloud side: ingest from the broker, storage, detection and ticketing."""

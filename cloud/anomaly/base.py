@@ -1,0 +1,63 @@
+"""What every detector consumes and produces.
+
+A detector is a small object for one device: ``update(block)`` takes the next readings (in event
+time, as numpy columns with NaN for "no value") and returns the findings they complete. It does
+no I/O and never reads a clock: time comes from the readings. State must pickle, so a worker can
+checkpoint it and another worker can resume it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """Consecutive readings of one device: ``ts`` and one float array per field (NaN = null)."""
+
+    device: str
+    ts: np.ndarray
+    columns: Mapping[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def get(self, name: str) -> np.ndarray | None:
+        return self.columns.get(name)
+
+    @classmethod
+    def from_rows(
+        cls, device: str, fields: tuple[str, ...] | list[str], rows: list[tuple] | tuple[tuple, ...]
+    ) -> Block:
+        arr = np.array(rows, dtype=float).reshape(len(rows), len(fields))  # None → nan
+        cols = {name: arr[:, i] for i, name in enumerate(fields) if name != "ts"}
+        return cls(device, arr[:, list(fields).index("ts")], cols)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A detector's conclusion about one device.
+
+    ``ts`` is the event time at which the evidence became sufficient, ``onset_ts`` the detector's
+    estimate of when the fault began, ``score`` its confidence in 0..1, and ``evidence`` the
+    numbers behind it (baseline, current level, magnitude...). ``active`` is False for a
+    finding that says the fault indicator is back at the unit's baseline (used to verify fixes).
+    """
+
+    device: str
+    fault: str
+    ts: float
+    onset_ts: float
+    score: float
+    evidence: Mapping[str, float] = field(default_factory=dict)
+    active: bool = True
+
+
+class Detector(Protocol):
+    fault: str
+
+    def update(self, block: Block) -> list[Finding]: ...

@@ -1,0 +1,68 @@
+"""``cooling_decline``: the return–supply ΔT while cooling falls against the unit's own baseline.
+
+ΔT across the indoor coil is the unit's cooling capacity divided by airflow, so at like
+conditions a lower ΔT means less capacity (refrigerant leak, fouled coil, failing compressor).
+Only steady cooling counts: the compressor on for at least ``settle_s`` (the first minutes of a
+run are a transient). The baseline is linear in outdoor temperature, fan speed and return-air
+temperature, which carry most of the capacity's dependence on conditions.
+
+A drop must be both statistically clear (CUSUM over window means) and practically relevant:
+at least ``min_drop`` of the baseline ΔT (default 8 %).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cloud.anomaly.base import Block
+from cloud.anomaly.shift import BaselineShift
+
+_NAN = np.array([], dtype=float)
+
+
+class CoolingDecline(BaselineShift):
+    """Detect a sustained fall of return–supply ΔT under like conditions.
+
+    >>> import pickle
+    >>> d = CoolingDecline()
+    >>> d.learning
+    True
+    >>> pickle.loads(pickle.dumps(d)).learning
+    True
+    """
+
+    fault = "cooling_decline"
+    direction = -1
+    n_features = 4
+
+    def __init__(self, *, settle_s: float = 300.0, min_drop: float = 0.08, **kw: float) -> None:
+        kw.setdefault("min_shift_fraction", min_drop)
+        kw.setdefault("sigma_floor_fraction", 0.01)
+        super().__init__(**kw)
+        self.settle_s = settle_s
+        self.min_drop = min_drop
+        self._on_since = -np.inf  # start of the current compressor run, carried across blocks
+        self._was_on = False
+
+    def _rows(self, block: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        cols = [
+            block.get(n)
+            for n in ("compressor_on", "return_c", "supply_c", "ambient_c", "fan_speed")
+        ]
+        if any(c is None for c in cols):
+            return _NAN, _NAN.reshape(0, 4), _NAN
+        comp, ret, sup, amb, fan = cols
+        ts = block.ts
+        on = np.nan_to_num(comp, nan=0.0) > 0.5
+        prev = np.concatenate(([self._was_on], on[:-1]))
+        starts = np.where(on & ~prev, ts, -np.inf)
+        if self._was_on and on[0]:
+            starts[0] = self._on_since
+        since = np.maximum.accumulate(starts)
+        if len(on):
+            self._was_on = bool(on[-1])
+            self._on_since = float(since[-1])
+        ok = on & (ts - since >= self.settle_s)
+        ok &= np.isfinite(ret) & np.isfinite(sup) & np.isfinite(amb) & np.isfinite(fan)
+        x = np.column_stack([np.ones(ok.sum()), amb[ok] - 30.0, fan[ok] - 2.0, ret[ok] - 25.0])
+        return ts[ok], x, ret[ok] - sup[ok]

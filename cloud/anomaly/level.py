@@ -1,0 +1,60 @@
+"""``noise_rise`` and ``vibration_rise``: a mechanical signal rises against the unit's own
+baseline at the same fan speed and compressor state.
+
+Fan bearings wear and panels work loose gradually or in one step; both show as a sustained rise
+of the level at like operating conditions. The baseline is quadratic in fan speed (so it serves
+any number of fan steps) plus a compressor term.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cloud.anomaly.base import Block
+from cloud.anomaly.shift import BaselineShift
+
+_EMPTY = np.array([], dtype=float)
+
+
+class LevelRise(BaselineShift):
+    """A sustained rise of ``field`` at like fan speed and compressor state."""
+
+    direction = 1
+    n_features = 4
+    field = ""
+
+    def _rows(self, block: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        y, fan, comp = block.get(self.field), block.get("fan_speed"), block.get("compressor_on")
+        if y is None or fan is None:
+            return _EMPTY, _EMPTY.reshape(0, 4), _EMPTY
+        comp = np.zeros_like(y) if comp is None else np.nan_to_num(comp, nan=0.0)
+        ok = np.isfinite(y) & np.isfinite(fan)
+        f = fan[ok]
+        x = np.column_stack([np.ones(ok.sum()), f, f * f, comp[ok]])
+        return block.ts[ok], x, y[ok]
+
+
+class NoiseRise(LevelRise):
+    """Noise at least ``min_rise_db`` (default 2 dB, a clearly audible change) above baseline."""
+
+    fault = "noise_rise"
+    field = "noise_db"
+
+    def __init__(self, *, min_rise_db: float = 2.0, **kw: float) -> None:
+        kw.setdefault("min_shift", min_rise_db)
+        kw.setdefault("sigma_floor", 0.1)
+        super().__init__(**kw)
+        self.min_rise_db = min_rise_db
+
+
+class VibrationRise(LevelRise):
+    """Vibration at least ``min_rise`` (default 30 %) above baseline."""
+
+    fault = "vibration_rise"
+    field = "vibration_g"
+
+    def __init__(self, *, min_rise: float = 0.3, **kw: float) -> None:
+        kw.setdefault("min_shift_fraction", min_rise)
+        kw.setdefault("sigma_floor_fraction", 0.02)
+        super().__init__(**kw)
+        self.min_rise = min_rise

@@ -1,0 +1,193 @@
+"""From received MQTT message to stored readings and findings, with no MQTT in sight.
+
+:meth:`Ingestor.handle` decodes one message and acts on it:
+
+- anything that does not follow the contract is a dead letter: kept with its reason, counted,
+  and otherwise ignored;
+- a birth updates the device registry (and is kept, so a restarted worker knows the fleet);
+- telemetry and events are de-duplicated by (device, seq) — in memory first, then by the
+  journal's key — and stored as received; then telemetry goes to the detectors and events that
+  name a known fault (e.g. ``overcurrent``) become findings directly.
+
+Telemetry from a device whose birth has not arrived yet is stored at once but held back from
+the detectors and InfluxDB (which need its model and batch) until the birth comes; births are
+retained, so that is normally a moment. Past ``hold_limit`` messages the device is processed
+with model and batch ``unknown``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cloud.anomaly.base import Block, Finding
+from cloud.anomaly.offline import OfflineWatch
+from cloud.dedup import SeqTracker
+from cloud.detection import DetectorBank
+from cloud.registry import DeviceInfo, Registry
+from cloud.store.journal import Journal
+from qloop import protocol
+from qloop.faults import FAULTS
+from qloop.mqtt import InboundMessage
+from qloop.protocol import Birth, DecodeError, Event, Status, Telemetry
+
+log = logging.getLogger(__name__)
+
+FindingSink = Callable[[Finding, DeviceInfo], None]
+PointSink = Callable[[DeviceInfo, Telemetry | Event], None]
+
+
+@dataclass(slots=True)
+class IngestStats:
+    messages: int = 0
+    births: int = 0
+    telemetry: int = 0
+    readings: int = 0
+    events: int = 0
+    duplicates: int = 0
+    malformed: int = 0
+    held: int = 0
+    findings: int = 0
+
+
+class Ingestor:
+    def __init__(
+        self,
+        journal: Journal,
+        detectors: DetectorBank,
+        on_finding: FindingSink,
+        *,
+        on_points: PointSink | None = None,
+        on_birth: Callable[[DeviceInfo], None] | None = None,
+        hold_limit: int = 100,
+        offline: OfflineWatch | None = None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.journal = journal
+        self.detectors = detectors
+        self.on_finding = on_finding
+        self.on_points = on_points
+        self.on_birth = on_birth
+        self.hold_limit = hold_limit
+        self.clock = clock
+        self.offline = OfflineWatch() if offline is None else offline
+        self.registry = Registry()
+        self.stats = IngestStats()
+        self._seen: dict[str, SeqTracker] = defaultdict(SeqTracker)
+        self._held: dict[str, list[Telemetry | Event]] = {}
+        self._no_birth: set[str] = set()  # held past the limit: processed as unknown from now on
+        for body in journal.births():  # the fleet as this worker last knew it
+            with contextlib.suppress(DecodeError):
+                self.registry.apply_birth(protocol.decode_birth(body))
+
+    def handle(self, msg: InboundMessage) -> None:
+        self.stats.messages += 1
+        try:
+            m = protocol.decode(msg.topic, msg.payload)
+        except DecodeError as e:
+            self.stats.malformed += 1
+            self.journal.dead_letter(msg.topic, msg.payload, e.reason, self.clock())
+            return
+        if isinstance(m, Telemetry):
+            self._telemetry(m, msg.payload)
+        elif isinstance(m, Event):
+            self._event(m, msg.payload)
+        elif isinstance(m, Birth):
+            self._birth(m, msg.payload)
+        elif isinstance(m, Status):
+            self.registry.get(m.device).online = m.online
+
+    def _birth(self, b: Birth, body: bytes) -> None:
+        self.stats.births += 1
+        info = self.registry.apply_birth(b)
+        self.journal.add_birth(b.device, body, self.clock())
+        if self.on_birth is not None:
+            self.on_birth(info)
+        for m in self._held.pop(b.device, []):
+            self._process(info, m)
+
+    def _accept(self, device: str, seq: int, kind: str, t0: float, t1: float, body: bytes) -> bool:
+        if not self._seen[device].add(seq):
+            self.stats.duplicates += 1
+            return False
+        if not self.journal.add_message(device, seq, kind, t0, t1, self.clock(), body):
+            self.stats.duplicates += 1  # seen before this worker's memory began
+            return False
+        return True
+
+    def _telemetry(self, t: Telemetry, body: bytes) -> None:
+        if not t.rows:
+            return
+        ts_at = t.fields.index("ts")
+        t0 = min(r[ts_at] for r in t.rows)
+        t1 = max(r[ts_at] for r in t.rows)
+        if not self._accept(t.device, t.seq, "telemetry", t0, t1, body):
+            return
+        self.stats.telemetry += 1
+        self.stats.readings += len(t.rows)
+        self.registry.saw(t.device, t0, t1)
+        self._route(t)
+
+    def _event(self, e: Event, body: bytes) -> None:
+        if not self._accept(e.device, e.seq, "event", e.ts, e.ts, body):
+            return
+        self.stats.events += 1
+        self._route(e)
+
+    def _route(self, m: Telemetry | Event) -> None:
+        if isinstance(m, Event):
+            last_ts, span = m.ts, 0.0
+        else:
+            ts = m.column("ts")
+            last_ts, span = max(ts), max(ts) - min(ts)
+        for f in self.offline.seen(m.device, last_ts, span):
+            self._emit(self.registry.get(m.device), f)
+        if self.registry.known(m.device) or m.device in self._no_birth:
+            self._process(self.registry.get(m.device), m)
+            return
+        held = self._held.setdefault(m.device, [])
+        held.append(m)
+        self.stats.held += 1
+        if len(held) > self.hold_limit:  # no birth is coming: go on with what is known
+            self._no_birth.add(m.device)
+            for h in self._held.pop(m.device):
+                self._process(self.registry.get(m.device), h)
+
+    def _process(self, info: DeviceInfo, m: Telemetry | Event) -> None:
+        if self.on_points is not None:
+            self.on_points(info, m)
+        if isinstance(m, Telemetry):
+            findings = self.detectors.update(
+                info.product, Block.from_rows(m.device, m.fields, m.rows)
+            )
+        elif m.kind in FAULTS:
+            findings = [
+                Finding(
+                    m.device,
+                    m.kind,
+                    m.ts,
+                    m.ts,
+                    1.0,
+                    {
+                        "value": m.value if m.value is not None else float("nan"),
+                        "limit": m.limit if m.limit is not None else float("nan"),
+                    },
+                )
+            ]
+        else:
+            findings = []
+        for f in findings:
+            self._emit(info, f)
+
+    def check_offline(self) -> None:
+        """Report devices that fell silent (call now and then, e.g. once per batch)."""
+        for f in self.offline.check():
+            self._emit(self.registry.get(f.device), f)
+
+    def _emit(self, info: DeviceInfo, f: Finding) -> None:
+        self.stats.findings += 1
+        self.journal.add_finding(f, info.model, info.batch)
+        self.on_finding(f, info)

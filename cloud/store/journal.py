@@ -1,0 +1,181 @@
+"""The worker's embedded store (SQLite, WAL): every accepted message as received, dead letters,
+findings, and detector checkpoints.
+
+Messages are kept as their raw payload, one row per (device, seq): the primary key is the
+durable half of de-duplication, writing costs one insert per message rather than one per reading,
+and the evidence charts decode only the blocks of the device and time range they ask for.
+Writes are grouped: the worker calls :meth:`commit` and only then acknowledges the MQTT messages,
+so an acknowledged message is on disk (WAL with ``synchronous=NORMAL``: safe against a crash of
+the process; ``durable=True`` selects ``FULL`` for safety against power loss too).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from cloud.anomaly.base import Finding
+from qloop import protocol
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    device TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
+    t0 REAL NOT NULL, t1 REAL NOT NULL, received REAL NOT NULL, body BLOB NOT NULL,
+    PRIMARY KEY (device, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS messages_time ON messages (device, kind, t1);
+CREATE TABLE IF NOT EXISTS births (
+    device TEXT PRIMARY KEY, body BLOB NOT NULL, received REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY, received REAL NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,
+    reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS findings (
+    id INTEGER PRIMARY KEY, device TEXT NOT NULL, model TEXT, batch TEXT, fault TEXT NOT NULL,
+    ts REAL NOT NULL, onset_ts REAL, score REAL NOT NULL, active INTEGER NOT NULL,
+    evidence TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS findings_batch ON findings (model, batch, fault);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    device TEXT PRIMARY KEY, state BLOB NOT NULL, updated REAL NOT NULL);
+"""
+
+
+class Journal:
+    def __init__(self, path: str | Path, *, durable: bool = False) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+        self._in_tx = False
+
+    def _begin(self) -> None:
+        if not self._in_tx:
+            self._db.execute("BEGIN")
+            self._in_tx = True
+
+    def add_message(
+        self, device: str, seq: int, kind: str, t0: float, t1: float, received: float, body: bytes
+    ) -> bool:
+        """Store one telemetry or event message; False when (device, seq) is already stored."""
+        with self._lock:
+            self._begin()
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (device, seq, kind, t0, t1, received, body),
+            )
+            return cur.rowcount == 1
+
+    def add_birth(self, device: str, body: bytes, received: float) -> None:
+        with self._lock:
+            self._begin()
+            self._db.execute(
+                "INSERT OR REPLACE INTO births VALUES (?, ?, ?)", (device, body, received)
+            )
+
+    def births(self) -> Iterator[bytes]:
+        with self._lock:
+            rows = self._db.execute("SELECT body FROM births").fetchall()
+        return (r[0] for r in rows)
+
+    def dead_letter(self, topic: str, payload: bytes, reason: str, received: float) -> None:
+        with self._lock:
+            self._begin()
+            self._db.execute(
+                "INSERT INTO dead_letters (received, topic, payload, reason) VALUES (?, ?, ?, ?)",
+                (received, topic, payload, reason),
+            )
+
+    def add_finding(self, f: Finding, model: str, batch: str) -> None:
+        with self._lock:
+            self._begin()
+            self._db.execute(
+                "INSERT INTO findings (device, model, batch, fault, ts, onset_ts, score, active,"
+                " evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    f.device,
+                    model,
+                    batch,
+                    f.fault,
+                    f.ts,
+                    f.onset_ts,
+                    f.score,
+                    int(f.active),
+                    json.dumps(dict(f.evidence), allow_nan=True),
+                ),
+            )
+
+    def save_checkpoint(self, device: str, state: bytes, updated: float) -> None:
+        with self._lock:
+            self._begin()
+            self._db.execute(
+                "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?)", (device, state, updated)
+            )
+
+    def checkpoint(self, device: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT state FROM checkpoints WHERE device = ?", (device,)
+            ).fetchone()
+        return None if row is None else row[0]
+
+    def commit(self) -> None:
+        with self._lock:
+            if self._in_tx:
+                self._db.execute("COMMIT")
+                self._in_tx = False
+
+    def close(self) -> None:
+        self.commit()
+        with self._lock:
+            self._db.close()
+
+    # --- reading back (evidence charts, tests, operators) -----------------------------------
+
+    def series(
+        self, device: str, field: str, start: float = float("-inf"), end: float = float("inf")
+    ) -> list[tuple[float, float | None]]:
+        """A device's ``field`` over [start, end] in event time, from the stored blocks."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT body FROM messages WHERE device = ? AND kind = 'telemetry'"
+                " AND t1 >= ? AND t0 <= ? ORDER BY t0",
+                (device, start, end),
+            ).fetchall()
+        out: list[tuple[float, float | None]] = []
+        for (body,) in rows:
+            t = protocol.decode_telemetry(body)
+            if field not in t.fields:
+                continue
+            i, k = t.fields.index("ts"), t.fields.index(field)
+            out.extend((r[i], r[k]) for r in t.rows if start <= r[i] <= end)
+        out.sort(key=lambda p: p[0])
+        return out
+
+    def count(self, table: str) -> int:
+        if table not in ("messages", "births", "dead_letters", "findings", "checkpoints"):
+            raise ValueError(table)
+        with self._lock:
+            return self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+    def dead_letters(self, limit: int = 100) -> list[tuple[float, str, bytes, str]]:
+        with self._lock:
+            return self._db.execute(
+                "SELECT received, topic, payload, reason FROM dead_letters ORDER BY id DESC"
+                " LIMIT ?",
+                (limit,),
+            ).fetchall()
+
+    def seqs(self, device: str) -> list[int]:
+        with self._lock:
+            return [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT seq FROM messages WHERE device = ? ORDER BY seq", (device,)
+                )
+            ]

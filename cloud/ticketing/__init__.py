@@ -1,0 +1,1 @@
+"""Quality tickets by batch: statistics, grading, routing, lifecycle and the HTTP API."""

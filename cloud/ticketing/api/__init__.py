@@ -1,0 +1,1 @@
+"""The ticketing HTTP API (CONTRACTS.md §4)."""

@@ -1,0 +1,195 @@
+"""Tables of the ticketing database (SQLAlchemy 2 typed ORM).
+
+- ``devices``: a mirror of the device registry, filled from birth messages; ``first_seen_ts`` and
+  ``last_seen_ts`` are event times and give each unit's days in the field (exposure).
+- ``findings``: every detector finding as received (append-only log).
+- ``device_faults``: the current state of each (device, fault): is the fault active now, since when,
+  latest evidence. Batch statistics are a GROUP BY over this table, not a scan of the log.
+- ``tickets`` and ``ticket_history``: tickets as in CONTRACTS.md §4 and everything that happened to
+  them. Partial unique indexes make "at most one ticket that is not closed" per (model, batch,
+  fault) for batch scope and per (device, fault) for device scope a database rule, so concurrent
+  workers cannot open two.
+- ``api_tokens``: bearer tokens (stored as SHA-256 digests) with a role.
+- ``ticket_serials``: the per-month serial counter behind ticket ids.
+
+All wall-clock columns are timezone-aware UTC in Python and naive UTC in the database.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python, naive UTC in the database (SQLite keeps no zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass timezone-aware UTC times")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Device(Base):
+    __tablename__ = "devices"
+
+    device: Mapped[str] = mapped_column(String(64), primary_key=True)
+    product: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(64), index=True)
+    batch: Mapped[str] = mapped_column(String(64))
+    serial: Mapped[str] = mapped_column(String(128))
+    firmware: Mapped[str] = mapped_column(String(64))
+    first_seen_ts: Mapped[float] = mapped_column(Float)
+    last_seen_ts: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_devices_model_batch", "model", "batch"),)
+
+
+class FindingRecord(Base):
+    __tablename__ = "findings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(64))  # None: device not registered yet
+    batch: Mapped[str | None] = mapped_column(String(64))
+    fault: Mapped[str] = mapped_column(String(64))
+    ts: Mapped[float] = mapped_column(Float)
+    onset_ts: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float)
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    active: Mapped[bool]
+    received_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_findings_device_fault", "device", "fault"),
+        Index("ix_findings_model_batch_fault", "model", "batch", "fault"),
+    )
+
+
+class DeviceFault(Base):
+    """Latest known state of one fault on one device (newest finding by event time wins)."""
+
+    __tablename__ = "device_faults"
+
+    device: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fault: Mapped[str] = mapped_column(String(64), primary_key=True)
+    active: Mapped[bool]
+    first_ts: Mapped[float] = mapped_column(Float)  # ts of the first finding of the current episode
+    onset_ts: Mapped[float] = mapped_column(Float)
+    last_ts: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float)
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    __table_args__ = (Index("ix_device_faults_fault_active", "fault", "active"),)
+
+
+_NOT_CLOSED = "status != 'closed'"
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(64))
+    batch: Mapped[str] = mapped_column(String(64))
+    device: Mapped[str | None] = mapped_column(String(64))
+    fault: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(4))
+    priority: Mapped[str] = mapped_column(String(16))
+    department: Mapped[str] = mapped_column(String(64))
+    departments: Mapped[list[Any]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    affected_devices: Mapped[int] = mapped_column(Integer)
+    batch_devices: Mapped[int] = mapped_column(Integer)
+    detected_at: Mapped[datetime]
+    opened_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    history: Mapped[list[TicketHistory]] = relationship(
+        back_populates="ticket", order_by="TicketHistory.id", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (
+        Index(
+            "uq_tickets_open_batch",
+            "model",
+            "batch",
+            "fault",
+            unique=True,
+            sqlite_where=text(f"scope = 'batch' AND {_NOT_CLOSED}"),
+            postgresql_where=text(f"scope = 'batch' AND {_NOT_CLOSED}"),
+        ),
+        Index(
+            "uq_tickets_open_device",
+            "device",
+            "fault",
+            unique=True,
+            sqlite_where=text(f"scope = 'device' AND {_NOT_CLOSED}"),
+            postgresql_where=text(f"scope = 'device' AND {_NOT_CLOSED}"),
+        ),
+        Index("ix_tickets_opened_at_id", "opened_at", "id"),
+        Index("ix_tickets_model_batch_fault", "model", "batch", "fault"),
+    )
+
+
+class TicketHistory(Base):
+    __tablename__ = "ticket_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id"), index=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(64))  # "system" or the token's name
+    action: Mapped[str] = mapped_column(String(32))  # opened, updated, transition, comment, ...
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="history")
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))  # viewer | engineer | admin
+    created_at: Mapped[datetime]
+
+
+class TicketSerial(Base):
+    __tablename__ = "ticket_serials"
+
+    month: Mapped[str] = mapped_column(String(6), primary_key=True)  # YYYYMM
+    last: Mapped[int] = mapped_column(Integer)

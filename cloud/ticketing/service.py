@@ -1,0 +1,843 @@
+"""TicketService: detector findings in, quality tickets out.
+
+Flow of :meth:`TicketService.record_finding`: store the finding (``findings`` log), update the
+device's current state for that fault (``device_faults``; an older finding arriving late does not
+overwrite a newer state), then re-evaluate the finding's (model, fault) across all batches of the
+model (see ``policy.py`` for the test) and open or update tickets. Everything happens in one
+transaction and the changes are returned so the worker can log them.
+
+Choices worth knowing:
+
+- **Unregistered devices.** A finding for a device with no birth message yet is stored with model
+  and batch unknown and opens no ticket: without a batch there is nothing to compare with. When
+  the device registers, its earlier findings get its model and batch and its active faults are
+  evaluated then (``register_device`` returns the resulting changes).
+- **Batch before device.** An open batch ticket for (model, batch, fault) absorbs every newly
+  affected unit of that batch. Otherwise a standing-out batch opens one. A unit outside such a batch
+  gets a device ticket (if ``policy.device_tickets``). When a batch ticket opens, the open device
+  tickets of that batch and fault are *folded* into it: closed with the history note
+  "merged into PF…", their evidence carried over, so the engineer works one ticket. (Folding is a
+  system action outside the user lifecycle table.)
+- **Counts never shrink on their own.** ``affected_devices`` counts the units that were affected
+  while the ticket was open; a unit whose fault clears (an inactive finding) stays listed with
+  ``"active": false`` and the ticket's history notes the recovery, which is what verification needs.
+  Severity and priority may rise automatically, never fall; a raised priority can pull ``due_at``
+  forward while the ticket is still unacknowledged.
+- **One ticket per key, enforced by the database.** Partial unique indexes (``models.py``) reject a
+  second not-closed ticket; if another worker wins the race, this one updates the winner's ticket.
+- ``detected_at`` is the event time of the earliest finding among the ticket's devices (the ``ts``
+  at which evidence first sufficed; the detector's ``onset_ts`` estimate is kept per device).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Engine, and_, bindparam, case, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.anomaly.base import Finding
+from cloud.ticketing.db import for_writing
+from cloud.ticketing.ids import next_ticket_id
+from cloud.ticketing.lifecycle import Status, check_transition
+from cloud.ticketing.models import (
+    ApiToken,
+    Device,
+    DeviceFault,
+    FindingRecord,
+    Ticket,
+    TicketHistory,
+)
+from cloud.ticketing.policy import (
+    PRIORITY_ORDER,
+    SECONDS_PER_DAY,
+    SEVERITY_ORDER,
+    BatchCounts,
+    BatchResult,
+    TicketPolicy,
+    compare_batches,
+)
+from qloop.faults import category as fault_category
+
+SYSTEM = "system"
+ROLES = ("viewer", "engineer", "admin")
+ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
+Clock = Callable[[], datetime]
+
+
+# --- values in and out ---------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    """A device's identity as announced in its birth message (CONTRACTS.md §1)."""
+
+    device: str
+    product: str
+    model: str
+    batch: str
+    serial: str
+    firmware: str
+    first_seen_ts: float
+    last_seen_ts: float
+
+
+class ChangeKind(StrEnum):
+    OPENED = "opened"
+    UPDATED = "updated"
+    SEVERITY_RAISED = "severity_raised"
+    RECOVERED = "recovered"
+    MERGED = "merged"
+
+
+@dataclass(frozen=True, slots=True)
+class TicketChange:
+    """One thing that happened to one ticket, for the worker's log."""
+
+    kind: ChangeKind
+    ticket_id: str
+    scope: str
+    model: str
+    batch: str
+    device: str | None
+    fault: str
+    severity: str
+    priority: str
+    affected_devices: int
+    batch_devices: int
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    at: datetime
+    actor: str
+    action: str
+    from_status: str | None
+    to_status: str | None
+    note: str | None
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TicketView:
+    """A ticket as CONTRACTS.md §4 describes it, plus its history when asked for."""
+
+    id: str
+    scope: str
+    model: str
+    batch: str
+    device: str | None
+    fault: str
+    category: str
+    severity: str
+    priority: str
+    department: str
+    departments: list[str]
+    status: str
+    affected_devices: int
+    batch_devices: int
+    detected_at: datetime
+    opened_at: datetime
+    due_at: datetime
+    evidence: dict[str, Any]
+    history: list[HistoryEntry] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketPage:
+    items: list[TicketView]
+    next: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Whoever holds a valid API token."""
+
+    name: str
+    role: str
+
+    def can(self, role: str) -> bool:
+        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+
+class TicketNotFound(LookupError):
+    def __init__(self, ticket_id: str) -> None:
+        self.ticket_id = ticket_id
+        super().__init__(f"no ticket {ticket_id}")
+
+
+class TicketConflict(Exception):
+    """A change that would leave two not-closed tickets for one key."""
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+# --- small helpers -------------------------------------------------------------------------------
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def lookup_token(session: Session, token: str) -> Principal | None:
+    """The principal holding ``token``, or None."""
+    row = session.get(ApiToken, hash_token(token))
+    return None if row is None else Principal(row.name, row.role)
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def encode_cursor(opened_at: datetime, ticket_id: str) -> str:
+    raw = json.dumps([opened_at.astimezone(UTC).isoformat(), ticket_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, ticket_id = json.loads(raw)
+        opened_at = datetime.fromisoformat(at)
+        if opened_at.tzinfo is None or not isinstance(ticket_id, str):
+            raise ValueError
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise InvalidCursor(
+            "invalid cursor: pass the 'next' value of the previous page unchanged"
+        ) from exc
+    return opened_at, ticket_id
+
+
+def _entry(state: DeviceFault) -> dict[str, Any]:
+    """A device's line in a ticket's evidence."""
+    return {
+        "device": state.device,
+        "active": state.active,
+        "first_ts": state.first_ts,
+        "onset_ts": state.onset_ts,
+        "last_ts": state.last_ts,
+        "score": state.score,
+        "evidence": dict(state.evidence),
+    }
+
+
+def _higher(order: Mapping[str, int], current: str, proposed: str) -> str:
+    return proposed if order.get(proposed, 0) > order.get(current, 0) else current
+
+
+def _view(t: Ticket, with_history: bool = False) -> TicketView:
+    history = []
+    if with_history:
+        history = [
+            HistoryEntry(h.at, h.actor, h.action, h.from_status, h.to_status, h.note, dict(h.data))
+            for h in t.history
+        ]
+    return TicketView(
+        id=t.id,
+        scope=t.scope,
+        model=t.model,
+        batch=t.batch,
+        device=t.device,
+        fault=t.fault,
+        category=t.category,
+        severity=t.severity,
+        priority=t.priority,
+        department=t.department,
+        departments=list(t.departments),
+        status=t.status,
+        affected_devices=t.affected_devices,
+        batch_devices=t.batch_devices,
+        detected_at=t.detected_at,
+        opened_at=t.opened_at,
+        due_at=t.due_at,
+        evidence=dict(t.evidence),
+        history=history,
+    )
+
+
+def _change(kind: ChangeKind, t: Ticket, note: str = "") -> TicketChange:
+    return TicketChange(
+        kind,
+        t.id,
+        t.scope,
+        t.model,
+        t.batch,
+        t.device,
+        t.fault,
+        t.severity,
+        t.priority,
+        t.affected_devices,
+        t.batch_devices,
+        note,
+    )
+
+
+# --- the service ---------------------------------------------------------------------------------
+class TicketService:
+    """Turns findings into tickets and serves them; holds no state beyond the database."""
+
+    def __init__(self, engine: Engine, clock: Clock, policy: TicketPolicy | None = None) -> None:
+        self.engine = engine
+        self.policy = policy or TicketPolicy()
+        self._clock = clock
+        self._sessions = sessionmaker(for_writing(engine), expire_on_commit=False)
+        self._readers = sessionmaker(engine, expire_on_commit=False)
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is None:
+            raise ValueError("the clock must return timezone-aware datetimes")
+        return now.astimezone(UTC)
+
+    # --- devices ---------------------------------------------------------------------------
+    def register_device(self, record: DeviceRecord) -> list[TicketChange]:
+        """Insert or update a device from its birth message (idempotent).
+
+        A new device, or one whose model or batch changed, adopts its earlier findings and has its
+        active faults evaluated; the resulting ticket changes are returned.
+        """
+        now = self._now()
+        with self._sessions.begin() as s:
+            dev = s.get(Device, record.device)
+            placed = dev is None or (dev.model, dev.batch) != (record.model, record.batch)
+            if dev is None:
+                dev = Device(**{f: getattr(record, f) for f in DeviceRecord.__slots__})
+                s.add(dev)
+            else:
+                dev.product, dev.model, dev.batch = record.product, record.model, record.batch
+                dev.serial, dev.firmware = record.serial, record.firmware
+                dev.first_seen_ts = min(dev.first_seen_ts, record.first_seen_ts)
+                dev.last_seen_ts = max(dev.last_seen_ts, record.last_seen_ts)
+            if not placed:
+                return []
+            s.flush()
+            s.execute(
+                update(FindingRecord)
+                .where(FindingRecord.device == dev.device, FindingRecord.model.is_(None))
+                .values(model=dev.model, batch=dev.batch)
+            )
+            states = s.scalars(
+                select(DeviceFault).where(
+                    DeviceFault.device == dev.device, DeviceFault.active.is_(True)
+                )
+            ).all()
+            changes: list[TicketChange] = []
+            for state in states:
+                changes += self._evaluate(s, dev, state, now)
+            return changes
+
+    def touch_devices(self, last_seen: Mapping[str, float]) -> None:
+        """Advance each device's last event time seen (never moves it back); unknown ids ignored."""
+        if not last_seen:
+            return
+        table = Device.__table__
+        stmt = (
+            update(table)
+            .where(table.c.device == bindparam("b_device"))
+            .where(table.c.last_seen_ts < bindparam("b_ts"))
+            .values(last_seen_ts=bindparam("b_ts"))
+        )
+        with self._sessions.begin() as s:
+            s.connection().execute(
+                stmt, [{"b_device": d, "b_ts": float(ts)} for d, ts in last_seen.items()]
+            )
+
+    # --- findings --------------------------------------------------------------------------
+    def record_finding(self, finding: Finding) -> list[TicketChange]:
+        """Store ``finding``, re-evaluate its (model, fault) and open or update tickets."""
+        now = self._now()
+        with self._sessions.begin() as s:
+            dev = s.get(Device, finding.device)
+            s.add(
+                FindingRecord(
+                    device=finding.device,
+                    model=dev.model if dev else None,
+                    batch=dev.batch if dev else None,
+                    fault=finding.fault,
+                    ts=finding.ts,
+                    onset_ts=finding.onset_ts,
+                    score=finding.score,
+                    evidence={k: float(v) for k, v in finding.evidence.items()},
+                    active=finding.active,
+                    received_at=now,
+                )
+            )
+            state = s.get(DeviceFault, (finding.device, finding.fault))
+            if state is not None and finding.ts < state.last_ts:
+                return []  # a late, older finding: logged, but the newer state stands
+            state = self._apply_finding(s, state, finding)
+            if dev is None:
+                return []
+            dev.last_seen_ts = max(dev.last_seen_ts, finding.ts)
+            s.flush()
+            return self._evaluate(s, dev, state, now)
+
+    @staticmethod
+    def _apply_finding(s: Session, state: DeviceFault | None, f: Finding) -> DeviceFault:
+        evidence = {k: float(v) for k, v in f.evidence.items()}
+        if state is None:
+            state = DeviceFault(
+                device=f.device,
+                fault=f.fault,
+                active=f.active,
+                first_ts=f.ts,
+                onset_ts=f.onset_ts,
+                last_ts=f.ts,
+                score=f.score,
+                evidence=evidence,
+            )
+            s.add(state)
+            return state
+        if f.active and not state.active:  # a new episode of the fault
+            state.first_ts, state.onset_ts = f.ts, f.onset_ts
+        state.active, state.last_ts, state.score, state.evidence = f.active, f.ts, f.score, evidence
+        return state
+
+    # --- evaluation ------------------------------------------------------------------------
+    def batch_results(self, model: str, fault: str) -> list[BatchResult]:
+        """The current batch statistics of ``model`` for ``fault`` (read-only)."""
+        with self._readers() as s:
+            return compare_batches(self._batch_counts(s, model, fault), self.policy)
+
+    def _batch_counts(self, s: Session, model: str, fault: str) -> list[BatchCounts]:
+        days = (Device.last_seen_ts - Device.first_seen_ts) / SECONDS_PER_DAY
+        floor = self.policy.min_unit_days
+        unit_days = case((days < floor, floor), else_=days)
+        units = s.execute(
+            select(Device.batch, func.count(), func.sum(unit_days))
+            .where(Device.model == model)
+            .group_by(Device.batch)
+            .order_by(Device.batch)
+        ).all()
+        affected = dict(
+            s.execute(
+                select(Device.batch, func.count())
+                .join(DeviceFault, DeviceFault.device == Device.device)
+                .where(
+                    Device.model == model,
+                    DeviceFault.fault == fault,
+                    DeviceFault.active.is_(True),
+                )
+                .group_by(Device.batch)
+            ).all()
+        )
+        return [
+            BatchCounts(batch, int(n), float(exposure or 0.0), int(affected.get(batch, 0)))
+            for batch, n, exposure in units
+        ]
+
+    def _evaluate(
+        self, s: Session, dev: Device, state: DeviceFault, now: datetime
+    ) -> list[TicketChange]:
+        fault = state.fault
+        results = compare_batches(self._batch_counts(s, dev.model, fault), self.policy)
+        open_batch = {
+            t.batch: t
+            for t in s.scalars(
+                select(Ticket).where(
+                    Ticket.scope == "batch",
+                    Ticket.model == dev.model,
+                    Ticket.fault == fault,
+                    Ticket.status != Status.CLOSED,
+                )
+            )
+        }
+        changes: list[TicketChange] = []
+        covered = False
+        for r in results:
+            ticket = open_batch.get(r.batch)
+            if ticket is None and not r.stands_out:
+                continue
+            entries = [_entry(st) for st in self._active_states(s, dev.model, r.batch, fault)]
+            if ticket is None:
+                changes += self._open_batch_ticket(s, dev.model, fault, r, entries, now)
+            else:
+                changes += self._refresh(s, ticket, r, entries, now)
+            covered = covered or r.batch == dev.batch
+        if not covered:
+            result = next(r for r in results if r.batch == dev.batch)
+            changes += self._device_ticket(s, dev, state, result, now)
+        return changes
+
+    @staticmethod
+    def _active_states(s: Session, model: str, batch: str, fault: str) -> list[DeviceFault]:
+        return list(
+            s.scalars(
+                select(DeviceFault)
+                .join(Device, Device.device == DeviceFault.device)
+                .where(
+                    Device.model == model,
+                    Device.batch == batch,
+                    DeviceFault.fault == fault,
+                    DeviceFault.active.is_(True),
+                )
+                .order_by(DeviceFault.first_ts, DeviceFault.device)
+            )
+        )
+
+    def _evidence(
+        self, devices: Iterable[dict[str, Any]], r: BatchResult, merged: list[str]
+    ) -> dict[str, Any]:
+        evidence: dict[str, Any] = r.as_evidence(self.policy)
+        evidence["devices"] = sorted(devices, key=lambda e: (e["first_ts"], e["device"]))
+        if merged:
+            evidence["merged_tickets"] = merged
+        return evidence
+
+    def _grade(self, category: str, affected: int, share: float) -> tuple[str, str]:
+        severity = self.policy.severity(category, affected, share)
+        return severity, self.policy.priority(category, severity)
+
+    def _new_ticket(
+        self,
+        s: Session,
+        *,
+        scope: str,
+        model: str,
+        batch: str,
+        device: str | None,
+        fault: str,
+        r: BatchResult,
+        devices: list[dict[str, Any]],
+        share: float,
+        now: datetime,
+    ) -> Ticket | None:
+        """Insert a ticket; None if another not-closed ticket for the same key already exists."""
+        category = fault_category(fault)
+        severity, priority = self._grade(category, len(devices), share)
+        departments = list(self.policy.departments(fault, category, model))
+        try:
+            with s.begin_nested():
+                ticket = Ticket(
+                    id=next_ticket_id(s, now),
+                    scope=scope,
+                    model=model,
+                    batch=batch,
+                    device=device,
+                    fault=fault,
+                    category=category,
+                    severity=severity,
+                    priority=priority,
+                    department=departments[0],
+                    departments=departments,
+                    status=Status.OPEN.value,
+                    affected_devices=len(devices),
+                    batch_devices=r.units,
+                    detected_at=_utc(min(e["first_ts"] for e in devices)),
+                    opened_at=now,
+                    due_at=now + self.policy.ack_deadline(priority),
+                    updated_at=now,
+                    evidence=self._evidence(devices, r, []),
+                )
+                s.add(ticket)
+                s.flush()
+        except IntegrityError:
+            return None
+        self._log(s, ticket, now, "opened", to_status=Status.OPEN, note=r.test)
+        return ticket
+
+    def _open_batch_ticket(
+        self,
+        s: Session,
+        model: str,
+        fault: str,
+        r: BatchResult,
+        entries: list[dict[str, Any]],
+        now: datetime,
+    ) -> list[TicketChange]:
+        folded = list(
+            s.scalars(
+                select(Ticket)
+                .where(
+                    Ticket.scope == "device",
+                    Ticket.model == model,
+                    Ticket.batch == r.batch,
+                    Ticket.fault == fault,
+                    Ticket.status != Status.CLOSED,
+                )
+                .order_by(Ticket.opened_at, Ticket.id)
+            )
+        )
+        devices = {e["device"]: e for e in entries}
+        for old in folded:  # carry over evidence of units that have recovered meanwhile
+            for e in old.evidence.get("devices", []):
+                devices.setdefault(e["device"], {**e, "active": False})
+        ticket = self._new_ticket(
+            s,
+            scope="batch",
+            model=model,
+            batch=r.batch,
+            device=None,
+            fault=fault,
+            r=r,
+            devices=list(devices.values()),
+            share=len(devices) / r.units if r.units else 0.0,
+            now=now,
+        )
+        if ticket is None:  # another worker opened it first: update theirs instead
+            winner = s.scalars(
+                select(Ticket).where(
+                    Ticket.scope == "batch",
+                    Ticket.model == model,
+                    Ticket.batch == r.batch,
+                    Ticket.fault == fault,
+                    Ticket.status != Status.CLOSED,
+                )
+            ).one()
+            return self._refresh(s, winner, r, entries, now)
+        changes = [_change(ChangeKind.OPENED, ticket, f"p_adjusted={r.p_adjusted:.3g}")]
+        for old in folded:
+            note = f"merged into {ticket.id}"
+            self._log(
+                s, old, now, "merged", from_status=old.status, to_status=Status.CLOSED, note=note
+            )
+            old.status, old.updated_at = Status.CLOSED.value, now
+            changes.append(_change(ChangeKind.MERGED, old, note))
+        if folded:
+            merged = [old.id for old in folded]
+            ticket.evidence = {**ticket.evidence, "merged_tickets": merged}
+            self._log(s, ticket, now, "absorbed", note="absorbed " + ", ".join(merged))
+        return changes
+
+    def _refresh(
+        self,
+        s: Session,
+        t: Ticket,
+        r: BatchResult,
+        entries: list[dict[str, Any]],
+        now: datetime,
+    ) -> list[TicketChange]:
+        """Bring an open ticket up to date with the currently affected units of its scope."""
+        old = {e["device"]: e for e in t.evidence.get("devices", [])}
+        current = {e["device"]: e for e in entries}
+        added = sorted(d for d in current if d not in old)
+        reactivated = sorted(d for d in current if d in old and not old[d]["active"])
+        recovered = sorted(d for d, e in old.items() if e["active"] and d not in current)
+        resized = r.units != t.batch_devices
+        if not (added or reactivated or recovered or resized):
+            return []
+        devices = dict(old)
+        devices.update(current)
+        for d in recovered:
+            devices[d] = {**old[d], "active": False}
+        t.evidence = self._evidence(devices.values(), r, t.evidence.get("merged_tickets", []))
+        t.affected_devices = len(devices)
+        t.batch_devices = r.units
+        t.detected_at = _utc(min(e["first_ts"] for e in devices.values()))
+        t.updated_at = now
+        share = len(devices) / r.units if (t.scope == "batch" and r.units) else 0.0
+        severity, priority = self._grade(t.category, len(devices), share)
+        severity = _higher(SEVERITY_ORDER, t.severity, severity)
+        priority = _higher(PRIORITY_ORDER, t.priority, priority)
+        changes: list[TicketChange] = []
+        if severity != t.severity or priority != t.priority:
+            note = f"severity {t.severity}→{severity}, priority {t.priority}→{priority}"
+            if priority != t.priority and t.status in (Status.OPEN, Status.REOPENED):
+                t.due_at = min(t.due_at, now + self.policy.ack_deadline(priority))
+            t.severity, t.priority = severity, priority
+            self._log(s, t, now, "severity_raised", note=note)
+            changes.append(_change(ChangeKind.SEVERITY_RAISED, t, note))
+        data = {"added": added, "reactivated": reactivated, "recovered": recovered}
+        if added or reactivated or resized:
+            note = f"{t.affected_devices} affected of {t.batch_devices}"
+            self._log(s, t, now, "updated", note=note, data=data)
+            changes.insert(0, _change(ChangeKind.UPDATED, t, note))
+        if recovered:
+            note = "fault indicator back at baseline: " + ", ".join(recovered)
+            self._log(s, t, now, "recovered", note=note, data=data)
+            changes.append(_change(ChangeKind.RECOVERED, t, note))
+        return changes
+
+    def _device_ticket(
+        self, s: Session, dev: Device, state: DeviceFault, r: BatchResult, now: datetime
+    ) -> list[TicketChange]:
+        ticket = s.scalars(
+            select(Ticket).where(
+                Ticket.scope == "device",
+                Ticket.device == dev.device,
+                Ticket.fault == state.fault,
+                Ticket.status != Status.CLOSED,
+            )
+        ).one_or_none()
+        entries = [_entry(state)] if state.active else []
+        if ticket is not None:
+            return self._refresh(s, ticket, r, entries, now)
+        if not (state.active and self.policy.device_tickets):
+            return []
+        ticket = self._new_ticket(
+            s,
+            scope="device",
+            model=dev.model,
+            batch=dev.batch,
+            device=dev.device,
+            fault=state.fault,
+            r=r,
+            devices=entries,
+            share=0.0,  # one unit is not a share of its batch
+            now=now,
+        )
+        return [] if ticket is None else [_change(ChangeKind.OPENED, ticket)]
+
+    @staticmethod
+    def _log(
+        s: Session,
+        t: Ticket,
+        now: datetime,
+        action: str,
+        *,
+        actor: str = SYSTEM,
+        from_status: str | None = None,
+        to_status: str | None = None,
+        note: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        s.add(
+            TicketHistory(
+                ticket_id=t.id,
+                at=now,
+                actor=actor,
+                action=action,
+                from_status=None if from_status is None else str(from_status),
+                to_status=None if to_status is None else str(to_status),
+                note=note,
+                data=data or {},
+            )
+        )
+
+    # --- reading ---------------------------------------------------------------------------
+    def tickets(
+        self,
+        *,
+        status: str | None = None,
+        scope: str | None = None,
+        model: str | None = None,
+        batch: str | None = None,
+        fault: str | None = None,
+        severity: str | None = None,
+        device: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> TicketPage:
+        """Tickets newest first (by opening time), filtered, one page at a time.
+
+        ``cursor`` is the ``next`` of the previous page; raises :class:`InvalidCursor`.
+        """
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        query = select(Ticket)
+        for column, value in (
+            (Ticket.status, status),
+            (Ticket.scope, scope),
+            (Ticket.model, model),
+            (Ticket.batch, batch),
+            (Ticket.fault, fault),
+            (Ticket.severity, severity),
+            (Ticket.device, device),
+        ):
+            if value is not None:
+                query = query.where(column == str(value))
+        if cursor is not None:
+            at, last_id = decode_cursor(cursor)
+            query = query.where(
+                or_(Ticket.opened_at < at, and_(Ticket.opened_at == at, Ticket.id < last_id))
+            )
+        query = query.order_by(Ticket.opened_at.desc(), Ticket.id.desc()).limit(limit + 1)
+        with self._readers() as s:
+            rows = list(s.scalars(query))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        nxt = encode_cursor(rows[-1].opened_at, rows[-1].id) if more else None
+        return TicketPage([_view(t) for t in rows], nxt)
+
+    def get_ticket(self, ticket_id: str) -> TicketView | None:
+        """One ticket with its history, or None."""
+        with self._readers() as s:
+            t = s.get(Ticket, ticket_id)
+            return None if t is None else _view(t, with_history=True)
+
+    # --- people's actions ------------------------------------------------------------------
+    def transition(
+        self, ticket_id: str, to: Status | str, *, actor: str, note: str | None = None
+    ) -> TicketView:
+        """Move a ticket along the lifecycle; raises IllegalTransition, TicketNotFound,
+        TicketConflict (reopening while another ticket for the same key is open)."""
+        now = self._now()
+        with self._sessions.begin() as s:
+            t = s.get(Ticket, ticket_id, with_for_update=True)
+            if t is None:
+                raise TicketNotFound(ticket_id)
+            current = Status(t.status)
+            target = check_transition(current, to, t.id)
+            try:
+                with s.begin_nested():
+                    t.status, t.updated_at = target.value, now
+                    if target is Status.REOPENED:  # to be acknowledged again
+                        t.due_at = now + self.policy.ack_deadline(t.priority)
+                    s.flush()
+            except IntegrityError as exc:
+                raise TicketConflict(
+                    f"cannot reopen {ticket_id}: another ticket for the same "
+                    f"{'(model, batch, fault)' if t.scope == 'batch' else '(device, fault)'} "
+                    "is open; work on that one"
+                ) from exc
+            self._log(
+                s,
+                t,
+                now,
+                "transition",
+                actor=actor,
+                from_status=current,
+                to_status=target,
+                note=note,
+            )
+            s.flush()
+            s.refresh(t)
+            return _view(t, with_history=True)
+
+    def comment(self, ticket_id: str, text: str, *, actor: str) -> TicketView:
+        """Add a comment to a ticket's history."""
+        now = self._now()
+        with self._sessions.begin() as s:
+            t = s.get(Ticket, ticket_id)
+            if t is None:
+                raise TicketNotFound(ticket_id)
+            t.updated_at = now
+            self._log(s, t, now, "comment", actor=actor, note=text)
+            s.flush()
+            s.refresh(t)
+            return _view(t, with_history=True)
+
+    # --- tokens ----------------------------------------------------------------------------
+    def ensure_token(self, token: str, *, name: str, role: str) -> None:
+        """Make ``token`` valid with ``role`` (idempotent); used to bootstrap the admin token."""
+        if role not in ROLE_RANK:
+            raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+        with self._sessions.begin() as s:
+            row = s.get(ApiToken, hash_token(token))
+            if row is None:
+                s.add(
+                    ApiToken(
+                        token_sha256=hash_token(token), name=name, role=role, created_at=self._now()
+                    )
+                )
+            else:
+                row.name, row.role = name, role
+
+    def create_token(self, *, name: str, role: str) -> str:
+        """A new random token for ``role``; only its digest is stored."""
+        token = secrets.token_urlsafe(32)
+        self.ensure_token(token, name=name, role=role)
+        return token
+
+    def authenticate(self, token: str) -> Principal | None:
+        with self._readers() as s:
+            return lookup_token(s, token)

@@ -1,0 +1,226 @@
+"""A cloud worker: subscribe to some partitions, ingest, detect, and hand findings to ticketing.
+
+Threads: paho's network thread only puts received messages on a bounded queue (when the queue is
+full it blocks, so the socket stops being read and the broker holds the rest: backpressure, not
+unbounded memory). The worker thread takes messages in batches, ingests them, commits the
+journal and only then acknowledges them to the broker (manual PUBACK), so a message the broker
+considers delivered is on disk. The MQTT session is persistent (clean_session false, a client id
+fixed by the partition set), so a restarted worker receives what it missed.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cloud.anomaly.base import Finding
+from cloud.detection import DetectorBank
+from cloud.ingest import Ingestor
+from cloud.registry import DeviceInfo
+from cloud.store.journal import Journal
+from cloud.ticketing.policy import TicketPolicy
+from qloop import protocol
+from qloop.clock import utcnow
+from qloop.mqtt import BrokerAddress, InboundMessage, MqttLink
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    broker: BrokerAddress = field(default_factory=BrokerAddress)
+    partitions: Sequence[int] = tuple(range(protocol.PARTITIONS))
+    db_url: str = "sqlite:///var/qloop.db"
+    journal_path: str = "var/journal.db"
+    influx_url: str | None = None
+    influx_token: str | None = None
+    influx_org: str | None = None
+    influx_bucket: str = "qloop"
+    queue_size: int = 10_000
+    batch_size: int = 500
+    batch_wait_s: float = 0.05
+    checkpoint_every_s: float = 30.0
+    client_id: str | None = None
+    ticket_policy: TicketPolicy | None = None
+
+    def mqtt_client_id(self) -> str:
+        if self.client_id:
+            return self.client_id
+        p = list(self.partitions)
+        return f"qloop-cloud-{p[0]:02d}-{p[-1]:02d}-{len(p)}"
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        *,
+        on_finding: Callable[[Finding, DeviceInfo], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        Path(settings.journal_path).parent.mkdir(parents=True, exist_ok=True)
+        self.journal = Journal(settings.journal_path)
+        self.tickets = None
+        self._extra_sink = on_finding
+        if settings.db_url:
+            from cloud.ticketing.db import make_engine
+            from cloud.ticketing.service import TicketService
+
+            self.tickets = TicketService(
+                make_engine(settings.db_url), utcnow, settings.ticket_policy
+            )
+        self.influx = None
+        if settings.influx_url:
+            from cloud.store.influx import InfluxSink
+
+            self.influx = InfluxSink(
+                settings.influx_url,
+                settings.influx_token or "",
+                settings.influx_org or "",
+                settings.influx_bucket,
+            )
+        self.ingestor = Ingestor(
+            self.journal,
+            DetectorBank(),
+            self._finding,
+            on_points=self.influx.add if self.influx else None,
+            on_birth=self._birth,
+            clock=clock,
+        )
+        self._queue: queue.Queue[InboundMessage] = queue.Queue(settings.queue_size)
+        self._stop = threading.Event()
+        self.link = MqttLink(
+            settings.mqtt_client_id(),
+            settings.broker,
+            clean_session=False,
+            subscriptions=protocol.subscriptions(settings.partitions),
+            on_message=self._queue.put,
+            manual_ack=True,
+            max_inflight=1000,
+        )
+        self.ticket_changes: list[object] = []
+
+    def _birth(self, info: DeviceInfo) -> None:
+        if self.tickets is None:
+            return
+        from cloud.ticketing.service import DeviceRecord
+
+        now = self.clock()
+        self.tickets.register_device(
+            DeviceRecord(
+                info.device,
+                info.product,
+                info.model,
+                info.batch,
+                info.serial,
+                info.firmware,
+                first_seen_ts=info.first_ts or now,
+                last_seen_ts=info.last_ts or now,
+            )
+        )
+
+    def _finding(self, f: Finding, info: DeviceInfo) -> None:
+        if self.influx is not None:
+            self.influx.add_finding(info, f)
+        if self.tickets is not None:
+            if info.first_ts is not None and info.last_ts is not None:
+                self.tickets.touch_devices({info.device: info.last_ts})
+            for change in self.tickets.record_finding(f):
+                log.info("ticket %s", change)
+                self.ticket_changes.append(change)
+        if self._extra_sink is not None:
+            self._extra_sink(f, info)
+
+    def _restore(self) -> None:
+        n = 0
+        for info in self.ingestor.registry:
+            state = self.journal.checkpoint(info.device)
+            if state is not None:
+                self.ingestor.detectors.restore(info.device, state)
+                n += 1
+        if n:
+            log.info("restored detector state of %d devices", n)
+
+    def checkpoint(self) -> None:
+        now = self.clock()
+        bank = self.ingestor.detectors
+        for device in bank.dirty():
+            state = bank.snapshot(device)
+            if state is not None:
+                self.journal.save_checkpoint(device, state, now)
+        if self.tickets is not None:
+            self.tickets.touch_devices(
+                {
+                    i.device: i.last_ts
+                    for i in self.ingestor.registry
+                    if i.last_ts is not None and i.born
+                }
+            )
+        self.journal.commit()
+
+    def process_batch(self, timeout: float) -> int:
+        """Take up to ``batch_size`` messages, ingest them, commit, then acknowledge them."""
+        try:
+            first = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return 0
+        batch = [first]
+        deadline = time.monotonic() + self.settings.batch_wait_s
+        while len(batch) < self.settings.batch_size:
+            try:
+                batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        for msg in batch:
+            try:
+                self.ingestor.handle(msg)
+            except Exception:  # a bug on one message must not stop the fleet's ingest
+                log.exception("failed to ingest a message on %s", msg.topic)
+                self.journal.dead_letter(
+                    msg.topic, msg.payload, "internal error while ingesting", self.clock()
+                )
+        self.ingestor.check_offline()
+        self.journal.commit()
+        if self.influx is not None:
+            self.influx.flush()
+        for msg in batch:
+            self.link.ack(msg)
+        return len(batch)
+
+    def start(self) -> None:
+        self._restore()
+        self.link.start()
+
+    def run(self, duration_s: float | None = None) -> None:
+        self.start()
+        started = last_cp = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                self.process_batch(timeout=0.2)
+                now = time.monotonic()
+                if now - last_cp >= self.settings.checkpoint_every_s:
+                    self.checkpoint()
+                    last_cp = now
+                if duration_s is not None and now - started >= duration_s:
+                    break
+        finally:
+            self.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        self.link.close()
+        while self.process_batch(timeout=0.0):  # what was received but not processed yet
+            pass
+        self.checkpoint()
+        if self.influx is not None:
+            self.influx.close()
+        self.journal.close()

@@ -1,0 +1,1 @@
+"""The agent that runs on each product: sample, buffer, publish, raise safety events."""

@@ -1,0 +1,5 @@
+import sys
+
+from qloop.cli import main
+
+sys.exit(main())

@@ -1,0 +1,38 @@
+"""Time, injected: logic takes a clock instead of reading the system's."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def time(self) -> float:
+        """Unix seconds (wall time)."""
+        ...
+
+    def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))
+
+
+def utcnow() -> datetime:
+    """The wall clock as an aware UTC datetime (the default for services that take a clock)."""
+    return datetime.now(UTC)
+
+
+def iso(ts: float) -> str:
+    """Unix seconds → ``2024-05-17T08:00:00Z``."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,21 @@
+"""The fault vocabulary of CONTRACTS.md §3: fault name → category."""
+
+from __future__ import annotations
+
+CATEGORIES = ("functional", "performance", "workmanship", "safety", "sensor", "connectivity")
+
+FAULTS: dict[str, str] = {
+    "cooling_decline": "performance",
+    "noise_rise": "workmanship",
+    "vibration_rise": "workmanship",
+    "overcurrent": "safety",
+    # Extension: the edge's second default safety rule (return air over its limit).
+    "overheat": "safety",
+    "sensor_stuck": "sensor",
+    "device_offline": "connectivity",
+}
+
+
+def category(fault: str) -> str:
+    """The category of a known fault; unknown faults (e.g. a new detector's) are 'functional'."""
+    return FAULTS.get(fault, "functional")

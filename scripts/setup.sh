@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Set up qloop on a fresh Debian machine with Python >= 3.11: system packages (Mosquitto, and for
+# the tests PostgreSQL and VictoriaMetrics), a virtualenv in .venv, and qloop with its tools.
+# Idempotent: what is there already is kept. Usage: scripts/setup.sh [--test]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+pkgs=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || pkgs+=(mosquitto)
+if [ "$want_test" = 1 ]; then
+  [ -x /usr/bin/victoria-metrics ] || pkgs+=(victoria-metrics)
+  ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || pkgs+=(postgresql)
+fi
+if [ "${#pkgs[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing ${pkgs[*]} from Debian's packages"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+  else
+    echo "setup: missing ${pkgs[*]}; install them (apt-get install ${pkgs[*]}) as root." >&2
+    echo "setup: the demo falls back to the embedded amqtt broker without Mosquitto." >&2
+  fi
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -c 'import sys; assert sys.version_info >= (3, 11), "qloop needs Python >= 3.11"'
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+extras="dev"
+[ "$want_test" = 1 ] && extras="dev,postgres"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[${extras}]"

@@ -1,0 +1,1 @@
+"""Simulated fleets of products with injected, labelled faults."""

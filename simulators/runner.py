@@ -1,0 +1,192 @@
+"""Drive a simulated fleet through the real edge agent code to a real MQTT broker.
+
+Every simulated unit has its own :class:`edge_agent.core.DeviceCore` (its own topics, ``seq``,
+blocks and safety rules, exactly as on a product); many units share one MQTT connection, so
+10,000 units need a handful of sockets, not 10,000. Each connection has its own store-and-forward
+:class:`edge_agent.publisher.Publisher`.
+
+Wills on a shared connection: MQTT gives a connection one will, so a per-device ``offline``
+will cannot be expressed. Shared connections set no will; on a clean stop the runner publishes
+``offline`` for each of its units, and a crashed simulator shows in the cloud as silence, which
+is what the ``device_offline`` detector watches anyway.
+
+Time: simulated event time advances one ``sample_period_s`` per step, as fast as the broker takes
+it (``speed`` 0) or at ``speed`` simulated seconds per wall second.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edge_agent.buffer import MemoryBuffer
+from edge_agent.core import DeviceCore, Identity
+from edge_agent.publisher import Publisher
+from qloop.clock import Clock, SystemClock
+from qloop.mqtt import BrokerAddress, MqttLink
+from qloop.protocol import Status
+from simulators.aircon import AIRCON_FIELDS
+from simulators.fleet import Fleet
+from simulators.scenario import Scenario
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Progress:
+    step: int
+    steps: int
+    ts: float
+    readings: int
+    published: int
+    acknowledged: int
+
+
+class _Link:
+    """One shared connection: its units' cores and its publisher."""
+
+    def __init__(
+        self, name: str, broker: BrokerAddress, cores: list[DeviceCore], window: int, clock: Clock
+    ) -> None:
+        self.cores = cores
+        self.clock = clock
+        # paho's own in-flight limit off: the Publisher's window is the limit, and paho 2.2 stops
+        # resending at the first message held back by its limit after a reconnect
+        self.link = MqttLink(name, broker, on_connect=self._announce, max_inflight=0)
+        self.publisher = Publisher(self.link, MemoryBuffer(max_messages=10_000_000), window=window)
+
+    def _announce(self) -> None:
+        now = self.clock.time()
+        for core in self.cores:
+            self.publisher.publish_now(core.birth(now))
+            self.publisher.publish_now(Status(core.identity.device, True))
+
+
+class FleetRunner:
+    def __init__(
+        self,
+        scenario: Scenario,
+        broker: BrokerAddress,
+        *,
+        fleet: Fleet | None = None,
+        devices_per_connection: int = 2500,
+        block_rows: int = 60,
+        window: int = 1000,
+        clock: Clock | None = None,
+        client_prefix: str = "qloop-sim",
+        on_progress: Callable[[Progress], None] | None = None,
+        progress_every: int = 100,
+    ) -> None:
+        self.scenario = scenario
+        self.fleet = fleet or Fleet(scenario)
+        self.clock = clock or SystemClock()
+        self.on_progress = on_progress
+        self.progress_every = progress_every
+        self.cores = [
+            DeviceCore(
+                Identity(
+                    u.device,
+                    u.model,
+                    u.batch,
+                    u.serial,
+                    u.firmware,
+                    u.product,
+                    scenario.sample_period_s,
+                ),
+                AIRCON_FIELDS,
+                block_rows=block_rows,
+                block_max_age_s=float("inf"),
+            )
+            for u in self.fleet.units
+        ]
+        self.links = [
+            _Link(
+                f"{client_prefix}-{i // devices_per_connection}",
+                broker,
+                self.cores[i : i + devices_per_connection],
+                window,
+                self.clock,
+            )
+            for i in range(0, len(self.cores), devices_per_connection)
+        ]
+        self._link_of = [li for li, lk in enumerate(self.links) for _ in lk.cores]
+        self._stop = threading.Event()
+        self.readings = 0
+        self.high_water = window * 4
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _pending(self) -> int:
+        return sum(len(lk.publisher.buffer) for lk in self.links)
+
+    def _pump(self) -> None:
+        for lk in self.links:
+            lk.publisher.pump()
+
+    def _progress(self, step: int, steps: int, ts: float) -> None:
+        if self.on_progress is not None:
+            self.on_progress(
+                Progress(
+                    step,
+                    steps,
+                    ts,
+                    self.readings,
+                    sum(lk.publisher.published for lk in self.links),
+                    sum(lk.publisher.acknowledged for lk in self.links),
+                )
+            )
+
+    def run(self, connect_timeout: float = 30.0) -> int:
+        """Run the scenario to its end (or :meth:`stop`); returns the readings produced."""
+        sc = self.scenario
+        for lk in self.links:
+            lk.link.start()
+        for lk in self.links:
+            if not lk.link.wait_connected(connect_timeout):
+                raise ConnectionError(
+                    f"no connection to the MQTT broker at "
+                    f"{lk.link.broker.host}:{lk.link.broker.port}"
+                )
+        steps = int(sc.duration_s // sc.sample_period_s)
+        wall0 = self.clock.monotonic()
+        try:
+            for step in range(steps):
+                if self._stop.is_set():
+                    break
+                ts = sc.start_ts + step * sc.sample_period_s
+                rows, online = self.fleet.step(ts)
+                for i in online.nonzero()[0]:
+                    for msg in self.cores[i].sample(rows[i], now=ts):
+                        self.links[self._link_of[i]].publisher.submit(msg, now=ts)
+                self.readings += int(online.sum())
+                self._pump()
+                while self._pending() > self.high_water and not self._stop.is_set():
+                    self.links[0].publisher.wait_ack(0.05)
+                    self._pump()
+                if sc.speed > 0:
+                    ahead = (ts - sc.start_ts) / sc.speed - (self.clock.monotonic() - wall0)
+                    if ahead > 0:
+                        self.clock.sleep(ahead)
+                if step % self.progress_every == 0:
+                    self._progress(step, steps, ts)
+            for lk in self.links:
+                for core in lk.cores:
+                    for msg in core.flush():
+                        lk.publisher.submit(msg)
+            self._drain()
+            self._progress(steps, steps, sc.start_ts + steps * sc.sample_period_s)
+        finally:
+            for lk in self.links:
+                if lk.link.connected:
+                    for core in lk.cores:
+                        lk.publisher.publish_now(Status(core.identity.device, False))
+                lk.link.close()
+        return self.readings
+
+    def _drain(self, timeout: float = 60.0) -> None:
+        deadline = self.clock.monotonic() + timeout
+        for lk in self.links:
+            lk.publisher.drain(max(0.0, deadline - self.clock.monotonic()))

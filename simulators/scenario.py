@@ -1,0 +1,379 @@
+"""What a simulated fleet looks like: batches of units, their faults, the climate, the clock.
+
+A scenario is a frozen value, loaded from TOML (a file, or a built-in by name) and checked
+strictly: unknown keys, wrong types and out-of-range values raise :class:`ScenarioError` naming
+the file and the key, so a typo in a scenario never silently runs a different experiment.
+
+Durations (every key ending in ``_s``) are seconds, or strings with units such as ``"3d"``,
+``"12h"``, ``"1d12h"``, ``"90m"``. ``start_ts`` is Unix seconds or a TOML/ISO 8601 date-time with
+an offset. Example::
+
+    name = "mini"
+    seed = 7
+    start_ts = 2024-07-01T00:00:00+08:00
+    duration_s = "2d"
+    sample_period_s = 60
+
+    [climate]
+    outdoor_mean_c = 30.0
+
+    [[batches]]
+    batch = "B20240517"
+    model = "KFR-35GW"
+    units = 20
+
+    [[batches.faults]]
+    kind = "refrigerant_leak"
+    share = 0.5
+    onset_after_s = ["1d", "3d"]
+    magnitude = 0.25          # final capacity loss fraction
+    ramp_s = "3d"
+
+Fault kinds and what ``magnitude`` means for each are in :data:`FAULT_KINDS`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from simulators.aircon import MODELS
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be run; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class FaultKind:
+    """A simulator fault kind: what the cloud should report and what ``magnitude`` means."""
+
+    expected_faults: tuple[str, ...]  # CONTRACTS.md §3 names; the first is the main one
+    magnitude: str
+    magnitude_range: tuple[float, float]
+
+
+FAULT_KINDS: dict[str, FaultKind] = {
+    "refrigerant_leak": FaultKind(
+        ("cooling_decline",), "final capacity loss fraction, reached linearly over ramp_s", (0, 0.9)
+    ),
+    "clogged_filter": FaultKind(
+        ("cooling_decline",),
+        "final airflow loss fraction over ramp_s (capacity falls ~airflow^1.4, ΔT ~airflow^0.4)",
+        (0, 0.8),
+    ),
+    "fan_bearing_wear": FaultKind(
+        ("noise_rise", "vibration_rise"),
+        "final noise rise in dB over ramp_s; vibration rises 0.008 g per dB",
+        (0, 30),
+    ),
+    "loose_panel": FaultKind(
+        ("noise_rise",), "noise rise in dB (a rattle), reached over ramp_s (0 = a step)", (0, 30)
+    ),
+    "compressor_overcurrent": FaultKind(
+        ("overcurrent",),
+        "spike current in A (shown on up to 15 % of compressor-on samples, rising over ramp_s)",
+        (10.5, 40),
+    ),
+    "stuck_sensor": FaultKind(
+        ("sensor_stuck",), "unused; the sensor named in `sensor` repeats its last value", (0, 0)
+    ),
+    "offline": FaultKind(
+        ("device_offline",),
+        "outage length in seconds (no readings from onset for that long)",
+        (1, 365 * 86400),
+    ),
+}
+STUCK_SENSORS = ("return_c", "supply_c", "ambient_c", "current_a", "noise_db", "vibration_g")
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """A fault that hits ``share`` of a batch's units, each at a random time in a window.
+
+    ``onset_after_s`` and ``repair_after_s`` count seconds from the scenario's start;
+    ``repair_after_s`` (a field repair campaign) must come after the onset window.
+    ``sensor`` names the stuck sensor for ``stuck_sensor`` ("" = return_c or supply_c at random).
+    """
+
+    kind: str
+    share: float
+    onset_after_s: tuple[float, float]
+    magnitude: float
+    ramp_s: float = 0.0
+    repair_after_s: float | None = None
+    sensor: str = ""
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    batch: str
+    model: str
+    units: int
+    faults: tuple[FaultSpec, ...] = ()
+    firmware: str = "2.3.0"
+
+
+@dataclass(frozen=True)
+class Climate:
+    """Outdoor air: daily cycle plus a slow weather drift (Ornstein-Uhlenbeck) for the region."""
+
+    outdoor_mean_c: float = 30.0
+    daily_amplitude_c: float = 5.0  # half the day-night swing
+    peak_hour: float = 15.0  # local hour of the daily maximum
+    weather_sigma_c: float = 2.0  # stationary standard deviation of the drift
+    weather_tau_s: float = 3 * 86400.0  # how long a hot or cool spell lasts
+    utc_offset_h: float = 8.0  # local time = UTC + this (schedules and the sun follow local time)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    seed: int
+    start_ts: float
+    duration_s: float
+    sample_period_s: float
+    batches: tuple[BatchSpec, ...]
+    speed: float = 0.0  # simulated seconds per wall second; 0 = as fast as possible
+    climate: Climate = field(default_factory=Climate)
+    sensor_dropout: float = 0.0  # chance that one sensor of one row gives no value (NaN)
+    device_prefix: str = "ac"
+    description: str = ""
+
+    @property
+    def units(self) -> int:
+        return sum(b.units for b in self.batches)
+
+    @property
+    def end_ts(self) -> float:
+        return self.start_ts + self.duration_s
+
+
+BUILTIN_SCENARIOS: tuple[str, ...] = ("demo", "week", "smoke", "scale")
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([dhms])")
+_UNIT_S = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+
+
+def load_scenario(path_or_name: str | Path) -> Scenario:
+    """A scenario from a TOML file, or a built-in one by name (see ``BUILTIN_SCENARIOS``)."""
+    text_name = str(path_or_name)
+    path = Path(path_or_name)
+    if path.suffix == ".toml" or path.exists() or "/" in text_name:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise ScenarioError(f"{text_name}: cannot read scenario file ({e.strerror})") from e
+        return parse_scenario(text, source=text_name)
+    if text_name not in BUILTIN_SCENARIOS:
+        raise ScenarioError(
+            f"unknown scenario {text_name!r}: give a .toml file or one of "
+            + ", ".join(BUILTIN_SCENARIOS)
+        )
+    resource = resources.files("simulators") / "scenarios" / f"{text_name}.toml"
+    return parse_scenario(resource.read_text(encoding="utf-8"), source=f"{text_name}.toml")
+
+
+def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
+    """A scenario from TOML text; ``source`` names it in error messages."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(f"{source}: not valid TOML: {e}") from e
+    return _Reader(source).scenario(data)
+
+
+def duration_s(value: Any, where: str = "duration") -> float:
+    """Seconds from a number or a string like ``"1d12h"``; raises ScenarioError otherwise."""
+    if isinstance(value, bool):
+        raise ScenarioError(f"{where}: expected seconds or a duration like '3d', got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        compact = value.replace(" ", "")
+        parts = _DURATION_RE.findall(compact)
+        if not parts or "".join(n + u for n, u in parts) != compact:
+            raise ScenarioError(f"{where}: cannot read duration {value!r} (use e.g. '3d', '1d12h')")
+        seconds = sum(float(n) * _UNIT_S[u] for n, u in parts)
+    else:
+        raise ScenarioError(f"{where}: expected seconds or a duration like '3d', got {value!r}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ScenarioError(f"{where}: must be a finite duration >= 0, got {value!r}")
+    return seconds
+
+
+class _Reader:
+    """Turns parsed TOML into dataclasses, checking as it goes, with the key path in errors."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, message: str) -> ScenarioError:
+        return ScenarioError(f"{self.source}: {where}: {message}")
+
+    def table(self, value: Any, where: str, allowed: set[str], required: set[str]) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(where, f"expected a table, got {type(value).__name__}")
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise self.fail(where, f"unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+        missing = sorted(required - set(value))
+        if missing:
+            raise self.fail(where, f"missing key(s) {missing}")
+        return value
+
+    def number(self, value: Any, where: str, lo: float = -math.inf, hi: float = math.inf) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(where, f"expected a number, got {value!r}")
+        if not math.isfinite(value) or not lo <= value <= hi:
+            raise self.fail(where, f"must be in [{lo}, {hi}], got {value!r}")
+        return float(value)
+
+    def duration(self, value: Any, where: str) -> float:
+        return duration_s(value, f"{self.source}: {where}")
+
+    def text(self, value: Any, where: str, pattern: re.Pattern[str] | None = None) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(where, f"expected a non-empty string, got {value!r}")
+        if pattern is not None and not pattern.match(value):
+            raise self.fail(where, f"{value!r} must match {pattern.pattern}")
+        return value
+
+    def timestamp(self, value: Any, where: str) -> float:
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError as e:
+                raise self.fail(where, f"cannot read date-time {value!r}") from e
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise self.fail(where, "date-time needs an offset (e.g. Z or +08:00)")
+            return value.timestamp()
+        return self.number(value, where, 0.0)
+
+    def scenario(self, data: dict) -> Scenario:
+        top = {"name", "seed", "start_ts", "duration_s", "sample_period_s", "batches"}
+        extra = {"speed", "climate", "sensor_dropout", "device_prefix", "description"}
+        self.table(data, "top level", top | extra, top)
+        seed = data["seed"]
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise self.fail("seed", f"expected an integer >= 0, got {seed!r}")
+        duration = self.duration(data["duration_s"], "duration_s")
+        period = self.duration(data["sample_period_s"], "sample_period_s")
+        if duration <= 0 or period <= 0:
+            raise self.fail("duration_s/sample_period_s", "must be > 0")
+        batches_raw = data["batches"]
+        if not isinstance(batches_raw, list) or not batches_raw:
+            raise self.fail("batches", "expected at least one [[batches]] table")
+        batches = tuple(self.batch(b, f"batches[{i}]") for i, b in enumerate(batches_raw))
+        names = [b.batch for b in batches]
+        if len(set(names)) != len(names):
+            raise self.fail("batches", f"batch names must be unique, got {names}")
+        prefix = self.text(data.get("device_prefix", "ac"), "device_prefix", _NAME_RE)
+        return Scenario(
+            name=self.text(data["name"], "name"),
+            seed=seed,
+            start_ts=self.timestamp(data["start_ts"], "start_ts"),
+            duration_s=duration,
+            sample_period_s=period,
+            batches=batches,
+            speed=self.number(data.get("speed", 0.0), "speed", 0.0),
+            climate=self.climate(data.get("climate", {})),
+            sensor_dropout=self.number(data.get("sensor_dropout", 0.0), "sensor_dropout", 0, 0.5),
+            device_prefix=prefix,
+            description=str(data.get("description", "")),
+        )
+
+    def climate(self, data: Any) -> Climate:
+        default = Climate()
+        names = set(Climate.__dataclass_fields__)
+        self.table(data, "climate", names, set())
+        values: dict[str, float] = {}
+        for key, value in data.items():
+            where = f"climate.{key}"
+            if key.endswith("_s"):
+                values[key] = self.duration(value, where)
+                if values[key] <= 0:
+                    raise self.fail(where, "must be > 0")
+            elif key == "peak_hour":
+                values[key] = self.number(value, where, 0.0, 24.0)
+            elif key == "utc_offset_h":
+                values[key] = self.number(value, where, -12.0, 14.0)
+            elif key == "outdoor_mean_c":
+                values[key] = self.number(value, where, -30.0, 50.0)
+            else:
+                values[key] = self.number(value, where, 0.0, 30.0)
+        climate = Climate(**{**default.__dict__, **values})
+        return climate
+
+    def batch(self, data: Any, where: str) -> BatchSpec:
+        allowed = {"batch", "model", "units", "faults", "firmware"}
+        self.table(data, where, allowed, {"batch", "model", "units"})
+        model = self.text(data["model"], f"{where}.model")
+        if model not in MODELS:
+            raise self.fail(f"{where}.model", f"unknown model {model!r}; known: {sorted(MODELS)}")
+        units = data["units"]
+        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+            raise self.fail(f"{where}.units", f"expected an integer >= 1, got {units!r}")
+        faults_raw = data.get("faults", [])
+        if not isinstance(faults_raw, list):
+            raise self.fail(f"{where}.faults", "expected [[batches.faults]] tables")
+        faults = tuple(self.fault(f, f"{where}.faults[{i}]") for i, f in enumerate(faults_raw))
+        return BatchSpec(
+            batch=self.text(data["batch"], f"{where}.batch", _NAME_RE),
+            model=model,
+            units=units,
+            faults=faults,
+            firmware=self.text(data.get("firmware", "2.3.0"), f"{where}.firmware"),
+        )
+
+    def fault(self, data: Any, where: str) -> FaultSpec:
+        allowed = {"kind", "share", "onset_after_s", "magnitude", "ramp_s", "repair_after_s"}
+        allowed.add("sensor")
+        self.table(data, where, allowed, {"kind", "share", "onset_after_s"})
+        kind = self.text(data["kind"], f"{where}.kind")
+        if kind not in FAULT_KINDS:
+            raise self.fail(f"{where}.kind", f"unknown kind {kind!r}; known: {sorted(FAULT_KINDS)}")
+        spec = FAULT_KINDS[kind]
+        share = self.number(data["share"], f"{where}.share", 0.0, 1.0)
+        window = data["onset_after_s"]
+        if isinstance(window, int | float | str) and not isinstance(window, bool):
+            window = [window, window]
+        if not isinstance(window, list) or len(window) != 2:
+            raise self.fail(
+                f"{where}.onset_after_s", f"expected [earliest, latest], got {window!r}"
+            )
+        onset = (
+            self.duration(window[0], f"{where}.onset_after_s[0]"),
+            self.duration(window[1], f"{where}.onset_after_s[1]"),
+        )
+        if onset[0] > onset[1]:
+            raise self.fail(f"{where}.onset_after_s", f"earliest after latest: {window!r}")
+        lo, hi = spec.magnitude_range
+        if "magnitude" not in data and lo != hi:
+            raise self.fail(f"{where}.magnitude", f"required for {kind}: {spec.magnitude}")
+        if kind == "offline":
+            magnitude = self.duration(data["magnitude"], f"{where}.magnitude")
+            if not lo <= magnitude <= hi:
+                raise self.fail(f"{where}.magnitude", f"must be in [{lo}, {hi}] s")
+        else:
+            magnitude = self.number(data.get("magnitude", lo), f"{where}.magnitude", lo, hi)
+        ramp = self.duration(data.get("ramp_s", 0.0), f"{where}.ramp_s")
+        repair = data.get("repair_after_s")
+        if repair is not None:
+            repair = self.duration(repair, f"{where}.repair_after_s")
+            if repair <= onset[1]:
+                raise self.fail(f"{where}.repair_after_s", "must come after the onset window")
+        sensor = data.get("sensor", "")
+        if sensor and (kind != "stuck_sensor" or sensor not in STUCK_SENSORS):
+            raise self.fail(
+                f"{where}.sensor", f"only for stuck_sensor, one of {list(STUCK_SENSORS)}"
+            )
+        return FaultSpec(kind, share, onset, magnitude, ramp, repair, sensor)

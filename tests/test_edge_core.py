@@ -1,0 +1,62 @@
+"""The edge's protocol logic without I/O: numbering, blocks, safety events, bad values."""
+
+from __future__ import annotations
+
+import math
+
+from edge_agent.buffer import PRIORITY_EVENT, MemoryBuffer
+from edge_agent.core import DeviceCore, Identity, SafetyRule
+from qloop.protocol import Event, Telemetry
+
+FIELDS = ("ts", "current_a", "return_c")
+IDENT = Identity("ac-1", "KFR-35GW", "B1", "SN-1", "2.3.0", sample_period_s=1.0)
+
+
+def test_blocks_close_by_rows_and_by_age():
+    core = DeviceCore(IDENT, FIELDS, block_rows=3, block_max_age_s=10.0, next_seq=7)
+    out = []
+    for t in range(7):
+        out += core.sample((float(t), 4.0, 25.0), now=float(t))
+    blocks = [m for m in out if isinstance(m, Telemetry)]
+    assert [b.seq for b in blocks] == [7, 8]
+    assert [len(b.rows) for b in blocks] == [3, 3]
+    assert core.due(15.0) == []  # the open block's first row came at now=6
+    (aged,) = core.due(16.0)
+    assert aged.seq == 9 and aged.rows == ((6.0, 4.0, 25.0),)
+    assert core.flush() == []
+
+
+def test_safety_event_leaves_at_once_and_fires_once_per_crossing():
+    rule = SafetyRule("overcurrent", "current_a", 10.0, rearm=1.0)
+    core = DeviceCore(IDENT, FIELDS, block_rows=100, rules=[rule])
+    currents = [4.0, 11.0, 12.0, 9.5, 12.5, 8.0, 10.5]
+    events = []
+    for t, c in enumerate(currents):
+        events += [m for m in core.sample((float(t), c, 25.0)) if isinstance(m, Event)]
+    # 11.0 fires; 12.0 and 12.5 don't (9.5 is not below 10 - 1); 8.0 re-arms; 10.5 fires
+    assert [(e.ts, e.value) for e in events] == [(1.0, 11.0), (6.0, 10.5)]
+    assert [e.seq for e in events] == [0, 1]
+    assert all(e.kind == "overcurrent" and e.limit == 10.0 for e in events)
+
+
+def test_bad_values_go_out_as_null_and_are_counted():
+    core = DeviceCore(IDENT, FIELDS, block_rows=1)
+    (block,) = core.sample((1.0, math.nan, "hot"))
+    assert block.rows == ((1.0, None, None),)
+    (block,) = core.sample((2.0, None, True))
+    assert block.rows == ((2.0, None, 1.0),)
+    assert core.bad_values == 2  # NaN and "hot"; None is "no value", not an error
+
+
+def test_memory_buffer_priorities_cursor_and_drop_oldest():
+    buf = MemoryBuffer(max_messages=3)
+    a = buf.append("t", b"a", readings=10, device="d", seq=0)
+    e = buf.append("e", b"e", priority=PRIORITY_EVENT, device="d", seq=1)
+    b = buf.append("t", b"b", readings=10, device="d", seq=2)
+    c = buf.append("t", b"c", readings=10, device="d", seq=3)  # over the cap: drops a
+    assert [x.id for x in buf.pending(0, 0, 10)] == [b, c]
+    assert [x.id for x in buf.pending(PRIORITY_EVENT, 0, 10)] == [e]
+    assert buf.pending(0, b, 10)[0].id == c
+    assert buf.stats().dropped_readings == 10 and a not in {x.id for x in buf.pending(0, 0, 9)}
+    buf.ack([b, e])
+    assert len(buf) == 1 and buf.last_seq("d") == 3

@@ -1,0 +1,85 @@
+"""The ingest core without MQTT: dead letters, de-duplication, births, held telemetry."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloud.detection import DetectorBank
+from cloud.ingest import Ingestor
+from cloud.store.journal import Journal
+from qloop import protocol
+from qloop.mqtt import InboundMessage
+from qloop.protocol import Birth, Event, Telemetry
+
+
+def _msg(m) -> InboundMessage:
+    return InboundMessage(
+        protocol.topic(m.device, protocol.kind_of(m)), protocol.encode(m), False, False
+    )
+
+
+def _tel(device: str, seq: int, t0: float = 0.0, n: int = 3) -> Telemetry:
+    return Telemetry(device, seq, ("ts", "x"), tuple((t0 + i, float(i)) for i in range(n)))
+
+
+@pytest.fixture
+def ingest(tmp_path):
+    findings = []
+    journal = Journal(tmp_path / "journal.db")
+    ing = Ingestor(
+        journal, DetectorBank({}), lambda f, info: findings.append((f, info)), clock=lambda: 1000.0
+    )
+    ing.findings = findings
+    yield ing
+    journal.close()
+
+
+def test_malformed_messages_are_kept_with_their_reason(ingest):
+    ingest.handle(InboundMessage("qloop/v1/00/x/telemetry", b"{}", False, False))
+    ingest.handle(InboundMessage(protocol.topic("d1", "telemetry"), b"{oops", False, False))
+    ingest.handle(_msg(_tel("d1", 0)))
+    assert ingest.stats.malformed == 2 and ingest.stats.telemetry == 1
+    reasons = [r[3] for r in ingest.journal.dead_letters()]
+    assert any("partition" in r for r in reasons) and any("JSON" in r for r in reasons)
+    assert {r[2] for r in ingest.journal.dead_letters()} == {b"{}", b"{oops"}
+
+
+def test_duplicates_are_stored_and_counted_once(ingest, tmp_path):
+    for seq in (0, 1, 1, 3, 0, 2, 3):
+        ingest.handle(_msg(_tel("d1", seq, t0=seq * 10)))
+    assert ingest.stats.telemetry == 4 and ingest.stats.duplicates == 3
+    assert ingest.journal.seqs("d1") == [0, 1, 2, 3]
+    ingest.journal.commit()
+    # a new worker (empty memory) still refuses a copy: the journal's key
+    again = Ingestor(ingest.journal, DetectorBank({}), lambda f, i: None, clock=lambda: 0.0)
+    again.handle(_msg(_tel("d1", 2, t0=20)))
+    assert again.stats.duplicates == 1 and again.stats.telemetry == 0
+
+
+def test_telemetry_waits_for_birth_then_goes_on_with_its_tags(ingest):
+    seen = []
+    ingest.on_points = lambda info, m: seen.append((info.batch, m.seq))
+    ingest.handle(_msg(_tel("d1", 0)))
+    assert seen == [] and ingest.stats.held == 1
+    ingest.handle(_msg(Birth("d1", "air_conditioner", "KFR-35GW", "B7", "SN", "1.0", 10.0, 0.0)))
+    assert seen == [("B7", 0)]
+    ingest.handle(_msg(_tel("d1", 1, t0=10)))
+    assert seen[-1] == ("B7", 1)
+
+
+def test_no_birth_ever_processes_as_unknown_after_the_hold_limit(ingest):
+    seen = []
+    ingest.on_points = lambda info, m: seen.append(info.batch)
+    ingest.hold_limit = 3
+    for seq in range(5):
+        ingest.handle(_msg(_tel("d9", seq, t0=seq * 10)))
+    assert seen == ["unknown"] * 5
+
+
+def test_overcurrent_event_becomes_a_finding(ingest):
+    ingest.handle(_msg(Birth("d1", "air_conditioner", "KFR-35GW", "B7", "SN", "1.0", 10.0, 0.0)))
+    ingest.handle(_msg(Event("d1", 0, 123.0, "overcurrent", 12.5, 10.0)))
+    ingest.handle(_msg(Event("d1", 1, 124.0, "door_opened", None, None)))
+    ((f, info),) = ingest.findings
+    assert (f.fault, f.ts, f.evidence["value"], info.batch) == ("overcurrent", 123.0, 12.5, "B7")
+    assert ingest.stats.events == 2

@@ -1,0 +1,184 @@
+"""The device contract codec: round trips and clear errors (CONTRACTS.md §1)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import zlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from qloop import protocol
+from qloop.protocol import Birth, DecodeError, Event, Status, Telemetry
+
+devices = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+names = st.from_regex(r"\A[a-z_][a-z0-9_]{0,20}\Z")
+finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+text = st.text(min_size=1, max_size=20)
+
+
+@given(devices)
+def test_partition_is_crc32_mod_64(device):
+    assert protocol.partition(device) == zlib.crc32(device.encode()) % 64
+    t = protocol.topic(device, "telemetry")
+    assert t == f"qloop/v1/{protocol.partition(device):02d}/{device}/telemetry"
+    parsed = protocol.parse_topic(t)
+    assert (parsed.device, parsed.kind, parsed.partition) == (
+        device,
+        "telemetry",
+        protocol.partition(device),
+    )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "qloop/v1/00/ac-1/telemetry/x",
+        "qloop/v2/00/ac-1/telemetry",
+        "qloop/v1/0/ac-1/birth",
+        "qloop/v1/00/-bad/birth",
+        "qloop/v1/00/ac-1/reboot",
+        "qloop/v1/63/ac-000123/birth",
+    ],
+)
+def test_bad_topics(bad):
+    with pytest.raises(DecodeError):
+        protocol.parse_topic(bad)
+
+
+def test_subscriptions_and_partition_specs():
+    assert protocol.parse_partitions("0-2,5") == [0, 1, 2, 5]
+    assert protocol.subscriptions([0, 15]) == ["qloop/v1/00/+/#", "qloop/v1/15/+/#"]
+    for bad in ("64", "3-1", "x", ""):
+        with pytest.raises(ValueError):
+            protocol.parse_partitions(bad)
+
+
+@given(
+    devices, st.integers(0, 2**53), st.lists(names, min_size=1, max_size=8, unique=True), st.data()
+)
+def test_telemetry_round_trip(device, seq, extra_fields, data):
+    fields = ("ts", *[f for f in extra_fields if f != "ts"])
+    n = data.draw(st.integers(0, 20))
+    rows = tuple(
+        (data.draw(finite), *[data.draw(st.none() | finite) for _ in fields[1:]]) for _ in range(n)
+    )
+    msg = Telemetry(device, seq, fields, rows)
+    assert protocol.decode(protocol.topic(device, "telemetry"), protocol.encode(msg)) == msg
+
+
+@given(devices, text, text, text, text, text, st.floats(0.01, 1e5), finite)
+def test_birth_round_trip(device, product, model, batch, serial, firmware, period, ts):
+    msg = Birth(
+        device, product, model, batch, serial, firmware, period, ts, {"dropped_readings": 3}
+    )
+    assert protocol.decode(protocol.topic(device, "birth"), protocol.encode(msg)) == msg
+
+
+@given(devices, st.integers(0, 2**40), finite, text, st.none() | finite, st.none() | finite)
+def test_event_round_trip(device, seq, ts, kind, value, limit):
+    msg = Event(device, seq, ts, kind, value, limit)
+    assert protocol.decode(protocol.topic(device, "event"), protocol.encode(msg)) == msg
+
+
+def test_status_round_trip():
+    for online in (True, False):
+        m = Status("ac-1", online)
+        assert protocol.decode(protocol.topic("ac-1", "status"), protocol.encode(m)) == m
+    with pytest.raises(DecodeError, match="online"):
+        protocol.decode(protocol.topic("ac-1", "status"), b"maybe")
+
+
+def test_contract_example_decodes():
+    body = {
+        "v": 1,
+        "device": "ac-000123",
+        "seq": 4711,
+        "fields": [
+            "ts",
+            "setpoint_c",
+            "return_c",
+            "supply_c",
+            "ambient_c",
+            "compressor_on",
+            "fan_speed",
+            "current_a",
+            "noise_db",
+            "vibration_g",
+        ],
+        "rows": [
+            [1716000000.0, 16.0, 25.1, 16.2, 31.0, 1, 2, 4.2, 41.3, 0.03],
+            [1716000010.0, 16.0, 25.0, 16.1, 31.0, 1, 2, 4.2, 41.2, 0.03],
+        ],
+    }
+    t = protocol.decode(protocol.topic("ac-000123", "telemetry"), json.dumps(body).encode())
+    assert t.seq == 4711 and t.column("supply_c") == [16.2, 16.1]
+
+
+def test_non_finite_values_become_null():
+    raw = (
+        b'{"v":1,"device":"d1","seq":1,"fields":["ts","x","y"],'
+        b'"rows":[[1.0,NaN,Infinity],[2.0,-Infinity,3]]}'
+    )
+    t = protocol.decode_telemetry(raw)
+    assert t.rows == ((1.0, None, None), (2.0, None, 3))
+    assert protocol.encode(Telemetry("d1", 1, ("ts", "x"), ((1.0, math.nan),))).count(b"null")
+
+
+def _tel(**over):
+    body = {"v": 1, "device": "d1", "seq": 1, "fields": ["ts", "x"], "rows": [[1.0, 2.0]]}
+    body.update(over)
+    return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize(
+    "payload, reason",
+    [
+        (b"not json", "not UTF-8 JSON"),
+        (b"\xff\xfe", "not UTF-8 JSON"),
+        (b"[1, 2]", "JSON object"),
+        (_tel(v=2), "unsupported version"),
+        (_tel(v=True), "unsupported version"),
+        (_tel(seq=-1), "seq"),
+        (_tel(seq="7"), "seq"),
+        (_tel(seq=True), "seq"),
+        (_tel(device="bad device"), "device"),
+        (_tel(device="d2"), "differs from topic"),
+        (_tel(fields="ts,x"), "fields"),
+        (_tel(fields=["x", "y"]), "must include 'ts'"),
+        (_tel(fields=["ts", "ts"]), "repeated"),
+        (_tel(fields=["ts", "bad name"]), "identifier"),
+        (_tel(rows=[[1.0]]), "row 0 must be a list of 2"),
+        (_tel(rows=[[1.0, "hot"]]), "not a number"),
+        (_tel(rows=[[None, 1.0]]), "'ts' must not be null"),
+        (_tel(rows={"a": 1}), "rows"),
+    ],
+)
+def test_malformed_telemetry_is_refused_with_a_reason(payload, reason):
+    with pytest.raises(DecodeError, match=reason):
+        protocol.decode(protocol.topic("d1", "telemetry"), payload)
+
+
+def test_missing_fields_and_oversize():
+    with pytest.raises(DecodeError, match="'seq'"):
+        protocol.decode_telemetry(json.dumps({"v": 1, "device": "d1"}).encode())
+    with pytest.raises(DecodeError, match="'model'"):
+        protocol.decode_birth(
+            json.dumps(
+                {"v": 1, "device": "d1", "product": "p", "sample_period_s": 1, "ts": 1}
+            ).encode()
+        )
+    with pytest.raises(DecodeError, match="exceeds"):
+        protocol.decode_telemetry(b" " * (protocol.MAX_PAYLOAD_BYTES + 1))
+    with pytest.raises(DecodeError, match="'ts'"):
+        protocol.decode_event(json.dumps({"v": 1, "device": "d1", "seq": 1, "kind": "k"}).encode())
+
+
+@given(st.binary(max_size=300))
+def test_decoder_never_raises_anything_but_decode_error(blob):
+    for kind in ("birth", "telemetry", "event", "status"):
+        with contextlib.suppress(DecodeError):
+            protocol.decode(protocol.topic("d1", kind), blob)

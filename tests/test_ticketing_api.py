@@ -1,0 +1,183 @@
+"""The ticketing HTTP API (CONTRACTS.md §4) through FastAPI's TestClient; no sockets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cloud.anomaly.base import Finding
+from cloud.ticketing.api.app import create_app
+from cloud.ticketing.service import DeviceRecord, TicketService
+from cloud.ticketing.settings import Settings
+
+ADMIN = "admin-secret"
+DAY = 86_400.0
+T0 = 1_700_000_000.0
+TICKET_KEYS = {
+    "id", "scope", "model", "batch", "device", "fault", "category", "severity", "priority",
+    "department", "departments", "status", "affected_devices", "batch_devices", "detected_at",
+    "opened_at", "due_at", "evidence",
+}  # fmt: skip
+
+
+@pytest.fixture
+def app(tmp_path):
+    settings = Settings(db=f"sqlite:///{tmp_path / 'api.db'}", api_token=ADMIN)
+    clock = lambda: datetime(2026, 11, 22, 10, 0, 1, tzinfo=UTC)  # noqa: E731
+    return create_app(settings, clock=clock)
+
+
+@pytest.fixture
+def client(app) -> TestClient:
+    with TestClient(app) as c:
+        c.headers["Authorization"] = f"Bearer {ADMIN}"
+        yield c
+
+
+@pytest.fixture
+def seeded(app) -> TicketService:
+    """Batch B0 of model M1 stands out (8/20) and 7 isolated units elsewhere have device tickets."""
+    svc: TicketService = app.state.service
+    for b in range(4):
+        for u in range(20):
+            svc.register_device(
+                DeviceRecord(f"ac-{b}-{u:02d}", "air_conditioner", "M1", f"B{b}", "SN", "1.0",
+                             T0, T0 + 30 * DAY)
+            )  # fmt: skip
+    for u in range(8):
+        svc.record_finding(Finding(f"ac-0-{u:02d}", "cooling_decline", T0 + 30 * DAY, T0, 0.9))
+    for u in range(7):
+        svc.record_finding(Finding(f"ac-{1 + u % 3}-{u:02d}", "noise_rise", T0 + 30 * DAY, T0, 0.8))
+    return svc
+
+
+def test_healthz_needs_no_token(app) -> None:
+    with TestClient(app) as c:
+        assert c.get("/healthz").json() == {"status": "ok"}
+
+
+def test_openapi(app) -> None:
+    with TestClient(app) as c:
+        paths = c.get("/openapi.json").json()["paths"]
+    assert {"/api/v1/tickets", "/api/v1/tickets/{ticket_id}"} <= set(paths)
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic abc"])
+def test_missing_or_bad_token_is_401(app, header: str | None) -> None:
+    headers = {"Authorization": header} if header else {}
+    with TestClient(app) as c:
+        r = c.get("/api/v1/tickets", headers=headers)
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == "Bearer"
+
+
+def test_ticket_json_follows_the_contract(client: TestClient, seeded) -> None:
+    (item,) = client.get("/api/v1/tickets", params={"scope": "batch"}).json()["items"]
+    assert set(item) == TICKET_KEYS
+    assert item["id"].startswith("PF202611")
+    assert (item["scope"], item["batch"], item["device"]) == ("batch", "B0", None)
+    assert (item["affected_devices"], item["batch_devices"]) == (8, 20)
+    assert item["detected_at"] == "2023-12-14T22:13:20Z"
+    assert item["opened_at"] == "2026-11-22T10:00:01Z"
+    assert item["due_at"] == "2026-11-22T11:00:01Z"
+    assert len(item["evidence"]["devices"]) == 8
+
+
+def test_filters(client: TestClient, seeded) -> None:
+    def ids(**params: str) -> set[str]:
+        return {t["id"] for t in client.get("/api/v1/tickets", params=params).json()["items"]}
+
+    everything = ids(limit="500")
+    assert len(everything) == 12  # 1 batch + 4 folded device tickets + 7 noise device tickets
+    assert len(ids(status="closed")) == 4
+    assert len(ids(status="open", scope="device")) == 7
+    assert len(ids(fault="noise_rise", batch="B1")) == 3
+    assert len(ids(severity="III")) == 1
+    assert ids(model="other") == set()
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({"status": "opened"}, "'open'"),
+        ({"severity": "IV"}, "'III'"),
+        ({"scope": "fleet"}, "'batch'"),
+        ({"limit": "0"}, "greater than or equal to 1"),
+        ({"limit": "501"}, "less than or equal to 500"),
+        ({"cursor": "not-a-cursor"}, "invalid cursor"),
+    ],
+)
+def test_bad_filters_are_422_with_a_message(client: TestClient, params, needle: str) -> None:
+    r = client.get("/api/v1/tickets", params=params)
+    assert r.status_code == 422
+    (error,) = r.json()["detail"]
+    assert needle in error["msg"]
+    assert error["loc"][-1] == next(iter(params))
+
+
+def test_paging_with_cursor(client: TestClient, seeded) -> None:
+    seen, cursor, pages = [], None, 0
+    while True:
+        params = {"limit": "5"} | ({"cursor": cursor} if cursor else {})
+        body = client.get("/api/v1/tickets", params=params).json()
+        seen += [t["id"] for t in body["items"]]
+        pages += 1
+        cursor = body["next"]
+        if cursor is None:
+            break
+    assert pages == 3
+    assert len(seen) == len(set(seen)) == 12
+    default = client.get("/api/v1/tickets").json()
+    assert default["next"] is None and len(default["items"]) == 12
+
+
+def test_one_ticket_with_history_and_404(client: TestClient, seeded) -> None:
+    tid = client.get("/api/v1/tickets", params={"scope": "batch"}).json()["items"][0]["id"]
+    body = client.get(f"/api/v1/tickets/{tid}").json()
+    assert set(body) == TICKET_KEYS | {"history"}
+    assert [h["action"] for h in body["history"]][:2] == ["opened", "absorbed"]
+    r = client.get("/api/v1/tickets/PF209901999")
+    assert r.status_code == 404 and "PF209901999" in r.json()["detail"]
+
+
+def test_transitions_comments_and_roles(client: TestClient, seeded) -> None:
+    tid = client.get("/api/v1/tickets", params={"scope": "batch"}).json()["items"][0]["id"]
+    url = f"/api/v1/tickets/{tid}"
+
+    r = client.post(f"{url}/transitions", json={"to": "closed"})
+    assert r.status_code == 409
+    assert "legal from 'open': acknowledged" in r.json()["detail"]
+
+    r = client.post(f"{url}/transitions", json={"to": "acknowledged", "note": "on it"})
+    assert r.status_code == 200 and r.json()["status"] == "acknowledged"
+    r = client.post(f"{url}/comments", json={"text": "compressor lot 7 suspected"})
+    assert r.status_code == 201
+    last = r.json()["history"][-2:]
+    assert [(h["actor"], h["action"], h["note"]) for h in last] == [
+        ("admin", "transition", "on it"),
+        ("admin", "comment", "compressor lot 7 suspected"),
+    ]
+
+    token = client.post("/api/v1/tokens", json={"name": "ann", "role": "viewer"}).json()["token"]
+    viewer = {"Authorization": f"Bearer {token}"}
+    assert client.get(url, headers=viewer).status_code == 200
+    r = client.post(f"{url}/transitions", json={"to": "in_progress"}, headers=viewer)
+    assert r.status_code == 403
+    assert client.post("/api/v1/tokens", json={"name": "x"}, headers=viewer).status_code == 403
+    assert (
+        client.post("/api/v1/tickets/PF209901999/comments", json={"text": "x"}).status_code == 404
+    )
+
+
+def test_settings_come_from_qloop_environment(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("QLOOP_API_TOKEN", "from-env")
+    monkeypatch.setenv("QLOOP_DB", f"sqlite:///{tmp_path / 'env.db'}")
+    monkeypatch.setenv("QLOOP_BROKER", "localhost:1883")  # another component's option: ignored
+    monkeypatch.setenv("QLOOP_ALPHA", "0.05")
+    settings = Settings()
+    assert settings.ticket_policy().alpha == 0.05
+    with TestClient(create_app(settings)) as c:
+        ok = c.get("/api/v1/tickets", headers={"Authorization": "Bearer from-env"})
+    assert ok.status_code == 200 and ok.json() == {"items": [], "next": None}
