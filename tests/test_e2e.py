@@ -68,7 +68,7 @@ def test_fleet_to_batch_ticket_through_real_processes(mosquitto, tmp_path):
     db = f"sqlite:///{tmp_path / 'qloop.db'}"
     (tmp_path / "e2e.toml").write_text(SCENARIO)
     port = free_port()
-    log = open(tmp_path / "procs.log", "wb")
+    log = open(tmp_path / "procs.log", "wb")  # noqa: SIM115 - shared by two child processes
     procs = [
         _qloop("api", "--db", db, "--port", str(port), env=env, log=log),
         _qloop(
