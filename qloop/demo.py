@@ -134,9 +134,15 @@ def run_demo(
         _wait_ingested(journal, timeout=120)
         base = f"http://127.0.0.1:{api_port}"
         tickets = fetch_tickets(base, token)
-        print(f"\nqloop demo: {len(tickets)} ticket(s) opened:")
-        for t in tickets:
+        live = [t for t in tickets if t["status"] != "closed"]
+        print(f"\nqloop demo: {len(live)} open ticket(s):")
+        for t in live:
             print(format_ticket(t))
+        if len(tickets) > len(live):
+            print(
+                f"  (and {len(tickets) - len(live)} closed, e.g. device tickets merged into "
+                "their batch ticket once the batch stood out)"
+            )
         print(f"\nAPI:   {base}/api/v1/tickets   (OpenAPI: {base}/docs)")
         print(f"Token: {token}")
         print(f"Try:   curl -H 'Authorization: Bearer {token}' {base}/api/v1/tickets\n", flush=True)
