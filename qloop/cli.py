@@ -16,7 +16,10 @@ import sys
 import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from qloop.mqtt import MqttLink
 
 log = logging.getLogger("qloop")
 
@@ -132,6 +135,11 @@ def build_parser(config: dict[str, Any] | None = None) -> argparse.ArgumentParse
     o.add("--influx-bucket", default="qloop", help="InfluxDB bucket")
     o.add("--client-id", help="MQTT client id (default: derived from the partitions)")
     o.add("--duration", type=float, help="stop after S seconds")
+    o.add(
+        "--ready-file",
+        help="write this file once the worker's subscriptions are active "
+        "(a readiness probe for scripts and orchestrators)",
+    )
     cr.set_defaults(func=_cmd_cloud_run)
 
     api = sub.add_parser("api", help="the ticketing API and pages")
@@ -220,6 +228,8 @@ def _cmd_cloud_run(args: argparse.Namespace) -> int:
         raise SystemExit(f"qloop cloud run: {e}") from None
     worker = Worker(settings)
     _stop_on_signals(worker.stop)
+    if args.ready_file:
+        _announce_ready(worker.link, Path(args.ready_file))
     log.info(
         "cloud worker %s on %s, partitions %s",
         settings.mqtt_client_id(),
@@ -228,6 +238,16 @@ def _cmd_cloud_run(args: argparse.Namespace) -> int:
     )
     worker.run(duration_s=args.duration)
     return 0
+
+
+def _announce_ready(link: MqttLink, path: Path) -> None:
+    import threading
+
+    def wait() -> None:
+        if link.wait_subscribed(timeout=None):
+            path.write_text("subscribed\n")
+
+    threading.Thread(target=wait, name="ready-file", daemon=True).start()
 
 
 def _cmd_api(args: argparse.Namespace) -> int:

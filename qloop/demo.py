@@ -36,12 +36,24 @@ def _journal_messages(path: Path) -> int:
         return -1
 
 
+def _wait_file(path: Path, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def _wait_ingested(journal: Path, timeout: float, settle: float = 3.0) -> None:
     """Until the journal stops growing for ``settle`` seconds (the worker caught up)."""
     deadline = time.monotonic() + timeout
     last, since = -2, time.monotonic()
     while time.monotonic() < deadline:
         n = _journal_messages(journal)
+        if n < 0:  # not created yet
+            time.sleep(0.5)
+            continue
         if n != last:
             last, since = n, time.monotonic()
         elif time.monotonic() - since >= settle:
@@ -82,6 +94,7 @@ def run_demo(
     env = {**os.environ, "QLOOP_API_TOKEN": token}
     db = f"sqlite:///{run_dir / 'qloop.db'}"
     journal = run_dir / "journal.db"
+    ready = run_dir / "worker.ready"
     children: list[subprocess.Popen] = []
     broker = start_broker(run_dir / "broker", port=broker_port)
     print(f"qloop demo: {broker.kind} broker on {broker.address}; logs in {run_dir}", flush=True)
@@ -104,6 +117,8 @@ def run_demo(
                     str(journal),
                     "--client-id",
                     "qloop-demo-worker",
+                    "--ready-file",
+                    str(ready),
                 ],
                 run_dir / "worker.log",
                 env,
@@ -112,7 +127,11 @@ def run_demo(
         if not wait_port("127.0.0.1", api_port, 30):
             print(f"qloop demo: the API did not start; see {run_dir / 'api.log'}")
             return 1
-        time.sleep(1.0)  # let the worker subscribe before the fleet's first births
+        # telemetry is not retained: the fleet may only start once the worker's persistent
+        # session and subscriptions exist, or its first readings would go nowhere
+        if not _wait_file(ready, 60):
+            print(f"qloop demo: the worker did not subscribe; see {run_dir / 'worker.log'}")
+            return 1
         print(f"qloop demo: simulating scenario '{scenario}' ...", flush=True)
         sim = subprocess.run(
             [

@@ -103,6 +103,8 @@ class MqttLink:
         self._user_on_disconnect = on_disconnect
         self._keepalive = keepalive
         self._connected = threading.Event()
+        self._subscribed = threading.Event()  # every filter acknowledged (SUBACK) on this link
+        self._pending_subs: set[int] = set()
         self._lock = threading.Lock()  # guards the ack callbacks; never held while in paho
         self._ack_callbacks: dict[int, Callable[[], None]] = {}
         self._early_acks: set[int] = set()
@@ -132,6 +134,7 @@ class MqttLink:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_publish = self._on_publish
+        c.on_subscribe = self._on_subscribe
         c.on_message = self._on_message
         self._client = c
 
@@ -204,11 +207,30 @@ class MqttLink:
             log.warning("%s: broker refused connection: %s", self.client_id, reason_code)
             return
         self._generation += 1
-        for f in self._subscriptions:
-            client.subscribe(f, qos=1)
+        with self._lock:
+            self._pending_subs.clear()
+            for f in self._subscriptions:
+                rc, mid = client.subscribe(f, qos=1)
+                if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    self._pending_subs.add(mid)
+            if not self._pending_subs:
+                self._subscribed.set()
         self._connected.set()
         if self._user_on_connect is not None:
             self._user_on_connect()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # noqa: ANN001
+        if any(rc.is_failure for rc in reason_codes):
+            log.warning("%s: broker refused a subscription: %s", self.client_id, reason_codes)
+            return
+        with self._lock:
+            self._pending_subs.discard(mid)
+            if not self._pending_subs:
+                self._subscribed.set()
+
+    def wait_subscribed(self, timeout: float | None = None) -> bool:
+        """Until the broker acknowledged every subscription (or ``timeout``)."""
+        return self._subscribed.wait(timeout)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
         self._connected.clear()
