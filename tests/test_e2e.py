@@ -80,12 +80,16 @@ def test_fleet_to_batch_ticket_through_real_processes(mosquitto, tmp_path):
             db,
             "--journal",
             str(tmp_path / "journal.db"),
+            "--ready-file",
+            str(tmp_path / "worker.ready"),
             env=env,
             log=log,
         ),
     ]
     try:
         assert wait_port("127.0.0.1", port, 30), "API did not start"
+        # telemetry is not retained: the fleet starts once the worker's session exists
+        wait_for((tmp_path / "worker.ready").exists, timeout=60, what="the worker's subscriptions")
         sim = subprocess.run(
             [
                 sys.executable,
