@@ -20,6 +20,7 @@ TICKET_KEYS = {
     "department", "departments", "status", "affected_devices", "batch_devices", "detected_at",
     "opened_at", "due_at", "evidence",
 }  # fmt: skip
+EXTENSIONS = {"stage", "overdue", "overdue_stage"}  # optional fields beyond the contract
 
 
 @pytest.fixture
@@ -62,6 +63,11 @@ def test_openapi(app) -> None:
     with TestClient(app) as c:
         paths = c.get("/openapi.json").json()["paths"]
     assert {"/api/v1/tickets", "/api/v1/tickets/{ticket_id}"} <= set(paths)
+    fix = paths["/api/v1/tickets/{ticket_id}/fix"]["post"]
+    assert {"201", "401", "403", "404", "409", "422"} <= set(fix["responses"])
+    assert "FixCreate" in str(fix["requestBody"])
+    assert "404" in paths["/api/v1/tickets/{ticket_id}"]["get"]["responses"]
+    assert "201" in paths["/api/v1/tickets/{ticket_id}/followups"]["post"]["responses"]
 
 
 @pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic abc"])
@@ -75,7 +81,8 @@ def test_missing_or_bad_token_is_401(app, header: str | None) -> None:
 
 def test_ticket_json_follows_the_contract(client: TestClient, seeded) -> None:
     (item,) = client.get("/api/v1/tickets", params={"scope": "batch"}).json()["items"]
-    assert set(item) == TICKET_KEYS
+    assert set(item) == TICKET_KEYS | EXTENSIONS
+    assert (item["stage"], item["overdue"], item["overdue_stage"]) == ("acknowledge", False, None)
     assert item["id"].startswith("PF202611")
     assert (item["scope"], item["batch"], item["device"]) == ("batch", "B0", None)
     assert (item["affected_devices"], item["batch_devices"]) == (8, 20)
@@ -136,7 +143,8 @@ def test_paging_with_cursor(client: TestClient, seeded) -> None:
 def test_one_ticket_with_history_and_404(client: TestClient, seeded) -> None:
     tid = client.get("/api/v1/tickets", params={"scope": "batch"}).json()["items"][0]["id"]
     body = client.get(f"/api/v1/tickets/{tid}").json()
-    assert set(body) == TICKET_KEYS | {"history"}
+    assert set(body) == TICKET_KEYS | EXTENSIONS | {"history", "fix"}
+    assert body["fix"] is None
     assert [h["action"] for h in body["history"]][:2] == ["opened", "absorbed"]
     r = client.get("/api/v1/tickets/PF209901999")
     assert r.status_code == 404 and "PF209901999" in r.json()["detail"]
@@ -181,3 +189,63 @@ def test_settings_come_from_qloop_environment(monkeypatch, tmp_path) -> None:
     with TestClient(create_app(settings)) as c:
         ok = c.get("/api/v1/tickets", headers={"Authorization": "Bearer from-env"})
     assert ok.status_code == 200 and ok.json() == {"items": [], "next": None}
+
+
+def test_fix_verification_and_followup(client: TestClient, seeded) -> None:
+    tid = client.get("/api/v1/tickets", params={"scope": "batch"}).json()["items"][0]["id"]
+    url = f"/api/v1/tickets/{tid}"
+    fix = {"description": "replaced TXV lot 7", "effective_from": "2023-12-15T00:00:00Z"}
+    r = client.post(f"{url}/fix", json=fix)
+    assert r.status_code == 409
+    assert "cannot fix on ticket" in r.json()["detail"] and "in status 'open'" in r.json()["detail"]
+    for to in ("acknowledged", "in_progress"):
+        assert client.post(f"{url}/transitions", json={"to": to}).status_code == 200
+
+    r = client.post(f"{url}/fix", json={**fix, "devices": ["ac-1-00"]})
+    assert r.status_code == 422 and "not units of M1 batch B0" in r.json()["detail"][0]["msg"]
+    r = client.post(f"{url}/fix", json={**fix, "effective_from": "2023-12-15T00:00:00"})
+    assert r.status_code == 422  # no time zone: ambiguous
+    r = client.post(f"{url}/fix", json={**fix, "devices": []})
+    assert r.status_code == 422
+
+    r = client.post(f"{url}/fix", json=fix)
+    assert r.status_code == 201
+    body = r.json()
+    assert body["status"] == "verifying" and body["stage"] == "verification"
+    assert body["fix"]["outcome"] == "pending" and len(body["fix"]["devices"]) == 8
+    assert body["fix"]["effective_from"] == 1702598400.0
+    assert body["fix"]["summary"] == "verifying: 0/8 units back at baseline"
+    assert body["history"][-1]["action"] == "fix"
+    assert client.post(f"{url}/fix", json=fix).status_code == 409  # one pending fix at a time
+
+    svc: TicketService = seeded
+    for u in range(8):
+        svc.record_finding(
+            Finding(f"ac-0-{u:02d}", "cooling_decline", 1702598400.0 + 3600, T0, 0.0, active=False)
+        )
+    body = client.get(url).json()
+    assert body["status"] == "closed"
+    assert body["fix"]["outcome"] == "verified"
+    assert body["fix"]["summary"] == "verified: 8/8 units back at baseline"
+    assert {u["state"] for u in body["fix"]["units"]} == {"cleared"}
+
+    followup = {"note": "customer confirms cooling is back", "customer": "Hotel Nord"}
+    r = client.post(f"{url}/followups", json=followup)
+    assert r.status_code == 201
+    last = r.json()["history"][-1]
+    assert (last["action"], last["note"], last["data"]) == (
+        "followup",
+        followup["note"],
+        {"customer": "Hotel Nord"},
+    )
+    assert client.post(f"{url}/followups", json={"note": "x"}).status_code == 422
+    r = client.post("/api/v1/tickets/PF209901999/fix", json=fix)
+    assert r.status_code == 404 and r.json()["detail"] == "no ticket PF209901999"
+
+
+def test_effective_from_accepts_unix_seconds() -> None:
+    from cloud.ticketing.api.schemas import FixCreate
+
+    assert FixCreate(description="x", effective_from=1702598400).effective_ts() == 1702598400.0
+    iso = FixCreate(description="x", effective_from="2023-12-15T01:00:00+01:00")
+    assert iso.effective_ts() == 1702598400.0

@@ -1,4 +1,4 @@
-"""TicketService, policy, ids and lifecycle against SQLite files in tmp_path."""
+"""TicketService, policy, ids and lifecycle, against SQLite and PostgreSQL (``db_url``)."""
 
 from __future__ import annotations
 
@@ -9,74 +9,35 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cloud.anomaly.base import Finding
 from cloud.ticketing.db import make_engine
 from cloud.ticketing.ids import format_ticket_id, parse_ticket_id
-from cloud.ticketing.lifecycle import IllegalTransition, Status, check_transition, legal_targets
+from cloud.ticketing.lifecycle import (
+    Action,
+    IllegalAction,
+    IllegalTransition,
+    Status,
+    check_action,
+    check_transition,
+    legal_targets,
+)
 from cloud.ticketing.models import Device, FindingRecord, Ticket
 from cloud.ticketing.policy import BatchCounts, TicketPolicy, adjust, compare_batches
-from cloud.ticketing.service import (
-    ChangeKind,
-    DeviceRecord,
-    TicketConflict,
-    TicketService,
+from cloud.ticketing.service import ChangeKind, TicketConflict, TicketService
+from tests import ticketing_support as support
+from tests.ticketing_support import (
+    DAY,
+    MODEL,
+    NOW_TS,
+    T0,
+    Clock,
+    dev_id,
+    finding,
+    open_tickets,
+    record,
+    register_fleet,
 )
 
-MODEL = "KFR-35GW"
-DAY = 86_400.0
-T0 = 1_700_000_000.0  # units went into the field here
-NOW_TS = T0 + 30 * DAY  # event time of the findings
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(datetime(2026, 11, 22, 10, 0, 1, tzinfo=UTC))
-
-
-@pytest.fixture
-def engine(tmp_path):
-    eng = make_engine(f"sqlite:///{tmp_path / 'tickets.db'}")
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
-def svc(engine, clock) -> TicketService:
-    return TicketService(engine, clock)
-
-
-def dev_id(batch: int, unit: int) -> str:
-    return f"ac-{batch}-{unit:02d}"
-
-
-def register_fleet(svc: TicketService, batches: int = 4, units: int = 20) -> None:
-    for b in range(batches):
-        for u in range(units):
-            svc.register_device(record(dev_id(b, u), f"B{b}"))
-
-
-def record(device: str, batch: str, model: str = MODEL) -> DeviceRecord:
-    return DeviceRecord(
-        device, "air_conditioner", model, batch, f"SN-{device}", "2.3.0", T0, NOW_TS
-    )
-
-
-def finding(
-    device: str, fault: str = "cooling_decline", ts: float = NOW_TS, active: bool = True
-) -> Finding:
-    return Finding(device, fault, ts, ts - DAY, 0.9, {"dt_drop_c": 2.5}, active)
-
-
-def open_tickets(svc: TicketService, **filters: str) -> list:
-    return [t for t in svc.tickets(limit=500, **filters).items if t.status != "closed"]
+clock, db_url, engine, svc = support.clock, support.db_url, support.engine, support.svc  # fixtures
 
 
 # --- batch statistics --------------------------------------------------------------------------
@@ -239,7 +200,7 @@ def _ticket(tid: str, *, scope: str = "batch", device: str | None = None, status
         id=tid, scope=scope, model=MODEL, batch="B0", device=device, fault="noise_rise",
         category="workmanship", severity="I", priority="low", department="Production",
         departments=["Production"], status=status, affected_devices=1, batch_devices=20,
-        detected_at=at, opened_at=at, due_at=at, updated_at=at, evidence={},
+        detected_at=at, opened_at=at, due_at=at, updated_at=at, evidence={}, cycle_at=at,
     )  # fmt: skip
 
 
@@ -259,7 +220,7 @@ def test_database_allows_one_open_device_ticket_per_key(engine) -> None:
         s.add(_ticket("PF202611003", scope="device", device="ac-1", status="reopened"))
 
 
-def test_two_services_on_one_file_share_the_key(tmp_path, clock) -> None:
+def test_two_services_on_one_sqlite_file_share_the_key(tmp_path, clock) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     worker, api = make_engine(url), make_engine(url)
     a, b = TicketService(worker, clock), TicketService(api, clock)
@@ -293,9 +254,17 @@ def test_id_format() -> None:
 
 # --- lifecycle ---------------------------------------------------------------------------------
 def test_lifecycle_table() -> None:
-    path = ["open", "acknowledged", "in_progress", "resolved", "verifying", "closed", "reopened"]
+    path = ["open", "acknowledged", "in_progress", "resolved", "reopened", "in_progress"]
     for a, b in zip(path, path[1:], strict=False):
         assert check_transition(a, b) == Status(b)
+    # verifying is entered by recording a fix and left by the data, never by naming the status
+    with pytest.raises(IllegalTransition):
+        check_transition("resolved", "verifying")
+    with pytest.raises(IllegalTransition):
+        check_transition("verifying", "closed")
+    assert check_action("in_progress", Action.FIX) is Status.VERIFYING
+    with pytest.raises(IllegalAction, match="allowed from: in_progress, resolved"):
+        check_action("open", Action.FIX, "PF202611001")
     with pytest.raises(IllegalTransition) as err:
         check_transition("open", "closed", "PF202611001")
     assert err.value.allowed == (Status.ACKNOWLEDGED,)
@@ -306,12 +275,13 @@ def test_lifecycle_table() -> None:
 def test_transitions_are_recorded_and_reopen_respects_the_key(svc: TicketService) -> None:
     register_fleet(svc)
     tid = svc.record_finding(finding(dev_id(0, 0)))[0].ticket_id
-    for to in ("acknowledged", "in_progress", "resolved", "verifying", "closed"):
+    for to in ("acknowledged", "closed"):  # dismissed: not a defect
         svc.transition(tid, to, actor="eng", note=f"-> {to}")
     t = svc.get_ticket(tid)
     assert t.status == "closed"
-    assert [(h.actor, h.to_status) for h in t.history[-5:]][-1] == ("eng", "closed")
-    # the fault comes back: a new ticket opens, and the old one cannot be reopened beside it
+    assert [(h.actor, h.to_status) for h in t.history[-2:]][-1] == ("eng", "closed")
+    # the fault comes back: a dismissed ticket is not a verified fix, so a new ticket opens, and
+    # the old one cannot be reopened beside it
     svc.record_finding(finding(dev_id(0, 0), ts=NOW_TS + 10, active=False))
     new = svc.record_finding(finding(dev_id(0, 0), ts=NOW_TS + 20))[0].ticket_id
     assert new != tid

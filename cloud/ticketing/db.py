@@ -9,24 +9,37 @@ can never fail halfway with ``database is locked`` because another process commi
 Plain transactions start with a deferred ``BEGIN`` and, in WAL mode, never wait for a writer.
 SQLAlchemy emits these BEGINs itself (the stdlib driver's own transaction handling is switched
 off), which also makes savepoints work.
+
+The schema is owned by Alembic (``migrations/``): :func:`make_engine` upgrades the database to the
+newest revision before handing the engine out. The upgrade runs in one transaction that first
+takes the write lock (SQLite) or an advisory lock (PostgreSQL), so a worker and an API starting
+together on a fresh database migrate it once and the second finds it done.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
-from cloud.ticketing.models import Base
-
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _WRITE_OPTION = "qloop_write"
+MIGRATIONS = Path(__file__).with_name("migrations")
+_MIGRATION_LOCK = 0x716C6F6F70  # PostgreSQL advisory lock key of migrations ("qloop")
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """An engine for ``url`` with the ticketing tables created (idempotent)."""
+class SchemaError(RuntimeError):
+    """The database holds tables that Alembic does not manage."""
+
+
+def make_engine(url: str, *, echo: bool = False, upgrade: bool = True) -> Engine:
+    """An engine for ``url``, its schema upgraded to the newest revision unless ``upgrade`` is
+    False (idempotent)."""
     parsed = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo}
     is_sqlite = parsed.get_backend_name() == "sqlite"
@@ -38,8 +51,33 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     engine = create_engine(url, **kwargs)
     if is_sqlite:
         _configure_sqlite(engine)
-    Base.metadata.create_all(engine)
+    if upgrade:
+        migrate(engine)
     return engine
+
+
+def alembic_config() -> Config:
+    """Alembic's configuration for the ticketing migrations (no ini file needed)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the database of ``engine`` (from :func:`make_engine`) to ``revision``, once even
+    with concurrent callers."""
+    config = alembic_config()
+    with for_writing(engine).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        tables = set(inspect(conn).get_table_names())
+        if "tickets" in tables and "alembic_version" not in tables:
+            raise SchemaError(
+                f"{engine.url.render_as_string(hide_password=True)} has ticketing tables but no "
+                "Alembic version: it was made by an older qloop; move it away to start afresh"
+            )
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
 
 
 def _configure_sqlite(engine: Engine) -> None:

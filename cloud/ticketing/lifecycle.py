@@ -1,16 +1,22 @@
 """The ticket lifecycle as data: statuses and the transitions between them.
 
-::
+Two tables. ``TRANSITIONS`` are the moves a person asks for by naming the target status::
 
-    open → acknowledged → in_progress → resolved → verifying → closed
+    open → acknowledged → in_progress → resolved        (resolved: cause found, plan made)
+    acknowledged → closed                                (dismissed: not a defect; note says why)
     resolved | verifying | closed → reopened
     reopened → acknowledged | in_progress
-    acknowledged → closed     (dismissed: not a defect; the note says why)
 
-Like h11's state machine, the table is the single source of truth and :func:`check_transition`
-raises :class:`IllegalTransition` (naming the legal targets) instead of ignoring a bad request.
-The system's own moves are not in the table: folding a device ticket into a batch ticket closes it
-directly (see ``service.py``).
+``ACTIONS`` are the moves that come with a record or are decided by the data, never by naming a
+status: recording the fix (``in_progress | resolved → verifying``, by a person, with the fix
+record), and the system's verification outcome (``verifying → closed`` when every fixed unit is
+back at baseline, ``verifying → reopened`` when one is not), a regression (``closed → reopened``
+when the fault comes back after a verified fix) and folding a device ticket into a batch ticket
+(``→ closed``). So a ticket is never closed as fixed without evidence from the units.
+
+Like h11's state machine, the tables are the single source of truth: :func:`check_transition` and
+:func:`check_action` raise :class:`IllegalTransition` (naming the legal moves) instead of ignoring
+a bad request.
 """
 
 from __future__ import annotations
@@ -32,10 +38,30 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.OPEN: frozenset({Status.ACKNOWLEDGED}),
     Status.ACKNOWLEDGED: frozenset({Status.IN_PROGRESS, Status.CLOSED}),
     Status.IN_PROGRESS: frozenset({Status.RESOLVED}),
-    Status.RESOLVED: frozenset({Status.VERIFYING, Status.REOPENED}),
-    Status.VERIFYING: frozenset({Status.CLOSED, Status.REOPENED}),
+    Status.RESOLVED: frozenset({Status.REOPENED}),
+    Status.VERIFYING: frozenset({Status.REOPENED}),
     Status.CLOSED: frozenset({Status.REOPENED}),
     Status.REOPENED: frozenset({Status.ACKNOWLEDGED, Status.IN_PROGRESS}),
+}
+
+
+NOT_CLOSED: frozenset[Status] = frozenset(Status) - {Status.CLOSED}
+
+
+class Action(StrEnum):
+    FIX = "fix"  # a person records the fix
+    VERIFIED = "verified"  # system: every fixed unit back at baseline
+    NOT_VERIFIED = "not_verified"  # system: a fixed unit shows the fault or never cleared
+    REGRESSION = "regression"  # system: the fault came back after a verified fix
+    MERGED = "merged"  # system: a device ticket folded into its batch ticket
+
+
+ACTIONS: dict[Action, tuple[frozenset[Status], Status]] = {
+    Action.FIX: (frozenset({Status.IN_PROGRESS, Status.RESOLVED}), Status.VERIFYING),
+    Action.VERIFIED: (frozenset({Status.VERIFYING}), Status.CLOSED),
+    Action.NOT_VERIFIED: (frozenset({Status.VERIFYING}), Status.REOPENED),
+    Action.REGRESSION: (frozenset({Status.CLOSED}), Status.REOPENED),
+    Action.MERGED: (NOT_CLOSED, Status.CLOSED),
 }
 
 
@@ -69,3 +95,27 @@ def check_transition(
     if req not in TRANSITIONS[cur]:
         raise IllegalTransition(cur, req, ticket_id)
     return req
+
+
+class IllegalAction(IllegalTransition):
+    """An action (like recording a fix) that the ticket's status does not allow."""
+
+    def __init__(self, current: Status, action: Action, ticket_id: str | None = None) -> None:
+        sources, target = ACTIONS[action]
+        Exception.__init__(
+            self,
+            f"cannot {action.value.replace('_', ' ')} on "
+            f"{f'ticket {ticket_id}' if ticket_id else 'a ticket'} in status '{current}'; "
+            f"allowed from: {', '.join(s for s in Status if s in sources)}",
+        )
+        self.current, self.requested, self.ticket_id = current, target, ticket_id
+        self.allowed = (target,) if current in sources else ()
+        self.action = action
+
+
+def check_action(current: Status | str, action: Action, ticket_id: str | None = None) -> Status:
+    """The status ``action`` leads to from ``current``, else raise :class:`IllegalAction`."""
+    sources, target = ACTIONS[action]
+    if Status(current) not in sources:
+        raise IllegalAction(Status(current), action, ticket_id)
+    return target

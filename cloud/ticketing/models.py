@@ -9,6 +9,10 @@
   them. Partial unique indexes make "at most one ticket that is not closed" per (model, batch,
   fault) for batch scope and per (device, fault) for device scope a database rule, so concurrent
   workers cannot open two.
+- ``ticket_fixes``: the fix records (what was done, on which units, effective from which event
+  time) and their verification outcome; a partial unique index allows one pending fix per ticket.
+- ``sla_escalations``: one row per (ticket, cycle, stage) that went overdue, doubling as the
+  outbox of the escalation webhook (delivery attempts, next attempt, delivered at).
 - ``api_tokens``: bearer tokens (stored as SHA-256 digests) with a role.
 - ``ticket_serials``: the per-month serial counter behind ticket ids.
 
@@ -135,6 +139,8 @@ class Ticket(Base):
     due_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    cycle: Mapped[int] = mapped_column(Integer, default=0)  # +1 on every reopening
+    cycle_at: Mapped[datetime]  # opened or last reopened: the SLA clocks run from here
 
     history: Mapped[list[TicketHistory]] = relationship(
         back_populates="ticket", order_by="TicketHistory.id", cascade="all, delete-orphan"
@@ -177,6 +183,54 @@ class TicketHistory(Base):
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     ticket: Mapped[Ticket] = relationship(back_populates="history")
+
+
+class TicketFix(Base):
+    __tablename__ = "ticket_fixes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id"), index=True)
+    cycle: Mapped[int] = mapped_column(Integer)
+    recorded_at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text)
+    devices: Mapped[list[Any]] = mapped_column(default=list)
+    effective_from: Mapped[float] = mapped_column(Float)  # event time
+    outcome: Mapped[str] = mapped_column(String(16))  # pending | verified | failed | withdrawn
+    decided_at: Mapped[datetime | None]
+    units: Mapped[list[Any]] = mapped_column(default=list)  # per-unit verdicts at the decision
+    note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index(
+            "uq_ticket_fixes_pending",
+            "ticket_id",
+            unique=True,
+            sqlite_where=text("outcome = 'pending'"),
+            postgresql_where=text("outcome = 'pending'"),
+        ),
+    )
+
+
+class SlaEscalation(Base):
+    __tablename__ = "sla_escalations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id"))
+    cycle: Mapped[int] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("uq_sla_escalations_stage", "ticket_id", "cycle", "stage", unique=True),
+        Index("ix_sla_escalations_pending", "delivered_at", "next_attempt_at"),
+    )
 
 
 class ApiToken(Base):

@@ -25,7 +25,12 @@ Grading, routing, SLA
 ---------------------
 Tables below, first matching rule wins. Severity: safety ⇒ III; share ≥ 30 % or ≥ 20 units ⇒ III;
 share ≥ 10 % ⇒ II; else I. Priority follows severity (III urgent, II normal, I low; safety always
-urgent). ``due_at`` is the acknowledgement deadline: opening time + the SLA of the priority.
+urgent). Deadlines of the stages are in ``sla.py`` (``TicketPolicy.sla``).
+
+Verification
+------------
+``verify_window_s`` (48 h of event time) is how long after a fix's ``effective_from`` a fixed unit
+may keep reporting data without its fault clearing before the fix counts as failed.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from typing import Literal
 
 import numpy as np
 from scipy import stats
+
+from cloud.ticketing.sla import SlaPolicy
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -98,12 +105,6 @@ DEFAULT_ROUTES: tuple[RouteRule, ...] = (
 )
 DEFAULT_DEPARTMENTS: tuple[str, ...] = ("Quality",)
 
-DEFAULT_ACK_SLA: dict[str, timedelta] = {
-    "urgent": timedelta(hours=1),
-    "normal": timedelta(hours=1),
-    "low": timedelta(hours=4),
-}
-
 SEVERITY_ORDER: dict[str, int] = {"I": 1, "II": 2, "III": 3}
 PRIORITY_ORDER: dict[str, int] = {"low": 1, "normal": 2, "urgent": 3}
 
@@ -126,7 +127,8 @@ class TicketPolicy:
     urgent_categories: frozenset[str] = URGENT_CATEGORIES
     routes: tuple[RouteRule, ...] = DEFAULT_ROUTES
     default_departments: tuple[str, ...] = DEFAULT_DEPARTMENTS
-    ack_sla: dict[str, timedelta] = field(default_factory=lambda: dict(DEFAULT_ACK_SLA))
+    sla: SlaPolicy = field(default_factory=SlaPolicy)
+    verify_window_s: float = 48 * 3600.0
 
     def with_(self, **changes: object) -> TicketPolicy:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -151,7 +153,7 @@ class TicketPolicy:
         return self.default_departments
 
     def ack_deadline(self, priority: str) -> timedelta:
-        return self.ack_sla.get(priority, timedelta(hours=1))
+        return self.sla.ack_deadline(priority)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,26 @@ Choices worth knowing:
   second not-closed ticket; if another worker wins the race, this one updates the winner's ticket.
 - ``detected_at`` is the event time of the earliest finding among the ticket's devices (the ``ts``
   at which evidence first sufficed; the detector's ``onset_ts`` estimate is kept per device).
+
+Closing the loop (``lifecycle.py`` has the moves, ``verification.py`` the rule):
+
+- **Fix record.** :meth:`record_fix` stores what was done, on which units (default: every affected
+  unit) and from which event time it applies, and moves the ticket to ``verifying``.
+- **Verification from data.** The fix is judged at once (the findings may already be in) and again
+  whenever a finding or a ``touch_devices`` concerns a fixed unit, and by :meth:`check_sla`
+  as a safety net. Verified closes the ticket ("verified: N/N units back at baseline"); a unit with
+  the fault again, or without a clear within ``verify_window_s`` of its own data, reopens it. The
+  decision is a compare-and-set on the pending fix row, so it is taken once.
+- **Regression.** A new episode of the fault in a unit of a batch (or on a device) whose ticket
+  was closed as verified, after that fix's ``effective_from``, reopens that ticket instead of
+  opening another. Tickets closed otherwise (dismissed, merged) are not reopened: a new one opens
+  if the data asks for it.
+- **SLA.** ``due_at`` is the deadline of the current stage (``sla.py``); :meth:`check_sla` flags
+  overdue tickets once per stage and cycle (history "overdue") and delivers escalations.
+- **Concurrency.** On PostgreSQL every change to the tickets of one (model, fault) takes a
+  transaction-scoped advisory lock first, so concurrent workers and the API evaluate one after the
+  other and each sees what the previous one committed (SQLite's ``BEGIN IMMEDIATE`` gives the same
+  for the whole file). The unique indexes stay the last line of defence.
 """
 
 from __future__ import annotations
@@ -35,27 +55,33 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
+import math
 import secrets
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, case, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.anomaly.base import Finding
 from cloud.ticketing.db import for_writing
+from cloud.ticketing.escalation import DeliveryError, Notifier
 from cloud.ticketing.ids import next_ticket_id
-from cloud.ticketing.lifecycle import Status, check_transition
+from cloud.ticketing.lifecycle import Action, Status, check_action, check_transition
 from cloud.ticketing.models import (
     ApiToken,
     Device,
     DeviceFault,
     FindingRecord,
+    SlaEscalation,
     Ticket,
+    TicketFix,
     TicketHistory,
 )
 from cloud.ticketing.policy import (
@@ -67,7 +93,11 @@ from cloud.ticketing.policy import (
     TicketPolicy,
     compare_batches,
 )
+from cloud.ticketing.sla import backoff
+from cloud.ticketing.verification import Outcome, Verdict, judge
 from qloop.faults import category as fault_category
+
+log = logging.getLogger(__name__)
 
 SYSTEM = "system"
 ROLES = ("viewer", "engineer", "admin")
@@ -96,6 +126,8 @@ class ChangeKind(StrEnum):
     SEVERITY_RAISED = "severity_raised"
     RECOVERED = "recovered"
     MERGED = "merged"
+    VERIFIED = "verified"
+    REOPENED = "reopened"  # verification failed, or a regression
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +160,22 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class FixView:
+    """A fix record and where its verification stands (per unit while pending, as decided after)."""
+
+    id: int
+    recorded_at: datetime
+    actor: str
+    description: str
+    devices: list[str]
+    effective_from: float
+    outcome: str
+    decided_at: datetime | None
+    summary: str
+    units: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
 class TicketView:
     """A ticket as CONTRACTS.md §4 describes it, plus its history when asked for."""
 
@@ -149,7 +197,12 @@ class TicketView:
     opened_at: datetime
     due_at: datetime
     evidence: dict[str, Any]
+    stage: str | None = None
+    overdue: bool = False
+    overdue_stage: str | None = None
+    cycle: int = 0
     history: list[HistoryEntry] = field(default_factory=list)
+    fix: FixView | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +234,20 @@ class TicketConflict(Exception):
 
 class InvalidCursor(ValueError):
     pass
+
+
+class InvalidFix(ValueError):
+    """A fix record that names units outside the ticket or has no usable effective time."""
+
+
+@dataclass(frozen=True, slots=True)
+class SlaReport:
+    """What one :meth:`TicketService.check_sla` run did."""
+
+    flagged: list[tuple[str, str]]  # (ticket id, stage) newly overdue
+    delivered: int
+    failed: int
+    changes: list[TicketChange]
 
 
 # --- small helpers -------------------------------------------------------------------------------
@@ -234,36 +301,6 @@ def _higher(order: Mapping[str, int], current: str, proposed: str) -> str:
     return proposed if order.get(proposed, 0) > order.get(current, 0) else current
 
 
-def _view(t: Ticket, with_history: bool = False) -> TicketView:
-    history = []
-    if with_history:
-        history = [
-            HistoryEntry(h.at, h.actor, h.action, h.from_status, h.to_status, h.note, dict(h.data))
-            for h in t.history
-        ]
-    return TicketView(
-        id=t.id,
-        scope=t.scope,
-        model=t.model,
-        batch=t.batch,
-        device=t.device,
-        fault=t.fault,
-        category=t.category,
-        severity=t.severity,
-        priority=t.priority,
-        department=t.department,
-        departments=list(t.departments),
-        status=t.status,
-        affected_devices=t.affected_devices,
-        batch_devices=t.batch_devices,
-        detected_at=t.detected_at,
-        opened_at=t.opened_at,
-        due_at=t.due_at,
-        evidence=dict(t.evidence),
-        history=history,
-    )
-
-
 def _change(kind: ChangeKind, t: Ticket, note: str = "") -> TicketChange:
     return TicketChange(
         kind,
@@ -285,9 +322,17 @@ def _change(kind: ChangeKind, t: Ticket, note: str = "") -> TicketChange:
 class TicketService:
     """Turns findings into tickets and serves them; holds no state beyond the database."""
 
-    def __init__(self, engine: Engine, clock: Clock, policy: TicketPolicy | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Clock,
+        policy: TicketPolicy | None = None,
+        *,
+        notifier: Notifier | None = None,
+    ) -> None:
         self.engine = engine
         self.policy = policy or TicketPolicy()
+        self.notifier = notifier
         self._clock = clock
         self._sessions = sessionmaker(for_writing(engine), expire_on_commit=False)
         self._readers = sessionmaker(engine, expire_on_commit=False)
@@ -331,14 +376,19 @@ class TicketService:
                 )
             ).all()
             changes: list[TicketChange] = []
-            for state in states:
+            for state in sorted(states, key=lambda st: st.fault):
+                self._serialize(s, dev.model, state.fault)
                 changes += self._evaluate(s, dev, state, now)
             return changes
 
-    def touch_devices(self, last_seen: Mapping[str, float]) -> None:
-        """Advance each device's last event time seen (never moves it back); unknown ids ignored."""
+    def touch_devices(self, last_seen: Mapping[str, float]) -> list[TicketChange]:
+        """Advance each device's last event time seen (never moves it back); unknown ids ignored.
+
+        A unit under verification that has now run past the window without clearing fails its
+        fix; the resulting changes are returned.
+        """
         if not last_seen:
-            return
+            return []
         table = Device.__table__
         stmt = (
             update(table)
@@ -350,6 +400,7 @@ class TicketService:
             s.connection().execute(
                 stmt, [{"b_device": d, "b_ts": float(ts)} for d, ts in last_seen.items()]
             )
+            return self._verify_pending(s, self._now(), devices=set(last_seen))
 
     # --- findings --------------------------------------------------------------------------
     def record_finding(self, finding: Finding) -> list[TicketChange]:
@@ -373,13 +424,32 @@ class TicketService:
             )
             state = s.get(DeviceFault, (finding.device, finding.fault))
             if state is not None and finding.ts < state.last_ts:
-                return []  # a late, older finding: logged, but the newer state stands
+                # a late, older finding: the newer state stands, but the log may decide a fix
+                return self._verify_pending(s, now, {finding.device}, finding.fault)
+            new_episode = finding.active and (state is None or not state.active)
             state = self._apply_finding(s, state, finding)
             if dev is None:
                 return []
             dev.last_seen_ts = max(dev.last_seen_ts, finding.ts)
             s.flush()
-            return self._evaluate(s, dev, state, now)
+            self._serialize(s, dev.model, finding.fault)
+            changes = self._verify_pending(s, now, {finding.device}, finding.fault)
+            relapse_ts = finding.ts if new_episode else None
+            return changes + self._evaluate(s, dev, state, now, relapse_ts)
+
+    @staticmethod
+    def _serialize(s: Session, model: str, fault: str) -> None:
+        """On PostgreSQL, wait for other transactions changing tickets of (model, fault).
+
+        A transaction-scoped advisory lock: statements after it see what the previous holder
+        committed (READ COMMITTED), which is what makes batch statistics and verification exact
+        with several workers. SQLite needs nothing: ``BEGIN IMMEDIATE`` already serialises writers.
+        """
+        if s.get_bind().dialect.name != "postgresql":
+            return
+        digest = hashlib.blake2b(f"{model}\0{fault}".encode(), digest_size=8).digest()
+        key = int.from_bytes(digest, "big", signed=True)
+        s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
     @staticmethod
     def _apply_finding(s: Session, state: DeviceFault | None, f: Finding) -> DeviceFault:
@@ -436,8 +506,18 @@ class TicketService:
         ]
 
     def _evaluate(
-        self, s: Session, dev: Device, state: DeviceFault, now: datetime
+        self,
+        s: Session,
+        dev: Device,
+        state: DeviceFault,
+        now: datetime,
+        relapse_ts: float | None = None,
     ) -> list[TicketChange]:
+        """Open or update the tickets of ``dev``'s model for ``state.fault``.
+
+        ``relapse_ts`` is set when this finding starts a new episode of the fault: then a ticket of
+        the unit's batch (or the unit) closed as verified may come back as a regression.
+        """
         fault = state.fault
         results = compare_batches(self._batch_counts(s, dev.model, fault), self.policy)
         open_batch = {
@@ -455,6 +535,16 @@ class TicketService:
         covered = False
         for r in results:
             ticket = open_batch.get(r.batch)
+            own = r.batch == dev.batch
+            if ticket is None and (r.stands_out or (own and relapse_ts is not None)):
+                key = {"model": dev.model, "batch": r.batch}
+                held, ticket, regression = self._after_verified_fix(
+                    s, "batch", key, fault, dev, relapse_ts if own else None, now
+                )
+                changes += regression
+                if held and ticket is None:  # the fix holds: old evidence opens nothing
+                    covered = covered or own
+                    continue
             if ticket is None and not r.stands_out:
                 continue
             entries = [_entry(st) for st in self._active_states(s, dev.model, r.batch, fault)]
@@ -462,11 +552,56 @@ class TicketService:
                 changes += self._open_batch_ticket(s, dev.model, fault, r, entries, now)
             else:
                 changes += self._refresh(s, ticket, r, entries, now)
+                if ticket.id not in {t.id for t in open_batch.values()}:  # came back
+                    changes += self._fold_device_tickets(s, ticket, now)
             covered = covered or r.batch == dev.batch
         if not covered:
             result = next(r for r in results if r.batch == dev.batch)
-            changes += self._device_ticket(s, dev, state, result, now)
+            changes += self._device_ticket(s, dev, state, result, now, relapse_ts)
         return changes
+
+    def _after_verified_fix(
+        self,
+        s: Session,
+        scope: str,
+        key: Mapping[str, str],
+        fault: str,
+        dev: Device,
+        ts: float | None,
+        now: datetime,
+    ) -> tuple[bool, Ticket | None, list[TicketChange]]:
+        """``(held, ticket, changes)`` for a key with no ticket open.
+
+        ``held`` when the key's latest ticket was closed as verified: then only a new episode
+        after the fix (``ts``) brings it back, reopened as a regression (``ticket``); units still
+        in the fault that the fix did not cover open nothing new.
+        """
+        query = select(Ticket).where(
+            Ticket.scope == scope, Ticket.fault == fault, Ticket.status == Status.CLOSED
+        )
+        for column, value in key.items():
+            query = query.where(getattr(Ticket, column) == value)
+        last = s.scalars(query.order_by(Ticket.opened_at.desc(), Ticket.id.desc()).limit(1)).first()
+        if last is None:
+            return False, None, []
+        fix = s.scalars(
+            select(TicketFix).where(TicketFix.ticket_id == last.id).order_by(TicketFix.id.desc())
+        ).first()
+        if fix is None or fix.outcome != Outcome.VERIFIED or fix.cycle != last.cycle:
+            return False, None, []  # dismissed or merged, not fixed
+        if ts is None or ts <= fix.effective_from:
+            return True, None, []
+        note = (
+            f"regression: {dev.device} reported {fault} at {_utc(ts).isoformat()} "
+            f"(event time), after the fix verified on {fix.decided_at:%Y-%m-%d %H:%M} UTC"
+        )
+        data = {"device": dev.device, "ts": ts, "fix": fix.id}
+        try:
+            with s.begin_nested():
+                self._reopen(s, last, now, Action.REGRESSION, note=note, data=data)
+        except IntegrityError:  # another ticket for the key is open meanwhile: it takes the unit
+            return False, None, []
+        return True, last, [_change(ChangeKind.REOPENED, last, note)]
 
     @staticmethod
     def _active_states(s: Session, model: str, batch: str, fault: str) -> list[DeviceFault]:
@@ -537,6 +672,8 @@ class TicketService:
                     due_at=now + self.policy.ack_deadline(priority),
                     updated_at=now,
                     evidence=self._evidence(devices, r, []),
+                    cycle=0,
+                    cycle_at=now,
                 )
                 s.add(ticket)
                 s.flush()
@@ -554,19 +691,7 @@ class TicketService:
         entries: list[dict[str, Any]],
         now: datetime,
     ) -> list[TicketChange]:
-        folded = list(
-            s.scalars(
-                select(Ticket)
-                .where(
-                    Ticket.scope == "device",
-                    Ticket.model == model,
-                    Ticket.batch == r.batch,
-                    Ticket.fault == fault,
-                    Ticket.status != Status.CLOSED,
-                )
-                .order_by(Ticket.opened_at, Ticket.id)
-            )
-        )
+        folded = self._open_device_tickets(s, model, r.batch, fault)
         devices = {e["device"]: e for e in entries}
         for old in folded:  # carry over evidence of units that have recovered meanwhile
             for e in old.evidence.get("devices", []):
@@ -595,17 +720,47 @@ class TicketService:
             ).one()
             return self._refresh(s, winner, r, entries, now)
         changes = [_change(ChangeKind.OPENED, ticket, f"p_adjusted={r.p_adjusted:.3g}")]
-        for old in folded:
-            note = f"merged into {ticket.id}"
-            self._log(
-                s, old, now, "merged", from_status=old.status, to_status=Status.CLOSED, note=note
+        return changes + self._fold_device_tickets(s, ticket, now)
+
+    @staticmethod
+    def _open_device_tickets(s: Session, model: str, batch: str, fault: str) -> list[Ticket]:
+        return list(
+            s.scalars(
+                select(Ticket)
+                .where(
+                    Ticket.scope == "device",
+                    Ticket.model == model,
+                    Ticket.batch == batch,
+                    Ticket.fault == fault,
+                    Ticket.status != Status.CLOSED,
+                )
+                .order_by(Ticket.opened_at, Ticket.id)
             )
-            old.status, old.updated_at = Status.CLOSED.value, now
+        )
+
+    def _fold_device_tickets(self, s: Session, ticket: Ticket, now: datetime) -> list[TicketChange]:
+        """Close the batch's open device tickets into ``ticket``, carrying their units over."""
+        folded = self._open_device_tickets(s, ticket.model, ticket.batch, ticket.fault)
+        if not folded:
+            return []
+        changes = []
+        devices = {e["device"]: e for e in ticket.evidence.get("devices", [])}
+        for old in folded:
+            for e in old.evidence.get("devices", []):
+                devices.setdefault(e["device"], {**e, "active": False})
+            note = f"merged into {ticket.id}"
+            target = check_action(old.status, Action.MERGED, old.id)
+            self._log(s, old, now, "merged", from_status=old.status, to_status=target, note=note)
+            old.status, old.updated_at = target.value, now
+            self._withdraw_fix(s, old, now, note)
             changes.append(_change(ChangeKind.MERGED, old, note))
-        if folded:
-            merged = [old.id for old in folded]
-            ticket.evidence = {**ticket.evidence, "merged_tickets": merged}
-            self._log(s, ticket, now, "absorbed", note="absorbed " + ", ".join(merged))
+        merged = ticket.evidence.get("merged_tickets", []) + [old.id for old in folded]
+        entries = sorted(devices.values(), key=lambda e: (e["first_ts"], e["device"]))
+        ticket.evidence = {**ticket.evidence, "devices": entries, "merged_tickets": merged}
+        ticket.affected_devices = len(entries)
+        self._log(
+            s, ticket, now, "absorbed", note="absorbed " + ", ".join(old.id for old in folded)
+        )
         return changes
 
     def _refresh(
@@ -641,9 +796,13 @@ class TicketService:
         changes: list[TicketChange] = []
         if severity != t.severity or priority != t.priority:
             note = f"severity {t.severity}→{severity}, priority {t.priority}→{priority}"
+            sla = self.policy.sla
+            stage_before = sla.stage(t.status, t.priority)
             if priority != t.priority and t.status in (Status.OPEN, Status.REOPENED):
                 t.due_at = min(t.due_at, now + self.policy.ack_deadline(priority))
             t.severity, t.priority = severity, priority
+            if sla.stage(t.status, priority) != stage_before:  # e.g. urgent now: containment
+                self._restage(t, now)
             self._log(s, t, now, "severity_raised", note=note)
             changes.append(_change(ChangeKind.SEVERITY_RAISED, t, note))
         data = {"added": added, "reactivated": reactivated, "recovered": recovered}
@@ -658,7 +817,13 @@ class TicketService:
         return changes
 
     def _device_ticket(
-        self, s: Session, dev: Device, state: DeviceFault, r: BatchResult, now: datetime
+        self,
+        s: Session,
+        dev: Device,
+        state: DeviceFault,
+        r: BatchResult,
+        now: datetime,
+        relapse_ts: float | None = None,
     ) -> list[TicketChange]:
         ticket = s.scalars(
             select(Ticket).where(
@@ -669,8 +834,16 @@ class TicketService:
             )
         ).one_or_none()
         entries = [_entry(state)] if state.active else []
+        changes: list[TicketChange] = []
+        if ticket is None and state.active:
+            key = {"device": dev.device}
+            held, ticket, changes = self._after_verified_fix(
+                s, "device", key, state.fault, dev, relapse_ts, now
+            )
+            if held and ticket is None:
+                return []
         if ticket is not None:
-            return self._refresh(s, ticket, r, entries, now)
+            return changes + self._refresh(s, ticket, r, entries, now)
         if not (state.active and self.policy.device_tickets):
             return []
         ticket = self._new_ticket(
@@ -756,13 +929,79 @@ class TicketService:
         more = len(rows) > limit
         rows = rows[:limit]
         nxt = encode_cursor(rows[-1].opened_at, rows[-1].id) if more else None
-        return TicketPage([_view(t) for t in rows], nxt)
+        now = self._now()
+        return TicketPage([self._view(t, now) for t in rows], nxt)
 
     def get_ticket(self, ticket_id: str) -> TicketView | None:
-        """One ticket with its history, or None."""
+        """One ticket with its history and latest fix, or None."""
         with self._readers() as s:
             t = s.get(Ticket, ticket_id)
-            return None if t is None else _view(t, with_history=True)
+            return None if t is None else self._detail(s, t, self._now())
+
+    def _detail(self, s: Session, t: Ticket, now: datetime) -> TicketView:
+        fix = s.scalars(
+            select(TicketFix).where(TicketFix.ticket_id == t.id).order_by(TicketFix.id.desc())
+        ).first()
+        fix_view = None
+        if fix is not None:
+            if fix.outcome == Outcome.PENDING:  # live progress
+                verdict = self._judge(s, t, fix)
+                summary, units = verdict.summary(), [u.as_dict() for u in verdict.units]
+            else:
+                summary, units = fix.note or fix.outcome, list(fix.units)
+            fix_view = FixView(
+                fix.id,
+                fix.recorded_at,
+                fix.actor,
+                fix.description,
+                list(fix.devices),
+                fix.effective_from,
+                fix.outcome,
+                fix.decided_at,
+                summary,
+                units,
+            )
+        return self._view(t, now, with_history=True, fix=fix_view)
+
+    def _view(
+        self, t: Ticket, now: datetime, *, with_history: bool = False, fix: FixView | None = None
+    ) -> TicketView:
+        history = []
+        if with_history:
+            history = [
+                HistoryEntry(
+                    h.at, h.actor, h.action, h.from_status, h.to_status, h.note, dict(h.data)
+                )
+                for h in t.history
+            ]
+        stage = self.policy.sla.stage(t.status, t.priority)
+        overdue = stage is not None and now > t.due_at
+        return TicketView(
+            id=t.id,
+            scope=t.scope,
+            model=t.model,
+            batch=t.batch,
+            device=t.device,
+            fault=t.fault,
+            category=t.category,
+            severity=t.severity,
+            priority=t.priority,
+            department=t.department,
+            departments=list(t.departments),
+            status=t.status,
+            affected_devices=t.affected_devices,
+            batch_devices=t.batch_devices,
+            detected_at=t.detected_at,
+            opened_at=t.opened_at,
+            due_at=t.due_at,
+            evidence=dict(t.evidence),
+            stage=None if stage is None else stage.value,
+            overdue=overdue,
+            overdue_stage=stage.value if overdue and stage is not None else None,
+            cycle=t.cycle,
+            history=history,
+            fix=fix,
+        )
 
     # --- people's actions ------------------------------------------------------------------
     def transition(
@@ -777,44 +1016,349 @@ class TicketService:
                 raise TicketNotFound(ticket_id)
             current = Status(t.status)
             target = check_transition(current, to, t.id)
-            try:
-                with s.begin_nested():
-                    t.status, t.updated_at = target.value, now
-                    if target is Status.REOPENED:  # to be acknowledged again
-                        t.due_at = now + self.policy.ack_deadline(t.priority)
-                    s.flush()
-            except IntegrityError as exc:
-                raise TicketConflict(
-                    f"cannot reopen {ticket_id}: another ticket for the same "
-                    f"{'(model, batch, fault)' if t.scope == 'batch' else '(device, fault)'} "
-                    "is open; work on that one"
-                ) from exc
-            self._log(
-                s,
-                t,
-                now,
-                "transition",
-                actor=actor,
-                from_status=current,
-                to_status=target,
-                note=note,
-            )
-            s.flush()
-            s.refresh(t)
-            return _view(t, with_history=True)
+            if target is Status.REOPENED:  # to be acknowledged again, clocks restart
+                try:
+                    with s.begin_nested():
+                        self._reopen(s, t, now, "transition", actor=actor, note=note)
+                except IntegrityError as exc:
+                    raise TicketConflict(
+                        f"cannot reopen {ticket_id}: another ticket for the same "
+                        f"{'(model, batch, fault)' if t.scope == 'batch' else '(device, fault)'} "
+                        "is open; work on that one"
+                    ) from exc
+                self._withdraw_fix(s, t, now, f"withdrawn: ticket reopened by {actor}")
+            else:
+                t.status, t.updated_at = target.value, now
+                self._restage(t, now)
+                self._log(
+                    s, t, now, "transition", actor=actor, from_status=current, to_status=target,
+                    note=note,
+                )  # fmt: skip
+            return self._reload(s, t, now)
+
+    def _reload(self, s: Session, t: Ticket, now: datetime) -> TicketView:
+        s.flush()
+        s.refresh(t)
+        return self._detail(s, t, now)
 
     def comment(self, ticket_id: str, text: str, *, actor: str) -> TicketView:
         """Add a comment to a ticket's history."""
+        return self._note(ticket_id, "comment", text, actor=actor)
+
+    def follow_up(self, ticket_id: str, note: str, *, customer: str, actor: str) -> TicketView:
+        """Record a customer follow-up (the procedure's review step) in the ticket's history."""
+        return self._note(ticket_id, "followup", note, actor=actor, data={"customer": customer})
+
+    def _note(
+        self,
+        ticket_id: str,
+        action: str,
+        note: str,
+        *,
+        actor: str,
+        data: dict[str, Any] | None = None,
+    ) -> TicketView:
         now = self._now()
         with self._sessions.begin() as s:
             t = s.get(Ticket, ticket_id)
             if t is None:
                 raise TicketNotFound(ticket_id)
             t.updated_at = now
-            self._log(s, t, now, "comment", actor=actor, note=text)
+            self._log(s, t, now, action, actor=actor, note=note, data=data)
+            return self._reload(s, t, now)
+
+    # --- stages and reopening --------------------------------------------------------------
+    def _restage(self, t: Ticket, now: datetime) -> None:
+        """Point ``due_at`` at the deadline of the ticket's current stage (kept when closed)."""
+        sla = self.policy.sla
+        stage = sla.stage(t.status, t.priority)
+        if stage is not None:
+            t.due_at = sla.due(stage, t.priority, t.cycle_at, now)
+
+    def _reopen(
+        self,
+        s: Session,
+        t: Ticket,
+        now: datetime,
+        action: str,
+        *,
+        actor: str = SYSTEM,
+        note: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """Reopen ``t`` as a new cycle; flushes, so a uniqueness clash raises IntegrityError."""
+        current = t.status
+        t.status, t.updated_at = Status.REOPENED.value, now
+        t.cycle, t.cycle_at = t.cycle + 1, now
+        self._restage(t, now)
+        s.flush()
+        self._log(
+            s, t, now, str(action), actor=actor, from_status=current, to_status=Status.REOPENED,
+            note=note, data=data,
+        )  # fmt: skip
+
+    # --- fix and verification --------------------------------------------------------------
+    def record_fix(
+        self,
+        ticket_id: str,
+        *,
+        description: str,
+        effective_from: float,
+        devices: Iterable[str] | None = None,
+        actor: str,
+    ) -> TicketView:
+        """Record what was done on which units from which event time; the ticket goes to verifying.
+
+        Raises TicketNotFound, IllegalAction (status allows no fix), InvalidFix (units outside
+        the ticket, no units, or a non-finite time). The fix is judged at once.
+        """
+        if not math.isfinite(effective_from):
+            raise InvalidFix("effective_from must be a finite time")
+        now = self._now()
+        with self._sessions.begin() as s:
+            t = s.get(Ticket, ticket_id)
+            if t is None:
+                raise TicketNotFound(ticket_id)
+            self._serialize(s, t.model, t.fault)
+            s.refresh(t, with_for_update=True)
+            target = check_action(t.status, Action.FIX, t.id)
+            units = self._fix_units(s, t, devices)
+            fix = TicketFix(
+                ticket_id=t.id,
+                cycle=t.cycle,
+                recorded_at=now,
+                actor=actor,
+                description=description,
+                devices=units,
+                effective_from=float(effective_from),
+                outcome=Outcome.PENDING.value,
+                units=[],
+            )
+            s.add(fix)
+            current = t.status
+            t.status, t.updated_at = target.value, now
+            self._restage(t, now)
             s.flush()
-            s.refresh(t)
-            return _view(t, with_history=True)
+            note = f"fix on {len(units)} unit(s) from {_utc(effective_from).isoformat()}: "
+            data = {"fix": fix.id, "devices": units, "effective_from": fix.effective_from}
+            self._log(
+                s, t, now, "fix", actor=actor, from_status=current, to_status=target,
+                note=note + description, data=data,
+            )  # fmt: skip
+            self._decide(s, t, fix, now)
+            return self._reload(s, t, now)
+
+    @staticmethod
+    def _fix_units(s: Session, t: Ticket, devices: Iterable[str] | None) -> list[str]:
+        affected = [e["device"] for e in t.evidence.get("devices", [])]
+        units = sorted(set(affected if devices is None else devices))
+        if not units:
+            raise InvalidFix(f"ticket {t.id} lists no affected units; name the fixed units")
+        if t.scope == "device":
+            outside = [d for d in units if d != t.device]
+        else:
+            known = set(
+                s.scalars(
+                    select(Device.device).where(
+                        Device.model == t.model, Device.batch == t.batch, Device.device.in_(units)
+                    )
+                )
+            )
+            outside = [d for d in units if d not in known]
+        if outside:
+            where = f"device {t.device}" if t.scope == "device" else f"{t.model} batch {t.batch}"
+            raise InvalidFix(f"not units of {where}: {', '.join(outside[:10])}")
+        return units
+
+    def _judge(self, s: Session, t: Ticket, fix: TicketFix) -> Verdict:
+        findings: dict[str, list[tuple[float, bool]]] = defaultdict(list)
+        rows = s.execute(
+            select(FindingRecord.device, FindingRecord.ts, FindingRecord.active).where(
+                FindingRecord.fault == t.fault, FindingRecord.device.in_(fix.devices)
+            )
+        )
+        for device, ts, active in rows:
+            findings[device].append((ts, active))
+        last_seen = {
+            device: ts
+            for device, ts in s.execute(
+                select(Device.device, Device.last_seen_ts).where(Device.device.in_(fix.devices))
+            )
+        }
+        window = self.policy.verify_window_s
+        return judge(fix.devices, findings, last_seen, fix.effective_from, window)
+
+    def _decide(self, s: Session, t: Ticket, fix: TicketFix, now: datetime) -> list[TicketChange]:
+        """Close or reopen ``t`` if ``fix`` is decided; the pending row is the compare-and-set."""
+        if t.status != Status.VERIFYING:
+            return []
+        verdict = self._judge(s, t, fix)
+        if verdict.outcome is Outcome.PENDING:
+            return []
+        summary = verdict.summary()
+        units = [u.as_dict() for u in verdict.units]
+        claimed = s.execute(
+            update(TicketFix)
+            .where(TicketFix.id == fix.id, TicketFix.outcome == Outcome.PENDING.value)
+            .values(outcome=verdict.outcome.value, decided_at=now, units=units, note=summary)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if claimed != 1:
+            return []  # someone decided it first
+        s.refresh(fix)
+        data = {"fix": fix.id, "units": units}
+        if verdict.outcome is Outcome.VERIFIED:
+            target = check_action(t.status, Action.VERIFIED, t.id)
+            self._log(
+                s, t, now, "verified", from_status=t.status, to_status=target, note=summary,
+                data=data,
+            )  # fmt: skip
+            t.status, t.updated_at = target.value, now
+            s.flush()
+            return [_change(ChangeKind.VERIFIED, t, summary)]
+        check_action(t.status, Action.NOT_VERIFIED, t.id)
+        self._reopen(s, t, now, "verification_failed", note=summary, data=data)
+        return [_change(ChangeKind.REOPENED, t, summary)]
+
+    def _verify_pending(
+        self, s: Session, now: datetime, devices: set[str] | None = None, fault: str | None = None
+    ) -> list[TicketChange]:
+        """Decide the pending fixes that concern ``devices`` (all when None) for ``fault``."""
+        query = (
+            select(TicketFix, Ticket)
+            .join(Ticket, Ticket.id == TicketFix.ticket_id)
+            .where(TicketFix.outcome == Outcome.PENDING.value)
+        )
+        if fault is not None:
+            query = query.where(Ticket.fault == fault)
+        pending = [
+            (fix, t)
+            for fix, t in s.execute(query)
+            if devices is None or not devices.isdisjoint(fix.devices)
+        ]
+        changes: list[TicketChange] = []
+        for fix, t in sorted(pending, key=lambda p: (p[1].model, p[1].fault, p[1].id)):
+            self._serialize(s, t.model, t.fault)
+            s.refresh(t, with_for_update=True)
+            s.refresh(fix)
+            if fix.outcome == Outcome.PENDING:
+                changes += self._decide(s, t, fix, now)
+        return changes
+
+    def _withdraw_fix(self, s: Session, t: Ticket, now: datetime, note: str) -> None:
+        s.execute(
+            update(TicketFix)
+            .where(TicketFix.ticket_id == t.id, TicketFix.outcome == Outcome.PENDING.value)
+            .values(outcome=Outcome.WITHDRAWN.value, decided_at=now, note=note)
+            .execution_options(synchronize_session=False)
+        )
+
+    # --- SLA -------------------------------------------------------------------------------
+    def check_sla(self, now: datetime | None = None) -> SlaReport:
+        """Flag overdue tickets once per stage and cycle, deliver escalations, re-judge fixes.
+
+        Safe to call from several processes at once: the unique (ticket, cycle, stage) index
+        makes the flag once-only and deliveries are claimed before they are sent.
+        """
+        now = self._now() if now is None else now.astimezone(UTC)
+        with self._sessions.begin() as s:
+            changes = self._verify_pending(s, now)  # a safety net: normally decided on arrival
+        flagged: list[tuple[str, str]] = []
+        with self._sessions.begin() as s:
+            overdue = s.scalars(
+                select(Ticket)
+                .where(Ticket.status != Status.CLOSED, Ticket.due_at < now)
+                .order_by(Ticket.due_at, Ticket.id)
+            ).all()
+            for t in overdue:
+                if self._flag_overdue(s, t, now):
+                    flagged.append((t.id, str(self.policy.sla.stage(t.status, t.priority))))
+        delivered, failed = self._deliver(now)
+        return SlaReport(flagged, delivered, failed, changes)
+
+    def _flag_overdue(self, s: Session, t: Ticket, now: datetime) -> bool:
+        stage = self.policy.sla.stage(t.status, t.priority)
+        if stage is None:
+            return False
+        seen = select(SlaEscalation.id).where(
+            SlaEscalation.ticket_id == t.id,
+            SlaEscalation.cycle == t.cycle,
+            SlaEscalation.stage == stage.value,
+        )
+        if s.execute(seen).first() is not None:
+            return False
+        payload = {
+            "event": "sla_overdue",
+            "ticket": t.id,
+            "stage": stage.value,
+            "due_at": t.due_at.isoformat().replace("+00:00", "Z"),
+            "status": t.status,
+            "cycle": t.cycle,
+            "scope": t.scope,
+            "model": t.model,
+            "batch": t.batch,
+            "device": t.device,
+            "fault": t.fault,
+            "severity": t.severity,
+            "priority": t.priority,
+            "department": t.department,
+            "departments": list(t.departments),
+        }
+        try:
+            with s.begin_nested():
+                row = SlaEscalation(
+                    ticket_id=t.id, cycle=t.cycle, stage=stage.value, due_at=t.due_at,
+                    created_at=now, payload=payload, attempts=0, next_attempt_at=now,
+                )  # fmt: skip
+                s.add(row)
+                s.flush()
+                row.payload = {**payload, "escalation_id": row.id}
+        except IntegrityError:  # another process flagged it first
+            return False
+        note = f"{stage.value} overdue: was due {payload['due_at']}"
+        self._log(
+            s, t, now, "overdue", note=note, data={"stage": stage.value, "escalation": row.id}
+        )
+        return True
+
+    def _deliver(self, now: datetime) -> tuple[int, int]:
+        """Send due escalations through the notifier; (delivered, failed) counts."""
+        notifier = self.notifier
+        if notifier is None:
+            return 0, 0
+        with self._sessions.begin() as s:
+            due = s.execute(
+                select(SlaEscalation.id, SlaEscalation.attempts, SlaEscalation.payload)
+                .where(
+                    SlaEscalation.delivered_at.is_(None),
+                    SlaEscalation.next_attempt_at <= now,
+                    SlaEscalation.attempts < notifier.max_attempts,
+                )
+                .order_by(SlaEscalation.id)
+            ).all()
+            claimed = []
+            for row_id, attempts, payload in due:
+                wait = backoff(attempts + 1, base=notifier.retry_base, cap=notifier.retry_cap)
+                won = s.execute(
+                    update(SlaEscalation)
+                    .where(SlaEscalation.id == row_id, SlaEscalation.attempts == attempts)
+                    .values(attempts=attempts + 1, next_attempt_at=now + wait)
+                ).rowcount
+                if won == 1:
+                    claimed.append((row_id, payload))
+        delivered = failed = 0
+        for row_id, payload in claimed:  # outside any transaction: the network may be slow
+            try:
+                notifier.send(payload)
+                values: dict[str, Any] = {"delivered_at": now, "last_error": None}
+                delivered += 1
+            except DeliveryError as exc:
+                log.warning("escalation %s not delivered: %s", row_id, exc)
+                values = {"last_error": str(exc)[:1000]}
+                failed += 1
+            with self._sessions.begin() as s:
+                s.execute(update(SlaEscalation).where(SlaEscalation.id == row_id).values(**values))
+        return delivered, failed
 
     # --- tokens ----------------------------------------------------------------------------
     def ensure_token(self, token: str, *, name: str, role: str) -> None:

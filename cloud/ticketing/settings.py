@@ -6,12 +6,17 @@ it to ``create_app(settings)``; tests construct their own.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cloud.ticketing.escalation import WebhookNotifier
 from cloud.ticketing.policy import TicketPolicy
+from cloud.ticketing.sla import SlaPolicy
+
+PRIORITIES = ("urgent", "normal", "low")
 
 
 class Settings(BaseSettings):
@@ -22,12 +27,40 @@ class Settings(BaseSettings):
         None, description="bootstraps an administrator token (QLOOP_API_TOKEN)"
     )
     api_token_name: str = "admin"
+    journal: str | None = Field(
+        None, description="the worker's journal (SQLite) the pages' evidence charts read"
+    )
     alpha: float = Field(0.01, gt=0, lt=1, description="significance level of the batch test")
     min_affected: int = Field(3, ge=1, description="affected units a batch ticket needs at least")
     correction: Literal["holm", "bh"] = "holm"
     device_tickets: bool = True
     min_unit_days: float = Field(1.0, ge=0)
     background_rate_per_unit_day: float = Field(5e-4, gt=0)
+    # SLA clocks (sla.py), wall-clock seconds
+    sla_ack_s: float = Field(3600.0, gt=0, description="acknowledge within")
+    sla_containment_s: float = Field(86_400.0, gt=0, description="urgent: in_progress within")
+    sla_cause_s: float = Field(3 * 86_400.0, gt=0, description="cause and plan (resolved) within")
+    sla_fix_s: float = Field(14 * 86_400.0, gt=0, description="fix recorded within")
+    sla_verification_s: float = Field(48 * 3600.0, gt=0, description="verified within, after fix")
+    verify_window_s: float = Field(
+        48 * 3600.0, gt=0, description="event time a fixed unit has to clear after the fix"
+    )
+    sla_check_s: float = Field(60.0, gt=0, description="how often the API checks the SLA clocks")
+    escalation_webhook: str | None = Field(
+        None, description="URL that overdue tickets are POSTed to (JSON), once per stage"
+    )
+    escalation_max_attempts: int = Field(8, ge=1)
+    escalation_retry_s: float = Field(60.0, gt=0, description="first retry delay (then doubled)")
+
+    def notifier(self) -> WebhookNotifier | None:
+        """The escalation webhook, if one is configured."""
+        if not self.escalation_webhook:
+            return None
+        return WebhookNotifier(
+            self.escalation_webhook,
+            max_attempts=self.escalation_max_attempts,
+            retry_base=timedelta(seconds=self.escalation_retry_s),
+        )
 
     def ticket_policy(self) -> TicketPolicy:
         return TicketPolicy(
@@ -37,4 +70,12 @@ class Settings(BaseSettings):
             device_tickets=self.device_tickets,
             min_unit_days=self.min_unit_days,
             background_rate_per_unit_day=self.background_rate_per_unit_day,
+            sla=SlaPolicy(
+                ack=dict.fromkeys(PRIORITIES, timedelta(seconds=self.sla_ack_s)),
+                containment=timedelta(seconds=self.sla_containment_s),
+                cause=timedelta(seconds=self.sla_cause_s),
+                fix=timedelta(seconds=self.sla_fix_s),
+                verification=timedelta(seconds=self.sla_verification_s),
+            ),
+            verify_window_s=self.verify_window_s,
         )

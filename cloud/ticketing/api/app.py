@@ -1,7 +1,15 @@
-"""The FastAPI application, built from settings by :func:`create_app` (nothing at import time)."""
+"""The FastAPI application, built from settings by :func:`create_app` (nothing at import time).
+
+While it runs, a background task calls :meth:`TicketService.check_sla` every ``sla_check_s`` (in a
+worker thread, with the injected clock), so overdue tickets are flagged and escalated even when no
+one is looking; several API processes may do this at once (the service makes it once-only).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -15,12 +23,25 @@ from cloud.ticketing.api.schemas import HealthPublic
 from cloud.ticketing.db import make_engine
 from cloud.ticketing.service import TicketService
 from cloud.ticketing.settings import Settings
+from cloud.ticketing.web import mount_pages
 
 API_PREFIX = "/api/v1"
+log = logging.getLogger(__name__)
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+async def _check_sla_forever(service: TicketService, every_s: float) -> None:
+    while True:
+        try:
+            report = await asyncio.to_thread(service.check_sla)
+            if report.flagged or report.failed:
+                log.info("SLA: flagged %s, escalations failed %d", report.flagged, report.failed)
+        except Exception:  # a database hiccup must not end the clock; try again next round
+            log.exception("SLA check failed")
+        await asyncio.sleep(every_s)
 
 
 def create_app(
@@ -32,7 +53,9 @@ def create_app(
     """The ticketing API over ``settings.db`` (or ``engine``), with the admin token bootstrapped."""
     owns_engine = engine is None
     engine = engine if engine is not None else make_engine(settings.db)
-    service = TicketService(engine, clock or _utc_now, settings.ticket_policy())
+    service = TicketService(
+        engine, clock or _utc_now, settings.ticket_policy(), notifier=settings.notifier()
+    )
     if settings.api_token is not None:
         service.ensure_token(
             settings.api_token.get_secret_value(), name=settings.api_token_name, role="admin"
@@ -40,9 +63,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if owns_engine:
-            engine.dispose()
+        task = asyncio.create_task(_check_sla_forever(service, settings.sla_check_s))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if owns_engine:
+                engine.dispose()
 
     app = FastAPI(
         title="qloop ticketing",
@@ -57,6 +86,8 @@ def create_app(
     api.include_router(tickets.router)
     api.include_router(tokens.router)
     app.include_router(api)
+
+    mount_pages(app, service, settings)  # the HTML pages (cloud/ticketing/web)
 
     @app.get("/healthz", response_model=HealthPublic, tags=["health"])
     def healthz(svc: ServiceDep) -> HealthPublic:

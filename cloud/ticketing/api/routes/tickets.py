@@ -1,14 +1,17 @@
-"""``/api/v1/tickets``: list, read, move along the lifecycle, comment."""
+"""``/api/v1/tickets``: list, read, move along the lifecycle, comment, record the fix, follow up."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 
 from cloud.ticketing.api.deps import CurrentUser, Engineer, ServiceDep
 from cloud.ticketing.api.schemas import (
     CommentCreate,
+    ErrorPublic,
+    FixCreate,
+    FollowupCreate,
     Scope,
     Severity,
     TicketDetailPublic,
@@ -17,9 +20,23 @@ from cloud.ticketing.api.schemas import (
     TransitionCreate,
 )
 from cloud.ticketing.lifecycle import IllegalTransition, Status
-from cloud.ticketing.service import InvalidCursor, TicketConflict, TicketNotFound
+from cloud.ticketing.service import InvalidCursor, InvalidFix, TicketConflict, TicketNotFound
 
-router = APIRouter(prefix="/tickets", tags=["tickets"])
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorPublic, "description": description}
+
+
+router = APIRouter(
+    prefix="/tickets",
+    tags=["tickets"],
+    responses={401: _error("missing or invalid bearer token")},
+)
+NOT_FOUND = {404: _error("no such ticket")}
+CHANGES = {
+    **NOT_FOUND,
+    403: _error("the token's role may not change tickets (needs engineer)"),
+}
 
 MAX_LIMIT = 500
 
@@ -67,16 +84,20 @@ def list_tickets(
     return TicketsPublic(items=items, next=page.next)
 
 
-@router.get("/{ticket_id}", response_model=TicketDetailPublic)
+@router.get("/{ticket_id}", response_model=TicketDetailPublic, responses=NOT_FOUND)
 def read_ticket(ticket_id: str, service: ServiceDep, _user: CurrentUser) -> TicketDetailPublic:
-    """One ticket with its full evidence and history."""
+    """One ticket with its full evidence, history and latest fix with its verification."""
     ticket = service.get_ticket(ticket_id)
     if ticket is None:
         raise _not_found(ticket_id)
     return TicketDetailPublic.model_validate(ticket)
 
 
-@router.post("/{ticket_id}/transitions", response_model=TicketDetailPublic)
+@router.post(
+    "/{ticket_id}/transitions",
+    response_model=TicketDetailPublic,
+    responses={**CHANGES, 409: _error("not a legal move from the ticket's status")},
+)
 def transition_ticket(
     ticket_id: str, body: TransitionCreate, service: ServiceDep, user: Engineer
 ) -> TicketDetailPublic:
@@ -90,13 +111,63 @@ def transition_ticket(
     return TicketDetailPublic.model_validate(ticket)
 
 
-@router.post("/{ticket_id}/comments", response_model=TicketDetailPublic, status_code=201)
+@router.post(
+    "/{ticket_id}/comments", response_model=TicketDetailPublic, status_code=201, responses=CHANGES
+)
 def comment_ticket(
     ticket_id: str, body: CommentCreate, service: ServiceDep, user: Engineer
 ) -> TicketDetailPublic:
     """Add a comment to the ticket's history."""
     try:
         ticket = service.comment(ticket_id, body.text, actor=user.name)
+    except TicketNotFound as exc:
+        raise _not_found(ticket_id) from exc
+    return TicketDetailPublic.model_validate(ticket)
+
+
+@router.post(
+    "/{ticket_id}/fix",
+    response_model=TicketDetailPublic,
+    status_code=201,
+    responses={
+        **CHANGES,
+        409: _error("the ticket is not in_progress or resolved"),
+        422: _error("units outside the ticket, or a bad effective_from"),
+    },
+)
+def record_fix(
+    ticket_id: str, body: FixCreate, service: ServiceDep, user: Engineer
+) -> TicketDetailPublic:
+    """Record the fix (what, which units, effective from which event time): the ticket goes to
+    verifying, and the service closes it when every fixed unit's fault clears after
+    ``effective_from``, or reopens it when one shows the fault again or never clears."""
+    try:
+        ticket = service.record_fix(
+            ticket_id,
+            description=body.description,
+            effective_from=body.effective_ts(),
+            devices=body.devices,
+            actor=user.name,
+        )
+    except TicketNotFound as exc:
+        raise _not_found(ticket_id) from exc
+    except IllegalTransition as exc:
+        raise HTTPException(status_code=status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+    except InvalidFix as exc:
+        detail = [{"type": "value_error", "loc": ["body", "devices"], "msg": str(exc)}]
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail) from exc
+    return TicketDetailPublic.model_validate(ticket)
+
+
+@router.post(
+    "/{ticket_id}/followups", response_model=TicketDetailPublic, status_code=201, responses=CHANGES
+)
+def follow_up(
+    ticket_id: str, body: FollowupCreate, service: ServiceDep, user: Engineer
+) -> TicketDetailPublic:
+    """Record a customer follow-up (the review step) in the ticket's history."""
+    try:
+        ticket = service.follow_up(ticket_id, body.note, customer=body.customer, actor=user.name)
     except TicketNotFound as exc:
         raise _not_found(ticket_id) from exc
     return TicketDetailPublic.model_validate(ticket)

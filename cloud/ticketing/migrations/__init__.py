@@ -1,0 +1,1 @@
+"""Alembic migrations of the ticketing database (run by ``cloud.ticketing.db.migrate``)."""
