@@ -13,6 +13,7 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || pkgs+=(mos
 if [ "$want_test" = 1 ]; then
   [ -x /usr/bin/victoria-metrics ] || pkgs+=(victoria-metrics)
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || pkgs+=(postgresql)
+  [ -x /usr/bin/chromium ] || pkgs+=(chromium)  # the pages' real-browser test
 fi
 if [ "${#pkgs[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -1,0 +1,9 @@
+"""The ticketing pages a quality engineer looks at: server-rendered HTML over the ticket service.
+
+``mount_pages(app, service, settings)`` adds them to the API's app (``/``, ``/login``, ``/tickets``,
+``/tickets/{id}``); ``chart`` draws the evidence charts, ``evidence`` reads them from the journal.
+"""
+
+from cloud.ticketing.web.pages import mount_pages, pages_router
+
+__all__ = ["mount_pages", "pages_router"]

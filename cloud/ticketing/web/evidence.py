@@ -1,0 +1,136 @@
+"""A ticket's evidence chart: which signal shows its fault, read from the worker's journal.
+
+The journal (``cloud/store/journal.py``) keeps every telemetry block the worker accepted, so the
+page can show the affected units' key signal around the onset without a time-series database.
+It is only read here. The window runs from ``lookback_s`` before the earliest onset to
+``lookback_s`` after the latest finding (at most ``max_span_s``), averaged into buckets
+(:func:`chart.bucket_width`: hourly for a few days) so a chart stays a few kilobytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from cloud.store.journal import Journal
+from cloud.ticketing.web.chart import Marker, Point, Series, bucket_means, bucket_width, line_chart
+
+DAY = 86_400.0
+
+
+class SeriesSource(Protocol):
+    """What the chart needs of a journal: one device's field over a time range."""
+
+    def series(
+        self, device: str, field: str, start: float = ..., end: float = ...
+    ) -> list[Point]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """The value plotted for a fault: ``field``, or ``field − minus``, optionally only at rows
+    where ``only_when`` is non-zero (ΔT means something only while the compressor runs)."""
+
+    label: str
+    field: str
+    minus: str | None = None
+    only_when: str | None = None
+
+    def read(self, source: SeriesSource, device: str, start: float, end: float) -> list[Point]:
+        points = source.series(device, self.field, start, end)
+        if self.minus is not None:
+            other = dict(source.series(device, self.minus, start, end))
+            points = [
+                (t, None if v is None or other.get(t) is None else v - other[t]) for t, v in points
+            ]
+        if self.only_when is not None:
+            gate = dict(source.series(device, self.only_when, start, end))
+            if gate:  # a product without this field is plotted ungated
+                points = [(t, v) for t, v in points if gate.get(t)]
+        return points
+
+
+#: The key signal of each fault whose physics is known (CONTRACTS.md §3).
+SIGNALS: dict[str, Signal] = {
+    "cooling_decline": Signal(
+        "return − supply ΔT, compressor on (K)", "return_c", "supply_c", "compressor_on"
+    ),
+    "noise_rise": Signal("noise (dB)", "noise_db"),
+    "vibration_rise": Signal("vibration (g)", "vibration_g"),
+    "overcurrent": Signal("compressor current (A)", "current_a"),
+    "overheat": Signal("return air (°C)", "return_c"),
+}
+
+
+def signal_for(fault: str, devices: Sequence[Mapping[str, Any]]) -> Signal | None:
+    """The fault's known signal, else the first evidence field of its first unit (a new
+    detector's evidence names the telemetry field it judged, e.g. ``sensor_stuck``)."""
+    if fault in SIGNALS:
+        return SIGNALS[fault]
+    first = next(iter(devices[0].get("evidence", {})), None) if devices else None
+    return None if first is None else Signal(first, first)
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceChart:
+    """An SVG to embed, or ``svg=None`` and the reason; ``note`` says what is shown."""
+
+    svg: str | None
+    note: str
+
+
+def build_chart(
+    fault: str,
+    devices: Sequence[Mapping[str, Any]],
+    source: SeriesSource,
+    *,
+    detected_ts: float | None = None,
+    max_devices: int = 6,
+    max_points: int = 100,
+    lookback_s: float = 2 * DAY,
+    max_span_s: float = 12 * DAY,
+) -> EvidenceChart:
+    """The chart of the first ``max_devices`` affected units (earliest first) of a ticket,
+    in buckets of :func:`bucket_width` for ``max_points`` (a few days: hourly means)."""
+    signal = signal_for(fault, devices)
+    if signal is None:
+        return EvidenceChart(None, f"no signal is known to show {fault}")
+    if not devices:
+        return EvidenceChart(None, "the ticket names no affected unit")
+    shown = list(devices[:max_devices])
+    starts = [e.get("onset_ts") or e["first_ts"] for e in shown]
+    start = min(starts) - lookback_s
+    end = min(max(e["last_ts"] for e in shown) + lookback_s, start + max_span_s)
+    width = bucket_width(end - start, max_points)
+    series = [
+        Series(e["device"], bucket_means(signal.read(source, e["device"], start, end), width))
+        for e in shown
+    ]
+    if not any(s.points for s in series):
+        return EvidenceChart(None, f"the journal holds no {signal.field} for these units")
+    markers = [] if detected_ts is None else [Marker(detected_ts, "first detection")]
+    svg = line_chart(
+        series, y_label=signal.label, markers=markers, gap_s=2.5 * width, width=1120, height=320
+    )
+    hours = width / 3600
+    mean = "hourly means" if hours == 1 else f"{hours:g}-hour means"
+    of = f"{len(shown)} of {len(devices)}" if len(devices) > len(shown) else f"{len(shown)}"
+    return EvidenceChart(svg, f"{signal.label}, {mean}; {of} affected unit(s), earliest first")
+
+
+def chart_for_ticket(
+    ticket: Mapping[str, Any], journal_path: str | None, detected_ts: float | None = None
+) -> EvidenceChart:
+    """:func:`build_chart` over the journal at ``journal_path`` (opened for this call only)."""
+    if not journal_path:
+        return EvidenceChart(None, "no journal is configured (QLOOP_JOURNAL), so no chart")
+    if not Path(journal_path).is_file():  # Journal() would create an empty one
+        return EvidenceChart(None, "the configured journal does not exist (yet), so no chart")
+    journal = Journal(journal_path)
+    try:
+        devices = ticket.get("evidence", {}).get("devices", [])
+        return build_chart(ticket["fault"], devices, journal, detected_ts=detected_ts)
+    finally:
+        journal.close()
