@@ -161,10 +161,12 @@ class Ingestor:
             self.on_points(info, m)
         if isinstance(m, Telemetry):
             findings = self.detectors.update(
-                info.product, Block.from_rows(m.device, m.fields, m.rows)
+                info.product, Block.from_rows(m.device, m.fields, m.rows), m.seq
             )
-        elif m.kind in FAULTS:
-            findings = [
+        else:  # an event takes a seq too: the detectors' reorder buffer must not wait for it
+            findings = self.detectors.skip(m.device, info.product, m.seq)
+        if isinstance(m, Event) and m.kind in FAULTS:
+            findings.append(
                 Finding(
                     m.device,
                     m.kind,
@@ -176,9 +178,7 @@ class Ingestor:
                         "limit": m.limit if m.limit is not None else float("nan"),
                     },
                 )
-            ]
-        else:
-            findings = []
+            )
         for f in findings:
             self._emit(info, f)
 

@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from cloud.anomaly.base import Finding
@@ -45,6 +45,8 @@ class WorkerSettings:
     batch_size: int = 500
     batch_wait_s: float = 0.05
     checkpoint_every_s: float = 30.0
+    stats_every_s: float = 60.0  # how often the worker logs its counters
+    generic_detectors: bool = True  # the generic detector on fields no domain detector knows
     client_id: str | None = None
     ticket_policy: TicketPolicy | None = None
 
@@ -53,6 +55,11 @@ class WorkerSettings:
             return self.client_id
         p = list(self.partitions)
         return f"qloop-cloud-{p[0]:02d}-{p[-1]:02d}-{len(p)}"
+
+
+def _log_changes(changes: list | None) -> None:
+    for change in changes or ():
+        log.info("ticket %s", change)
 
 
 class Worker:
@@ -88,7 +95,7 @@ class Worker:
             )
         self.ingestor = Ingestor(
             self.journal,
-            DetectorBank(),
+            DetectorBank(generic=settings.generic_detectors),
             self._finding,
             on_points=self.influx.add if self.influx else None,
             on_birth=self._birth,
@@ -105,7 +112,6 @@ class Worker:
             manual_ack=True,
             max_inflight=1000,
         )
-        self.ticket_changes: list[object] = []
 
     def _birth(self, info: DeviceInfo) -> None:
         if self.tickets is None:
@@ -131,10 +137,8 @@ class Worker:
             self.influx.add_finding(info, f)
         if self.tickets is not None:
             if info.first_ts is not None and info.last_ts is not None:
-                self.tickets.touch_devices({info.device: info.last_ts})
-            for change in self.tickets.record_finding(f):
-                log.info("ticket %s", change)
-                self.ticket_changes.append(change)
+                _log_changes(self.tickets.touch_devices({info.device: info.last_ts}))
+            _log_changes(self.tickets.record_finding(f))
         if self._extra_sink is not None:
             self._extra_sink(f, info)
 
@@ -156,13 +160,18 @@ class Worker:
             if state is not None:
                 self.journal.save_checkpoint(device, state, now)
         if self.tickets is not None:
-            self.tickets.touch_devices(
-                {
-                    i.device: i.last_ts
-                    for i in self.ingestor.registry
-                    if i.last_ts is not None and i.born
-                }
+            # event time moves on for every unit: fix verification windows can run out
+            _log_changes(
+                self.tickets.touch_devices(
+                    {
+                        i.device: i.last_ts
+                        for i in self.ingestor.registry
+                        if i.last_ts is not None and i.born
+                    }
+                )
             )
+        if self.influx is not None:
+            log.info("influx: %s", self.influx.stats())
         self.journal.commit()
 
     def process_batch(self, timeout: float) -> int:
@@ -194,13 +203,24 @@ class Worker:
             self.link.ack(msg)
         return len(batch)
 
+    def stats(self) -> dict[str, int]:
+        """The worker's counters: ingest, detector order, queue depth."""
+        bank = self.ingestor.detectors
+        return {
+            **asdict(self.ingestor.stats),
+            "late_blocks": bank.late_blocks,
+            "reordered_blocks": bank.reordered_blocks,
+            "devices": len(self.ingestor.registry),
+            "queued": self._queue.qsize(),
+        }
+
     def start(self) -> None:
         self._restore()
         self.link.start()
 
     def run(self, duration_s: float | None = None) -> None:
         self.start()
-        started = last_cp = time.monotonic()
+        started = last_cp = last_stats = time.monotonic()
         try:
             while not self._stop.is_set():
                 self.process_batch(timeout=0.2)
@@ -208,6 +228,9 @@ class Worker:
                 if now - last_cp >= self.settings.checkpoint_every_s:
                     self.checkpoint()
                     last_cp = now
+                if now - last_stats >= self.settings.stats_every_s:
+                    log.info("worker %s: %s", self.link.client_id, self.stats())
+                    last_stats = now
                 if duration_s is not None and now - started >= duration_s:
                     break
         finally:

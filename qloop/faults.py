@@ -13,6 +13,8 @@ FAULTS: dict[str, str] = {
     "overheat": "safety",
     "sensor_stuck": "sensor",
     "device_offline": "connectivity",
+    # Extension: the generic detector's finding on a field no domain detector knows.
+    "anomaly": "functional",
 }
 
 

@@ -83,3 +83,23 @@ def test_overcurrent_event_becomes_a_finding(ingest):
     ((f, info),) = ingest.findings
     assert (f.fault, f.ts, f.evidence["value"], info.batch) == ("overcurrent", 123.0, 12.5, "B7")
     assert ingest.stats.events == 2
+
+
+def test_blocks_out_of_order_are_fed_in_seq_order_and_events_fill_gaps(ingest):
+    fed = []
+
+    class Spy:
+        fault = "spy"
+
+        def update(self, block):
+            fed.append(float(block.ts[0]))
+            return []
+
+    ingest.detectors.factories = {"thermometer": (Spy,)}
+    ingest.handle(_msg(Birth("d1", "thermometer", "M", "B", "SN", "1.0", 10.0, 0.0)))
+    for m in (_tel("d1", 0, 0), _tel("d1", 3, 30), _tel("d1", 2, 20)):
+        ingest.handle(_msg(m))
+    assert fed == [0.0]  # seq 1 is missing: 2 and 3 wait for it
+    ingest.handle(_msg(Event("d1", 1, 10.0, "door_opened", None, None)))  # an event was seq 1
+    assert fed == [0.0, 20.0, 30.0]
+    assert ingest.detectors.reordered_blocks == 2 and ingest.detectors.late_blocks == 0

@@ -53,6 +53,8 @@ class CoolingDecline(BaselineShift):
             return _NAN, _NAN.reshape(0, 4), _NAN
         comp, ret, sup, amb, fan = cols
         ts = block.ts
+        if len(ts) == 0:
+            return _NAN, _NAN.reshape(0, 4), _NAN
         on = np.nan_to_num(comp, nan=0.0) > 0.5
         prev = np.concatenate(([self._was_on], on[:-1]))
         starts = np.where(on & ~prev, ts, -np.inf)

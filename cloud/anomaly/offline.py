@@ -13,6 +13,7 @@ but never less than ``min_silence_s``. A device that speaks again clears the fin
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from cloud.anomaly.base import Finding
@@ -54,6 +55,9 @@ class OfflineWatch:
         """A message from ``device`` whose newest reading is at ``last_ts``; ``span`` is the time
         its readings cover (a block of an hour's readings means messages an hour apart, which
         is the first guess of the gap until real gaps are seen)."""
+        if not math.isfinite(last_ts):  # no usable event time: it cannot move the watermark
+            return []
+        span = span if math.isfinite(span) else 0.0
         self.watermark = max(self.watermark, last_ts)
         s = self._devices.get(device)
         if s is None:

@@ -6,7 +6,8 @@ that legitimately hold still (setpoints, on/off states, fan steps — and any fi
 itself most of the time while the detector was learning) are not judged. A run counts as stuck
 when it lasts ``min_stuck_s`` and, during it, the unit's other judged signals changed in at least
 ``min_others_moving`` of the readings: the unit was working, only this sensor stood still.
-The finding clears when the field moves again.
+The finding clears when the field moves again. A time gap of more than ``max_gap_s`` between
+readings (an outage) ends every run: a value equal to the one before the gap is not a repeat.
 """
 
 from __future__ import annotations
@@ -45,12 +46,14 @@ class SensorStuck:
         learn_rows: int = 500,
         max_repeat_share: float = 0.5,
         ignore: frozenset[str] = DISCRETE_FIELDS,
+        max_gap_s: float = 900.0,
     ) -> None:
         self.min_stuck_s = min_stuck_s
         self.min_others_moving = min_others_moving
         self.learn_rows = learn_rows
         self.max_repeat_share = max_repeat_share
         self.ignore = ignore
+        self.max_gap_s = max_gap_s
         self._reset()
 
     def _reset(self) -> None:
@@ -61,13 +64,19 @@ class SensorStuck:
         self._run_start: dict[str, float] = {}
         self._moving: dict[str, list[int]] = {}  # [others moved, rows] during the current run
         self._active: set[str] = set()
+        self._last_ts = -np.inf
 
     def update(self, block: Block) -> list[Finding]:
         names = [n for n in block.columns if n not in self.ignore]
         if len(block) == 0 or not names:
             return []
         cols = {n: block.columns[n] for n in names}
-        same = {n: self._same_as_previous(n, v) for n, v in cols.items()}
+        # a reading after a gap (an outage) is not a repeat: equal values hours apart say
+        # nothing about a frozen sensor, and the gap must not count as stuck time
+        prev_ts = np.concatenate(([self._last_ts], block.ts[:-1]))
+        fresh = ~(block.ts - prev_ts <= self.max_gap_s)
+        self._last_ts = float(block.ts[-1])
+        same = {n: self._same_as_previous(n, v) & ~fresh for n, v in cols.items()}
         if self._judged is None:
             for n in names:
                 self._repeats[n] = self._repeats.get(n, 0) + int(same[n].sum())

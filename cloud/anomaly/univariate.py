@@ -1,0 +1,124 @@
+"""``anomaly``: the generic streaming detector over numeric fields no domain detector knows.
+
+A product class the cloud has no domain detectors for (a heat pump, a fridge), or a field an
+air conditioner's new firmware adds, still gets watched: one
+:class:`~cloud.anomaly.generic.StreamingAnomalyDetector` per field, fed value by value in event
+time. Values are first averaged over bins of ``aggregate_s`` of event time (10 minutes): the
+generic detector's history of ``window`` values then spans about a week whatever the device's
+sample period, so a daily cycle is familiar rather than novel every afternoon (fed raw 60 s
+samples, its history would cover 17 hours and a healthy daily cycle alarms about once a day).
+The price is that a single-sample spike is diluted by the bin's other samples: this detector is
+for sustained changes of level or shape, not glitches. A score at or above ``threshold`` is a
+finding named ``anomaly`` whose evidence names the field (the key ``field:<name>`` holds the bin
+mean that alarmed), with the field's slow running mean before it as the baseline. The generic
+detector's own rest period keeps one change from becoming a stream of findings.
+
+Fields in ``exclude`` (those the product's domain detectors cover, where the generic detector
+would only add false findings) and fields past ``max_fields`` are not watched: per-field state is
+a few kB (``window`` floats plus the context table), so it is spent only where nothing else
+looks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from cloud.anomaly.base import Block, Finding
+from cloud.anomaly.generic import DEFAULT_THRESHOLD, StreamingAnomalyDetector
+
+
+class UnivariateAnomaly:
+    """Per-field generic anomaly detection for one device.
+
+    >>> import numpy as np
+    >>> d = UnivariateAnomaly(aggregate_s=60.0, window=300, warmup=100)
+    >>> ts = np.arange(0.0, 600 * 60.0, 10.0)
+    >>> humidity = 50.0 + 0.5 * np.sin(ts / 600.0)
+    >>> humidity[ts >= 500 * 60.0] += 20.0
+    >>> [(f.onset_ts / 60, round(f.evidence["field:humidity_pct"])) for f in
+    ...  d.update(Block("d", ts, {"humidity_pct": humidity}))][:1]
+    [(500.0, 70)]
+    """
+
+    fault = "anomaly"
+
+    def __init__(
+        self,
+        *,
+        exclude: frozenset[str] = frozenset(),
+        max_fields: int = 8,
+        aggregate_s: float = 600.0,
+        threshold: float = DEFAULT_THRESHOLD,
+        window: int = 1000,
+        warmup: int = 144,
+        smoothing: float = 0.02,
+    ) -> None:
+        self.exclude = exclude
+        self.max_fields = max_fields
+        self.aggregate_s = aggregate_s
+        self.threshold = threshold
+        self.window = window
+        self.warmup = warmup
+        self.smoothing = smoothing
+        self._reset()
+
+    def _reset(self) -> None:
+        self._detectors: dict[str, StreamingAnomalyDetector] = {}
+        self._bins: dict[str, list[float]] = {}  # field -> [bin start, sum, count]
+        self._mean: dict[str, float] = {}  # slow running mean: the evidence's baseline
+
+    def watched(self) -> tuple[str, ...]:
+        return tuple(self._detectors)
+
+    def _detector(self, name: str) -> StreamingAnomalyDetector | None:
+        det = self._detectors.get(name)
+        if det is None and name not in self.exclude and len(self._detectors) < self.max_fields:
+            det = self._detectors[name] = StreamingAnomalyDetector(
+                window=self.window, warmup=self.warmup, threshold=self.threshold
+            )
+            self._bins[name] = [-math.inf, 0.0, 0.0]
+        return det
+
+    def update(self, block: Block) -> list[Finding]:
+        out: list[Finding] = []
+        ok_ts = np.isfinite(block.ts)
+        starts = np.floor(block.ts / self.aggregate_s) * self.aggregate_s
+        order = np.argsort(starts, kind="stable")  # event time, whatever the block's order
+        for name, values in block.columns.items():
+            det = self._detector(name)
+            if det is None:
+                continue
+            acc = self._bins[name]
+            for i in order:
+                x = float(values[i])
+                if not (ok_ts[i] and math.isfinite(x)) or starts[i] < acc[0]:
+                    continue  # no value, or too late for its bin
+                if starts[i] > acc[0]:
+                    if acc[2]:
+                        f = self._score(block.device, name, det, acc[0], acc[1] / acc[2])
+                        if f is not None:
+                            out.append(f)
+                    acc[:] = [float(starts[i]), 0.0, 0.0]
+                acc[1] += x
+                acc[2] += 1.0
+        out.sort(key=lambda f: f.ts)
+        return out
+
+    def _score(
+        self, device: str, name: str, det: StreamingAnomalyDetector, start: float, x: float
+    ) -> Finding | None:
+        score = det.score_one(start, x)
+        base = self._mean.get(name, x)
+        self._mean[name] = base + self.smoothing * (x - base)
+        if score < self.threshold:
+            return None
+        evidence = {
+            f"field:{name}": x,
+            "baseline": base,
+            "current": x,
+            "change": x - base,
+            "score": score,
+        }
+        return Finding(device, self.fault, start + self.aggregate_s, start, score, evidence)

@@ -1,0 +1,334 @@
+"""One contract suite over every per-device detector (and the fleet-level offline watch).
+
+Every detector in ``cloud/anomaly`` promises the same things (STYLE.md, river's check suite):
+
+- silent on healthy simulated units (several seeds, eight simulated days);
+- fires on its own fault, from the simulator's fault kinds, within the delay bound stated in
+  :data:`CASES` (after onset, never before it), with numeric evidence and a score in 0..1;
+- never raises on NaN, inf, gaps, empty blocks, missing columns or out-of-order timestamps,
+  and still works afterwards;
+- a pickle round trip in mid-stream gives identical later findings (workers checkpoint state);
+- constructor arguments are stored under the same names.
+
+Delay bounds (from the onset of the injected fault to the finding, in event time):
+
+| detector | fault (simulator kind) | bound |
+| --- | --- | --- |
+| CoolingDecline | refrigerant_leak, 25 % over 1 h | 24 h |
+| NoiseRise | loose_panel, 5 dB step | 12 h |
+| VibrationRise | fan_bearing_wear, 8 dB / 0.064 g over 12 h | 24 h |
+| SensorStuck | stuck_sensor, return_c | 6 h |
+| UnivariateAnomaly | a field no domain detector knows (a daily cycle 50-60) jumps by 50 | 1 h |
+| OfflineWatch | offline, 8 h outage (blocks of 1 h) | 6 h |
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import pickle
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from cloud.anomaly.base import Block, Detector, Finding
+from cloud.anomaly.cooling import CoolingDecline
+from cloud.anomaly.level import NoiseRise, VibrationRise
+from cloud.anomaly.offline import OfflineWatch
+from cloud.anomaly.shift import BaselineShift
+from cloud.anomaly.stuck import SensorStuck
+from cloud.anomaly.univariate import UnivariateAnomaly
+from cloud.detection import COVERED_FIELDS
+from simulators.fleet import Fleet, InjectedFault
+from simulators.scenario import parse_scenario
+
+H = 3600.0
+DAY = 86400.0
+BLOCK_ROWS = 60
+START = "2024-07-01T00:00:00+08:00"
+ONSET_S = 2 * DAY  # after every detector's learning period
+EXTRA_FIELD = "humidity_pct"  # a field no air-conditioner detector knows
+
+
+def _scenario(seed: int, days: int, units: int, fault: str = "", prefix: str = "ac") -> str:
+    return f"""
+name = "contract"
+device_prefix = "{prefix}"
+seed = {seed}
+start_ts = {START}
+duration_s = "{days}d"
+sample_period_s = 60
+sensor_dropout = 0.0005
+[[batches]]
+batch = "B1"
+model = "{("KFR-35GW", "KFR-26GW", "KFR-50GW")[seed % 3]}"
+units = {units}
+{fault}
+"""
+
+
+@dataclass(frozen=True)
+class Stream:
+    """Per-device blocks of a simulated fleet, as the edge would send them."""
+
+    start_ts: float
+    blocks: dict[str, list[Block]]
+    truth: tuple[InjectedFault, ...]
+
+
+@functools.cache
+def simulate(text: str) -> Stream:
+    scenario = parse_scenario(text)
+    fleet = Fleet(scenario)
+    n = int(scenario.duration_s / scenario.sample_period_s)
+    rows = np.stack([fleet.step(scenario.start_ts + (i + 1) * 60.0)[0] for i in range(n)])
+    # the extra field: a slow daily cycle with sensor noise, like a humidity sensor
+    rng = np.random.default_rng(scenario.seed)
+    ts = rows[:, 0, 0]
+    extra = 55.0 + 5.0 * np.sin(2 * np.pi * ts / DAY)[:, None] + rng.normal(0, 0.3, rows.shape[:2])
+    blocks: dict[str, list[Block]] = {}
+    for u, unit in enumerate(fleet.units):
+        online = ~np.isnan(rows[:, u, 2]) | ~np.isnan(rows[:, u, 5])
+        out = []
+        for a in range(0, n, BLOCK_ROWS):
+            sel = np.arange(a, min(a + BLOCK_ROWS, n))
+            sel = sel[online[sel]]
+            if len(sel) == 0:
+                continue
+            cols = {name: rows[sel, u, j] for j, name in enumerate(fleet.fields) if j}
+            cols[EXTRA_FIELD] = np.round(extra[sel, u], 1)
+            out.append(Block(unit.device, rows[sel, u, 0], cols))
+        blocks[unit.device] = out
+    return Stream(scenario.start_ts, blocks, tuple(fleet.ground_truth))
+
+
+def _with_step(blocks: list[Block], at: float, step: float) -> list[Block]:
+    """The extra field jumps by ``step`` from event time ``at`` on."""
+    out = []
+    for b in blocks:
+        cols = dict(b.columns)
+        cols[EXTRA_FIELD] = cols[EXTRA_FIELD] + np.where(b.ts >= at, step, 0.0)
+        out.append(Block(b.device, b.ts, cols))
+    return out
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    make: Callable[[], Detector]
+    fault: str  # the simulator's fault spec (TOML) that this detector must find
+    bound_s: float
+
+    def faulty(self) -> tuple[Stream, dict[str, list[Block]], list[float]]:
+        """A fleet with the fault in every unit: (stream, blocks per device, onset per unit)."""
+        if self.fault:
+            s = simulate(_scenario(11, 4, 3, self.fault))
+            return s, s.blocks, [t.onset_ts for t in s.truth]
+        s = simulate(_scenario(11, 4, 3))
+        at = s.start_ts + ONSET_S
+        return s, {d: _with_step(b, at, 50.0) for d, b in s.blocks.items()}, [at] * 3
+
+
+def _fault(kind: str, **kw: object) -> str:
+    lines = [f'kind = "{kind}"', "share = 1.0", f'onset_after_s = "{ONSET_S / DAY:g}d"']
+    lines += [f"{k} = {v!r}".replace("'", '"') for k, v in kw.items()]
+    return "[[batches.faults]]\n" + "\n".join(lines)
+
+
+CASES = [
+    Case(
+        "cooling_decline",
+        CoolingDecline,
+        _fault("refrigerant_leak", magnitude=0.25, ramp_s="1h"),
+        24 * H,
+    ),
+    Case("noise_rise", NoiseRise, _fault("loose_panel", magnitude=5.0), 12 * H),
+    Case(
+        "vibration_rise",
+        VibrationRise,
+        _fault("fan_bearing_wear", magnitude=8.0, ramp_s="12h"),
+        24 * H,
+    ),
+    Case("sensor_stuck", SensorStuck, _fault("stuck_sensor", sensor="return_c"), 6 * H),
+    Case(
+        "anomaly",
+        functools.partial(UnivariateAnomaly, exclude=COVERED_FIELDS["air_conditioner"]),
+        "",
+        1 * H,
+    ),
+]
+HEALTHY = [_scenario(seed, 8, 4) for seed in (1, 2, 3)]
+
+
+def _run(det: Detector, blocks: list[Block]) -> list[Finding]:
+    out: list[Finding] = []
+    for b in blocks:
+        found = det.update(b)
+        assert isinstance(found, list)
+        out.extend(found)
+    return out
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("scenario", HEALTHY, ids=["seed1", "seed2", "seed3"])
+def test_silent_on_healthy_units(case: Case, scenario: str) -> None:
+    for device, blocks in simulate(scenario).blocks.items():
+        found = [f for f in _run(case.make(), blocks) if f.active]
+        assert found == [], f"{case.id} fired on healthy {device}: {found[:2]}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_fires_on_its_fault_within_the_bound(case: Case) -> None:
+    _, blocks, onsets = case.faulty()
+    for (device, stream), onset in zip(blocks.items(), onsets, strict=True):
+        found = [f for f in _run(case.make(), stream) if f.active]
+        assert found, f"{case.id} missed the fault of {device}"
+        first = found[0]
+        assert first.fault == case.id and first.device == device
+        assert onset <= first.ts <= onset + case.bound_s, (device, (first.ts - onset) / H)
+        assert math.isfinite(first.onset_ts) and first.onset_ts <= first.ts
+        assert 0.0 < first.score <= 1.0
+        assert first.evidence and all(isinstance(v, float) for v in first.evidence.values())
+
+
+def _bad_blocks(device: str, t: float) -> list[Block]:
+    ts = t + 60.0 * np.arange(1, 31)
+    n = len(ts)
+    nan = np.full(n, np.nan)
+    full = {
+        "setpoint_c": np.full(n, 24.0),
+        "return_c": np.linspace(25, 24, n),
+        "supply_c": np.linspace(15, 16, n),
+        "ambient_c": np.full(n, 31.0),
+        "compressor_on": np.ones(n),
+        "fan_speed": np.full(n, 2.0),
+        "current_a": np.full(n, 4.5),
+        "noise_db": np.full(n, 40.0),
+        "vibration_g": np.full(n, 0.02),
+        EXTRA_FIELD: np.full(n, 55.0),
+    }
+    later = ts + 30 * DAY  # a gap of a month
+    return [
+        Block(device, ts[:0], {k: v[:0] for k, v in full.items()}),  # empty
+        Block(device, ts, {k: nan for k in full}),  # every value missing
+        Block(device, ts, {k: np.full(n, np.inf) for k in full}),
+        Block(device, ts, {}),  # no columns at all
+        Block(device, ts, {"return_c": full["return_c"]}),  # most columns missing
+        *(Block(device, ts, {k: v for k, v in full.items() if k != gone}) for gone in full),
+        Block(device, ts[::-1], full),  # out of order
+        Block(device, np.full(n, ts[0]), full),  # all at one instant
+        Block(device, later, full),  # after a long gap
+        Block(device, later - DAY, full),  # back in time
+        Block(
+            device,
+            later + 3600,
+            {k: np.where(np.arange(n) % 2, v, np.nan) for k, v in full.items()},
+        ),
+    ]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_never_raises_on_bad_input(case: Case) -> None:
+    _, blocks, _ = case.faulty()
+    device, stream = next(iter(blocks.items()))
+    det = case.make()
+    _run(det, [b for b in stream if b.ts[-1] < stream[0].ts[0] + 1.8 * DAY])  # learned by now
+    for b in _bad_blocks(device, stream[0].ts[0] + 1.8 * DAY):
+        for f in det.update(b):
+            assert isinstance(f, Finding) and 0.0 <= f.score <= 1.0
+    fresh = case.make()  # also before learning anything
+    for b in _bad_blocks(device, stream[0].ts[0]):
+        fresh.update(b)
+    pickle.loads(pickle.dumps(det))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_pickle_round_trip_mid_stream_gives_identical_findings(case: Case) -> None:
+    _, blocks, onsets = case.faulty()
+    stream = next(iter(blocks.values()))
+    cut = next(i for i, b in enumerate(stream) if b.ts[0] >= onsets[0] - 6 * H)
+    det = case.make()
+    _run(det, stream[:cut])
+    clone = pickle.loads(pickle.dumps(det))
+    assert type(clone) is type(det)
+    later, cloned = _run(det, stream[cut:]), _run(clone, stream[cut:])
+    assert later, "nothing to compare: the fault should have been found after the cut"
+    assert repr(later) == repr(cloned)
+
+
+def _stored_arguments(make: Callable[[], object]) -> None:
+    obj = make()
+    cls = type(obj)
+    params = [
+        p
+        for c in cls.__mro__
+        if "__init__" in c.__dict__ and c is not object
+        for p in inspect.signature(c.__init__).parameters.values()
+        if p.name != "self" and p.kind is not p.VAR_KEYWORD
+    ]
+    assert params, f"{cls.__name__} takes no configuration?"
+    for p in params:
+        assert hasattr(obj, p.name), f"{cls.__name__}.{p.name} is not stored under its name"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_constructor_arguments_are_stored_under_their_names(case: Case) -> None:
+    _stored_arguments(case.make)
+    det = case.make()
+    assert isinstance(det.fault, str) and det.fault == case.id
+
+
+def test_baseline_detectors_pass_configuration_through() -> None:
+    d = CoolingDecline(min_drop=0.12, learn_s=DAY, window_s=2 * H)
+    assert (d.min_drop, d.min_shift_fraction, d.learn_s, d.window_s) == (0.12, 0.12, DAY, 2 * H)
+    assert isinstance(d, BaselineShift) and d.learning
+
+
+# --- the fleet-level offline watch ------------------------------------------------------------
+
+OFFLINE = _fault("offline", magnitude="8h")
+
+
+def _watch(streams: dict[str, list[Block]], watch: OfflineWatch | None = None) -> list[Finding]:
+    """Blocks of all devices in event-time order through the watch, checked after each round."""
+    watch = OfflineWatch() if watch is None else watch
+    merged = sorted(
+        ((b.ts[-1], d, b) for d, bs in streams.items() for b in bs), key=lambda x: x[:2]
+    )
+    out: list[Finding] = []
+    for _, device, b in merged:
+        out.extend(watch.seen(device, float(b.ts[-1]), float(b.ts[-1] - b.ts[0])))
+        out.extend(watch.check())
+    return out
+
+
+@pytest.mark.parametrize("scenario", HEALTHY, ids=["seed1", "seed2", "seed3"])
+def test_offline_watch_silent_on_healthy_fleet(scenario: str) -> None:
+    assert [f for f in _watch(simulate(scenario).blocks) if f.active] == []
+
+
+def test_offline_watch_fires_within_bound_and_clears() -> None:
+    healthy = simulate(_scenario(11, 4, 3)).blocks
+    offline = simulate(_scenario(12, 4, 2, OFFLINE, prefix="off"))
+    found = _watch({**healthy, **offline.blocks})
+    for t in offline.truth:
+        mine = [f for f in found if f.device == t.device]
+        active = [f for f in mine if f.active]
+        assert active and t.onset_ts <= active[0].ts <= t.onset_ts + 6 * H
+        assert active[0].onset_ts <= t.onset_ts  # the last reading before the silence
+        assert any(not f.active and f.ts >= t.repair_ts for f in mine)  # spoke again
+    assert not [f for f in found if f.device in healthy]
+
+
+def test_offline_watch_never_raises_and_pickles() -> None:
+    w = OfflineWatch(min_silence_s=100.0)
+    for ts in (0.0, math.nan, math.inf, -math.inf, 50.0, 10.0):
+        w.seen("a", ts)
+        w.check()
+    w.seen("b", 60.0)
+    clone = pickle.loads(pickle.dumps(w))
+    assert repr(w.seen("b", 500.0) + w.check()) == repr(clone.seen("b", 500.0) + clone.check())
+    _stored_arguments(OfflineWatch)

@@ -1,0 +1,204 @@
+"""The cloud worker against a real Mosquitto: persistent sessions, partitions, bad input, order.
+
+Each test starts real workers (paho, the journal, the detectors) in threads and publishes
+contract messages with a real MQTT client; the broker is the ``mosquitto`` fixture.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from cloud.store.journal import Journal
+from cloud.worker import Worker, WorkerSettings
+from qloop import protocol
+from qloop.mqtt import BrokerAddress, MqttLink
+from qloop.protocol import Birth, Message, Telemetry
+from simulators.fleet import Fleet
+from simulators.scenario import parse_scenario
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.broker
+
+FIELDS = ("ts", "x")
+
+
+def _settings(broker, tmp_path: Path, name: str, partitions=range(64), **kw) -> WorkerSettings:
+    return WorkerSettings(
+        broker=BrokerAddress.parse(broker.address),
+        partitions=tuple(partitions),
+        db_url=kw.pop("db_url", ""),
+        journal_path=str(tmp_path / f"{name}.db"),
+        client_id=f"test-{name}",
+        **kw,
+    )
+
+
+@contextmanager
+def running(settings: WorkerSettings) -> Iterator[Worker]:
+    worker = Worker(settings)
+    thread = threading.Thread(target=worker.run, name="worker", daemon=True)
+    thread.start()
+    try:
+        assert worker.link.wait_connected(10), "worker could not connect"
+        yield worker
+    finally:
+        worker.stop()
+        thread.join(30)
+        assert not thread.is_alive(), "worker did not stop"
+
+
+@contextmanager
+def publisher(broker) -> Iterator[MqttLink]:
+    link = MqttLink("test-publisher", BrokerAddress.parse(broker.address))
+    link.start()
+    assert link.wait_connected(10)
+    try:
+        yield link
+    finally:
+        wait_for(lambda: link.pending_acks() == 0, what="broker acknowledgements")
+        link.close()
+
+
+def send(link: MqttLink, *messages: Message, retain: bool = False) -> None:
+    for m in messages:
+        kind = protocol.kind_of(m)
+        link.publish(protocol.topic(m.device, kind), protocol.encode(m), retain=retain)
+
+
+def birth(device: str, product: str = "thermometer") -> Birth:
+    return Birth(device, product, "M1", "B1", f"SN-{device}", "1.0", 60.0, 0.0)
+
+
+def tel(device: str, seq: int, rows: int = 3) -> Telemetry:
+    t0 = 1_000_000.0 + seq * 600.0
+    return Telemetry(device, seq, FIELDS, tuple((t0 + 60 * i, 20.0 + i) for i in range(rows)))
+
+
+def stored(path: str, device: str) -> list[int]:
+    j = Journal(path)
+    try:
+        return j.seqs(device)
+    finally:
+        j.close()
+
+
+def _ready(worker: Worker, link: MqttLink, device: str) -> None:
+    """Publish a retained birth and wait for it: the worker's subscription is in place."""
+    send(link, birth(device), retain=True)
+    wait_for(lambda: worker.ingestor.registry.known(device), 10, f"birth of {device}")
+
+
+def test_restarted_worker_receives_what_it_missed_and_resumes_detectors(mosquitto, tmp_path):
+    settings = _settings(mosquitto, tmp_path, "w", db_url=f"sqlite:///{tmp_path / 'tickets.db'}")
+    # a day and a half of a simulated air conditioner: enough for its detectors to learn
+    scenario = parse_scenario(
+        'name="t"\nseed=5\nstart_ts=1719763200\nduration_s="2d"\nsample_period_s=60\n'
+        '[[batches]]\nbatch="B1"\nmodel="KFR-35GW"\nunits=1\n'
+    )
+    fleet = Fleet(scenario)
+    device = fleet.units[0].device
+    rows = [fleet.step(scenario.start_ts + 60.0 * (i + 1))[0][0] for i in range(40 * 60)]
+    blocks = [
+        Telemetry(device, k, fleet.fields, tuple(tuple(map(float, r)) for r in rows[a : a + 60]))
+        for k, a in enumerate(range(0, len(rows), 60))
+    ]
+    ac = Birth(device, "air_conditioner", "KFR-35GW", "B1", "SN-1", "2.3.0", 60.0, 0.0)
+    with publisher(mosquitto) as link:
+        with running(settings) as worker:
+            send(link, ac, retain=True)
+            wait_for(lambda: worker.ingestor.registry.known(device), 10, "birth")
+            send(link, *blocks[:38])
+            wait_for(lambda: worker.ingestor.stats.telemetry == 38, 30, "first blocks")
+            cooling = worker.ingestor.detectors.detectors(device)[0]
+            assert not cooling.learning  # learned from 36 h of readings
+        # the worker is down: its persistent session collects what comes meanwhile
+        send(link, *blocks[38:], tel("other-1", 0))
+    with running(settings) as worker:
+        # restored from the checkpoint before any new message: no relearning
+        restored = worker.ingestor.detectors.detectors(device)
+        assert restored and not restored[0].learning
+        wait_for(lambda: worker.ingestor.stats.telemetry == 3, 30, "missed messages")
+        assert worker.ingestor.stats.duplicates == 0
+    assert stored(settings.journal_path, device) == list(range(40))
+    assert stored(settings.journal_path, "other-1") == [0]
+
+
+def test_two_workers_on_disjoint_partitions_split_the_fleet(mosquitto, tmp_path):
+    low = _settings(mosquitto, tmp_path, "low", range(32))
+    high = _settings(mosquitto, tmp_path, "high", range(32, 64))
+    devices = [f"dev-{i:03d}" for i in range(40)]
+    with publisher(mosquitto) as link, running(low) as w1, running(high) as w2:
+        for d in devices:
+            send(link, birth(d), retain=True)
+        wait_for(lambda: len(w1.ingestor.registry) + len(w2.ingestor.registry) == 40, 20)
+        for d in devices:
+            send(link, *(tel(d, s) for s in range(3)))
+        wait_for(lambda: w1.ingestor.stats.telemetry + w2.ingestor.stats.telemetry == 120, 30)
+    mine = {d: protocol.partition(d) < 32 for d in devices}
+    assert 0 < sum(mine.values()) < 40  # both halves have devices
+    for d in devices:
+        own, other = (low, high) if mine[d] else (high, low)
+        assert stored(own.journal_path, d) == [0, 1, 2]  # no loss
+        assert stored(other.journal_path, d) == []  # no overlap
+
+
+def test_malformed_payloads_are_dead_lettered_and_the_worker_goes_on(mosquitto, tmp_path):
+    settings = _settings(mosquitto, tmp_path, "w")
+    good = tel("dev-1", 0)
+    bad = [
+        (protocol.topic("dev-1", "telemetry"), b"{oops"),
+        (protocol.topic("dev-1", "telemetry"), b'{"v": 1, "device": "dev-1"}'),
+        (protocol.topic("dev-1", "telemetry"), protocol.encode(tel("dev-2", 5))),  # wrong device
+        (protocol.topic("dev-1", "event"), b"\xff\xfe"),
+        ("qloop/v1/99/dev-1/telemetry", protocol.encode(good)),  # wrong partition
+    ]
+    with publisher(mosquitto) as link, running(settings) as worker:
+        _ready(worker, link, "dev-1")
+        for topic, payload in bad:
+            link.publish(topic, payload)
+        send(link, good)
+        wait_for(lambda: worker.ingestor.stats.telemetry == 1, 20, "the good message")
+        wait_for(lambda: worker.ingestor.stats.malformed == len(bad) - 1, 20, "dead letters")
+        assert worker.stats()["malformed"] == len(bad) - 1
+    j = Journal(settings.journal_path)
+    letters = j.dead_letters()
+    j.close()
+    # the wrong partition is not subscribed to by anyone: it never reaches the worker
+    assert sorted(p for _, _, p, _ in letters) == sorted(p for _, p in bad[:4])
+    assert all(reason for *_, reason in letters)
+    assert stored(settings.journal_path, "dev-1") == [0]
+
+
+def test_a_duplicate_replay_is_stored_once(mosquitto, tmp_path):
+    settings = _settings(mosquitto, tmp_path, "w")
+    with publisher(mosquitto) as link, running(settings) as worker:
+        _ready(worker, link, "dev-1")
+        send(link, *(tel("dev-1", s) for s in range(5)))
+        send(link, *(tel("dev-1", s) for s in range(5)))  # the edge replays after a lost ack
+        wait_for(lambda: worker.ingestor.stats.duplicates == 5, 20, "the replay")
+        assert worker.ingestor.stats.telemetry == 5
+    assert stored(settings.journal_path, "dev-1") == [0, 1, 2, 3, 4]
+
+
+def test_out_of_order_blocks_are_stored_and_fed_in_order(mosquitto, tmp_path):
+    settings = _settings(mosquitto, tmp_path, "w")
+    with publisher(mosquitto) as link, running(settings) as worker:
+        _ready(worker, link, "dev-1")
+        # live blocks first, then the backlog from an outage (store and forward)
+        send(link, *(tel("dev-1", s) for s in (0, 1, 4, 5, 2, 3)))
+        wait_for(lambda: worker.ingestor.stats.telemetry == 6, 20, "all blocks")
+        bank = worker.ingestor.detectors
+        assert bank.reordered_blocks == 2 and bank.late_blocks == 0
+        # a block that comes after its gap was given up is stored, counted late, not fed
+        send(link, *(tel("dev-1", s) for s in range(7, 7 + bank.reorder_messages + 1)))
+        wait_for(lambda: worker.ingestor.stats.telemetry == 6 + bank.reorder_messages + 1, 20)
+        send(link, tel("dev-1", 6))
+        wait_for(lambda: bank.late_blocks == 1, 20, "the late block")
+        newest = tel("dev-1", 7 + bank.reorder_messages).rows[-1][0]
+        assert bank.last_ts("dev-1") == newest  # the late block did not move the detectors back
+    assert stored(settings.journal_path, "dev-1") == list(range(7 + bank.reorder_messages + 1))
