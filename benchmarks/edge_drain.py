@@ -29,19 +29,9 @@ from edge_agent.publisher import Publisher
 from qloop import protocol
 from qloop.broker import start_broker
 from qloop.mqtt import BrokerAddress, InboundMessage, MqttLink
-from qloop.protocol import Event, Telemetry
+from qloop.protocol import AIR_CONDITIONER_FIELDS, Event, Telemetry
 
-FIELDS = (
-    "setpoint_c",
-    "return_c",
-    "supply_c",
-    "ambient_c",
-    "compressor_on",
-    "fan_speed",
-    "current_a",
-    "noise_db",
-    "vibration_g",
-)
+FIELDS = AIR_CONDITIONER_FIELDS[1:]
 DEV = "ac-bench-1"
 
 

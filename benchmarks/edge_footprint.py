@@ -25,20 +25,11 @@ import time
 from pathlib import Path
 
 from qloop.broker import start_broker
+from qloop.protocol import AIR_CONDITIONER_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
 TICK = os.sysconf("SC_CLK_TCK")
-FIELDS = (
-    "setpoint_c",
-    "return_c",
-    "supply_c",
-    "ambient_c",
-    "compressor_on",
-    "fan_speed",
-    "current_a",
-    "noise_db",
-    "vibration_g",
-)
+FIELDS = AIR_CONDITIONER_FIELDS[1:]
 
 PAHO = """
 import sys, time

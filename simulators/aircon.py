@@ -47,18 +47,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-AIRCON_FIELDS: tuple[str, ...] = (
-    "ts",
-    "setpoint_c",
-    "return_c",
-    "supply_c",
-    "ambient_c",
-    "compressor_on",
-    "fan_speed",
-    "current_a",
-    "noise_db",
-    "vibration_g",
-)
+from qloop.protocol import AIR_CONDITIONER_FIELDS
+
+AIRCON_FIELDS: tuple[str, ...] = AIR_CONDITIONER_FIELDS
 FIELD_INDEX: dict[str, int] = {name: i for i, name in enumerate(AIRCON_FIELDS)}
 
 # --- physical constants and model coefficients ----------------------------------------------

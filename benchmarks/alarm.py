@@ -1,0 +1,157 @@
+"""Alarm latency (issue 7 §3): wall time from publishing the message that completes a fault's
+evidence to the ticket being visible in the API.
+
+The fault is ``overcurrent``: the edge's safety event is the whole evidence, so the message that
+completes it is that one event (a detector fault such as ``cooling_decline`` needs hours of
+readings; its last block would add the detector's cost, a few hundred µs — see ``detectors`` —
+to the same path). Real processes: Mosquitto, ``qloop cloud run`` and ``qloop api`` sharing one
+SQLite ticket database. Each repetition uses a new device (born before the clock starts), so
+each opens a new device ticket (each in a batch of its own, so
+no batch ticket absorbs them). Per repetition two clocks start at the publish:
+
+* baseline: until the message is in the worker's journal (polled by key) — transport plus the
+  worker's batching, without findings and ticketing;
+* figure: until ``GET /api/v1/tickets?fault=overcurrent&scope=device`` lists the device.
+
+Both are polled every 2 ms, so each carries up to that much polling delay.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import sqlite3
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from benchmarks.common import Result, percentile, spawn_qloop, stop_process, wait_until
+from benchmarks.ingest import journal_count
+from qloop import protocol
+from qloop.broker import free_port, start_broker, wait_port
+from qloop.mqtt import BrokerAddress, MqttLink
+from qloop.protocol import Birth, Event
+
+TOKEN = "bench-alarm-token"  # noqa: S105 - a throwaway token for a throwaway API
+POLL_S = 0.002
+
+
+def _in_journal(path: Path, device: str, seq: int) -> bool:
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+            row = db.execute(
+                "SELECT 1 FROM messages WHERE device = ? AND seq = ?", (device, seq)
+            ).fetchone()
+    except sqlite3.OperationalError:
+        return False
+    return row is not None
+
+
+class ApiClient:
+    """One keep-alive HTTP connection with the bearer token."""
+
+    def __init__(self, port: int, token: str = TOKEN) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        self.conn.request("GET", path, headers=self.headers)
+        r = self.conn.getresponse()
+        return r.status, r.read()
+
+
+def start_api(db_url: str, workdir: Path) -> tuple[object, int]:
+    port = free_port()
+    proc = spawn_qloop(
+        ["--log-level", "WARNING", "api", "--db", db_url, "--port", str(port)],
+        workdir / "api.log",
+        env={"QLOOP_API_TOKEN": TOKEN},
+    )
+    if not wait_port("127.0.0.1", port, 60):
+        stop_process(proc)
+        raise RuntimeError(f"the API did not start: {(workdir / 'api.log').read_text()[-2000:]}")
+    return proc, port
+
+
+def bench_alarm(quick: bool = False) -> Result:
+    res = Result("alarm")
+    reps = 3 if quick else 40
+    with tempfile.TemporaryDirectory(prefix="qloop-bench-alarm-") as tmp:
+        wd = Path(tmp)
+        broker = start_broker(wd / "broker", persistence=False)
+        db_url = f"sqlite:///{wd / 'tickets.db'}"
+        journal = wd / "journal.db"
+        worker = spawn_qloop(
+            [
+                "--log-level", "WARNING", "cloud", "run",
+                "--broker", f"{broker.host}:{broker.port}",
+                "--db", db_url, "--journal", str(journal), "--client-id", "bench-alarm",
+            ],
+            wd / "worker.log",
+        )  # fmt: skip
+        api = None
+        link = MqttLink("bench-alarm-pub", BrokerAddress(broker.host, broker.port))
+        try:
+            api, port = start_api(db_url, wd)
+            link.start()
+            if not link.wait_connected(30):
+                raise RuntimeError("no connection to the broker")
+            devices = [f"alarm-{k:04d}" for k in range(reps)]
+            now = time.time()
+            for d in devices:
+                b = Birth(d, "air_conditioner", "KFR-35GW", f"B-{d}", f"SN-{d}", "2.3.0", 10.0, now)
+                link.publish(protocol.topic(d, "birth"), protocol.encode(b), retain=True)
+            if not wait_until(lambda: journal_count(journal, "births") >= reps, 60):
+                raise RuntimeError("the worker did not store the births")
+            client = ApiClient(port)
+            to_ticket, to_journal = [], []
+            for k, d in enumerate(devices):
+                ev = Event(d, 0, now + k, "overcurrent", 12.5, 10.0)
+                seen_journal: list[float] = []
+
+                def watch(dev: str = d, out: list[float] = seen_journal) -> None:
+                    while not _in_journal(journal, dev, 0):
+                        time.sleep(POLL_S)
+                    out.append(time.monotonic())
+
+                t0 = time.monotonic()
+                link.publish(protocol.topic(d, "event"), protocol.encode(ev))
+                watcher = threading.Thread(target=watch, daemon=True)
+                watcher.start()
+                deadline = t0 + 30
+                while time.monotonic() < deadline:
+                    status, body = client.get(
+                        "/api/v1/tickets?fault=overcurrent&scope=device&limit=100"
+                    )
+                    if status == 200 and any(
+                        t.get("device") == d for t in json.loads(body)["items"]
+                    ):
+                        break
+                    time.sleep(POLL_S)
+                else:
+                    raise RuntimeError(f"no ticket for {d} within 30 s")
+                to_ticket.append(time.monotonic() - t0)
+                watcher.join(30)
+                to_journal.append(seen_journal[0] - t0)
+        finally:
+            link.close()
+            if api is not None:
+                stop_process(api)  # type: ignore[arg-type]
+            stop_process(worker)
+            broker.stop()
+    for q in (50, 99):
+        res.add(
+            f"publish → ticket visible in API, p{q}",
+            percentile(to_ticket, q) * 1000,
+            "ms",
+            f"publish → message in journal, p{q}",
+            percentile(to_journal, q) * 1000,
+            target="p99 <= 1,000 ms" if q == 99 else "",
+            met=percentile(to_ticket, q) <= 1.0 if q == 99 else None,
+        )
+    res.params = {"repetitions": reps, "to_ticket_s": to_ticket, "to_journal_s": to_journal}
+    res.notes.append(
+        f"{reps} overcurrent events, one new device each; polled every {POLL_S * 1000:g} ms."
+    )
+    return res

@@ -1,0 +1,242 @@
+"""Cloud ingest throughput (issue 7 §1, §2): simulated devices publish through Mosquitto to real
+``qloop cloud run`` worker processes (all detectors, the embedded journal, a SQLite ticket
+database), against a bare paho subscriber that only counts the same messages.
+
+Traffic is generated once, before anything is timed: the fleet simulator's units through their
+own :class:`edge_agent.core.DeviceCore` (births, 60-row telemetry blocks of 10 fields, any
+safety events), encoded and split over publisher processes, so publishing costs the consumer no
+GIL. Each phase gets a fresh broker and fresh stores, and the same bytes:
+
+1. bare subscriber: counts telemetry and event messages; readings/s from the first publish to the
+   last message received — the ceiling of a Python MQTT consumer on this machine;
+2. one worker on all 64 partitions; births are published (and stored) first, untimed, then the
+   telemetry; done when the journal holds every message (zero loss is that count, checked);
+3. two workers on partitions 0-31 and 32-63, each with its own journal and ticket database.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.common import (
+    CountingSubscriber,
+    Result,
+    collect_publishers,
+    publish_in_processes,
+    spawn_qloop,
+    stop_process,
+    wait_until,
+)
+from benchmarks.scale import TELEMETRY_AND_EVENTS, scale_scenario
+from edge_agent.core import DeviceCore, Identity
+from qloop import protocol
+from qloop.broker import BrokerProcess, start_broker
+from qloop.protocol import Telemetry
+from simulators.aircon import AIRCON_FIELDS
+from simulators.fleet import Fleet
+
+Item = tuple[str, bytes, bool]
+
+
+@dataclass
+class Traffic:
+    births: list[Item]
+    messages: list[Item]  # telemetry blocks and events, in the order the devices sent them
+    readings: int
+
+
+def make_traffic(devices: int, blocks: int, sample_period_s: float = 10.0) -> Traffic:
+    """``devices`` simulated units, ``blocks`` full 60-row blocks each, as MQTT publications."""
+    sc = scale_scenario(devices, sample_period_s, blocks * 60 * sample_period_s)
+    fleet = Fleet(sc)
+    cores = [
+        DeviceCore(
+            Identity(u.device, u.model, u.batch, u.serial, u.firmware, u.product, sample_period_s),
+            AIRCON_FIELDS,
+            block_rows=60,
+            block_max_age_s=float("inf"),
+        )
+        for u in fleet.units
+    ]
+    births = [
+        (protocol.topic(c.identity.device, "birth"), protocol.encode(c.birth(sc.start_ts)), True)
+        for c in cores
+    ]
+    messages: list[Item] = []
+    readings = 0
+    for step in range(blocks * 60):
+        ts = sc.start_ts + step * sample_period_s
+        rows, online = fleet.step(ts)
+        values = rows.tolist()
+        for i in online.nonzero()[0].tolist():
+            for m in cores[i].sample(values[i], now=ts):
+                messages.append(
+                    (protocol.topic(m.device, protocol.kind_of(m)), protocol.encode(m), False)
+                )
+                if isinstance(m, Telemetry):
+                    readings += len(m.rows)
+    for c in cores:  # offline spells leave partial blocks open
+        for m in c.flush():
+            messages.append((protocol.topic(m.device, "telemetry"), protocol.encode(m), False))
+            readings += len(m.rows)
+    return Traffic(births, messages, readings)
+
+
+def split(items: list[Item], parts: int) -> list[list[Item]]:
+    """Round-robin by device, so each device's messages stay in order in one publisher."""
+    out: list[list[Item]] = [[] for _ in range(parts)]
+    for item in items:
+        out[protocol.partition(item[0].split("/")[3]) % parts].append(item)
+    return [p for p in out if p]
+
+
+def journal_count(path: Path, table: str) -> int:
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+            return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+def _publish(
+    broker: BrokerProcess, items: list[Item], workdir: Path, parts: int
+) -> tuple[float, float]:
+    """Publish ``items`` from ``parts`` processes at once; (first publish, last ack)."""
+    go, procs, out = publish_in_processes(broker.host, broker.port, split(items, parts), workdir)
+    go.set()
+    return collect_publishers(procs, out)
+
+
+def bare_phase(t: Traffic, workdir: Path, publishers: int) -> float:
+    """Readings/s a bare paho subscriber receives (the Python consumer's ceiling)."""
+    broker = start_broker(workdir / "broker-bare", persistence=False)
+    try:
+        counter = CountingSubscriber(
+            broker.host, broker.port, TELEMETRY_AND_EVENTS, expected=len(t.messages)
+        )
+        t0, _ = _publish(broker, t.messages, workdir, publishers)
+        n, _, last = counter.result()
+    finally:
+        broker.stop()
+    if n != len(t.messages):
+        raise RuntimeError(f"bare subscriber got {n} of {len(t.messages)} messages")
+    return t.readings / (last - t0)
+
+
+def worker_phase(
+    t: Traffic,
+    workdir: Path,
+    publishers: int,
+    partitions: list[str],
+    tag: str,
+    profile: Path | None = None,
+) -> dict[str, float]:
+    """Readings/s through ``len(partitions)`` worker processes until every message is journaled."""
+    broker = start_broker(workdir / f"broker-{tag}", persistence=False)
+    workers, journals = [], []
+    try:
+        for k, spec in enumerate(partitions):
+            wd = workdir / f"{tag}-w{k}"
+            wd.mkdir()
+            journals.append(wd / "journal.db")
+            workers.append(
+                spawn_qloop(
+                    [
+                        "--log-level", "WARNING",
+                        "cloud", "run",
+                        "--broker", f"{broker.host}:{broker.port}",
+                        "--partitions", spec,
+                        "--db", f"sqlite:///{wd / 'tickets.db'}",
+                        "--journal", str(journals[-1]),
+                        "--client-id", f"bench-{tag}-{k}",
+                    ],
+                    wd / "worker.log",
+                    profile=profile,
+                )
+            )  # fmt: skip
+
+        def total(table: str) -> int:
+            return sum(journal_count(j, table) for j in journals)
+
+        # births first, untimed: they also prove every worker is subscribed
+        _publish(broker, t.births, workdir, 1)
+        if not wait_until(lambda: total("births") >= len(t.births), 120, 0.1):
+            raise RuntimeError(f"workers stored {total('births')} of {len(t.births)} births")
+        t0, _ = _publish(broker, t.messages, workdir, publishers)
+        last, since = -1, time.monotonic()
+        while (n := total("messages")) < len(t.messages):
+            if n != last:
+                last, since = n, time.monotonic()
+            elif time.monotonic() - since > 30:
+                break  # stalled: reported as loss below
+            time.sleep(0.05)
+        t1 = time.monotonic()
+        stored = total("messages")
+        dead = total("dead_letters")
+    finally:
+        for w in workers:
+            stop_process(w)
+        broker.stop()
+    return {
+        "readings_per_s": t.readings / (t1 - t0),
+        "stored": stored,
+        "published": len(t.messages),
+        "lost": len(t.messages) - stored,
+        "dead_letters": dead,
+        "seconds": t1 - t0,
+    }
+
+
+def bench_ingest(quick: bool = False) -> Result:
+    res = Result("ingest")
+    devices, blocks = (20, 2) if quick else (2000, 10)
+    publishers = 2
+    with tempfile.TemporaryDirectory(prefix="qloop-bench-ingest-") as tmp:
+        workdir = Path(tmp)
+        t = make_traffic(devices, blocks)
+        bare = bare_phase(t, workdir, publishers)
+        one = worker_phase(t, workdir, publishers, ["0-63"], "one")
+        two = worker_phase(t, workdir, publishers, ["0-31", "32-63"], "two")
+    res.params = {
+        "devices": devices,
+        "blocks_per_device": blocks,
+        "readings": t.readings,
+        "messages": len(t.messages),
+        "publisher_processes": publishers,
+        "one_worker": one,
+        "two_workers": two,
+        "bare_readings_per_s": bare,
+    }
+    res.add(
+        "one worker, all detectors + journal, zero loss",
+        one["readings_per_s"],
+        "readings/s",
+        "bare paho subscriber (count only)",
+        bare,
+        target=">= 100,000 readings/s and >= 50 % of bare",
+        met=one["readings_per_s"] >= 100_000 and one["readings_per_s"] >= 0.5 * bare,
+        note=f"lost {one['lost']}",
+    )
+    res.add(
+        "two workers, partitions 0-31 / 32-63",
+        two["readings_per_s"],
+        "readings/s",
+        "one worker (same run)",
+        one["readings_per_s"],
+        note=f"lost {two['lost']}",
+    )
+    res.notes.append(
+        f"{devices:,} devices × {blocks} blocks × 60 readings × 10 fields = {t.readings:,} "
+        f"readings in {len(t.messages):,} messages from {publishers} publisher processes; "
+        f"journal held {one['stored']:,}/{one['published']:,} (one worker) and "
+        f"{two['stored']:,}/{two['published']:,} (two workers) messages."
+    )
+    if one["lost"] or two["lost"]:
+        res.notes.append("**messages were lost** — see the counts above")
+    return res
