@@ -24,11 +24,16 @@ from pathlib import Path
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 
 
-def find_mosquitto() -> str | None:
-    found = shutil.which("mosquitto")
+def find_binary(name: str, paths: tuple[str, ...] = ()) -> str | None:
+    """``name`` on PATH, else the first executable of ``paths`` (sbin is often not on PATH)."""
+    found = shutil.which(name)
     if found:
         return found
-    return next((p for p in MOSQUITTO_PATHS if os.access(p, os.X_OK)), None)
+    return next((p for p in paths if os.access(p, os.X_OK)), None)
+
+
+def find_mosquitto() -> str | None:
+    return find_binary("mosquitto", MOSQUITTO_PATHS)
 
 
 def free_port() -> int:

@@ -134,6 +134,12 @@ def build_parser(config: dict[str, Any] | None = None) -> argparse.ArgumentParse
     o.add("--influx-org", help="InfluxDB organisation")
     o.add("--influx-bucket", default="qloop", help="InfluxDB bucket")
     o.add("--client-id", help="MQTT client id (default: derived from the partitions)")
+    o.add(
+        "--queue-size",
+        type=int,
+        default=10_000,
+        help="received messages waiting for the worker thread at most (backpressure)",
+    )
     o.add("--duration", type=float, help="stop after S seconds")
     o.add(
         "--ready-file",
@@ -147,6 +153,7 @@ def build_parser(config: dict[str, Any] | None = None) -> argparse.ArgumentParse
     o.add("--db", default="sqlite:///var/qloop.db", help="ticket database URL (SQLAlchemy)")
     o.add("--host", default="127.0.0.1", help="address to listen on")
     o.add("--port", type=int, default=8000, help="port to listen on")
+    o.add("--journal", help="a worker's journal (SQLite), for the evidence charts on the pages")
     api.set_defaults(func=_cmd_api)
 
     sim = sub.add_parser("simulate", help="run a simulated fleet against a broker")
@@ -161,6 +168,21 @@ def build_parser(config: dict[str, Any] | None = None) -> argparse.ArgumentParse
     o.add("--ground-truth", help="write the injected faults to this JSON file")
     o.add("--client-prefix", default="qloop-sim", help="MQTT client id prefix")
     sim.set_defaults(func=_cmd_simulate)
+
+    ev = sub.add_parser("eval", help="detector accuracy on a simulated fleet with known faults")
+    ev.add_argument("scenario", help="built-in scenario name (e.g. leak15, healthy, week) or TOML")
+    o = _Options(ev, config, "eval")
+    o.add("--seeds", type=int, default=1, help="independent fleets (seed, seed+1, ...)")
+    o.add("--block-rows", type=int, default=60, help="readings per telemetry block")
+    o.add("--horizon", type=float, default=48.0, help="detection horizon in hours")
+    o.add("--json", help="also write the report as JSON to this file")
+    ev.set_defaults(func=_cmd_eval)
+
+    sub.add_parser(
+        "bench",
+        help="run the benchmarks and append them to BENCHMARKS.md (qloop bench --help)",
+        add_help=False,
+    )
 
     score = sub.add_parser("score", help="the generic detector over a timestamp,value CSV")
     score.add_argument("file", help="input CSV with a timestamp,value header")
@@ -222,6 +244,7 @@ def _cmd_cloud_run(args: argparse.Namespace) -> int:
             influx_org=args.influx_org,
             influx_bucket=args.influx_bucket,
             client_id=args.client_id,
+            queue_size=args.queue_size,
             ticket_policy=Settings(db=args.db).ticket_policy(),
         )
     except ValueError as e:
@@ -256,7 +279,7 @@ def _cmd_api(args: argparse.Namespace) -> int:
     from cloud.ticketing.api.app import create_app
     from cloud.ticketing.settings import Settings
 
-    app = create_app(Settings(db=args.db))
+    app = create_app(Settings(db=args.db, journal=args.journal))
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
@@ -303,6 +326,21 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from cloud.evaluate import main as evaluate_main
+
+    argv = [
+        args.scenario,
+        "--seeds",
+        str(args.seeds),
+        "--block-rows",
+        str(args.block_rows),
+        "--horizon",
+        str(args.horizon),
+    ]
+    return evaluate_main(argv + (["--json", args.json] if args.json else []))
+
+
 def _cmd_score(args: argparse.Namespace) -> int:
     from cloud.anomaly.nab import score_csv
 
@@ -320,6 +358,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # its own option parser (benchmarks/run.py), options and all
+        from benchmarks.run import main as bench_main
+
+        return int(bench_main(argv[1:]) or 0)
     args = build_parser(_load_config(argv)).parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -102,7 +102,11 @@ def run_demo(
         if wait_port("127.0.0.1", api_port, 0.1):  # taken: take any free port instead
             api_port = free_port()
         children.append(
-            _spawn(["api", "--db", db, "--port", str(api_port)], run_dir / "api.log", env)
+            _spawn(
+                ["api", "--db", db, "--port", str(api_port), "--journal", str(journal)],
+                run_dir / "api.log",
+                env,
+            )
         )
         children.append(
             _spawn(
@@ -162,7 +166,8 @@ def run_demo(
                 f"  (and {len(tickets) - len(live)} closed, e.g. device tickets merged into "
                 "their batch ticket once the batch stood out)"
             )
-        print(f"\nAPI:   {base}/api/v1/tickets   (OpenAPI: {base}/docs)")
+        print(f"\nPages: {base}/tickets   (sign in with the token)")
+        print(f"API:   {base}/api/v1/tickets   (OpenAPI: {base}/docs)")
         print(f"Token: {token}")
         print(f"Try:   curl -H 'Authorization: Bearer {token}' {base}/api/v1/tickets\n", flush=True)
         _serve(duration)

@@ -9,6 +9,8 @@ import pytest
 
 from qloop.broker import BrokerProcess, find_mosquitto, start_broker
 
+pytest_plugins = ["tests.pg", "tests.vm"]  # throwaway PostgreSQL and VictoriaMetrics servers
+
 
 @pytest.fixture
 def mosquitto(tmp_path) -> Iterator[BrokerProcess]:
