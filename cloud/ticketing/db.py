@@ -18,6 +18,7 @@ together on a fresh database migrate it once and the second finds it done.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,13 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _WRITE_OPTION = "qloop_write"
 MIGRATIONS = Path(__file__).with_name("migrations")
+_MIGRATE_ATTEMPTS = 6
 _MIGRATION_LOCK = 0x716C6F6F70  # PostgreSQL advisory lock key of migrations ("qloop")
 
 
@@ -66,6 +69,18 @@ def alembic_config() -> Config:
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Upgrade the database of ``engine`` (from :func:`make_engine`) to ``revision``, once even
     with concurrent callers."""
+    for attempt in range(_MIGRATE_ATTEMPTS):
+        try:
+            return _migrate_once(engine, revision)
+        except OperationalError as e:
+            # SQLite answers "database is locked" at once, without waiting, where waiting could
+            # deadlock (two starters on a brand-new file); the upgrade is idempotent: go again
+            if "locked" not in str(e) or attempt == _MIGRATE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * 2**attempt)
+
+
+def _migrate_once(engine: Engine, revision: str) -> None:
     config = alembic_config()
     with for_writing(engine).begin() as conn:
         if conn.dialect.name == "postgresql":
@@ -85,8 +100,10 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (see below)
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # the busy timeout first: switching a fresh file to WAL needs a lock that a concurrent
+        # starter may hold for a moment
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
