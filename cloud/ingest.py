@@ -74,6 +74,7 @@ class Ingestor:
         self.hold_limit = hold_limit
         self.clock = clock
         self.offline = OfflineWatch() if offline is None else offline
+        self.processed: set[str] = set()  # devices whose data reached the detectors lately
         self.registry = Registry()
         self.stats = IngestStats()
         self._seen: dict[str, SeqTracker] = defaultdict(SeqTracker)
@@ -157,6 +158,7 @@ class Ingestor:
                 self._process(self.registry.get(m.device), h)
 
     def _process(self, info: DeviceInfo, m: Telemetry | Event) -> None:
+        self.processed.add(m.device)
         if self.on_points is not None:
             self.on_points(info, m)
         if isinstance(m, Telemetry):

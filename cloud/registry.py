@@ -22,6 +22,7 @@ class DeviceInfo:
     born: bool = False  # a birth was seen (model/batch are known)
     first_ts: float | None = None  # event time of the first reading
     last_ts: float | None = None  # event time of the latest reading
+    birth_ts: float | None = None  # the device's clock in its latest birth
 
 
 class Registry:
@@ -43,6 +44,7 @@ class Registry:
         info.product, info.model, info.batch = b.product, b.model, b.batch
         info.serial, info.firmware, info.sample_period_s = b.serial, b.firmware, b.sample_period_s
         info.born = True
+        info.birth_ts = b.ts
         return info
 
     def saw(self, device: str, first_ts: float, last_ts: float) -> None:

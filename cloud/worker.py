@@ -11,10 +11,11 @@ fixed by the partition set), so a restarted worker receives what it missed.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -118,7 +119,8 @@ class Worker:
             return
         from cloud.ticketing.service import DeviceRecord
 
-        now = self.clock()
+        # event time throughout: the first/last reading, else the birth's own timestamp
+        born = info.birth_ts if info.birth_ts is not None else self.clock()
         self.tickets.register_device(
             DeviceRecord(
                 info.device,
@@ -127,8 +129,8 @@ class Worker:
                 info.batch,
                 info.serial,
                 info.firmware,
-                first_seen_ts=info.first_ts or now,
-                last_seen_ts=info.last_ts or now,
+                first_seen_ts=info.first_ts if info.first_ts is not None else born,
+                last_seen_ts=info.last_ts if info.last_ts is not None else born,
             )
         )
 
@@ -136,11 +138,24 @@ class Worker:
         if self.influx is not None:
             self.influx.add_finding(info, f)
         if self.tickets is not None:
-            if info.first_ts is not None and info.last_ts is not None:
-                _log_changes(self.tickets.touch_devices({info.device: info.last_ts}))
+            judged = self._judged_until([info.device])
+            if judged:
+                _log_changes(self.tickets.touch_devices(judged))
             _log_changes(self.tickets.record_finding(f))
         if self._extra_sink is not None:
             self._extra_sink(f, info)
+
+    def _judged_until(self, devices: Iterable[str]) -> dict[str, float]:
+        """How far in event time the detectors have judged each device's data. This, not the
+        newest reading received, is what "seen" means to fix verification: a unit's clearing
+        may still sit in the reorder buffer while later readings have already arrived."""
+        bank = self.ingestor.detectors
+        out = {}
+        for d in devices:
+            ts = bank.last_ts(d)
+            if math.isfinite(ts):
+                out[d] = ts
+        return out
 
     def _restore(self) -> None:
         n = 0
@@ -163,11 +178,7 @@ class Worker:
             # event time moves on for every unit: fix verification windows can run out
             _log_changes(
                 self.tickets.touch_devices(
-                    {
-                        i.device: i.last_ts
-                        for i in self.ingestor.registry
-                        if i.last_ts is not None and i.born
-                    }
+                    self._judged_until(i.device for i in self.ingestor.registry if i.born)
                 )
             )
         if self.influx is not None:
@@ -196,6 +207,12 @@ class Worker:
                     msg.topic, msg.payload, "internal error while ingesting", self.clock()
                 )
         self.ingestor.check_offline()
+        if self.tickets is not None and self.ingestor.processed:
+            # keep every unit's event time current for ticketing, not only those with findings:
+            # batch statistics weigh units by their time in the field, and fix verification
+            # windows run out in the units' own time
+            _log_changes(self.tickets.touch_devices(self._judged_until(self.ingestor.processed)))
+        self.ingestor.processed.clear()
         self.journal.commit()
         if self.influx is not None:
             self.influx.flush()

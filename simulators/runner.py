@@ -48,17 +48,22 @@ class _Link:
     """One shared connection: its units' cores and its publisher."""
 
     def __init__(
-        self, name: str, broker: BrokerAddress, cores: list[DeviceCore], window: int, clock: Clock
+        self,
+        name: str,
+        broker: BrokerAddress,
+        cores: list[DeviceCore],
+        window: int,
+        sim_now: Callable[[], float],
     ) -> None:
         self.cores = cores
-        self.clock = clock
+        self.sim_now = sim_now  # the simulated units' clock: births carry event time
         # paho's own in-flight limit off: the Publisher's window is the limit, and paho 2.2 stops
         # resending at the first message held back by its limit after a reconnect
         self.link = MqttLink(name, broker, on_connect=self._announce, max_inflight=0)
         self.publisher = Publisher(self.link, MemoryBuffer(max_messages=10_000_000), window=window)
 
     def _announce(self) -> None:
-        now = self.clock.time()
+        now = self.sim_now()
         for core in self.cores:
             self.publisher.publish_now(core.birth(now))
             self.publisher.publish_now(Status(core.identity.device, True))
@@ -101,13 +106,14 @@ class FleetRunner:
             )
             for u in self.fleet.units
         ]
+        self.sim_ts = scenario.start_ts  # the fleet's event time, advanced by run()
         self.links = [
             _Link(
                 f"{client_prefix}-{i // devices_per_connection}",
                 broker,
                 self.cores[i : i + devices_per_connection],
                 window,
-                self.clock,
+                lambda: self.sim_ts,
             )
             for i in range(0, len(self.cores), devices_per_connection)
         ]
@@ -176,6 +182,7 @@ class FleetRunner:
                 if self._stop.is_set():
                     break
                 ts = sc.start_ts + step * sc.sample_period_s
+                self.sim_ts = ts
                 self.readings += self._sample(ts)
                 self._pump()
                 while self._pending() > self.high_water and not self._stop.is_set():
