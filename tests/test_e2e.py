@@ -1,5 +1,5 @@
 """End to end with real processes: Mosquitto → simulated fleet (edge agent code) → cloud worker
-→ ticket visible through the HTTP API; and the demo command itself."""
+→ tickets through the HTTP API, the closed loop of fix verification, and the demo command."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import json
 import os
 import subprocess
 import sys
+import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -16,11 +19,19 @@ from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.e2e]
 
-SCENARIO = """
+TOKEN = "e2e-secret-token"
+START = 1719763200.0  # 2024-07-01T00:00:00+08:00, the scenarios' start
+DAY = 86400.0
+
+
+def scenario(*, repair_after: str | None) -> str:
+    """Three batches of one model; most of B-LEAK loses 30 % capacity from day 2 or 3."""
+    repair = f'repair_after_s = "{repair_after}"\n' if repair_after else ""
+    return f"""
 name = "e2e"
 seed = 11
 start_ts = 2024-07-01T00:00:00+08:00
-duration_s = "6d"
+duration_s = "7d"
 sample_period_s = 60
 
 [[batches]]
@@ -39,7 +50,7 @@ share = 0.6
 onset_after_s = ["2d", "3d"]
 magnitude = 0.3
 ramp_s = "1d"
-
+{repair}
 [[batches]]
 batch = "B-GOOD-2"
 model = "KFR-35GW"
@@ -47,98 +58,179 @@ units = 14
 """
 
 
-def _qloop(*args: str, env: dict, log) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "qloop", *args], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+class System:
+    """The API and a cloud worker as real processes, against one broker and one database."""
 
-
-def _get(url: str, token: str | None) -> tuple[int, dict]:
-    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.load(r)
-    except urllib.error.HTTPError as e:
-        return e.code, json.load(e)
-
-
-def test_fleet_to_batch_ticket_through_real_processes(mosquitto, tmp_path):
-    token = "e2e-secret-token"
-    env = {**os.environ, "QLOOP_API_TOKEN": token, "QLOOP_LOG_LEVEL": "WARNING"}
-    db = f"sqlite:///{tmp_path / 'qloop.db'}"
-    (tmp_path / "e2e.toml").write_text(SCENARIO)
-    port = free_port()
-    log = open(tmp_path / "procs.log", "wb")  # noqa: SIM115 - shared by two child processes
-    procs = [
-        _qloop("api", "--db", db, "--port", str(port), env=env, log=log),
-        _qloop(
-            "cloud",
-            "run",
-            "--broker",
-            mosquitto.address,
-            "--db",
-            db,
-            "--journal",
-            str(tmp_path / "journal.db"),
-            "--ready-file",
-            str(tmp_path / "worker.ready"),
-            env=env,
-            log=log,
-        ),
-    ]
-    try:
-        assert wait_port("127.0.0.1", port, 30), "API did not start"
+    def __init__(self, broker: str, tmp: Path) -> None:
+        self.broker, self.tmp = broker, tmp
+        self.env = {**os.environ, "QLOOP_API_TOKEN": TOKEN, "QLOOP_LOG_LEVEL": "WARNING"}
+        db = f"sqlite:///{tmp / 'qloop.db'}"
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}/api/v1/tickets"
+        self._log = open(tmp / "procs.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.procs = [
+            self._qloop("api", "--db", db, "--port", str(self.port)),
+            self._qloop(
+                "cloud",
+                "run",
+                "--broker",
+                broker,
+                "--db",
+                db,
+                "--journal",
+                str(tmp / "journal.db"),
+                "--ready-file",
+                str(tmp / "worker.ready"),
+            ),
+        ]
+        assert wait_port("127.0.0.1", self.port, 30), "API did not start"
         # telemetry is not retained: the fleet starts once the worker's session exists
-        wait_for((tmp_path / "worker.ready").exists, timeout=60, what="the worker's subscriptions")
+        wait_for((tmp / "worker.ready").exists, timeout=60, what="the worker's subscriptions")
+
+    def _qloop(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "qloop", *args],
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def simulate(self, text: str) -> list[dict]:
+        """Run a scenario to its end; returns the injected faults (ground truth)."""
+        (self.tmp / "scenario.toml").write_text(text)
         sim = subprocess.run(
             [
                 sys.executable,
                 "-m",
                 "qloop",
                 "simulate",
-                str(tmp_path / "e2e.toml"),
+                str(self.tmp / "scenario.toml"),
                 "--broker",
-                mosquitto.address,
+                self.broker,
                 "--ground-truth",
-                str(tmp_path / "truth.json"),
+                str(self.tmp / "truth.json"),
             ],
-            env=env,
+            env=self.env,
             capture_output=True,
             timeout=300,
         )
         assert sim.returncode == 0, sim.stderr.decode()[-2000:]
-        base = f"http://127.0.0.1:{port}/api/v1/tickets"
+        return json.loads((self.tmp / "truth.json").read_text())["faults"]
 
-        def batch_tickets():
-            status, page = _get(f"{base}?scope=batch", token)
-            assert status == 200
-            return page["items"]
+    def call(
+        self, path: str = "", body: dict | None = None, token: str | None = TOKEN
+    ) -> tuple[int, dict]:
+        req = urllib.request.Request(
+            self.base + path,
+            method="POST" if body is not None else "GET",
+            data=None if body is None else json.dumps(body).encode(),
+            headers={
+                "Content-Type": "application/json",
+                **({"Authorization": f"Bearer {token}"} if token else {}),
+            },
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.load(r)
+        except urllib.error.HTTPError as e:
+            return e.code, json.load(e)
 
+    def batch_tickets(self) -> list[dict]:
+        status, page = self.call("?scope=batch")
+        assert status == 200, page
+        return page["items"]
+
+    def leak_ticket(self) -> dict:
+        """Wait for the leaking batch's ticket (the worker may still be catching up)."""
         wait_for(
-            lambda: any(t["batch"] == "B-LEAK" for t in batch_tickets()),
+            lambda: any(t["batch"] == "B-LEAK" for t in self.batch_tickets()),
             timeout=120,
             what="a batch ticket for the leaking batch",
         )
-        tickets = batch_tickets()
-        assert {t["batch"] for t in tickets} == {"B-LEAK"}, "no ticket for healthy batches"
-        (t,) = tickets
-        assert t["fault"] == "cooling_decline" and t["category"] == "performance"
-        assert t["model"] == "KFR-35GW" and t["device"] is None
-        assert t["affected_devices"] >= 3 and t["batch_devices"] == 14
-        assert "R&D" in t["departments"]
-        status, one = _get(f"{base}/{t['id']}", token)
-        assert status == 200 and one["id"] == t["id"] and one["evidence"]
-        truth = {g["device"] for g in json.loads((tmp_path / "truth.json").read_text())["faults"]}
-        affected = {d["device"] for d in one["evidence"].get("devices", [])}
-        assert affected and affected <= truth, "only units that really leak are named"
-        assert _get(base, None)[0] == 401
-        assert _get(base, "wrong-token")[0] == 401
-    finally:
-        for p in procs:
+        (t,) = [t for t in self.batch_tickets() if t["batch"] == "B-LEAK"]
+        return t
+
+    def stop(self) -> None:
+        for p in self.procs:
             p.terminate()
-        for p in procs:
+        for p in self.procs:
             p.wait(20)
-        log.close()
+        self._log.close()
+
+
+@pytest.fixture
+def system(mosquitto, tmp_path) -> Iterator[System]:
+    s = System(mosquitto.address, tmp_path)
+    yield s
+    s.stop()
+
+
+def test_fleet_to_batch_ticket_through_real_processes(system):
+    truth = {g["device"] for g in system.simulate(scenario(repair_after=None))}
+    t = system.leak_ticket()
+    assert {x["batch"] for x in system.batch_tickets()} == {"B-LEAK"}, "healthy batches: none"
+    assert t["fault"] == "cooling_decline" and t["category"] == "performance"
+    assert t["model"] == "KFR-35GW" and t["device"] is None
+    assert t["affected_devices"] >= 3 and t["batch_devices"] == 14
+    assert t["department"] == "R&D" and "Production" in t["departments"]
+    status, one = system.call(f"/{t['id']}")
+    assert status == 200 and one["id"] == t["id"] and one["history"]
+    affected = {d["device"] for d in one["evidence"].get("devices", [])}
+    assert affected and affected <= truth, "only units that really leak are named"
+    assert system.call("", token=None)[0] == 401
+    assert system.call("", token="wrong-token")[0] == 401
+
+
+def _work_the_ticket(system: System, ticket: dict, effective_from: float) -> dict:
+    """What the engineer does: acknowledge, investigate, record the fix for the affected units."""
+    tid = ticket["id"]
+    for to in ("acknowledged", "in_progress"):
+        status, body = system.call(f"/{tid}/transitions", {"to": to, "note": f"e2e: {to}"})
+        assert status == 200, body
+    status, body = system.call(f"/{tid}/transitions", {"to": "closed"})
+    assert status == 409, "no closing by hand: only verification closes a fixed ticket"
+    status, body = system.call(
+        f"/{tid}/fix",
+        {
+            "description": "recharged refrigerant, brazed the leaking joint",
+            "effective_from": effective_from,
+        },
+    )
+    assert status == 201, body
+    return body
+
+
+def test_fix_verified_from_the_units_data_closes_the_ticket(system):
+    """The simulator repairs the leaking units on day 5 (a field campaign); the fix recorded as
+    effective from day 5 is verified by the units' own data after it, and the ticket closes."""
+    system.simulate(scenario(repair_after="5d"))
+    ticket = system.leak_ticket()
+    _work_the_ticket(system, ticket, effective_from=START + 5 * DAY)
+
+    def closed() -> bool:
+        return system.call(f"/{ticket['id']}")[1]["status"] == "closed"
+
+    wait_for(closed, timeout=60, what="verification to close the ticket")
+    _, t = system.call(f"/{ticket['id']}")
+    notes = " ".join(h.get("note") or "" for h in t["history"])
+    assert "verified" in notes and "not verified" not in notes
+    assert t["fix"]["outcome"] == "verified"
+
+
+def test_fix_not_applied_reopens_the_ticket(system):
+    """The same fix recorded, but the units were never repaired: they stay below baseline past
+    the verification window, and the ticket is reopened and sent back."""
+    system.simulate(scenario(repair_after=None))
+    ticket = system.leak_ticket()
+    _work_the_ticket(system, ticket, effective_from=START + 4 * DAY)
+
+    def reopened() -> bool:
+        return system.call(f"/{ticket['id']}")[1]["status"] == "reopened"
+
+    wait_for(reopened, timeout=60, what="verification to reopen the ticket")
+    _, t = system.call(f"/{ticket['id']}")
+    assert t["fix"]["outcome"] != "verified"
+    assert any("not verified" in (h.get("note") or "") for h in t["history"])
 
 
 def test_demo_command_ends_with_a_batch_ticket(tmp_path):
