@@ -19,34 +19,36 @@ Stores, all fed the same payloads chunk by chunk in the same run (payload encodi
 
 Reported per store: write throughput (messages/s and readings/s), file size on disk, and the
 median latency of reading one device's week of ``supply_c`` back (query + decode), over
-``--reads`` devices. Needs ``pip install duckdb`` (not a qloop dependency). Not a test.
-Usage: ``.venv/bin/python benchmarks/embedded_store.py [--messages N] [--json OUT]``.
+``--reads`` devices. The DuckDB stores need ``pip install duckdb`` (not a qloop dependency): without
+it they are left out and the report says so; the plain file and SQLite always run.
+Usage: ``.venv/bin/python benchmarks/embedded_store.py [--messages N] [--json OUT]``, or
+``qloop bench --only embedded_store`` (:func:`bench_embedded_store`).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import random
 import shutil
 import statistics
-import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.common import machine  # noqa: E402
-from cloud.store.journal import Journal  # noqa: E402
-from qloop import protocol  # noqa: E402
-from qloop.protocol import Telemetry  # noqa: E402
-from simulators.aircon import AIRCON_FIELDS  # noqa: E402
+from benchmarks.common import Result, machine
+from cloud.store.journal import Journal
+from qloop import protocol
+from qloop.protocol import Telemetry
+from simulators.aircon import AIRCON_FIELDS
 
 FIELDS = AIRCON_FIELDS
 PERIOD_S = 10.0
 T0 = 1_716_000_000.0
+STORES = ("file", "sqlite", "sqlite-full", "duckdb", "duckdb-multirow")
+DUCKDB_STORES = ("duckdb", "duckdb-multirow")
 
 _DUCK_SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -175,8 +177,37 @@ def disk_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.parent.glob(path.name + "*") if p.is_file())
 
 
-def run(args: argparse.Namespace) -> dict:
-    work = Path(tempfile.mkdtemp(prefix="qloop-embedded-", dir=args.dir))
+def duckdb_available() -> bool:
+    return importlib.util.find_spec("duckdb") is not None
+
+
+def available_stores(stores: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(the stores that can run here, the DuckDB ones left out because it is not installed)."""
+    unknown = sorted(set(stores) - set(STORES))
+    if unknown:
+        raise ValueError(f"unknown stores {unknown}: choose from {', '.join(STORES)}")
+    if duckdb_available():
+        return list(stores), []
+    return [s for s in stores if s not in DUCKDB_STORES], [s for s in stores if s in DUCKDB_STORES]
+
+
+def run(
+    *,
+    messages: int = 100_000,
+    rows: int = 60,
+    devices: int = 100,
+    tx: int = 500,
+    reads: int = 20,
+    seed: int = 1,
+    stores: Sequence[str] = STORES,
+    workdir: str | None = None,
+) -> dict:
+    """Feed every store in ``stores`` that can run here the same messages; the report (a dict:
+    ``machine``, ``params``, ``results`` per store, ``skipped`` stores)."""
+    if min(messages, rows, devices, tx, reads) < 1:
+        raise ValueError("messages, rows, devices, tx and reads must be >= 1")
+    names, skipped = available_stores(stores)
+    work = Path(tempfile.mkdtemp(prefix="qloop-embedded-", dir=workdir))
     makers: dict[str, Callable[[], object]] = {
         "file": lambda: FileStore(work / "messages.bin"),
         "sqlite": lambda: SqliteStore(work / "journal.db", durable=False),
@@ -184,44 +215,44 @@ def run(args: argparse.Namespace) -> dict:
         "duckdb": lambda: DuckStore(work / "journal.duckdb", multirow=False),
         "duckdb-multirow": lambda: DuckStore(work / "journal-multirow.duckdb", multirow=True),
     }
-    stores = [makers[n]() for n in args.stores]
-    spent = {s.name: 0.0 for s in stores}
-    rng = random.Random(args.seed)
+    opened = [makers[n]() for n in names]
+    spent = {s.name: 0.0 for s in opened}
+    rng = random.Random(seed)
     total_bytes = 0
-    per_device = args.messages // args.devices
+    per_device = messages // devices
     n = 0
     try:
-        while n < args.messages:
+        while n < messages:
             chunk: Chunk = []
-            for k in range(n, min(n + args.tx, args.messages)):
-                device, seq = k % args.devices, k // args.devices
-                t = block(rng, device, seq, args.rows)
+            for k in range(n, min(n + tx, messages)):
+                device, seq = k % devices, k // devices
+                t = block(rng, device, seq, rows)
                 body = protocol.encode(t)
                 chunk.append((t.device, seq, t.rows[0][0], t.rows[-1][0], body))
                 total_bytes += len(body)
             n += len(chunk)
-            for i in range(len(stores)):  # a different store goes first each chunk
-                s = stores[(i + n // args.tx) % len(stores)]
+            for i in range(len(opened)):  # a different store goes first each chunk
+                s = opened[(i + n // tx) % len(opened)]
                 started = time.perf_counter()
                 s.write(chunk, T0)
                 spent[s.name] += time.perf_counter() - started
-        for s in stores:  # commit-on-close work (DuckDB's checkpoint) counts as writing
+        for s in opened:  # commit-on-close work (DuckDB's checkpoint) counts as writing
             started = time.perf_counter()
             s.close()
             spent[s.name] += time.perf_counter() - started
         results = {}
-        week = (T0, T0 + per_device * args.rows * PERIOD_S)
-        devices = rng.sample(range(args.devices), min(args.reads, args.devices))
-        for s in [makers[n]() for n in args.stores]:  # reopened: reads come from disk/page cache
+        week = (T0, T0 + per_device * rows * PERIOD_S)
+        sample = rng.sample(range(devices), min(reads, devices))
+        for s in [makers[n]() for n in names]:  # reopened: reads come from disk/page cache
             lat, got = [], -1
-            for d in devices:
+            for d in sample:
                 started = time.perf_counter()
                 got = s.read_week(f"ac-{d:06d}", *week)
                 lat.append(time.perf_counter() - started)
             results[s.name] = {
                 "write_s": spent[s.name],
-                "messages_per_s": args.messages / spent[s.name],
-                "readings_per_s": args.messages * args.rows / spent[s.name],
+                "messages_per_s": messages / spent[s.name],
+                "readings_per_s": messages * rows / spent[s.name],
                 "bytes_on_disk": disk_bytes(s.path),
                 "read_week_median_s": statistics.median(lat) if got >= 0 else None,
                 "readings_read": got,
@@ -229,10 +260,18 @@ def run(args: argparse.Namespace) -> dict:
             s.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    params = {"messages": messages, "rows": rows, "devices": devices, "tx": tx, "reads": reads}
     return {
         "machine": machine(),
-        "params": {**vars(args), "payload_bytes": total_bytes, "messages_per_device": per_device},
+        "params": {
+            **params,
+            "seed": seed,
+            "stores": names,
+            "payload_bytes": total_bytes,
+            "messages_per_device": per_device,
+        },
         "results": results,
+        "skipped": skipped,
     }
 
 
@@ -258,7 +297,58 @@ def table(report: dict) -> str:
         f"\n{p['messages']:,} messages × {p['rows']} rows ({p['payload_bytes'] / 1e6:,.0f} MB of"
         f" JSON), {p['devices']} devices, transactions of {p['tx']}; {report['machine']}."
     )
+    if report["skipped"]:
+        lines.append(f"Not run (`import duckdb` failed): {', '.join(report['skipped'])}.")
     return "\n".join(lines)
+
+
+def bench_embedded_store(quick: bool = False) -> Result:
+    """Each store's writes and size beside the plain append-only file's, same payloads and run;
+    DuckDB's read-back beside SQLite's. DuckDB rows only when it is installed."""
+    size = {"messages": 400, "devices": 10, "tx": 100, "reads": 3} if quick else {}
+    report = run(**size)
+    res = Result("embedded_store")
+    results = report["results"]
+    base = results["file"]
+    for name, r in results.items():
+        if name == "file":
+            continue
+        res.add(
+            f"{name}: write",
+            r["messages_per_s"],
+            "messages/s",
+            "plain append-only file, same payloads",
+            base["messages_per_s"],
+        )
+        res.add(
+            f"{name}: size on disk",
+            r["bytes_on_disk"] / 1e6,
+            "MB",
+            "plain append-only file",
+            base["bytes_on_disk"] / 1e6,
+        )
+    for name in DUCKDB_STORES:
+        if name in results and results[name]["read_week_median_s"] is not None:
+            res.add(
+                f"{name}: one device's week read back (median)",
+                results[name]["read_week_median_s"] * 1000,
+                "ms",
+                "sqlite (`Journal.series`), same run",
+                results["sqlite"]["read_week_median_s"] * 1000,
+            )
+    p = report["params"]
+    res.params = p
+    res.notes.append(
+        f"{p['messages']:,} messages × {p['rows']} rows ({p['payload_bytes'] / 1e6:,.1f} MB of "
+        f"JSON), {p['devices']} devices, transactions of {p['tx']}; stores: "
+        f"{', '.join(p['stores'])}."
+    )
+    if report["skipped"]:
+        res.notes.append(
+            f"DuckDB not installed (`import duckdb` failed): {', '.join(report['skipped'])} not "
+            "run; `pip install duckdb` to include them (not a qloop dependency)."
+        )
+    return res
 
 
 def main() -> None:
@@ -270,14 +360,19 @@ def main() -> None:
     ap.add_argument("--reads", type=int, default=20, help="devices whose week is read back")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--dir", default=None, help="where the stores are written (a temp dir)")
-    ap.add_argument(
-        "--stores",
-        nargs="+",
-        default=["file", "sqlite", "sqlite-full", "duckdb", "duckdb-multirow"],
-    )
+    ap.add_argument("--stores", nargs="+", choices=STORES, default=list(STORES))
     ap.add_argument("--json", default=None, help="also write the report as JSON here")
     args = ap.parse_args()
-    report = run(args)
+    report = run(
+        messages=args.messages,
+        rows=args.rows,
+        devices=args.devices,
+        tx=args.tx,
+        reads=args.reads,
+        seed=args.seed,
+        stores=args.stores,
+        workdir=args.dir,
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     print(table(report))

@@ -2,8 +2,9 @@
 
 Every figure is printed beside a baseline measured in the same run (see ``benchmarks.common``).
 ``--quick`` runs each benchmark at tiny sizes (seconds, figures meaningless): the test suite runs
-it so the benchmarks cannot rot. The full run takes about 20-30 minutes, most of it the
-10,000-unit simulated day (``scale_day``).
+it so the benchmarks cannot rot. The full run takes 30 minutes or more, most of it the
+10,000-unit simulated day (``scale_day``) and the accuracy scenarios (``accuracy``, a few
+minutes); ``--only NAME`` runs one.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.accuracy import bench_accuracy
 from benchmarks.alarm import bench_alarm
 from benchmarks.api import bench_api
 from benchmarks.common import ROOT, Result, append_section, markdown
 from benchmarks.detectors import bench_detectors
+from benchmarks.edge_drain import bench_edge_drain
+from benchmarks.edge_footprint import bench_edge_footprint
+from benchmarks.embedded_store import bench_embedded_store
 from benchmarks.ingest import bench_ingest
 from benchmarks.memory import bench_memory
 from benchmarks.scale import bench_scale, bench_scale_day
@@ -33,6 +38,10 @@ BENCHES: dict[str, Callable[[bool], Result]] = {
     "ingest": bench_ingest,
     "scale": bench_scale,
     "scale_day": bench_scale_day,
+    "edge_footprint": bench_edge_footprint,
+    "edge_drain": bench_edge_drain,
+    "embedded_store": bench_embedded_store,
+    "accuracy": bench_accuracy,
 }
 
 

@@ -155,7 +155,14 @@ class Scenario:
         return self.start_ts + self.duration_s
 
 
-BUILTIN_SCENARIOS: tuple[str, ...] = ("demo", "week", "smoke", "scale")
+# every scenario file shipped in simulators/scenarios/ is a built-in, by its file name
+BUILTIN_SCENARIOS: tuple[str, ...] = tuple(
+    sorted(
+        f.name.removesuffix(".toml")
+        for f in (resources.files("simulators") / "scenarios").iterdir()
+        if f.name.endswith(".toml")
+    )
+)
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([dhms])")
 _UNIT_S = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
