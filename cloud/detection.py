@@ -16,6 +16,12 @@ not fill (a message the edge dropped, or one that was dead-lettered) is given up
 before the last reading the detectors have seen (it came after its gap was given up) is stored by
 the worker but not fed, and counted in ``late_blocks``: the detectors' windows have moved on and
 feeding the past would corrupt their state.
+
+Memory. The bank holds every tracked device's state (issue 7 budgets it per device), so the
+detectors keep theirs in ``__slots__`` with configuration shared across devices
+(:mod:`cloud.anomaly.compact`). A checkpoint written in another state format (before that
+change) is refused by :meth:`DetectorBank.restore` with a ``ValueError`` naming the device,
+rather than restored half-right.
 """
 
 from __future__ import annotations
@@ -152,7 +158,12 @@ class DetectorBank:
         return None if st is None else pickle.dumps(st, protocol=pickle.HIGHEST_PROTOCOL)
 
     def restore(self, device: str, state: bytes) -> None:
-        st: _DeviceState = pickle.loads(state)  # noqa: S301 - our own checkpoint
+        try:
+            st = pickle.loads(state)  # noqa: S301 - our own checkpoint
+        except ValueError as e:  # a detector refused its state (a checkpoint of another format)
+            raise ValueError(f"checkpoint of device {device!r}: {e}") from e
+        if not isinstance(st, _DeviceState):
+            raise ValueError(f"checkpoint of device {device!r} is a {type(st).__name__}")
         # Messages after the checkpoint were acknowledged before a crash and will not come
         # again, so do not wait for them: go on from what was waiting, or from what comes next.
         st.next_seq = min(st.pending) if st.pending else None

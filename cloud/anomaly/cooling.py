@@ -35,6 +35,9 @@ class CoolingDecline(BaselineShift):
     direction = -1
     n_features = 4
 
+    __slots__ = ("settle_s", "min_drop", "_on_since", "_was_on")
+    _config = BaselineShift._config | {"settle_s", "min_drop"}
+
     def __init__(self, *, settle_s: float = 300.0, min_drop: float = 0.08, **kw: float) -> None:
         kw.setdefault("min_shift_fraction", min_drop)
         kw.setdefault("sigma_floor_fraction", 0.01)

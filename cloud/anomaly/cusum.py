@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cloud.anomaly.compact import Compact
+
 
 @dataclass(frozen=True, slots=True)
 class CusumAlarm:
@@ -21,7 +23,7 @@ class CusumAlarm:
     statistic: float
 
 
-class WindowCusum:
+class WindowCusum(Compact):
     """Detect a sustained shift of window means in one direction.
 
     Args:
@@ -38,6 +40,9 @@ class WindowCusum:
     >>> [a.onset_ts for t in (2.0, 3.0, 4.0) if (a := c.update(t, -1.0, window_s=1.0))]
     [2.0, 2.0, 2.0]
     """
+
+    __slots__ = ("k", "h", "direction", "min_shift", "sigma", "statistic", "_run_start")
+    _config = frozenset({"k", "h", "direction"})  # min_shift is calibrated per unit
 
     def __init__(
         self, k: float = 0.5, h: float = 8.0, direction: int = -1, min_shift: float = 0.0

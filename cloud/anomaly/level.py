@@ -23,6 +23,8 @@ class LevelRise(BaselineShift):
     n_features = 4
     field = ""
 
+    __slots__ = ()
+
     def _rows(self, block: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         y, fan, comp = block.get(self.field), block.get("fan_speed"), block.get("compressor_on")
         if y is None or fan is None:
@@ -40,6 +42,9 @@ class NoiseRise(LevelRise):
     fault = "noise_rise"
     field = "noise_db"
 
+    __slots__ = ("min_rise_db",)
+    _config = BaselineShift._config | {"min_rise_db"}
+
     def __init__(self, *, min_rise_db: float = 2.0, **kw: float) -> None:
         kw.setdefault("min_shift", min_rise_db)
         kw.setdefault("sigma_floor", 0.1)
@@ -52,6 +57,9 @@ class VibrationRise(LevelRise):
 
     fault = "vibration_rise"
     field = "vibration_g"
+
+    __slots__ = ("min_rise",)
+    _config = BaselineShift._config | {"min_rise"}
 
     def __init__(self, *, min_rise: float = 0.3, **kw: float) -> None:
         kw.setdefault("min_shift_fraction", min_rise)

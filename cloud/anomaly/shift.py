@@ -19,13 +19,38 @@ import numpy as np
 
 from cloud.anomaly.base import Block, Finding
 from cloud.anomaly.baseline import LinearBaseline, WindowSums
+from cloud.anomaly.compact import Compact
 from cloud.anomaly.cusum import WindowCusum
 
 
-class BaselineShift:
+class BaselineShift(Compact):
     fault = ""
     direction = -1
     n_features = 1
+
+    __slots__ = (
+        "learn_s",
+        "window_s",
+        "k",
+        "h",
+        "min_shift",
+        "min_shift_fraction",
+        "sigma_floor",
+        "sigma_floor_fraction",
+        "min_count",
+        "min_learn_windows",
+        "clear_windows",
+        "range_margin",
+        "_sums",
+        "_baseline",
+        "_cusum",
+        "_first_ts",
+        "_learning",
+        "_active",
+        "_onset",
+        "_clear_run",
+    )
+    _config = frozenset(__slots__[:12])  # the constructor arguments
 
     def __init__(
         self,

@@ -13,15 +13,17 @@ readings (an outage) ends every run: a value equal to the one before the gap is 
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 
 from cloud.anomaly.base import Block, Finding
+from cloud.anomaly.compact import Compact, shared
 
 DISCRETE_FIELDS = frozenset({"setpoint_c", "compressor_on", "fan_speed"})
 
 
-class SensorStuck:
+class SensorStuck(Compact):
     """Detect a frozen sensor.
 
     >>> import numpy as np
@@ -37,6 +39,24 @@ class SensorStuck:
     """
 
     fault = "sensor_stuck"
+
+    __slots__ = (
+        "min_stuck_s",
+        "min_others_moving",
+        "learn_rows",
+        "max_repeat_share",
+        "ignore",
+        "max_gap_s",
+        "_rows",
+        "_repeats",
+        "_judged",
+        "_last",
+        "_run_start",
+        "_moving",
+        "_active",
+        "_last_ts",
+    )
+    _config = frozenset(__slots__[:6])  # the constructor arguments
 
     def __init__(
         self,
@@ -63,8 +83,18 @@ class SensorStuck:
         self._last: dict[str, float] = {}
         self._run_start: dict[str, float] = {}
         self._moving: dict[str, list[int]] = {}  # [others moved, rows] during the current run
-        self._active: set[str] = set()
+        self._active: dict[str, None] = {}  # fields found stuck (a dict: smaller than a set)
         self._last_ts = -np.inf
+
+    def __setstate__(self, state: object) -> None:
+        super().__setstate__(state)
+        # field names: one shared string each, not a copy per device
+        for d in (self._repeats, self._last, self._run_start, self._moving, self._active):
+            items = list(d.items())
+            d.clear()
+            d.update((sys.intern(k), v) for k, v in items)
+        if self._judged is not None:
+            self._judged = shared(tuple(sys.intern(n) for n in self._judged))
 
     def update(self, block: Block) -> list[Finding]:
         names = [n for n in block.columns if n not in self.ignore]
@@ -85,6 +115,7 @@ class SensorStuck:
                 self._judged = tuple(
                     n for n in names if self._repeats[n] <= self.max_repeat_share * self._rows
                 )
+                self._repeats.clear()  # only learning counts repeats
             for n, v in cols.items():
                 self._carry(n, block.ts, v, same[n])
             return []
@@ -141,7 +172,7 @@ class SensorStuck:
         for i in range(len(ts)):  # short blocks; the per-row state machine is the clear way
             if not same[i]:
                 if name in self._active and math.isfinite(v[i]):
-                    self._active.discard(name)
+                    del self._active[name]
                     out.append(
                         Finding(
                             device,
@@ -163,7 +194,7 @@ class SensorStuck:
                 and ts[i] - run_start >= self.min_stuck_s
                 and mov[0] >= self.min_others_moving * mov[1]
             ):
-                self._active.add(name)
+                self._active[name] = None
                 stuck_s = float(ts[i] - run_start)
                 out.append(
                     Finding(

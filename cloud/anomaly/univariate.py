@@ -26,10 +26,11 @@ import math
 import numpy as np
 
 from cloud.anomaly.base import Block, Finding
+from cloud.anomaly.compact import Compact
 from cloud.anomaly.generic import DEFAULT_THRESHOLD, StreamingAnomalyDetector
 
 
-class UnivariateAnomaly:
+class UnivariateAnomaly(Compact):
     """Per-field generic anomaly detection for one device.
 
     >>> import numpy as np
@@ -43,6 +44,20 @@ class UnivariateAnomaly:
     """
 
     fault = "anomaly"
+
+    __slots__ = (
+        "exclude",
+        "max_fields",
+        "aggregate_s",
+        "threshold",
+        "window",
+        "warmup",
+        "smoothing",
+        "_detectors",
+        "_bins",
+        "_mean",
+    )
+    _config = frozenset(__slots__[:7])  # the constructor arguments
 
     def __init__(
         self,
