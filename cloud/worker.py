@@ -158,14 +158,19 @@ class Worker:
         return out
 
     def _restore(self) -> None:
-        n = 0
+        n = stale = 0
         for info in self.ingestor.registry:
             state = self.journal.checkpoint(info.device)
-            if state is not None:
+            if state is None:
+                continue
+            try:
                 self.ingestor.detectors.restore(info.device, state)
                 n += 1
-        if n:
-            log.info("restored detector state of %d devices", n)
+            except ValueError as e:  # another version's format: relearn rather than not start
+                stale += 1
+                log.warning("discarding a checkpoint the detectors cannot read: %s", e)
+        if n or stale:
+            log.info("restored detector state of %d devices (%d discarded)", n, stale)
 
     def checkpoint(self) -> None:
         now = self.clock()

@@ -41,7 +41,7 @@ from cloud.anomaly.offline import OfflineWatch
 from cloud.anomaly.shift import BaselineShift
 from cloud.anomaly.stuck import SensorStuck
 from cloud.anomaly.univariate import UnivariateAnomaly
-from cloud.detection import COVERED_FIELDS
+from cloud.detection import COVERED_FIELDS, DetectorBank
 from simulators.fleet import Fleet, InjectedFault
 from simulators.scenario import parse_scenario
 
@@ -332,3 +332,13 @@ def test_offline_watch_never_raises_and_pickles() -> None:
     clone = pickle.loads(pickle.dumps(w))
     assert repr(w.seen("b", 500.0) + w.check()) == repr(clone.seen("b", 500.0) + clone.check())
     _stored_arguments(OfflineWatch)
+
+
+def test_restore_refuses_state_in_another_format() -> None:
+    """A checkpoint the detectors cannot read is an error naming the device, never a silent
+    mis-restore (the worker then discards it and the device relearns)."""
+    bank = DetectorBank()
+    for stale in (pickle.dumps(("qloop-detector-state-0", {})), pickle.dumps({"x": 1})):
+        with pytest.raises(ValueError, match="ac-1"):
+            bank.restore("ac-1", stale)
+    assert "ac-1" not in bank

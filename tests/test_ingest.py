@@ -103,3 +103,14 @@ def test_blocks_out_of_order_are_fed_in_seq_order_and_events_fill_gaps(ingest):
     ingest.handle(_msg(Event("d1", 1, 10.0, "door_opened", None, None)))  # an event was seq 1
     assert fed == [0.0, 20.0, 30.0]
     assert ingest.detectors.reordered_blocks == 2 and ingest.detectors.late_blocks == 0
+
+
+def test_seq_tracker_folds_gaps_and_forgets_them():
+    from cloud.dedup import SeqTracker
+
+    t = SeqTracker(max_ahead=3)
+    assert [t.add(s) for s in (0, 2, 3, 2, 1, 0)] == [True, True, True, False, True, False]
+    assert t.floor == 3 and not t.ahead, "a filled gap leaves nothing waiting"
+    for s in (10, 11, 12, 13):  # a gap (4-9) that never fills: given up past max_ahead
+        assert t.add(s)
+    assert t.floor == 13 and not t.ahead and not t.add(7)

@@ -6,6 +6,7 @@ contract messages with a real MQTT client; the broker is the ``mosquitto`` fixtu
 
 from __future__ import annotations
 
+import pickle
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -202,3 +203,19 @@ def test_out_of_order_blocks_are_stored_and_fed_in_order(mosquitto, tmp_path):
         newest = tel("dev-1", 7 + bank.reorder_messages).rows[-1][0]
         assert bank.last_ts("dev-1") == newest  # the late block did not move the detectors back
     assert stored(settings.journal_path, "dev-1") == list(range(7 + bank.reorder_messages + 1))
+
+
+def test_a_checkpoint_in_another_format_is_discarded_not_fatal(tmp_path):
+    """A worker must start even when its journal holds detector state it cannot read (written
+    by another version): that device relearns instead."""
+    journal = Journal(tmp_path / "journal.db")
+    birth = protocol.Birth("ac-9", "air_conditioner", "KFR-35GW", "B1", "SN-9", "2.3.0", 60.0, 0.0)
+    journal.add_birth("ac-9", protocol.encode(birth), 0.0)
+    journal.save_checkpoint("ac-9", pickle.dumps(("qloop-detector-state-0", {})), 0.0)
+    journal.close()
+    worker = Worker(WorkerSettings(db_url="", journal_path=str(tmp_path / "journal.db")))
+    try:
+        worker._restore()
+        assert "ac-9" not in worker.ingestor.detectors
+    finally:
+        worker.journal.close()
