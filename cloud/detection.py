@@ -30,6 +30,8 @@ import pickle
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from cloud.anomaly.base import Block, Detector, Finding
 from cloud.anomaly.cooling import CoolingDecline
 from cloud.anomaly.level import NoiseRise, VibrationRise
@@ -58,6 +60,16 @@ class _DeviceState:
     dirty: bool = field(default=False)
     next_seq: int | None = None  # the seq that comes next in order; None = not known yet
     pending: dict[int, Block | None] = field(default_factory=dict)  # None: an event's seq
+    stuck: tuple[str, ...] = ()  # fields a sensor_stuck finding currently stands on
+
+
+def _without(block: Block, fields: tuple[str, ...]) -> Block:
+    """``block`` with ``fields`` set to NaN (no value)."""
+    return Block(
+        block.device,
+        block.ts,
+        {k: np.full(len(v), np.nan) if k in fields else v for k, v in block.columns.items()},
+    )
 
 
 class DetectorBank:
@@ -138,9 +150,18 @@ class DetectorBank:
             return []
         st.last_ts = float(block.ts[-1])
         st.dirty = True
+        # A stuck sensor's values are not measurements: the other detectors see them as missing
+        # (a frozen supply-air sensor would otherwise look like a change of ΔT).
+        judged = _without(block, st.stuck) if st.stuck else block
         out: list[Finding] = []
         for d in st.detectors:
-            out.extend(d.update(block))
+            out.extend(d.update(block if d.fault == SensorStuck.fault else judged))
+        for f in out:
+            if f.fault == SensorStuck.fault:
+                fields = {k for k in f.evidence if k in block.columns}
+                st.stuck = tuple(
+                    sorted(set(st.stuck) | fields if f.active else set(st.stuck) - fields)
+                )
         return out
 
     def detectors(self, device: str) -> list[Detector]:

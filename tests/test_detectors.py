@@ -342,3 +342,34 @@ def test_restore_refuses_state_in_another_format() -> None:
         with pytest.raises(ValueError, match="ac-1"):
             bank.restore("ac-1", stale)
     assert "ac-1" not in bank
+
+
+def test_a_stuck_supply_sensor_is_not_taken_for_a_cooling_decline() -> None:
+    """Once sensor_stuck stands on a field, the other detectors see that field as missing: a
+    frozen supply-air sensor must not make the unit's ΔT look like lost capacity."""
+    from cloud.evaluate import run_fleet
+    from simulators.scenario import parse_scenario
+
+    scenario = parse_scenario("""
+name = "stuck"
+seed = 5
+start_ts = 2024-07-01T00:00:00+08:00
+duration_s = "6d"
+sample_period_s = 60
+
+[[batches]]
+batch = "B1"
+model = "KFR-35GW"
+units = 6
+
+[[batches.faults]]
+kind = "stuck_sensor"
+share = 1.0
+onset_after_s = ["2d", "3d"]
+sensor = "supply_c"
+""")
+    run = run_fleet(scenario)
+    faults = {(f.device, f.fault) for f in run.findings if f.active}
+    stuck = {d for d, fault in faults if fault == "sensor_stuck"}
+    assert stuck == set(run.devices), "every unit's frozen sensor is found"
+    assert not {d for d, fault in faults if fault == "cooling_decline"}
