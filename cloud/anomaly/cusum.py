@@ -32,24 +32,42 @@ class WindowCusum(Compact):
         direction: ``-1`` to detect a drop, ``+1`` a rise.
         min_shift: a window adds evidence only when its mean is beyond this, in the residual's
             units: practical significance on top of statistical significance.
+        min_windows: one window adds at most ``h / min_windows`` to the sum (a winsorised
+            CUSUM), so an alarm needs evidence from at least this many windows: one odd window
+            (a sensor glitch, a door left open) cannot raise an alarm on its own.
 
     >>> c = WindowCusum(k=0.5, h=4.0, direction=-1, min_shift=0.3)
     >>> c.calibrate(0.1)
     >>> [c.update(t, -0.05) for t in (0.0, 1.0)]  # inside the noise: no evidence
     [None, None]
     >>> [a.onset_ts for t in (2.0, 3.0, 4.0) if (a := c.update(t, -1.0, window_s=1.0))]
-    [2.0, 2.0, 2.0]
+    [2.0, 2.0]
     """
 
-    __slots__ = ("k", "h", "direction", "min_shift", "sigma", "statistic", "_run_start")
-    _config = frozenset({"k", "h", "direction"})  # min_shift is calibrated per unit
+    __slots__ = (
+        "k",
+        "h",
+        "direction",
+        "min_windows",
+        "min_shift",
+        "sigma",
+        "statistic",
+        "_run_start",
+    )
+    _config = frozenset({"k", "h", "direction", "min_windows"})  # min_shift is calibrated per unit
 
     def __init__(
-        self, k: float = 0.5, h: float = 8.0, direction: int = -1, min_shift: float = 0.0
+        self,
+        k: float = 0.5,
+        h: float = 8.0,
+        direction: int = -1,
+        min_shift: float = 0.0,
+        min_windows: int = 2,
     ) -> None:
         self.k = k
         self.h = h
         self.direction = direction
+        self.min_windows = min_windows
         self.min_shift = min_shift
         self._reset()
 
@@ -70,6 +88,7 @@ class WindowCusum(Compact):
         z = self.direction * level / self.sigma
         if self.direction * level < self.min_shift:
             z = min(z, self.k)  # not practically significant: adds no evidence
+        z = min(z, self.k + self.h / self.min_windows)
         s = max(0.0, self.statistic + z - self.k)
         if s > 0.0 and self.statistic == 0.0:
             self._run_start = window_start
