@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up qloop on a fresh Debian machine with Python >= 3.11: system packages (Mosquitto, and for
-# the tests PostgreSQL and VictoriaMetrics), a virtualenv in .venv, and qloop with its tools.
+# the tests PostgreSQL, VictoriaMetrics and Chromium), a virtualenv in .venv, and qloop with its
+# tools.
 # Idempotent: what is there already is kept. Usage: scripts/setup.sh [--test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
