@@ -22,6 +22,7 @@ from benchmarks.alarm import ApiClient, start_api
 from benchmarks.common import Result, percentile, stop_process
 from cloud.ticketing.db import make_engine
 from cloud.ticketing.models import Ticket
+from cloud.ticketing.service import TicketService
 
 FAULTS = ("cooling_decline", "noise_rise", "vibration_rise", "overcurrent", "sensor_stuck")
 MODELS = ("KFR-26GW", "KFR-35GW", "KFR-50GW")
@@ -101,6 +102,14 @@ def bench_api(quick: bool = False) -> Result:
         wd = Path(tmp)
         db_url = f"sqlite:///{wd / 'tickets.db'}"
         fill(db_url, n)
+        # steady state: a running system has already flagged its overdue tickets (the API's SLA
+        # pass would otherwise flag all of them at start, during the measurement)
+        t0 = time.perf_counter()
+        report = TicketService(make_engine(db_url), lambda: datetime.now(UTC)).check_sla()
+        res.notes.append(
+            f"SLA pass before the measurement: {len(report.flagged):,} overdue tickets flagged "
+            f"in {time.perf_counter() - t0:.1f} s (once; later passes skip flagged tickets)"
+        )
         proc, port = start_api(db_url, wd)
         try:
             load(port, "/healthz", threads, 5)  # warm-up: imports, connection pools

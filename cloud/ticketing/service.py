@@ -1265,9 +1265,20 @@ class TicketService:
             changes = self._verify_pending(s, now)  # a safety net: normally decided on arrival
         flagged: list[tuple[str, str]] = []
         with self._sessions.begin() as s:
+            # tickets already flagged for their current deadline are not loaded again: a pass
+            # over a store with many long-overdue tickets costs one query, not one per ticket
+            flagged_already = (
+                select(SlaEscalation.id)
+                .where(
+                    SlaEscalation.ticket_id == Ticket.id,
+                    SlaEscalation.cycle == Ticket.cycle,
+                    SlaEscalation.due_at == Ticket.due_at,
+                )
+                .exists()
+            )
             overdue = s.scalars(
                 select(Ticket)
-                .where(Ticket.status != Status.CLOSED, Ticket.due_at < now)
+                .where(Ticket.status != Status.CLOSED, Ticket.due_at < now, ~flagged_already)
                 .order_by(Ticket.due_at, Ticket.id)
             ).all()
             for t in overdue:
