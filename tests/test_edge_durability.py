@@ -22,6 +22,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,9 @@ def run_in_thread(agent: EdgeAgent) -> threading.Thread:
     return t
 
 
+OUTAGE_S = 60.0
+
+
 def test_broker_outage_loses_nothing(mosquitto, tmp_path):
     dev = "ac-outage-1"
     col = DurableCollector(mosquitto.address, dev, "durable-outage")
@@ -127,8 +131,14 @@ def test_broker_outage_loses_nothing(mosquitto, tmp_path):
     try:
         wait_for(lambda: len(col.decoded("telemetry")) >= 5, what="telemetry before the outage")
         broker.stop()
+        down_at = time.monotonic()
         wait_for(lambda: not agent.link.connected, what="the agent noticing the outage")
-        wait_for(lambda: len(agent.buffer) >= 60, what="a backlog of 60 blocks in the outage")
+        # the outage: the broker stays down for 60 s while the agent samples at 500 Hz
+        wait_for(
+            lambda: time.monotonic() - down_at >= OUTAGE_S and len(agent.buffer) >= 60,
+            timeout=OUTAGE_S + 60,
+            what=f"{OUTAGE_S:.0f} s of outage with a backlog",
+        )
         broker = start_broker(mosquitto.data_dir, port=mosquitto.port)
         wait_for(
             lambda: agent.link.connected and len(agent.buffer) < 10,
