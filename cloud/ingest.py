@@ -130,21 +130,17 @@ class Ingestor:
         self.stats.telemetry += 1
         self.stats.readings += len(t.rows)
         self.registry.saw(t.device, t0, t1)
-        self._route(t)
+        self._route(t, t0, t1)
 
     def _event(self, e: Event, body: bytes) -> None:
         if not self._accept(e.device, e.seq, "event", e.ts, e.ts, body):
             return
         self.stats.events += 1
-        self._route(e)
+        self._route(e, e.ts, e.ts)
 
-    def _route(self, m: Telemetry | Event) -> None:
-        if isinstance(m, Event):
-            last_ts, span = m.ts, 0.0
-        else:
-            ts = m.column("ts")
-            last_ts, span = max(ts), max(ts) - min(ts)
-        for f in self.offline.seen(m.device, last_ts, span):
+    def _route(self, m: Telemetry | Event, t0: float, t1: float) -> None:
+        """``t0``..``t1``: the event time the message covers (computed once, on accept)."""
+        for f in self.offline.seen(m.device, t1, t1 - t0):
             self._emit(self.registry.get(m.device), f)
         if self.registry.known(m.device) or m.device in self._no_birth:
             self._process(self.registry.get(m.device), m)
