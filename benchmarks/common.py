@@ -57,6 +57,26 @@ class Result:
         self.figures.append(f)
         return f
 
+    def add_latency(
+        self,
+        name: str,
+        values: Sequence[float],
+        baseline_name: str,
+        baseline: Sequence[float],
+        p99_target_s: float,
+    ) -> None:
+        """p50 and p99 of ``values`` (seconds) in ms beside the baseline's; the target on p99."""
+        for q in (50, 99):
+            self.add(
+                f"{name}, p{q}",
+                percentile(values, q) * 1000,
+                "ms",
+                f"{baseline_name} p{q}",
+                percentile(baseline, q) * 1000,
+                target=f"p99 <= {p99_target_s * 1000:,.0f} ms" if q == 99 else "",
+                met=percentile(values, q) <= p99_target_s if q == 99 else None,
+            )
+
     def to_json(self) -> dict[str, Any]:
         return {
             **asdict(self),
