@@ -154,6 +154,17 @@ def build_parser(config: dict[str, Any] | None = None) -> argparse.ArgumentParse
     o.add("--host", default="127.0.0.1", help="address to listen on")
     o.add("--port", type=int, default=8000, help="port to listen on")
     o.add("--journal", help="a worker's journal (SQLite), for the evidence charts on the pages")
+    o.add("--influx-url", help="the InfluxDB the worker writes to; the charts read it when set")
+    o.add("--influx-token", help="InfluxDB token (read access to the bucket)")
+    o.add("--influx-org", default="", help="InfluxDB organisation")
+    o.add("--influx-bucket", default="qloop", help="InfluxDB bucket")
+    o.add(
+        "--influx-query",
+        default="auto",
+        choices=("auto", "flux", "victoriametrics"),
+        help="how to query --influx-url: Flux (InfluxDB) or VictoriaMetrics' export API"
+        " (default: asked of its /health)",
+    )
     api.set_defaults(func=_cmd_api)
 
     sim = sub.add_parser("simulate", help="run a simulated fleet against a broker")
@@ -279,7 +290,17 @@ def _cmd_api(args: argparse.Namespace) -> int:
     from cloud.ticketing.api.app import create_app
     from cloud.ticketing.settings import Settings
 
-    app = create_app(Settings(db=args.db, journal=args.journal))
+    app = create_app(
+        Settings(
+            db=args.db,
+            journal=args.journal,
+            influx_url=args.influx_url,
+            influx_token=args.influx_token,
+            influx_org=args.influx_org,
+            influx_bucket=args.influx_bucket,
+            influx_query=args.influx_query,
+        )
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.error
@@ -16,6 +17,7 @@ import pytest
 
 from qloop.broker import free_port, wait_port
 from tests.helpers import wait_for
+from tests.vm import VictoriaMetrics
 
 pytestmark = [pytest.mark.broker, pytest.mark.e2e]
 
@@ -59,17 +61,21 @@ units = 14
 
 
 class System:
-    """The API and a cloud worker as real processes, against one broker and one database."""
+    """The API and a cloud worker as real processes, against one broker and one database.
 
-    def __init__(self, broker: str, tmp: Path) -> None:
-        self.broker, self.tmp = broker, tmp
+    The worker writes telemetry to a real VictoriaMetrics (InfluxDB write API) and the API is
+    given no journal, as on a host of its own: its evidence charts read the time-series store.
+    """
+
+    def __init__(self, broker: str, tmp: Path, tsdb: VictoriaMetrics) -> None:
+        self.broker, self.tmp, self.tsdb = broker, tmp, tsdb
         self.env = {**os.environ, "QLOOP_API_TOKEN": TOKEN, "QLOOP_LOG_LEVEL": "WARNING"}
         db = f"sqlite:///{tmp / 'qloop.db'}"
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}/api/v1/tickets"
         self._log = open(tmp / "procs.log", "wb")  # noqa: SIM115 - closed in stop()
         self.procs = [
-            self._qloop("api", "--db", db, "--port", str(self.port)),
+            self._qloop("api", "--db", db, "--port", str(self.port), "--influx-url", tsdb.url),
             self._qloop(
                 "cloud",
                 "run",
@@ -79,6 +85,8 @@ class System:
                 db,
                 "--journal",
                 str(tmp / "journal.db"),
+                "--influx-url",
+                tsdb.url,
                 "--ready-file",
                 str(tmp / "worker.ready"),
             ),
@@ -150,6 +158,14 @@ class System:
         (t,) = [t for t in self.batch_tickets() if t["batch"] == "B-LEAK"]
         return t
 
+    def page(self, path: str) -> str:
+        """A page as a signed-in engineer sees it (the token in the pages' cookie)."""
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", headers={"Cookie": f"qloop_token={TOKEN}"}
+        )
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.read().decode()
+
     def stop(self) -> None:
         for p in self.procs:
             p.terminate()
@@ -159,8 +175,8 @@ class System:
 
 
 @pytest.fixture
-def system(mosquitto, tmp_path) -> Iterator[System]:
-    s = System(mosquitto.address, tmp_path)
+def system(mosquitto, victoria_metrics, tmp_path) -> Iterator[System]:
+    s = System(mosquitto.address, tmp_path, victoria_metrics)
     yield s
     s.stop()
 
@@ -179,6 +195,16 @@ def test_fleet_to_batch_ticket_through_real_processes(system):
     assert affected and affected <= truth, "only units that really leak are named"
     assert system.call("", token=None)[0] == 401
     assert system.call("", token="wrong-token")[0] == 401
+
+    def charted() -> bool:  # the worker's last points may still be on their way to the store
+        system.tsdb.flush()
+        return "<svg" in system.page(f"/tickets/{t['id']}")
+
+    wait_for(charted, timeout=60, what="the ticket page's evidence chart")
+    html = system.page(f"/tickets/{t['id']}")
+    assert "return − supply ΔT" in html and "from InfluxDB" in html
+    drawn = set(re.findall(r'<path class="series[^>]*><title>([^<]+)</title>', html))
+    assert drawn and drawn <= affected  # a line for each affected unit shown, and only those
 
 
 def _work_the_ticket(system: System, ticket: dict, effective_from: float) -> dict:

@@ -26,6 +26,7 @@ from cloud.ingest import Ingestor
 from cloud.registry import DeviceInfo
 from cloud.store.influx import InfluxSink, SinkStats
 from cloud.store.journal import Journal
+from cloud.store.readback import InfluxTarget
 from qloop import protocol
 from qloop.broker import free_port
 from qloop.mqtt import InboundMessage
@@ -59,6 +60,13 @@ class Backend:
     def up(self) -> None:
         raise NotImplementedError
 
+    def read_target(self) -> InfluxTarget:
+        """Where the API's evidence charts read this server (``cloud/store/readback.py``)."""
+        return InfluxTarget(self.url, self.token, self.org, self.bucket)
+
+    def settle(self) -> None:
+        """Make what was written visible to queries (InfluxDB: at once)."""
+
     def sink(self, **kw: object) -> InfluxSink:
         kw = {"backoff_s": 0.05, "max_backoff_s": 0.2, **kw}
         return InfluxSink(self.url, self.token, self.org, self.bucket, **kw)  # type: ignore[arg-type]
@@ -85,6 +93,9 @@ class VmBackend(Backend):
 
     def write_requests(self) -> int:
         return self.vm.influx_write_requests()
+
+    def settle(self) -> None:
+        self.vm.flush()
 
     def down(self) -> None:
         self.vm.stop()
@@ -125,6 +136,9 @@ class Influx2Backend(Backend):
                     )
                     out.append((r.get_measurement(), tags, r.get_field(), r.get_value(), ms))
         return out
+
+    def read_target(self) -> InfluxTarget:
+        return InfluxTarget(self.server.url, self.token, self.org, self.bucket)
 
     def write_requests(self) -> int:
         return self.relay.requests("POST", "/api/v2/write")

@@ -184,7 +184,7 @@ def test_build_chart_reads_the_window_around_the_onset(tmp_path) -> None:
 
 def test_chart_for_ticket_says_why_there_is_no_chart(tmp_path) -> None:
     ticket = {"fault": "noise_rise", "evidence": {"devices": []}}
-    assert "no journal is configured" in chart_for_ticket(ticket, None).note
+    assert "no store is configured" in chart_for_ticket(ticket, None).note
     missing = tmp_path / "nope.db"
     assert "does not exist" in chart_for_ticket(ticket, str(missing)).note
     assert not missing.exists()  # looking did not create it
@@ -335,7 +335,7 @@ def test_ticket_page_shows_everything_an_engineer_needs(browser: TestClient) -> 
     assert html.count("<tr data-device=") == 8
     assert "merged tickets" in html  # the folded device tickets, linked
     assert 'class="timeline"' in html and "<b>opened</b>" in html and "<b>absorbed</b>" in html
-    assert "no journal is configured" in html  # this app has no journal: said, not hidden
+    assert "no store is configured" in html  # this app has no store: said, not hidden
 
 
 @pytest.mark.usefixtures("seeded")

@@ -22,6 +22,7 @@ EXAMPLES = {
     "batch_supply_trend": {"model": "KFR-35GW", "batch": "B20240517"},
     "device_noise_history": {"device": "ac-000123"},
     "batch_findings": {"model": "KFR-35GW"},
+    "device_field": {"device": "ac-000123", "field": "supply_c"},
 }
 
 
@@ -120,3 +121,9 @@ def test_the_queries_answer_their_questions_on_influxdb2(influxdb2: InfluxDB2):
             for r in _rows(client, found, "findings")
         ]
         assert got == [(batch, "cooling_decline", 3, 2, 0.8)]  # the inactive one is left out
+
+        one = queries.load_query("device_field", device=b.device, field="supply_c", **span)
+        got = [(r["_time"], r["_value"]) for r in _rows(client, one, "series")]
+        assert got == [
+            (datetime.fromtimestamp(t0 + 60.0 * i, UTC), 16.0 + (i >= 60)) for i in range(120)
+        ]

@@ -95,12 +95,16 @@ class VictoriaMetrics:
                 self.proc.wait()
         self.proc = None
 
+    def flush(self) -> None:
+        """Make recently written samples searchable now (``/internal/force_flush``)."""
+        _get(f"{self.url}/internal/force_flush")
+
     def export(self, match: str) -> list[dict]:
         """Every stored sample of the series matching ``match``, one dict per series.
 
-        Recently written samples are made searchable first (``/internal/force_flush``).
+        Recently written samples are made searchable first (:meth:`flush`).
         """
-        _get(f"{self.url}/internal/force_flush")
+        self.flush()
         query = urllib.parse.urlencode({"match[]": match, "start": "0"})
         body = _get(f"{self.url}/api/v1/export?{query}", 30.0)
         return [json.loads(line) for line in body.splitlines() if line.strip()]

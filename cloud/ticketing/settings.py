@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cloud.store.readback import InfluxTarget
 from cloud.ticketing.escalation import WebhookNotifier
 from cloud.ticketing.policy import TicketPolicy
 from cloud.ticketing.sla import SlaPolicy
@@ -29,6 +30,14 @@ class Settings(BaseSettings):
     api_token_name: str = "admin"
     journal: str | None = Field(
         None, description="the worker's journal (SQLite) the pages' evidence charts read"
+    )
+    # where the worker writes telemetry (CONTRACTS.md §2); when set, the charts read it from there
+    influx_url: str | None = Field(None, description="InfluxDB the pages' charts read, if set")
+    influx_token: SecretStr | None = None
+    influx_org: str = ""
+    influx_bucket: str = "qloop"
+    influx_query: Literal["auto", "flux", "victoriametrics"] = Field(
+        "auto", description="query dialect of influx_url (auto: asked of its /health)"
     )
     alpha: float = Field(0.01, gt=0, lt=1, description="significance level of the batch test")
     min_affected: int = Field(3, ge=1, description="affected units a batch ticket needs at least")
@@ -60,6 +69,15 @@ class Settings(BaseSettings):
             self.escalation_webhook,
             max_attempts=self.escalation_max_attempts,
             retry_base=timedelta(seconds=self.escalation_retry_s),
+        )
+
+    def influx_target(self) -> InfluxTarget | None:
+        """The InfluxDB the evidence charts read, if one is configured."""
+        if not self.influx_url:
+            return None
+        token = self.influx_token.get_secret_value() if self.influx_token else ""
+        return InfluxTarget(
+            self.influx_url, token, self.influx_org, self.influx_bucket, self.influx_query
         )
 
     def ticket_policy(self) -> TicketPolicy:

@@ -1,10 +1,12 @@
-"""A ticket's evidence chart: which signal shows its fault, read from the worker's journal.
+"""A ticket's evidence chart: which signal shows its fault, read from the store in use.
 
-The journal (``cloud/store/journal.py``) keeps every telemetry block the worker accepted, so the
-page can show the affected units' key signal around the onset without a time-series database.
-It is only read here. The window runs from ``lookback_s`` before the earliest onset to
-``lookback_s`` after the latest finding (at most ``max_span_s``), averaged into buckets
-(:func:`chart.bucket_width`: hourly for a few days) so a chart stays a few kilobytes.
+When the worker writes to InfluxDB, the chart reads the affected units' signal back from there
+(``cloud/store/readback.py``); otherwise from the worker's journal (``cloud/store/journal.py``),
+which keeps every telemetry block the worker accepted, so the page can show the signal around the
+onset without a time-series database. Both are only read here. The window runs from
+``lookback_s`` before the earliest onset to ``lookback_s`` after the latest finding (at most
+``max_span_s``), averaged into buckets (:func:`chart.bucket_width`: hourly for a few days) so a
+chart stays a few kilobytes.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cloud.store.journal import Journal
+from cloud.store.readback import InfluxTarget, ReadbackError, open_reader
 from cloud.ticketing.web.chart import Marker, Point, Series, bucket_means, bucket_width, line_chart
 
 DAY = 86_400.0
 
 
 class SeriesSource(Protocol):
-    """What the chart needs of a journal: one device's field over a time range."""
+    """What the chart needs of a store: one device's field over a time range."""
 
     def series(
         self, device: str, field: str, start: float = ..., end: float = ...
@@ -91,6 +94,7 @@ def build_chart(
     max_points: int = 100,
     lookback_s: float = 2 * DAY,
     max_span_s: float = 12 * DAY,
+    store: str = "the journal",
 ) -> EvidenceChart:
     """The chart of the first ``max_devices`` affected units (earliest first) of a ticket,
     in buckets of :func:`bucket_width` for ``max_points`` (a few days: hourly means)."""
@@ -109,7 +113,7 @@ def build_chart(
         for e in shown
     ]
     if not any(s.points for s in series):
-        return EvidenceChart(None, f"the journal holds no {signal.field} for these units")
+        return EvidenceChart(None, f"{store} holds no {signal.field} for these units")
     markers = [] if detected_ts is None else [Marker(detected_ts, "first detection")]
     svg = line_chart(
         series, y_label=signal.label, markers=markers, gap_s=2.5 * width, width=1120, height=320
@@ -117,20 +121,40 @@ def build_chart(
     hours = width / 3600
     mean = "hourly means" if hours == 1 else f"{hours:g}-hour means"
     of = f"{len(shown)} of {len(devices)}" if len(devices) > len(shown) else f"{len(shown)}"
-    return EvidenceChart(svg, f"{signal.label}, {mean}; {of} affected unit(s), earliest first")
+    return EvidenceChart(
+        svg, f"{signal.label}, {mean}; {of} affected unit(s), earliest first; from {store}"
+    )
 
 
 def chart_for_ticket(
-    ticket: Mapping[str, Any], journal_path: str | None, detected_ts: float | None = None
+    ticket: Mapping[str, Any],
+    journal_path: str | None,
+    detected_ts: float | None = None,
+    influx: InfluxTarget | None = None,
 ) -> EvidenceChart:
-    """:func:`build_chart` over the journal at ``journal_path`` (opened for this call only)."""
+    """:func:`build_chart` over the store in use: InfluxDB when ``influx`` is configured (the
+    worker writes telemetry there, and the API may run on another host than the worker), else
+    the worker's journal at ``journal_path``. Either is opened for this call only."""
+    devices = ticket.get("evidence", {}).get("devices", [])
+    if influx is not None:
+        try:
+            reader = open_reader(influx)
+            try:
+                return build_chart(
+                    ticket["fault"], devices, reader, detected_ts=detected_ts, store="InfluxDB"
+                )
+            finally:
+                reader.close()
+        except ReadbackError as e:
+            return EvidenceChart(None, f"the chart could not be read: {e}")
     if not journal_path:
-        return EvidenceChart(None, "no journal is configured (QLOOP_JOURNAL), so no chart")
+        return EvidenceChart(
+            None, "no store is configured (QLOOP_INFLUX_URL or QLOOP_JOURNAL), so no chart"
+        )
     if not Path(journal_path).is_file():  # Journal() would create an empty one
         return EvidenceChart(None, "the configured journal does not exist (yet), so no chart")
     journal = Journal(journal_path)
     try:
-        devices = ticket.get("evidence", {}).get("devices", [])
         return build_chart(ticket["fault"], devices, journal, detected_ts=detected_ts)
     finally:
         journal.close()

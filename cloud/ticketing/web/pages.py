@@ -307,7 +307,8 @@ def login_page(next_url: str, error: str | None = None) -> str:
 
 # --- wiring -------------------------------------------------------------------------------------
 def pages_router(service: TicketService, settings: Settings) -> APIRouter:
-    """The pages' routes over ``service``; the evidence charts read ``settings.journal``."""
+    """The pages' routes over ``service``; the evidence charts read the store in use
+    (``settings.influx_url`` if set, else ``settings.journal``)."""
     router = APIRouter(include_in_schema=False)
     User = Annotated[Principal, Depends(auth.cookie_user(service))]
 
@@ -374,7 +375,9 @@ def pages_router(service: TicketService, settings: Settings) -> APIRouter:
             return html(page("Not found", body, user=user), 404)
         t = TicketDetailPublic.model_validate(view).model_dump(mode="json")
         detected = datetime.fromisoformat(t["detected_at"]).timestamp()
-        chart = chart_for_ticket(t, settings.journal, detected_ts=detected)
+        chart = chart_for_ticket(
+            t, settings.journal, detected_ts=detected, influx=settings.influx_target()
+        )
         return html(page(t["id"], ticket_page(t, chart), user=user))
 
     return router
