@@ -9,6 +9,12 @@
   journal's key — and stored as received; then telemetry goes to the detectors and events that
   name a known fault (e.g. ``overcurrent``) become findings directly.
 
+Every message takes a seq of its device, and the detectors feed blocks in seq order (a block
+after a gap waits, ``cloud/detection.py``). A seq that will never bring readings fills its gap at
+once: an event, a telemetry block with no rows, and a dead letter whose topic and ``seq`` are
+still readable (:func:`protocol.salvage_seq`) — otherwise the device's detection would wait for
+it until the reorder buffer gives up.
+
 Telemetry from a device whose birth has not arrived yet is stored at once but held back from
 the detectors and InfluxDB (which need its model and batch) until the birth comes; births are
 retained, so that is normally a moment. Past ``hold_limit`` messages the device is processed
@@ -22,6 +28,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from cloud.anomaly.base import Block, Finding
 from cloud.anomaly.offline import OfflineWatch
@@ -38,6 +45,13 @@ log = logging.getLogger(__name__)
 
 FindingSink = Callable[[Finding, DeviceInfo], None]
 PointSink = Callable[[DeviceInfo, Telemetry | Event], None]
+
+
+class _Gap(NamedTuple):
+    """A seq of ``device`` that brings no readings and no event (a dead letter, an empty block)."""
+
+    device: str
+    seq: int
 
 
 @dataclass(slots=True)
@@ -78,7 +92,7 @@ class Ingestor:
         self.registry = Registry()
         self.stats = IngestStats()
         self._seen: dict[str, SeqTracker] = defaultdict(SeqTracker)
-        self._held: dict[str, list[Telemetry | Event]] = {}
+        self._held: dict[str, list[Telemetry | Event | _Gap]] = {}
         self._no_birth: set[str] = set()  # held past the limit: processed as unknown from now on
         for body in journal.births():  # the fleet as this worker last knew it
             with contextlib.suppress(DecodeError):
@@ -91,6 +105,10 @@ class Ingestor:
         except DecodeError as e:
             self.stats.malformed += 1
             self.journal.dead_letter(msg.topic, msg.payload, e.reason, self.clock())
+            # not marked seen: should an intact copy of this seq still come, it is processed
+            named = protocol.salvage_seq(msg.topic, msg.payload)
+            if named is not None:
+                self._route(_Gap(*named))
             return
         if isinstance(m, Telemetry):
             self._telemetry(m, msg.payload)
@@ -121,6 +139,8 @@ class Ingestor:
 
     def _telemetry(self, t: Telemetry, body: bytes) -> None:
         if not t.rows:
+            if self._seen[t.device].add(t.seq):
+                self._route(_Gap(t.device, t.seq))
             return
         ts_at = t.fields.index("ts")
         t0 = min(r[ts_at] for r in t.rows)
@@ -138,10 +158,12 @@ class Ingestor:
         self.stats.events += 1
         self._route(e, e.ts, e.ts)
 
-    def _route(self, m: Telemetry | Event, t0: float, t1: float) -> None:
-        """``t0``..``t1``: the event time the message covers (computed once, on accept)."""
-        for f in self.offline.seen(m.device, t1, t1 - t0):
-            self._emit(self.registry.get(m.device), f)
+    def _route(self, m: Telemetry | Event | _Gap, t0: float | None = None, t1: float = 0.0) -> None:
+        """``t0``..``t1``: the event time the message covers (computed once, on accept; None for
+        a gap, which says nothing of when the device was last heard)."""
+        if t0 is not None:
+            for f in self.offline.seen(m.device, t1, t1 - t0):
+                self._emit(self.registry.get(m.device), f)
         if self.registry.known(m.device) or m.device in self._no_birth:
             self._process(self.registry.get(m.device), m)
             return
@@ -153,7 +175,11 @@ class Ingestor:
             for h in self._held.pop(m.device):
                 self._process(self.registry.get(m.device), h)
 
-    def _process(self, info: DeviceInfo, m: Telemetry | Event) -> None:
+    def _process(self, info: DeviceInfo, m: Telemetry | Event | _Gap) -> None:
+        if isinstance(m, _Gap):
+            for f in self.detectors.skip(m.device, info.product, m.seq):
+                self._emit(info, f)
+            return
         self.processed.add(m.device)
         if self.on_points is not None:
             self.on_points(info, m)

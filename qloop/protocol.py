@@ -383,6 +383,31 @@ def decode(topic_name: str, payload: bytes) -> Message:
 _DECODERS = {"birth": decode_birth, "telemetry": decode_telemetry, "event": decode_event}
 
 
+def salvage_seq(topic_name: str, payload: bytes) -> tuple[str, int] | None:
+    """The (device, seq) a message that failed to decode still names, if both can be trusted:
+    a valid telemetry or event topic and a JSON object whose ``seq`` is a non-negative integer
+    (and whose ``device``, if any, is the topic's). The receiver uses it to know that this seq
+    will never arrive intact, instead of waiting for it.
+
+    >>> salvage_seq("qloop/v1/22/ac-1/telemetry", b'{"v": 1, "seq": 7, "rows": "junk"}')
+    ('ac-1', 7)
+    >>> salvage_seq("qloop/v1/22/ac-1/telemetry", b'{"seq": 7, "device": "ac-2"}') is None
+    True
+    """
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return None
+    try:
+        t = parse_topic(topic_name)
+        body = json.loads(payload, parse_constant=_nonfinite)
+        if t.kind not in ("telemetry", "event") or not isinstance(body, dict):
+            return None
+        if body.get("device", t.device) != t.device:
+            return None
+        return t.device, _req_seq(body)
+    except (DecodeError, ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+
+
 def rows_from_columns(columns: Mapping[str, Sequence[Value]]) -> list[tuple[Value, ...]]:
     """Transpose ``{"ts": [...], "x": [...]}`` into rows in the mapping's field order."""
     return list(zip(*columns.values(), strict=True))

@@ -105,6 +105,42 @@ def test_blocks_out_of_order_are_fed_in_seq_order_and_events_fill_gaps(ingest):
     assert ingest.detectors.reordered_blocks == 2 and ingest.detectors.late_blocks == 0
 
 
+def test_a_dead_letter_or_an_empty_block_fills_its_gap_at_once(ingest):
+    fed = []
+
+    class Spy:
+        fault = "spy"
+
+        def update(self, block):
+            fed.append(float(block.ts[0]))
+            return []
+
+    ingest.detectors.factories = {"thermometer": (Spy,)}
+    topic = protocol.topic("d1", "telemetry")
+    for m in (
+        Birth("d1", "thermometer", "M", "B", "SN", "1.0", 10.0, 0.0),
+        _tel("d1", 0, 0),
+        _tel("d1", 2, 20),
+        _tel("d1", 4, 40),
+    ):
+        ingest.handle(_msg(m))
+    assert fed == [0.0]
+    # seq 1 arrives broken: dead-lettered, but its seq is readable, so 2 need not wait for it
+    ingest.handle(InboundMessage(topic, b'{"v": 1, "seq": 1, "device": "d1", "rows": 5}', 0, 0))
+    assert fed == [0.0, 20.0] and ingest.stats.malformed == 1
+    # seq 3 is a block with no rows: nothing to judge, but not a gap either
+    ingest.handle(_msg(Telemetry("d1", 3, ("ts", "x"), ())))
+    assert fed == [0.0, 20.0, 40.0]
+    # a dead letter that names another device's seq, or none, moves nothing
+    ingest.handle(_msg(_tel("d1", 6, 60)))
+    ingest.handle(InboundMessage(topic, b'{"v": 1, "seq": 5, "device": "d2"}', 0, 0))
+    ingest.handle(InboundMessage(topic, b'{"v": 1, "seq": "5"}', 0, 0))
+    assert fed == [0.0, 20.0, 40.0] and ingest.stats.malformed == 3
+    # an intact copy of a seq whose broken copy was dead-lettered is still stored and judged
+    ingest.handle(_msg(_tel("d1", 1, 10)))
+    assert ingest.journal.seqs("d1") == [0, 1, 2, 4, 6] and ingest.stats.telemetry == 5
+
+
 def test_seq_tracker_folds_gaps_and_forgets_them():
     from cloud.dedup import SeqTracker
 
