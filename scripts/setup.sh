@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up qloop on a fresh Debian machine with Python >= 3.11: system packages (Mosquitto, and for
-# the tests PostgreSQL, VictoriaMetrics and Chromium), a virtualenv in .venv, and qloop with its
-# tools.
+# the tests PostgreSQL, VictoriaMetrics, Chromium and Node.js), a virtualenv in .venv, and qloop
+# with its tools; for the tests also the Flux compiler's checker (npm, in .cache/flux).
 # Idempotent: what is there already is kept. Usage: scripts/setup.sh [--test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,7 @@ if [ "$want_test" = 1 ]; then
   [ -x /usr/bin/victoria-metrics ] || pkgs+=(victoria-metrics)
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || pkgs+=(postgresql)
   [ -x /usr/bin/chromium ] || pkgs+=(chromium)  # the pages' real-browser test
+  command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)  # runs the Flux checker
 fi
 if [ "${#pkgs[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -37,3 +38,13 @@ fi
 extras="dev"
 [ "$want_test" = 1 ] && extras="dev,postgres"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[${extras}]"
+
+if [ "$want_test" = 1 ]; then
+  # The Flux language's own parser and type checker (WebAssembly, from InfluxData's flux-lsp):
+  # tests/test_queries.py checks every shipped query with it.
+  flux_pkg="@influxdata/flux-lsp-node@0.8.40"
+  if [ ! -f .cache/flux/node_modules/@influxdata/flux-lsp-node/package.json ]; then
+    mkdir -p .cache/flux
+    npm install --prefix .cache/flux --no-audit --no-fund --silent "$flux_pkg" >/dev/null
+  fi
+fi

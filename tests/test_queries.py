@@ -4,8 +4,13 @@ about points written by the InfluxSink."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from influxdb_client import InfluxDBClient
@@ -38,9 +43,55 @@ def test_every_shipped_query_is_documented_and_renders():
         assert "from(bucket: bucket)" in text and text.count("yield(") >= 1
 
 
+HOSTILE = 'B1") |> drop() // \\ ${x}'  # a value that would be code if pasted into Flux
+ROOT = Path(__file__).resolve().parents[1]
+FLUX_MODULES = ROOT / ".cache" / "flux" / "node_modules"
+
+
+def flux_verdicts(scripts: dict[str, str]) -> dict[str, bool]:
+    """Each script checked by the Flux language's own parser and type checker (flux-lsp-node,
+    installed by scripts/setup.sh --test; see tests/flux_check.js)."""
+    node = shutil.which("node")
+    if node is None or not (FLUX_MODULES / "@influxdata" / "flux-lsp-node").is_dir():
+        msg = "the Flux checker is not installed: run scripts/setup.sh --test"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    out = subprocess.run(
+        [node, str(ROOT / "tests" / "flux_check.js")],
+        input=json.dumps(scripts),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NODE_PATH": str(FLUX_MODULES)},
+        timeout=120,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def test_the_shipped_queries_pass_the_flux_type_checker():
+    scripts = {name: queries.load_query(name, **values) for name, values in EXAMPLES.items()}
+    scripts["hostile"] = queries.load_query("batch_supply_trend", model="M", batch=HOSTILE)
+    scripts["times"] = queries.load_query(
+        "device_field", device="d", field="f", start=1716000000.25, stop="now()"
+    )
+    # controls: the checker does fail what InfluxDB would refuse
+    scripts["typo"] = scripts["device_field"].replace("|> keep(", "|> kep(")
+    scripts["bad_type"] = scripts["batch_findings"].replace("findings: 0,", 'findings: "0",')
+    scripts["bad_argument"] = scripts["device_noise_history"].replace(
+        "range(start:", "range(begin:"
+    )
+    verdicts = flux_verdicts(scripts)
+    assert verdicts == {
+        **dict.fromkeys([*EXAMPLES, "hostile", "times"], True),
+        "typo": False,
+        "bad_type": False,
+        "bad_argument": False,
+    }
+
+
 def test_values_are_literals_never_code():
-    hostile = 'B1") |> drop() // \\ ${x}'
-    text = queries.load_query("batch_supply_trend", model="M", batch=hostile)
+    text = queries.load_query("batch_supply_trend", model="M", batch=HOSTILE)
     assert 'batch = "B1\\") |> drop() // \\\\ \\${x}"' in text.splitlines()
     start = datetime(2024, 5, 17, 8, tzinfo=UTC)
     text = queries.load_query(
