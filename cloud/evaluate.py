@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from cloud.anomaly.base import Block, Finding
+from cloud.anomaly.events import EventFindings
 from cloud.anomaly.offline import OfflineWatch
 from cloud.detection import DetectorBank, DetectorFactory
 from edge_agent.core import DEFAULT_SAFETY_RULES, SafetyRule
@@ -159,12 +160,14 @@ class _Run:
 
 
 class _SafetyEvents:
-    """The edge's safety rules over a fleet's rows, vectorised (hysteresis as on the device)."""
+    """The edge's safety rules over a fleet's rows, vectorised (hysteresis as on the device),
+    and their events made findings as the worker makes them (:class:`EventFindings`)."""
 
     def __init__(self, rules: Sequence[SafetyRule], fields: Sequence[str], n: int) -> None:
         self.rules = [r for r in rules if r.field in fields]
         self.cols = [list(fields).index(r.field) for r in self.rules]
         self.tripped = np.zeros((len(self.rules), n), dtype=bool)
+        self.findings = EventFindings()
 
     def step(self, devices: Sequence[str], rows: np.ndarray) -> list[Finding]:
         out: list[Finding] = []
@@ -176,10 +179,9 @@ class _SafetyEvents:
                 self.tripped[k] &= ~rule.safe(x)
             self.tripped[k] |= fire
             for u in np.flatnonzero(fire):
-                evidence = {"value": float(x[u]), "limit": rule.limit}
-                out.append(
-                    Finding(devices[u], rule.kind, float(ts[u]), float(ts[u]), 1.0, evidence)
-                )
+                f = self.findings.update(devices[u], rule.kind, ts[u], x[u], rule.limit)
+                if f is not None:
+                    out.append(f)
         return out
 
 

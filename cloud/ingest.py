@@ -7,7 +7,8 @@
 - a birth updates the device registry (and is kept, so a restarted worker knows the fleet);
 - telemetry and events are de-duplicated by (device, seq) — in memory first, then by the
   journal's key — and stored as received; then telemetry goes to the detectors and events that
-  name a known fault (e.g. ``overcurrent``) become findings directly.
+  name a known fault (e.g. ``overcurrent``) become findings directly, at most one per device
+  and kind an hour (``cloud/anomaly/events.py``: a finding counts the events it stands for).
 
 Every message takes a seq of its device, and the detectors feed blocks in seq order (a block
 after a gap waits, ``cloud/detection.py``). A seq that will never bring readings fills its gap at
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from cloud.anomaly.base import Block, Finding
+from cloud.anomaly.events import EventFindings
 from cloud.anomaly.offline import OfflineWatch
 from cloud.dedup import SeqTracker
 from cloud.detection import DetectorBank
@@ -78,6 +80,7 @@ class Ingestor:
         on_birth: Callable[[DeviceInfo], None] | None = None,
         hold_limit: int = 100,
         offline: OfflineWatch | None = None,
+        events: EventFindings | None = None,
         clock: Callable[[], float],
     ) -> None:
         self.journal = journal
@@ -88,6 +91,7 @@ class Ingestor:
         self.hold_limit = hold_limit
         self.clock = clock
         self.offline = OfflineWatch() if offline is None else offline
+        self.events = EventFindings() if events is None else events
         self.processed: set[str] = set()  # devices whose data reached the detectors lately
         self.registry = Registry()
         self.stats = IngestStats()
@@ -190,19 +194,9 @@ class Ingestor:
         else:  # an event takes a seq too: the detectors' reorder buffer must not wait for it
             findings = self.detectors.skip(m.device, info.product, m.seq)
         if isinstance(m, Event) and m.kind in FAULTS:
-            findings.append(
-                Finding(
-                    m.device,
-                    m.kind,
-                    m.ts,
-                    m.ts,
-                    1.0,
-                    {
-                        "value": m.value if m.value is not None else float("nan"),
-                        "limit": m.limit if m.limit is not None else float("nan"),
-                    },
-                )
-            )
+            passed = self.events.update(m.device, m.kind, m.ts, m.value, m.limit)
+            if passed is not None:
+                findings.append(passed)
         for f in findings:
             self._emit(info, f)
 

@@ -85,6 +85,37 @@ def test_overcurrent_event_becomes_a_finding(ingest):
     assert ingest.stats.events == 2
 
 
+def test_a_flurry_of_safety_events_makes_one_finding_an_hour_and_keeps_every_event(ingest):
+    ingest.handle(_msg(Birth("d1", "air_conditioner", "KFR-35GW", "B7", "SN", "1.0", 10.0, 0.0)))
+    values = [10.5, 14.0, 11.0, 12.0, 10.8]
+    for seq, v in enumerate(values):  # a minute apart, all within the first finding's hour
+        ingest.handle(_msg(Event("d1", seq, 1000.0 + 60 * seq, "overcurrent", v, 10.0)))
+    ingest.handle(_msg(Event("d1", 5, 1000.0 + 3600, "overcurrent", 10.2, 10.0)))
+    ingest.handle(_msg(Event("d1", 6, 1000.0 + 3700, "overheat", 43.0, 42.0)))  # its own kind
+    got = [(f.fault, f.ts, f.onset_ts, dict(f.evidence)) for f, _ in ingest.findings]
+    assert got == [
+        (
+            "overcurrent",
+            1000.0,
+            1000.0,
+            {"value": 10.5, "limit": 10.0, "events": 1.0, "max_value": 10.5},
+        ),
+        (
+            "overcurrent",
+            4600.0,
+            1060.0,
+            {"value": 10.2, "limit": 10.0, "events": 5.0, "max_value": 14.0},
+        ),
+        (
+            "overheat",
+            4700.0,
+            4700.0,
+            {"value": 43.0, "limit": 42.0, "events": 1.0, "max_value": 43.0},
+        ),
+    ]
+    assert ingest.stats.events == 7 and ingest.journal.seqs("d1") == list(range(7))
+
+
 def test_blocks_out_of_order_are_fed_in_seq_order_and_events_fill_gaps(ingest):
     fed = []
 
