@@ -144,12 +144,18 @@ def test_signal_for_each_fault() -> None:
 
 def test_delta_t_is_return_minus_supply_while_the_compressor_runs(tmp_path) -> None:
     journal = Journal(tmp_path / "journal.db")
-    rows = [(T0 + 60 * i, 25.0, 17.0 if i % 2 else 24.0, i % 2, 40.0) for i in range(120)]
+    # runs of 20 min on, 20 min off; ΔT 3 K in a run's first 5 min (start-up), 8 K after
+    rows = []
+    for i in range(120):
+        on, minute = (i // 20) % 2 == 0, i % 20
+        supply = 24.0 if not on else (22.0 if minute < 5 else 17.0)
+        rows.append((T0 + 60 * i, 25.0, supply, int(on), 40.0))
     _add_block(journal, "ac-1", 1, rows[:60])
     _add_block(journal, "ac-1", 2, rows[60:])
     journal.commit()
     points = SIGNALS["cooling_decline"].read(journal, "ac-1", T0, T0 + DAY)
-    assert len(points) == 60 and {v for _, v in points} == {8.0}  # compressor-off rows left out
+    # compressor-off rows and each run's first 5 minutes are left out, as the detector does
+    assert len(points) == 3 * 15 and {v for _, v in points} == {8.0}
     journal.close()
 
 

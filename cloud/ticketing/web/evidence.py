@@ -34,12 +34,14 @@ class SeriesSource(Protocol):
 @dataclass(frozen=True, slots=True)
 class Signal:
     """The value plotted for a fault: ``field``, or ``field − minus``, optionally only at rows
-    where ``only_when`` is non-zero (ΔT means something only while the compressor runs)."""
+    where ``only_when`` is non-zero and has been for ``settle_s`` (ΔT means something only while
+    the compressor runs, and not in the first minutes of a run, as the detector sees it)."""
 
     label: str
     field: str
     minus: str | None = None
     only_when: str | None = None
+    settle_s: float = 0.0
 
     def read(self, source: SeriesSource, device: str, start: float, end: float) -> list[Point]:
         points = source.series(device, self.field, start, end)
@@ -49,16 +51,37 @@ class Signal:
                 (t, None if v is None or other.get(t) is None else v - other[t]) for t, v in points
             ]
         if self.only_when is not None:
-            gate = dict(source.series(device, self.only_when, start, end))
+            gate = source.series(device, self.only_when, start, end)
             if gate:  # a product without this field is plotted ungated
-                points = [(t, v) for t, v in points if gate.get(t)]
+                settled = _settled(gate, self.settle_s)
+                points = [(t, v) for t, v in points if t in settled]
         return points
+
+
+def _settled(gate: Sequence[Point], settle_s: float) -> set[float]:
+    """The instants at which ``gate`` has been non-zero for at least ``settle_s`` (a run that was
+    already on when the window opened counts from the window's first point).
+
+    >>> sorted(_settled([(0, 1), (60, 1), (120, 0), (180, 1), (240, 1), (300, 1)], 60))
+    [60, 240, 300]
+    """
+    out: set[float] = set()
+    since: float | None = None
+    for t, v in gate:
+        if not v:
+            since = None
+            continue
+        if since is None:
+            since = t
+        if t - since >= settle_s:
+            out.add(t)
+    return out
 
 
 #: The key signal of each fault whose physics is known (CONTRACTS.md §3).
 SIGNALS: dict[str, Signal] = {
-    "cooling_decline": Signal(
-        "return − supply ΔT, compressor on (K)", "return_c", "supply_c", "compressor_on"
+    "cooling_decline": Signal(  # settle_s: CoolingDecline's default (cloud/anomaly/cooling.py)
+        "return − supply ΔT, compressor on (K)", "return_c", "supply_c", "compressor_on", 300.0
     ),
     "noise_rise": Signal("noise (dB)", "noise_db"),
     "vibration_rise": Signal("vibration (g)", "vibration_g"),
