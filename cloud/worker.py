@@ -23,6 +23,7 @@ from cloud.anomaly.base import Finding
 from cloud.detection import DetectorBank
 from cloud.ingest import Ingestor
 from cloud.registry import DeviceInfo
+from cloud.store.checkpoints import CheckpointStore, SqlCheckpoints
 from cloud.store.journal import Journal
 from cloud.ticketing.policy import TicketPolicy
 from qloop import protocol
@@ -46,6 +47,9 @@ class WorkerSettings:
     batch_size: int = 500
     batch_wait_s: float = 0.05
     checkpoint_every_s: float = 30.0
+    # a database the workers share for detector checkpoints (cloud/store/checkpoints.py); None:
+    # the worker's own journal, enough unless partitions move to a worker on another host
+    checkpoint_db: str | None = None
     stats_every_s: float = 60.0  # how often the worker logs its counters
     generic_detectors: bool = True  # the generic detector on fields no domain detector knows
     client_id: str | None = None
@@ -75,6 +79,9 @@ class Worker:
         self.clock = clock
         Path(settings.journal_path).parent.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(settings.journal_path)
+        self.checkpoints: CheckpointStore = self.journal
+        if settings.checkpoint_db:
+            self.checkpoints = SqlCheckpoints(settings.checkpoint_db, settings.mqtt_client_id())
         self.tickets = None
         self._extra_sink = on_finding
         if settings.db_url:
@@ -115,6 +122,8 @@ class Worker:
         )
 
     def _birth(self, info: DeviceInfo) -> None:
+        if info.device not in self.ingestor.detectors:  # new here: a moved partition's device
+            self._restore_device(info.device)
         if self.tickets is None:
             return
         from cloud.ticketing.service import DeviceRecord
@@ -158,27 +167,29 @@ class Worker:
         return out
 
     def _restore(self) -> None:
-        n = stale = 0
-        for info in self.ingestor.registry:
-            state = self.journal.checkpoint(info.device)
-            if state is None:
-                continue
-            try:
-                self.ingestor.detectors.restore(info.device, state)
-                n += 1
-            except ValueError as e:  # another version's format: relearn rather than not start
-                stale += 1
-                log.warning("discarding a checkpoint the detectors cannot read: %s", e)
+        """Detector state of every device this worker's journal knows, from the checkpoints."""
+        restored = [self._restore_device(info.device) for info in self.ingestor.registry]
+        n, stale = restored.count(True), restored.count(False)
         if n or stale:
             log.info("restored detector state of %d devices (%d discarded)", n, stale)
+
+    def _restore_device(self, device: str) -> bool | None:
+        """True: restored; False: a checkpoint the detectors cannot read; None: none saved."""
+        state = self.checkpoints.checkpoint(device)
+        if state is None:
+            return None
+        try:
+            self.ingestor.detectors.restore(device, state)
+        except ValueError as e:  # another version's format: relearn rather than not start
+            log.warning("discarding a checkpoint the detectors cannot read: %s", e)
+            return False
+        return True
 
     def checkpoint(self) -> None:
         now = self.clock()
         bank = self.ingestor.detectors
-        for device in bank.dirty():
-            state = bank.snapshot(device)
-            if state is not None:
-                self.journal.save_checkpoint(device, state, now)
+        states = ((d, bank.snapshot(d)) for d in bank.dirty())
+        self.checkpoints.save_checkpoints(((d, s) for d, s in states if s is not None), now)
         if self.tickets is not None:
             # event time moves on for every unit: fix verification windows can run out
             _log_changes(
@@ -268,4 +279,6 @@ class Worker:
         self.checkpoint()
         if self.influx is not None:
             self.influx.close()
+        if isinstance(self.checkpoints, SqlCheckpoints):
+            self.checkpoints.close()
         self.journal.close()

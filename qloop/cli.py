@@ -133,6 +133,12 @@ def build_parser(config: dict[str, Any] | None = None) -> argparse.ArgumentParse
     o.add("--influx-token", help="InfluxDB token")
     o.add("--influx-org", help="InfluxDB organisation")
     o.add("--influx-bucket", default="qloop", help="InfluxDB bucket")
+    o.add(
+        "--checkpoint-db",
+        help="SQLAlchemy URL of a database the workers share for detector checkpoints, so a"
+        " partition moved to a worker on another host resumes without relearning"
+        " (default: the worker's own journal)",
+    )
     o.add("--client-id", help="MQTT client id (default: derived from the partitions)")
     o.add(
         "--queue-size",
@@ -255,6 +261,7 @@ def _cmd_cloud_run(args: argparse.Namespace) -> int:
             influx_org=args.influx_org,
             influx_bucket=args.influx_bucket,
             client_id=args.client_id,
+            checkpoint_db=args.checkpoint_db,
             queue_size=args.queue_size,
             ticket_policy=Settings(db=args.db).ticket_policy(),
         )

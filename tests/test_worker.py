@@ -94,21 +94,27 @@ def _ready(worker: Worker, link: MqttLink, device: str) -> None:
     wait_for(lambda: worker.ingestor.registry.known(device), 10, f"birth of {device}")
 
 
-def test_restarted_worker_receives_what_it_missed_and_resumes_detectors(mosquitto, tmp_path):
-    settings = _settings(mosquitto, tmp_path, "w", db_url=f"sqlite:///{tmp_path / 'tickets.db'}")
-    # a day and a half of a simulated air conditioner: enough for its detectors to learn
+def _aircon_blocks(hours: int) -> tuple[Birth, list[Telemetry]]:
+    """A simulated air conditioner's birth and hourly 60-row blocks."""
     scenario = parse_scenario(
         'name="t"\nseed=5\nstart_ts=1719763200\nduration_s="2d"\nsample_period_s=60\n'
         '[[batches]]\nbatch="B1"\nmodel="KFR-35GW"\nunits=1\n'
     )
     fleet = Fleet(scenario)
     device = fleet.units[0].device
-    rows = [fleet.step(scenario.start_ts + 60.0 * (i + 1))[0][0] for i in range(40 * 60)]
+    rows = [fleet.step(scenario.start_ts + 60.0 * (i + 1))[0][0] for i in range(hours * 60)]
     blocks = [
         Telemetry(device, k, fleet.fields, tuple(tuple(map(float, r)) for r in rows[a : a + 60]))
         for k, a in enumerate(range(0, len(rows), 60))
     ]
-    ac = Birth(device, "air_conditioner", "KFR-35GW", "B1", "SN-1", "2.3.0", 60.0, 0.0)
+    return Birth(device, "air_conditioner", "KFR-35GW", "B1", "SN-1", "2.3.0", 60.0, 0.0), blocks
+
+
+def test_restarted_worker_receives_what_it_missed_and_resumes_detectors(mosquitto, tmp_path):
+    settings = _settings(mosquitto, tmp_path, "w", db_url=f"sqlite:///{tmp_path / 'tickets.db'}")
+    # a day and a half of a simulated air conditioner: enough for its detectors to learn
+    ac, blocks = _aircon_blocks(40)
+    device = ac.device
     with publisher(mosquitto) as link:
         with running(settings) as worker:
             send(link, ac, retain=True)
@@ -127,6 +133,33 @@ def test_restarted_worker_receives_what_it_missed_and_resumes_detectors(mosquitt
         assert worker.ingestor.stats.duplicates == 0
     assert stored(settings.journal_path, device) == list(range(40))
     assert stored(settings.journal_path, "other-1") == [0]
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_moved_partition_resumes_from_the_shared_checkpoints(mosquitto, tmp_path, shared):
+    """A device's partition moves to a worker on another host (its own journal): with a
+    checkpoint database the workers share, the new owner resumes the device's learned
+    detectors when the device's retained birth arrives; without one it must relearn."""
+    shared_db = {"checkpoint_db": f"sqlite:///{tmp_path / 'checkpoints.db'}"} if shared else {}
+    old = _settings(mosquitto, tmp_path, "old-host", **shared_db)
+    new = _settings(mosquitto, tmp_path, "new-host", **shared_db)
+    ac, blocks = _aircon_blocks(40)
+    with publisher(mosquitto) as link:
+        with running(old) as worker:
+            send(link, ac, retain=True)
+            wait_for(lambda: worker.ingestor.registry.known(ac.device), 10, "birth")
+            send(link, *blocks[:38])
+            wait_for(lambda: worker.ingestor.stats.telemetry == 38, 30, "first blocks")
+            assert not worker.ingestor.detectors.detectors(ac.device)[0].learning
+        with running(new) as worker:
+            assert len(worker.ingestor.registry) == 0  # its journal never saw the device
+            wait_for(lambda: worker.ingestor.registry.known(ac.device), 10, "retained birth")
+            send(link, *blocks[38:])
+            wait_for(lambda: worker.ingestor.stats.telemetry == 2, 30, "the next blocks")
+            cooling = worker.ingestor.detectors.detectors(ac.device)[0]
+            assert cooling.learning is not shared
+            assert worker.ingestor.detectors.late_blocks == 0  # resumed in order, nothing lost
+    assert stored(new.journal_path, ac.device) == [38, 39]
 
 
 def test_two_workers_on_disjoint_partitions_split_the_fleet(mosquitto, tmp_path):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from cloud.anomaly.base import Finding
@@ -124,6 +124,11 @@ class Journal:
             self._db.execute(
                 "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?)", (device, state, updated)
             )
+
+    def save_checkpoints(self, states: Iterable[tuple[str, bytes]], updated: float) -> None:
+        """Several devices' states, committed with the next :meth:`commit` (with the messages)."""
+        for device, state in states:
+            self.save_checkpoint(device, state, updated)
 
     def checkpoint(self, device: str) -> bytes | None:
         with self._lock:
