@@ -211,7 +211,8 @@ class Fleet:
     def _outdoor(self, t: float) -> np.ndarray:
         c = self.scenario.climate
         daily = c.daily_amplitude_c * np.cos(2.0 * np.pi * (self._hour(t) - c.peak_hour) / 24.0)
-        return c.outdoor_mean_c + self._weather + daily + self._params.outdoor_offset_c
+        season = c.trend_c_per_day * (t - self.scenario.start_ts) / 86400.0
+        return c.outdoor_mean_c + season + self._weather + daily + self._params.outdoor_offset_c
 
     def _advance_weather(self, dt: float) -> None:
         # Exact Ornstein-Uhlenbeck transition, so the drift's statistics do not depend on dt.

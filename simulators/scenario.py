@@ -122,7 +122,8 @@ class BatchSpec:
 
 @dataclass(frozen=True)
 class Climate:
-    """Outdoor air: daily cycle plus a slow weather drift (Ornstein-Uhlenbeck) for the region."""
+    """Outdoor air: daily cycle plus a slow weather drift (Ornstein-Uhlenbeck) for the region,
+    and optionally the season's trend of the mean."""
 
     outdoor_mean_c: float = 30.0
     daily_amplitude_c: float = 5.0  # half the day-night swing
@@ -130,6 +131,9 @@ class Climate:
     weather_sigma_c: float = 2.0  # stationary standard deviation of the drift
     weather_tau_s: float = 3 * 86400.0  # how long a hot or cool spell lasts
     utc_offset_h: float = 8.0  # local time = UTC + this (schedules and the sun follow local time)
+    # the season: the mean moves this much per day from the scenario's start (spring into summer
+    # > 0, autumn < 0); 0 keeps the climate stationary
+    trend_c_per_day: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -315,6 +319,8 @@ class _Reader:
                 values[key] = self.number(value, where, -12.0, 14.0)
             elif key == "outdoor_mean_c":
                 values[key] = self.number(value, where, -30.0, 50.0)
+            elif key == "trend_c_per_day":
+                values[key] = self.number(value, where, -2.0, 2.0)
             else:
                 values[key] = self.number(value, where, 0.0, 30.0)
         climate = Climate(**{**default.__dict__, **values})

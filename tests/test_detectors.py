@@ -40,6 +40,7 @@ from cloud.anomaly.level import NoiseRise, VibrationRise
 from cloud.anomaly.offline import OfflineWatch
 from cloud.anomaly.shift import BaselineShift
 from cloud.anomaly.stuck import SensorStuck
+from cloud.anomaly.trend import RecentWindows
 from cloud.anomaly.univariate import UnivariateAnomaly
 from cloud.detection import COVERED_FIELDS, DetectorBank
 from simulators.fleet import Fleet, InjectedFault
@@ -373,3 +374,40 @@ sensor = "supply_c"
     stuck = {d for d, fault in faults if fault == "sensor_stuck"}
     assert stuck == set(run.devices), "every unit's frozen sensor is found"
     assert not {d for d, fault in faults if fault == "cooling_decline"}
+
+
+# --- the trend test in the baseline detectors' evidence ----------------------------------------
+def test_recent_windows_trend_slope_and_significance() -> None:
+    w = RecentWindows(size=8, window_s=H)
+    assert all(math.isnan(x) for x in w.trend())  # nothing yet
+    for i in range(3):
+        w.add(i * H, 5.0 - 0.5 * i)
+    assert all(math.isnan(x) for x in w.trend())  # fewer than 4 levels: no test
+    w.add(5 * H, 2.5)  # two windows had too few readings: their places stay empty
+    w.add(4 * H, 99.0)  # out of order: ignored
+    slope, p = w.trend()
+    assert slope == pytest.approx(-12.0) and p == pytest.approx(1 / 12)  # exact for n = 4
+    w.add(6 * H, 2.0)
+    slope, p = w.trend()
+    assert slope == pytest.approx(-12.0) and p < 0.05
+    again = pickle.loads(pickle.dumps(w))
+    assert again.trend() == (slope, p)
+    for i in range(8):
+        w.add((20 + i) * H, 1.0)  # a flat level: no trend at all
+    assert w.trend() == (0.0, 1.0)
+    w.add(100 * H, 3.0)  # far later: the old windows are gone
+    assert all(math.isnan(x) for x in w.trend())
+
+
+@pytest.mark.parametrize(("ramp", "steady"), [("2d", True), ("1h", False)])
+def test_a_cooling_finding_tells_a_steady_decline_from_a_step(ramp: str, steady: bool) -> None:
+    """A leak that ramps over two days is found with a significant falling trend over the last
+    48 h; a sudden loss is found within a few windows of its step, before any trend shows."""
+    s = simulate(_scenario(11, 4, 3, _fault("refrigerant_leak", magnitude=0.3, ramp_s=ramp)))
+    for device, blocks in s.blocks.items():
+        first = next(f for f in _run(CoolingDecline(), blocks) if f.active)
+        slope, p = first.evidence["trend_per_day"], first.evidence["trend_p"]
+        if steady:
+            assert slope < -0.1 and p < 0.05, (device, slope, p)  # K/day, and not by chance
+        else:
+            assert p > 0.05 and abs(slope) < 0.1, (device, slope, p)

@@ -430,12 +430,29 @@ ramp_s = "1d"
         ),
         (('name = "mine"\n', ""), "missing"),
         (("seed = 5", "seed = = 5"), "not valid TOML"),
+        (("outdoor_mean_c = 33.0", "trend_c_per_day = 3.0"), "climate.trend_c_per_day"),
     ],
 )
 def test_bad_scenarios_are_refused_clearly(change: tuple[str, str], message: str) -> None:
     assert change[0] in GOOD
     with pytest.raises(ScenarioError, match=re.escape(message)):
         parse_scenario(GOOD.replace(change[0], change[1], 1), source="mine.toml")
+
+
+def test_the_season_trend_moves_the_outdoor_mean_and_nothing_else() -> None:
+    """``trend_c_per_day`` shifts the outdoor temperature by that much a day from the start; at
+    0 (the default) the same seed gives the same weather as before the option existed."""
+    flat = parse_scenario(GOOD.replace("outdoor_mean_c = 33.0", "weather_sigma_c = 0.0"))
+    warm = parse_scenario(
+        GOOD.replace("outdoor_mean_c = 33.0", "weather_sigma_c = 0.0\ntrend_c_per_day = 0.5")
+    )
+    assert flat.climate.trend_c_per_day == 0.0 and warm.climate.trend_c_per_day == 0.5
+    a, b = Fleet(flat), Fleet(warm)
+    col = FIELD_INDEX["ambient_c"]
+    for t in (0.25 * DAY, DAY, 1.5 * DAY):
+        ra, rb = a.step(flat.start_ts + t)[0], b.step(flat.start_ts + t)[0]
+        # sensor noise (0.2 °C) and 0.1 °C resolution, averaged over the units
+        assert np.mean(rb[:, col] - ra[:, col]) == pytest.approx(0.5 * t / DAY, abs=0.25)
 
 
 def test_unknown_scenario_names_and_missing_files() -> None:

@@ -5,12 +5,16 @@ Readings are summed per window of event time (count, Σx, Σy, Σxxᵀ, Σxy): t
 come from the sums, and because the model is linear the mean residual of a window is
 ``(Σy − Σx·beta) / n`` exactly, so the learning windows' residual spread is known as soon as
 ``beta`` is, without keeping any reading. State is a few small arrays per unit; once fitted, the
-baseline keeps only ``beta``, the learned range (``lo``, ``hi``), ``level`` and ``sigma``.
+baseline keeps ``beta``, the learned range (``lo``, ``hi``), ``level``, ``sigma`` and the normal
+equations' sums (``xtx``, ``xty``: ``n_features² + n_features`` floats), so that a window of
+readings from conditions the unit had not seen yet (the next season) can be folded in later
+(:meth:`LinearBaseline.extend`, with the window's :class:`Moments` from :class:`WindowMoments`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -61,14 +65,91 @@ class WindowSums(Compact):
         return closed
 
 
+@dataclass(frozen=True, slots=True)
+class Moments:
+    """The sums of one closed window of rows: enough to fold it into a least-squares fit."""
+
+    start: float
+    n: int
+    xtx: np.ndarray  # Σ x xᵀ
+    xty: np.ndarray  # Σ x y
+    sx: np.ndarray  # Σ x
+    sy: float  # Σ y
+    lo: np.ndarray  # lowest value of each feature in the window
+    hi: np.ndarray
+
+
+class WindowMoments(Compact):
+    """Like :class:`WindowSums`, but each window keeps its full moments (Σxxᵀ, Σxy) and its
+    range too, so a closed window can extend a fitted :class:`LinearBaseline`.
+
+    Its state is one array of ``n_features + 4`` rows (Σxxᵀ, Σxy, Σx, lo, hi) plus ``n``, ``sy``
+    and the window's start.
+    """
+
+    __slots__ = ("window_s", "n_features", "start", "n", "sy", "_acc")
+    _config = frozenset({"window_s", "n_features"})
+
+    def __init__(self, window_s: float, n_features: int) -> None:
+        self.window_s = window_s
+        self.n_features = n_features
+        self.start: float | None = None
+        self._acc = np.zeros((n_features + 4, n_features))
+        self._clear()
+
+    def _clear(self) -> None:
+        self.n = 0
+        self.sy = 0.0
+        self._acc[:] = 0.0
+        self._acc[-2], self._acc[-1] = np.inf, -np.inf
+
+    def _take(self) -> Moments:
+        k, a = self.n_features, self._acc.copy()
+        assert self.start is not None
+        return Moments(self.start, self.n, a[:k], a[k], a[k + 1], self.sy, a[k + 2], a[k + 3])
+
+    def add(self, ts: np.ndarray, x: np.ndarray, y: np.ndarray) -> list[Moments]:
+        """Add rows (in time order); returns the windows they closed."""
+        closed: list[Moments] = []
+        if len(ts) == 0:
+            return closed
+        wins = np.floor(ts / self.window_s) * self.window_s
+        if self.start is None:
+            self.start = float(wins[0])
+        k, a = self.n_features, self._acc
+        for w in np.unique(wins):
+            sel = wins == w
+            if w > self.start:  # (late rows of an earlier window fold into the current one)
+                if self.n:
+                    closed.append(self._take())
+                self._clear()
+                self.start = float(w)
+            xs, ys = x[sel], y[sel]
+            self.n += len(ys)
+            self.sy += float(ys.sum())
+            a[:k] += xs.T @ xs
+            a[k] += xs.T @ ys
+            a[k + 1] += xs.sum(axis=0)
+            np.minimum(a[k + 2], xs.min(axis=0), out=a[k + 2])
+            np.maximum(a[k + 3], xs.max(axis=0), out=a[k + 3])
+        return closed
+
+    def close_before(self, ts: float) -> list[Moments]:
+        """Close the current window if event time ``ts`` lies past it (no rows of it may come
+        any more); returns it."""
+        if self.start is None or not self.n or ts < self.start + self.window_s:
+            return []
+        out = [self._take()]
+        self._clear()
+        return out
+
+
 class LinearBaseline(Compact):
     """Least-squares fit of ``y`` on condition features, accumulated window by window."""
 
     __slots__ = (
         "n_features",
         "ridge",
-        "xtx",
-        "xty",
         "n",
         "_params",
         "_fitted",
@@ -81,24 +162,34 @@ class LinearBaseline(Compact):
     def __init__(self, n_features: int, ridge: float = 1e-3) -> None:
         self.n_features = n_features
         self.ridge = ridge
-        # the normal equations' sums; None once fitted (only add() needs them, before fit())
-        self.xtx: np.ndarray | None = np.zeros((n_features, n_features))
-        self.xty: np.ndarray | None = np.zeros(n_features)
         self.n = 0
-        # rows lo, hi (the range of conditions seen while learning) and beta, in one array: one
-        # array header per unit instead of three
-        self._params = np.zeros((3, n_features))
+        # rows lo, hi (the range of conditions learned), beta, then the normal equations' sums
+        # Σxxᵀ (n_features rows) and Σxy, in one array: one array header per unit instead of five
+        self._params = np.zeros((n_features + 4, n_features))
         self._params[0], self._params[1] = np.inf, -np.inf
         self._fitted = False
-        self.windows: list[tuple[int, np.ndarray, float]] = []
+        # the learning windows (start, n, Σx, Σy), for sigma and level; None once fitted
+        self.windows: list[tuple[float, int, np.ndarray, float]] | None = []
         self.level = math.nan  # mean of y over the learning period
         self.sigma = math.nan  # spread of learning windows' mean residuals
 
+    @property
+    def xtx(self) -> np.ndarray:
+        """Σ x xᵀ over every row learned (a view: adding to it adds to the fit's sums)."""
+        return self._params[3 : 3 + self.n_features]
+
+    @property
+    def xty(self) -> np.ndarray:
+        """Σ x y over every row learned."""
+        return self._params[3 + self.n_features]
+
     def add(self, x: np.ndarray, y: np.ndarray) -> None:
-        if self.xtx is None or self.xty is None:
-            raise RuntimeError("add() after fit(): the baseline is frozen")
-        self.xtx += x.T @ x
-        self.xty += x.T @ y
+        """Learn rows (before :meth:`fit`; afterwards only whole windows, by :meth:`extend`)."""
+        if self._fitted:
+            raise RuntimeError("add() after fit(): later rows come in by extend()")
+        xtx, xty = self.xtx, self.xty  # views: in-place adds reach the sums
+        xtx += x.T @ x
+        xty += x.T @ y
         self.n += len(y)
         if len(y):
             np.minimum(self.lo, x.min(axis=0), out=self.lo)
@@ -106,12 +197,12 @@ class LinearBaseline(Compact):
 
     @property
     def lo(self) -> np.ndarray:
-        """Lowest value of each feature seen while learning."""
+        """Lowest value of each feature learned."""
         return self._params[0]
 
     @property
     def hi(self) -> np.ndarray:
-        """Highest value of each feature seen while learning."""
+        """Highest value of each feature learned."""
         return self._params[1]
 
     @property
@@ -128,29 +219,50 @@ class LinearBaseline(Compact):
     def __setstate__(self, state: object) -> None:
         super().__setstate__(state)
         # own copies: arrays fresh from a pickle keep the pickle's buffer alive
-        self.windows = [(n, sx.copy(), sy) for n, sx, sy in self.windows]
+        if self.windows is not None:
+            self.windows = [(t, n, sx.copy(), sy) for t, n, sx, sy in self.windows]
 
-    def add_window(self, n: int, sx: np.ndarray, sy: float) -> None:
-        self.windows.append((n, sx, sy))
+    def add_window(self, start: float, n: int, sx: np.ndarray, sy: float) -> None:
+        if self.windows is None:
+            raise RuntimeError("add_window() after fit(): sigma and level are set")
+        self.windows.append((start, n, sx, sy))
 
-    def fit(self) -> None:
-        if self.xtx is None or self.xty is None:
-            raise RuntimeError("fit() twice: the sums are gone after the first")
+    def _solve(self) -> None:
         a = self.xtx + self.ridge * np.eye(self.n_features)
         self._params[2] = np.linalg.solve(a, self.xty)
         self._fitted = True
-        res = [self.window_residual(n, sx, sy) for n, sx, sy in self.windows]
+
+    def fit(self) -> list[tuple[float, float]]:
+        """Fit ``beta``; set ``level`` and ``sigma`` from the learning windows, then drop them;
+        returns each learning window's (start, mean residual)."""
+        if self.windows is None:
+            raise RuntimeError("fit() twice: later windows come in by extend()")
+        self._solve()
+        res = [self.window_residual(n, sx, sy) for _, n, sx, sy in self.windows]
         # robust spread (MAD): one odd learning window (a pull-down after installation, a door
         # left open) must not make the unit's scale so wide that real faults stay hidden
         if len(res) > 2:
             self.sigma = float(1.4826 * np.median(np.abs(np.asarray(res) - np.median(res))))
         else:
             self.sigma = math.nan
-        tot_n = sum(n for n, _, _ in self.windows)
-        self.level = sum(sy for _, _, sy in self.windows) / tot_n if tot_n else math.nan
-        # not needed any more: keep per-unit state small
-        self.windows = []
-        self.xtx = self.xty = None
+        tot_n = sum(n for _, n, _, _ in self.windows)
+        self.level = sum(sy for _, _, _, sy in self.windows) / tot_n if tot_n else math.nan
+        learned = [(t, r) for (t, _, _, _), r in zip(self.windows, res, strict=True)]
+        self.windows = None  # not needed any more: keep per-unit state small
+        return learned
+
+    def extend(self, m: Moments) -> None:
+        """Fold a window's rows into the fit, widen the learned range to cover them and refit
+        ``beta``. ``level`` and ``sigma`` stay as learned."""
+        if not self._fitted:
+            raise RuntimeError("extend() before fit()")
+        xtx, xty = self.xtx, self.xty
+        xtx += m.xtx
+        xty += m.xty
+        self.n += m.n
+        np.minimum(self.lo, m.lo, out=self.lo)
+        np.maximum(self.hi, m.hi, out=self.hi)
+        self._solve()
 
     def window_residual(self, n: int, sx: np.ndarray, sy: float) -> float:
         assert self.beta is not None

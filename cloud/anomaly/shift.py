@@ -7,6 +7,29 @@ reports the fault once, with its evidence. While the fault stands, ``clear_windo
 row back near the baseline report it cleared (``Finding.active = False``), which is what fix
 verification listens for.
 
+After learning, only windows at conditions the baseline has seen (its learned range widened by
+``range_margin`` of its width) are judged. The seasons move a unit out of that range (installed
+in a mild week, running through the summer), so rows just beyond it, within a further
+``extend_margin`` of its width, are collected window by window (:class:`WindowMoments`) and a
+closed window of them (at least ``min_count`` rows) is folded into the baseline
+(:meth:`LinearBaseline.extend`: sums, range, refit) when the unit looks healthy:
+
+- no fault stands and the CUSUM holds no evidence (statistic at most ``k``), and
+- the window's own mean residual against the current fit is not in the fault's direction by more
+  than the larger of ``k`` sigma and half the practical minimum shift (what the CUSUM counts as
+  "back at the baseline"): a fault that coincides with a heat wave is not learned as normal.
+
+So the range grows only next to itself (at most ``range_margin + extend_margin`` of its width per
+window) and never from windows inside it: a slow decline at known conditions cannot be absorbed.
+The CUSUM's scale (``sigma``) and practical threshold stay as learned. A feature the unit never
+varied while learning (a fan that always ran at one speed) has a range of zero width, so it is
+not extended: those conditions stay unjudged. ``extend_margin = 0`` turns extension off.
+
+Each window's mean residual (the learning windows' once the baseline is fitted, then each judged
+window's) is also kept for the last ``trend_windows`` windows (48 h at the defaults; ``trend.py``):
+a finding carries their Theil–Sen slope per day and Mann–Kendall p-value (``trend_per_day``,
+``trend_p``), the trend test that tells a steady decline from a step.
+
 A subclass names its fault and direction and turns a block into ``(ts, x, y)``: the valid rows,
 their condition features and the monitored quantity.
 """
@@ -18,9 +41,10 @@ import math
 import numpy as np
 
 from cloud.anomaly.base import Block, Finding
-from cloud.anomaly.baseline import LinearBaseline, WindowSums
+from cloud.anomaly.baseline import LinearBaseline, Moments, WindowMoments, WindowSums
 from cloud.anomaly.compact import Compact
 from cloud.anomaly.cusum import WindowCusum
+from cloud.anomaly.trend import RecentWindows
 
 
 class BaselineShift(Compact):
@@ -41,6 +65,8 @@ class BaselineShift(Compact):
         "min_learn_windows",
         "clear_windows",
         "range_margin",
+        "extend_margin",
+        "trend_windows",
         "_sums",
         "_baseline",
         "_cusum",
@@ -49,8 +75,10 @@ class BaselineShift(Compact):
         "_active",
         "_onset",
         "_clear_run",
+        "_beyond",
+        "_recent",
     )
-    _config = frozenset(__slots__[:12])  # the constructor arguments
+    _config = frozenset(__slots__[:14])  # the constructor arguments
 
     def __init__(
         self,
@@ -67,6 +95,8 @@ class BaselineShift(Compact):
         min_learn_windows: int = 6,
         clear_windows: int = 4,
         range_margin: float = 0.2,
+        extend_margin: float = 0.5,
+        trend_windows: int = 16,
     ) -> None:
         self.learn_s = learn_s
         self.window_s = window_s
@@ -80,6 +110,8 @@ class BaselineShift(Compact):
         self.min_learn_windows = min_learn_windows
         self.clear_windows = clear_windows
         self.range_margin = range_margin
+        self.extend_margin = extend_margin
+        self.trend_windows = trend_windows
         self._reset()
 
     def _reset(self) -> None:
@@ -91,6 +123,10 @@ class BaselineShift(Compact):
         self._active = False
         self._onset = math.nan
         self._clear_run = 0
+        # the open window of rows beyond the trusted range; None while there is none (most of
+        # the time for most units: no per-unit arrays for it)
+        self._beyond: WindowMoments | None = None
+        self._recent = RecentWindows(self.trend_windows, self.window_s)  # for the trend test
 
     @property
     def learning(self) -> bool:
@@ -109,32 +145,65 @@ class BaselineShift(Compact):
             return []
         if self._first_ts is None:
             self._first_ts = float(ts[0])
-        if not self._learning:  # judge only like conditions: those the baseline has seen
-            like = self._baseline.within(x, self.range_margin)
-            ts, x, y = ts[like], x[like], y[like]
-        closed = self._sums.add(ts, x, y)
         if self._learning:
-            self._baseline.add(x, y)
-            for _, n, sx, sy in closed:
-                if n >= self.min_count:
-                    self._baseline.add_window(n, sx, sy)
-            if (
-                ts[-1] - self._first_ts >= self.learn_s
-                and len(self._baseline.windows) >= self.min_learn_windows
-            ):
-                self._freeze()
+            self._learn(ts, x, y)
             return []
+        # judge only like conditions: those the baseline has seen
+        like = self._baseline.within(x, self.range_margin)
         out = []
-        for start, n, sx, sy in closed:
+        for start, n, sx, sy in self._sums.add(ts[like], x[like], y[like]):
             if n >= self.min_count:
                 f = self._judge(block.device, start, n, sx, sy)
                 if f is not None:
                     out.append(f)
+        if self.extend_margin > 0:
+            self._extend(ts, x, y, ~like)
         return out
+
+    def _learn(self, ts: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+        assert self._first_ts is not None
+        closed = self._sums.add(ts, x, y)
+        b = self._baseline
+        b.add(x, y)
+        for start, n, sx, sy in closed:
+            if n >= self.min_count:
+                b.add_window(start, n, sx, sy)
+        if (
+            ts[-1] - self._first_ts >= self.learn_s
+            and b.windows is not None
+            and len(b.windows) >= self.min_learn_windows
+        ):
+            self._freeze()
+
+    def _extend(self, ts: np.ndarray, x: np.ndarray, y: np.ndarray, beyond: np.ndarray) -> None:
+        """Collect the rows just beyond the trusted range; fold in the windows they complete."""
+        near = beyond & self._baseline.within(x, self.range_margin + self.extend_margin)
+        pending = self._beyond
+        closed: list[Moments] = []
+        if near.any():
+            if pending is None:
+                pending = self._beyond = WindowMoments(self.window_s, self.n_features)
+            closed = pending.add(ts[near], x[near], y[near])
+        if pending is not None:
+            closed += pending.close_before(float(np.max(ts)))
+            if not pending.n:
+                self._beyond = None
+        for m in closed:
+            if self._healthy(m):
+                self._baseline.extend(m)
+
+    def _healthy(self, m: Moments) -> bool:
+        """May this window beyond the range be learned as the unit's normal?"""
+        c = self._cusum
+        if m.n < self.min_count or self._active or c.statistic > self.k:
+            return False
+        level = self._baseline.window_residual(m.n, m.sx, m.sy)
+        return self.direction * level <= max(self.k * (c.sigma or 0.0), c.min_shift / 2)
 
     def _freeze(self) -> None:
         b = self._baseline
-        b.fit()
+        for start, residual in b.fit():  # the trend test starts with the learning windows
+            self._recent.add(start, residual)
         scale = abs(b.level) if math.isfinite(b.level) else 0.0
         sigma = b.sigma if math.isfinite(b.sigma) else 0.0
         self._cusum.calibrate(
@@ -147,6 +216,7 @@ class BaselineShift(Compact):
         self, device: str, start: float, n: int, sx: np.ndarray, sy: float
     ) -> Finding | None:
         level = self._baseline.window_residual(n, sx, sy)
+        self._recent.add(start, level)
         alarm = self._cusum.update(start, level, self.window_s)
         end = start + self.window_s
         if not self._active:
@@ -176,6 +246,7 @@ class BaselineShift(Compact):
         active: bool,
     ) -> Finding:
         expected = self._baseline.window_expected(n, sx)
+        trend_per_day, trend_p = self._recent.trend()
         evidence = {
             "baseline": expected,
             "current": sy / n,
@@ -184,6 +255,8 @@ class BaselineShift(Compact):
             "sigma": float(self._cusum.sigma or math.nan),
             "statistic": statistic,
             "readings": float(n),
+            "trend_per_day": trend_per_day,
+            "trend_p": trend_p,
         }
         score = 1.0 - math.exp(-statistic / self.h) if active else 0.0
         return Finding(device, self.fault, ts, self._onset, score, evidence, active)
