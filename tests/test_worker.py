@@ -135,12 +135,18 @@ def test_restarted_worker_receives_what_it_missed_and_resumes_detectors(mosquitt
     assert stored(settings.journal_path, "other-1") == [0]
 
 
-@pytest.mark.parametrize("shared", [True, False])
-def test_a_moved_partition_resumes_from_the_shared_checkpoints(mosquitto, tmp_path, shared):
+@pytest.mark.parametrize("store", ["postgresql", "sqlite", None])
+def test_a_moved_partition_resumes_from_the_shared_checkpoints(mosquitto, tmp_path, request, store):
     """A device's partition moves to a worker on another host (its own journal): with a
-    checkpoint database the workers share, the new owner resumes the device's learned
-    detectors when the device's retained birth arrives; without one it must relearn."""
-    shared_db = {"checkpoint_db": f"sqlite:///{tmp_path / 'checkpoints.db'}"} if shared else {}
+    checkpoint database the workers share (PostgreSQL across hosts; SQLite on one), the new
+    owner resumes the device's learned detectors when the device's retained birth arrives;
+    without one it must relearn."""
+    urls = {
+        "postgresql": lambda: request.getfixturevalue("pg_url"),
+        "sqlite": lambda: f"sqlite:///{tmp_path / 'checkpoints.db'}",
+    }
+    shared = store is not None
+    shared_db = {"checkpoint_db": urls[store]()} if shared else {}
     old = _settings(mosquitto, tmp_path, "old-host", **shared_db)
     new = _settings(mosquitto, tmp_path, "new-host", **shared_db)
     ac, blocks = _aircon_blocks(40)
