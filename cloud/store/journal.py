@@ -1,7 +1,7 @@
 """The worker's embedded store (SQLite, WAL): every accepted message as received, dead letters,
 findings, and detector checkpoints.
 
-Messages are kept as their raw payload, one row per (device, seq): the primary key is the
+Messages are kept as their raw payload, one row per (device, seq): the unique key is the
 durable half of de-duplication, writing costs one insert per message rather than one per reading,
 and the evidence charts decode only the blocks of the device and time range they ask for.
 Writes are grouped: the worker calls :meth:`commit` and only then acknowledges the MQTT messages,
@@ -32,7 +32,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     device TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
     t0 REAL NOT NULL, t1 REAL NOT NULL, received REAL NOT NULL, body BLOB NOT NULL,
-    PRIMARY KEY (device, seq)) WITHOUT ROWID;
+    UNIQUE (device, seq));
 CREATE INDEX IF NOT EXISTS messages_time ON messages (device, kind, t1);
 CREATE TABLE IF NOT EXISTS births (
     device TEXT PRIMARY KEY, body BLOB NOT NULL, received REAL NOT NULL);
