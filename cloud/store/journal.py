@@ -15,7 +15,7 @@ called the same way and 7,000 with one multi-row insert per transaction; reading
 week back took 63-75 ms in both (decoding the blocks dominates). DuckDB's files are about half
 the size; not worth a 5-49× slower ingest and a dependency. Messages sit in a rowid table with a
 unique (device, seq) key: ``WITHOUT ROWID`` spilled the 3.6 KB rows into overflow pages (2.3×
-slower to write, a 12 % larger file, measured side by side). The journal is the default store
+slower to write, a 13 % larger file, measured side by side). The journal is the default store
 whenever no InfluxDB is configured, and the evidence charts read from it through
 :meth:`Journal.series`.
 """
