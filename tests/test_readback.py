@@ -160,6 +160,23 @@ def test_a_store_that_cannot_be_read_gives_a_reason_not_an_error(not_influx):
     assert "no store is configured" in chart_for_ticket(ticket, None).note
 
 
+def test_the_journal_stands_in_when_influxdb_cannot_be_read(tmp_path):
+    fleet = Fleet(_run_batch(), _recent())
+    path = tmp_path / "journal.db"
+    journal = Journal(path)
+    ingest = Ingestor(journal, DetectorBank(), lambda f, i: None, clock=time.time)
+    for m in [*fleet.births(), *(fleet.telemetry("ac-1", seq) for seq in range(4))]:
+        ingest.handle(_inbound(m))
+    journal.commit()
+    journal.close()
+    devices = [{"device": "ac-1", "first_ts": fleet.t0 + 60, "last_ts": fleet.t0 + 90}]
+    ticket = {"fault": "noise_rise", "evidence": {"devices": devices}}
+    down = InfluxTarget(f"http://127.0.0.1:{free_port()}", timeout_s=2)
+    chart = chart_for_ticket(ticket, str(path), influx=down)
+    assert chart.svg is not None and chart.svg == chart_for_ticket(ticket, str(path)).svg
+    assert "from the journal" in chart.note and "InfluxDB could not be read" in chart.note
+
+
 def test_settings_name_the_store_the_charts_read():
     assert Settings(journal="j.db").influx_target() is None
     s = Settings(

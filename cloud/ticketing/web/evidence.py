@@ -157,8 +157,10 @@ def chart_for_ticket(
 ) -> EvidenceChart:
     """:func:`build_chart` over the store in use: InfluxDB when ``influx`` is configured (the
     worker writes telemetry there, and the API may run on another host than the worker), else
-    the worker's journal at ``journal_path``. Either is opened for this call only."""
+    the worker's journal at ``journal_path``; the journal too when InfluxDB cannot be read. Each
+    is opened for this call only."""
     devices = ticket.get("evidence", {}).get("devices", [])
+    problem = ""
     if influx is not None:
         try:
             reader = open_reader(influx)
@@ -169,7 +171,9 @@ def chart_for_ticket(
             finally:
                 reader.close()
         except ReadbackError as e:
-            return EvidenceChart(None, f"the chart could not be read: {e}")
+            problem = f"the chart could not be read: {e}"
+            if not (journal_path and Path(journal_path).is_file()):
+                return EvidenceChart(None, problem)
     if not journal_path:
         return EvidenceChart(
             None, "no store is configured (QLOOP_INFLUX_URL or QLOOP_JOURNAL), so no chart"
@@ -178,6 +182,11 @@ def chart_for_ticket(
         return EvidenceChart(None, "the configured journal does not exist (yet), so no chart")
     journal = Journal(journal_path)
     try:
-        return build_chart(ticket["fault"], devices, journal, detected_ts=detected_ts)
+        chart = build_chart(ticket["fault"], devices, journal, detected_ts=detected_ts)
     finally:
         journal.close()
+    if problem:  # say that the journal stood in for InfluxDB
+        return EvidenceChart(
+            chart.svg, f"{chart.note} ({problem.replace('the chart', 'InfluxDB')})"
+        )
+    return chart
