@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-STATE_FORMAT = "qloop-detector-state-3"
+STATE_FORMAT = "qloop-detector-state-4"
 
 _SHARED: dict[tuple[type, Any], Any] = {}
 
