@@ -48,6 +48,17 @@ class WindowSums(Compact):
         wins = np.floor(ts / self.window_s) * self.window_s
         if self.start is None:
             self.start = float(wins[0])
+        lo, hi = wins.min(), wins.max()
+        if lo == hi:  # the common case: the whole block in one window (no masks to build)
+            if lo > self.start:
+                if self.n:
+                    closed.append((self.start, self.n, self.sx.copy(), self.sy))
+                self._clear()
+                self.start = float(lo)
+            self.n += len(ts)
+            self.sx += x.sum(axis=0)
+            self.sy += float(y.sum())
+            return closed
         for w in np.unique(wins):
             if w < self.start:  # late rows of an earlier window: fold into the current one
                 sel = wins == w

@@ -58,7 +58,7 @@ class CoolingDecline(BaselineShift):
         ts = block.ts
         if len(ts) == 0:
             return _NAN, _NAN.reshape(0, 4), _NAN
-        on = np.nan_to_num(comp, nan=0.0) > 0.5
+        on = comp > 0.5  # a missing compressor state (NaN) counts as off
         prev = np.concatenate(([self._was_on], on[:-1]))
         starts = np.where(on & ~prev, ts, -np.inf)
         if self._was_on and on[0]:

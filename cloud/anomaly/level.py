@@ -29,7 +29,7 @@ class LevelRise(BaselineShift):
         y, fan, comp = block.get(self.field), block.get("fan_speed"), block.get("compressor_on")
         if y is None or fan is None:
             return _EMPTY, _EMPTY.reshape(0, 4), _EMPTY
-        comp = np.zeros_like(y) if comp is None else np.nan_to_num(comp, nan=0.0)
+        comp = np.zeros_like(y) if comp is None else np.where(np.isnan(comp), 0.0, comp)
         ok = np.isfinite(y) & np.isfinite(fan)
         f = fan[ok]
         x = np.column_stack([np.ones(ok.sum()), f, f * f, comp[ok]])
