@@ -168,16 +168,19 @@ class Worker:
 
     def _restore(self) -> None:
         """Detector state of every device this worker's journal knows, from the checkpoints."""
-        restored = [self._restore_device(info.device) for info in self.ingestor.registry]
+        saved = self.checkpoints.checkpoints(info.device for info in self.ingestor.registry)
+        restored = [self._restore_state(d, state) for d, state in saved.items()]
         n, stale = restored.count(True), restored.count(False)
         if n or stale:
             log.info("restored detector state of %d devices (%d discarded)", n, stale)
 
     def _restore_device(self, device: str) -> bool | None:
-        """True: restored; False: a checkpoint the detectors cannot read; None: none saved."""
+        """As :meth:`_restore_state` for the device's saved state; None when none is saved."""
         state = self.checkpoints.checkpoint(device)
-        if state is None:
-            return None
+        return None if state is None else self._restore_state(device, state)
+
+    def _restore_state(self, device: str, state: bytes) -> bool:
+        """True: restored; False: a checkpoint the detectors cannot read (relearns)."""
         try:
             self.ingestor.detectors.restore(device, state)
         except ValueError as e:  # another version's format: relearn rather than not start

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from cloud.store.checkpoints import SqlCheckpoints
 from cloud.store.journal import Journal
 from cloud.worker import Worker, WorkerSettings
 from qloop import protocol
@@ -166,6 +167,26 @@ def test_a_moved_partition_resumes_from_the_shared_checkpoints(mosquitto, tmp_pa
             assert cooling.learning is not shared
             assert worker.ingestor.detectors.late_blocks == 0  # resumed in order, nothing lost
     assert stored(new.journal_path, ac.device) == [38, 39]
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_shared_checkpoints_are_replaced_and_read_back_in_bulk(tmp_path, request, backend):
+    url = (
+        request.getfixturevalue("pg_url")
+        if backend == "postgresql"
+        else f"sqlite:///{tmp_path / 'checkpoints.db'}"
+    )
+    store = SqlCheckpoints(url, "worker-a")
+    devices = [f"ac-{k:05d}" for k in range(1_200)]  # more than one query's worth
+    store.save_checkpoints(((d, d.encode()) for d in devices), 1.0)
+    store.save_checkpoints([("ac-00007", b"newer")], 2.0)  # replaced, not added
+    got = store.checkpoints([*devices, "never-saved"])
+    assert len(got) == 1_200 and got["ac-00007"] == b"newer" and got["ac-01199"] == b"ac-01199"
+    assert store.checkpoint("ac-00042") == b"ac-00042" and store.checkpoint("nope") is None
+    store.close()
+    again = SqlCheckpoints(url, "worker-b")  # the table is there already: created once
+    assert again.checkpoint("ac-00007") == b"newer"
+    again.close()
 
 
 def test_two_workers_on_disjoint_partitions_split_the_fleet(mosquitto, tmp_path):

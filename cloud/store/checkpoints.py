@@ -22,6 +22,7 @@ from sqlalchemy import Column, Float, Insert, LargeBinary, MetaData, String, Tab
 
 from cloud.ticketing.db import for_writing, make_engine
 
+_CHUNK = 500  # devices per query when many are read at once (bound parameters stay few)
 _metadata = MetaData()
 CHECKPOINTS = Table(
     "detector_checkpoints",
@@ -35,6 +36,8 @@ CHECKPOINTS = Table(
 
 class CheckpointStore(Protocol):
     def checkpoint(self, device: str) -> bytes | None: ...
+
+    def checkpoints(self, devices: Iterable[str]) -> dict[str, bytes]: ...
 
     def save_checkpoints(self, states: Iterable[tuple[str, bytes]], updated: float) -> None: ...
 
@@ -53,6 +56,19 @@ class SqlCheckpoints:
             return conn.execute(
                 select(CHECKPOINTS.c.state).where(CHECKPOINTS.c.device == device)
             ).scalar_one_or_none()
+
+    def checkpoints(self, devices: Iterable[str]) -> dict[str, bytes]:
+        """The saved states of ``devices`` (those that have one), a few queries for them all."""
+        wanted, out = list(devices), {}
+        with self._engine.connect() as conn:
+            for k in range(0, len(wanted), _CHUNK):
+                rows = conn.execute(
+                    select(CHECKPOINTS.c.device, CHECKPOINTS.c.state).where(
+                        CHECKPOINTS.c.device.in_(wanted[k : k + _CHUNK])
+                    )
+                )
+                out.update((d, s) for d, s in rows)
+        return out
 
     def save_checkpoints(self, states: Iterable[tuple[str, bytes]], updated: float) -> None:
         """Replace the devices' states, all in one transaction."""

@@ -133,6 +133,15 @@ class Journal:
         for device, state in states:
             self.save_checkpoint(device, state, updated)
 
+    def checkpoints(self, devices: Iterable[str]) -> dict[str, bytes]:
+        """The saved states of ``devices`` that have one."""
+        out = {}
+        for device in devices:
+            state = self.checkpoint(device)
+            if state is not None:
+                out[device] = state
+        return out
+
     def checkpoint(self, device: str) -> bytes | None:
         with self._lock:
             row = self._db.execute(
