@@ -116,8 +116,9 @@ def test_a_flurry_of_safety_events_makes_one_finding_an_hour_and_keeps_every_eve
     assert ingest.stats.events == 7 and ingest.journal.seqs("d1") == list(range(7))
 
 
-def test_blocks_out_of_order_are_fed_in_seq_order_and_events_fill_gaps(ingest):
-    fed = []
+def _spy_on_thermometers(ingest: Ingestor) -> list[float]:
+    """Give "thermometer" devices one detector that records the first ts of each block fed."""
+    fed: list[float] = []
 
     class Spy:
         fault = "spy"
@@ -127,6 +128,11 @@ def test_blocks_out_of_order_are_fed_in_seq_order_and_events_fill_gaps(ingest):
             return []
 
     ingest.detectors.factories = {"thermometer": (Spy,)}
+    return fed
+
+
+def test_blocks_out_of_order_are_fed_in_seq_order_and_events_fill_gaps(ingest):
+    fed = _spy_on_thermometers(ingest)
     ingest.handle(_msg(Birth("d1", "thermometer", "M", "B", "SN", "1.0", 10.0, 0.0)))
     for m in (_tel("d1", 0, 0), _tel("d1", 3, 30), _tel("d1", 2, 20)):
         ingest.handle(_msg(m))
@@ -137,16 +143,7 @@ def test_blocks_out_of_order_are_fed_in_seq_order_and_events_fill_gaps(ingest):
 
 
 def test_a_dead_letter_or_an_empty_block_fills_its_gap_at_once(ingest):
-    fed = []
-
-    class Spy:
-        fault = "spy"
-
-        def update(self, block):
-            fed.append(float(block.ts[0]))
-            return []
-
-    ingest.detectors.factories = {"thermometer": (Spy,)}
+    fed = _spy_on_thermometers(ingest)
     topic = protocol.topic("d1", "telemetry")
     for m in (
         Birth("d1", "thermometer", "M", "B", "SN", "1.0", 10.0, 0.0),
