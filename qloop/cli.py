@@ -153,6 +153,13 @@ def build_parser(config: dict[str, Any] | None = None) -> argparse.ArgumentParse
         "(a readiness probe for scripts and orchestrators)",
     )
     cr.set_defaults(func=_cmd_cloud_run)
+    dl = cloud_sub.add_parser(
+        "dead-letters", help="what a worker refused: counts by reason and the latest messages"
+    )
+    o = _Options(dl, config, "cloud")
+    o.add("--journal", default="var/journal.db", help="the worker's journal (SQLite), read-only")
+    o.add("--latest", type=int, default=10, help="show this many of the latest dead letters")
+    dl.set_defaults(func=_cmd_dead_letters)
 
     api = sub.add_parser("api", help="the ticketing API and pages")
     o = _Options(api, config, "api")
@@ -278,6 +285,16 @@ def _cmd_cloud_run(args: argparse.Namespace) -> int:
         args.partitions,
     )
     worker.run(duration_s=args.duration)
+    return 0
+
+
+def _cmd_dead_letters(args: argparse.Namespace) -> int:
+    from cloud.dead_letters import report
+
+    try:
+        print(report(args.journal, latest=args.latest))
+    except ValueError as e:
+        raise SystemExit(f"qloop cloud dead-letters: {e}") from None
     return 0
 
 

@@ -8,6 +8,7 @@ from cloud.detection import DetectorBank
 from cloud.ingest import Ingestor
 from cloud.store.journal import Journal
 from qloop import protocol
+from qloop.cli import main
 from qloop.mqtt import InboundMessage
 from qloop.protocol import Birth, Event, Telemetry
 
@@ -178,3 +179,27 @@ def test_seq_tracker_folds_gaps_and_forgets_them():
     for s in (10, 11, 12, 13):  # a gap (4-9) that never fills: given up past max_ahead
         assert t.add(s)
     assert t.floor == 13 and not t.ahead and not t.add(7)
+
+
+def test_the_dead_letter_report_says_what_was_refused_and_why(ingest, capsys):
+    topic = protocol.topic("d1", "telemetry")
+    for payload in (b"{oops", b"{oops", b'{"v": 2}', b"\x00\xff binary"):
+        ingest.handle(InboundMessage(topic, payload, False, False))
+    ingest.handle(_msg(_tel("d1", 0)))  # a good one is not in the report
+    ingest.journal.commit()
+    assert main(["cloud", "dead-letters", "--journal", ingest.journal.path, "--latest", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("4 dead letter(s) in ")
+    common = out.split("most frequent reasons:")[1].split("latest 2:")[0].strip().splitlines()
+    assert len(common) == 3 and common[0].split()[0] == "2" and "not UTF-8 JSON" in common[0]
+    assert "unsupported version v=2" in out
+    assert "\\x00\\xff binary (9 bytes)" in out  # the latest, escaped
+    assert out.count(f"  {topic}") == 2
+
+
+def test_the_dead_letter_report_refuses_what_is_not_a_journal(tmp_path):
+    with pytest.raises(SystemExit, match="no journal at"):
+        main(["cloud", "dead-letters", "--journal", str(tmp_path / "nope.db")])
+    (tmp_path / "other.db").write_bytes(b"")
+    with pytest.raises(SystemExit, match="is not a qloop journal"):
+        main(["cloud", "dead-letters", "--journal", str(tmp_path / "other.db")])
