@@ -182,3 +182,46 @@ def test_decoder_never_raises_anything_but_decode_error(blob):
     for kind in ("birth", "telemetry", "event", "status"):
         with contextlib.suppress(DecodeError):
             protocol.decode(protocol.topic("d1", kind), blob)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | finite | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def _standard(payload: bytes) -> object:
+    try:
+        return json.loads(payload, parse_constant=lambda _: None)
+    except ValueError:
+        return DecodeError
+
+
+def _fast(payload: bytes) -> object:
+    try:
+        return protocol._load_json(payload)
+    except DecodeError:
+        return DecodeError
+
+
+@given(st.dictionaries(st.text(max_size=4), json_values, max_size=5), st.booleans())
+def test_the_fast_json_path_reads_what_the_standard_parser_reads(body, nonstandard):
+    """Payloads are parsed with orjson and, where it refuses, the standard parser: the outcome
+    is the standard parser's (huge integers, NaN and Infinity included)."""
+    body = {**body, "v": protocol.VERSION}
+    payload = json.dumps(body, allow_nan=True).encode()
+    if nonstandard:  # what lenient encoders emit for non-finite floats
+        payload = payload.replace(b"}", b', "x": NaN, "y": -Infinity}', 1)
+    assert _fast(payload) == _standard(payload)
+
+
+@given(st.binary(max_size=200))
+def test_the_fast_json_path_refuses_what_the_standard_parser_refuses(blob):
+    want = _standard(blob)
+    if isinstance(want, dict) and want.get("v") == protocol.VERSION:
+        assert _fast(blob) == want
+    else:
+        assert _fast(blob) is DecodeError
