@@ -15,34 +15,41 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from cloud.anomaly.compact import Compact
 
 
-class WindowSums(Compact):
-    """Per-window sums of features and target, closed when event time leaves the window."""
+class _Windows(Compact):
+    """Rows summed per window of event time; a window closes when event time leaves it.
 
-    __slots__ = ("window_s", "n_features", "start", "n", "sx", "sy")
+    Subclasses say what a window keeps (:meth:`_clear`, :meth:`_accumulate`) and what a closed
+    one is (:meth:`_take`); the splitting into windows is here, once. Late rows of an earlier
+    window fold into the current one.
+    """
+
+    __slots__ = ("window_s", "n_features", "start", "n")
     _config = frozenset({"window_s", "n_features"})
 
     def __init__(self, window_s: float, n_features: int) -> None:
         self.window_s = window_s
         self.n_features = n_features
         self.start: float | None = None
-        self._clear()
 
     def _clear(self) -> None:
-        self.n = 0
-        self.sx = np.zeros(self.n_features)
-        self.sy = 0.0
+        raise NotImplementedError
 
-    def add(
-        self, ts: np.ndarray, x: np.ndarray, y: np.ndarray
-    ) -> list[tuple[float, int, np.ndarray, float]]:
-        """Add rows (in time order); returns the windows they closed as (start, n, Σx, Σy)."""
-        closed: list[tuple[float, int, np.ndarray, float]] = []
+    def _accumulate(self, x: np.ndarray, y: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _take(self) -> Any:
+        raise NotImplementedError
+
+    def add(self, ts: np.ndarray, x: np.ndarray, y: np.ndarray) -> list[Any]:
+        """Add rows (in time order); returns the windows they closed (:meth:`_take`)."""
+        closed: list[Any] = []
         if len(ts) == 0:
             return closed
         wins = np.floor(ts / self.window_s) * self.window_s
@@ -50,30 +57,41 @@ class WindowSums(Compact):
             self.start = float(wins[0])
         lo, hi = wins.min(), wins.max()
         if lo == hi:  # the common case: the whole block in one window (no masks to build)
-            if lo > self.start:
+            groups: list[tuple[float, np.ndarray | None]] = [(lo, None)]
+        else:
+            groups = [(w, wins == w) for w in np.unique(wins)]
+        for w, sel in groups:
+            if w > self.start:
                 if self.n:
-                    closed.append((self.start, self.n, self.sx.copy(), self.sy))
-                self._clear()
-                self.start = float(lo)
-            self.n += len(ts)
-            self.sx += x.sum(axis=0)
-            self.sy += float(y.sum())
-            return closed
-        for w in np.unique(wins):
-            if w < self.start:  # late rows of an earlier window: fold into the current one
-                sel = wins == w
-            elif w > self.start:
-                if self.n:
-                    closed.append((self.start, self.n, self.sx.copy(), self.sy))
+                    closed.append(self._take())
                 self._clear()
                 self.start = float(w)
-                sel = wins == w
-            else:
-                sel = wins == w
-            self.n += int(sel.sum())
-            self.sx += x[sel].sum(axis=0)
-            self.sy += float(y[sel].sum())
+            self._accumulate(x if sel is None else x[sel], y if sel is None else y[sel])
         return closed
+
+
+class WindowSums(_Windows):
+    """Per-window count, Σx and Σy: a closed window is ``(start, n, Σx, Σy)``."""
+
+    __slots__ = ("sx", "sy")
+
+    def __init__(self, window_s: float, n_features: int) -> None:
+        super().__init__(window_s, n_features)
+        self._clear()
+
+    def _clear(self) -> None:
+        self.n = 0
+        self.sx = np.zeros(self.n_features)
+        self.sy = 0.0
+
+    def _accumulate(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.n += len(y)
+        self.sx += x.sum(axis=0)
+        self.sy += float(y.sum())
+
+    def _take(self) -> tuple[float, int, np.ndarray, float]:
+        assert self.start is not None
+        return self.start, self.n, self.sx, self.sy  # _clear() starts a new Σx array
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +108,7 @@ class Moments:
     hi: np.ndarray
 
 
-class WindowMoments(Compact):
+class WindowMoments(_Windows):
     """Like :class:`WindowSums`, but each window keeps its full moments (Σxxᵀ, Σxy) and its
     range too, so a closed window can extend a fitted :class:`LinearBaseline`.
 
@@ -98,13 +116,10 @@ class WindowMoments(Compact):
     and the window's start.
     """
 
-    __slots__ = ("window_s", "n_features", "start", "n", "sy", "_acc")
-    _config = frozenset({"window_s", "n_features"})
+    __slots__ = ("sy", "_acc")
 
     def __init__(self, window_s: float, n_features: int) -> None:
-        self.window_s = window_s
-        self.n_features = n_features
-        self.start: float | None = None
+        super().__init__(window_s, n_features)
         self._acc = np.zeros((n_features + 4, n_features))
         self._clear()
 
@@ -119,31 +134,15 @@ class WindowMoments(Compact):
         assert self.start is not None
         return Moments(self.start, self.n, a[:k], a[k], a[k + 1], self.sy, a[k + 2], a[k + 3])
 
-    def add(self, ts: np.ndarray, x: np.ndarray, y: np.ndarray) -> list[Moments]:
-        """Add rows (in time order); returns the windows they closed."""
-        closed: list[Moments] = []
-        if len(ts) == 0:
-            return closed
-        wins = np.floor(ts / self.window_s) * self.window_s
-        if self.start is None:
-            self.start = float(wins[0])
+    def _accumulate(self, x: np.ndarray, y: np.ndarray) -> None:
         k, a = self.n_features, self._acc
-        for w in np.unique(wins):
-            sel = wins == w
-            if w > self.start:  # (late rows of an earlier window fold into the current one)
-                if self.n:
-                    closed.append(self._take())
-                self._clear()
-                self.start = float(w)
-            xs, ys = x[sel], y[sel]
-            self.n += len(ys)
-            self.sy += float(ys.sum())
-            a[:k] += xs.T @ xs
-            a[k] += xs.T @ ys
-            a[k + 1] += xs.sum(axis=0)
-            np.minimum(a[k + 2], xs.min(axis=0), out=a[k + 2])
-            np.maximum(a[k + 3], xs.max(axis=0), out=a[k + 3])
-        return closed
+        self.n += len(y)
+        self.sy += float(y.sum())
+        a[:k] += x.T @ x
+        a[k] += x.T @ y
+        a[k + 1] += x.sum(axis=0)
+        np.minimum(a[k + 2], x.min(axis=0), out=a[k + 2])
+        np.maximum(a[k + 3], x.max(axis=0), out=a[k + 3])
 
     def close_before(self, ts: float) -> list[Moments]:
         """Close the current window if event time ``ts`` lies past it (no rows of it may come
