@@ -1,43 +1,32 @@
 """What the worker refused, for operators and firmware engineers: ``qloop cloud dead-letters``.
 
 Every message that does not follow the contract is kept in the worker's journal with its reason
-(``cloud/ingest.py``). This report reads it — the journal is opened read-only, so it can run
+(``cloud/ingest.py``). This report reads it — the journal is opened read-only
+(:meth:`Journal.open_readonly`), so it can run
 beside a live worker — and prints the total, the most frequent reasons, and the latest messages
 with their topic and the start of their payload (non-printable bytes escaped).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
+
+from cloud.store.journal import Journal
 
 PREVIEW_BYTES = 160
 
 
 def report(journal_path: str | Path, *, latest: int = 10, reasons: int = 20) -> str:
     """The dead-letter report of the journal at ``journal_path``; ValueError if there is none."""
-    path = Path(journal_path)
-    if not path.is_file():
-        raise ValueError(f"no journal at {path}")
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    journal = Journal.open_readonly(journal_path)
     try:
-        db.execute("PRAGMA busy_timeout=5000")
-        total = db.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
-        common = db.execute(
-            "SELECT reason, count(*), max(received) FROM dead_letters GROUP BY reason"
-            " ORDER BY count(*) DESC, max(received) DESC LIMIT ?",
-            (reasons,),
-        ).fetchall()
-        recent = db.execute(
-            "SELECT received, topic, payload, reason FROM dead_letters ORDER BY id DESC LIMIT ?",
-            (latest,),
-        ).fetchall()
-    except sqlite3.OperationalError as e:  # not a journal (no such table)
-        raise ValueError(f"{path} is not a qloop journal: {e}") from None
+        total = journal.count("dead_letters")
+        common = journal.dead_letter_reasons(reasons)
+        recent = journal.dead_letters(latest)
     finally:
-        db.close()
-    lines = [f"{total} dead letter(s) in {path}"]
+        journal.close()
+    lines = [f"{total} dead letter(s) in {journal.path}"]
     if not total:
         return lines[0]
     lines += ["", "most frequent reasons:"]

@@ -65,6 +65,27 @@ class Journal:
         self._db.executescript(_SCHEMA)
         self._in_tx = False
 
+    @classmethod
+    def open_readonly(cls, path: str | Path) -> Journal:
+        """An existing journal, for reading beside the worker that writes it (nothing is created
+        or changed); ValueError when there is no journal at ``path``."""
+        p = Path(path)
+        if not p.is_file():
+            raise ValueError(f"no journal at {p}")
+        self = cls.__new__(cls)
+        self.path = str(p)
+        self._db = sqlite3.connect(
+            f"{p.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
+        )
+        self._lock = threading.Lock()
+        self._in_tx = False
+        self._db.execute("PRAGMA busy_timeout=5000")
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
+        if not {"messages", "dead_letters"} <= tables:
+            self._db.close()
+            raise ValueError(f"{p} is not a qloop journal")
+        return self
+
     def _begin(self) -> None:
         if not self._in_tx:
             self._db.execute("BEGIN")
@@ -193,6 +214,15 @@ class Journal:
             return self._db.execute(
                 "SELECT received, topic, payload, reason FROM dead_letters ORDER BY id DESC"
                 " LIMIT ?",
+                (limit,),
+            ).fetchall()
+
+    def dead_letter_reasons(self, limit: int = 20) -> list[tuple[str, int, float]]:
+        """The most frequent dead-letter reasons: (reason, count, last received), most first."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT reason, count(*), max(received) FROM dead_letters GROUP BY reason"
+                " ORDER BY count(*) DESC, max(received) DESC LIMIT ?",
                 (limit,),
             ).fetchall()
 
