@@ -169,8 +169,6 @@ def _seconds(t: float) -> str:
 
 
 def _float(v: object) -> float | None:
-    if isinstance(v, bool):
-        return float(v)
     try:
         return float(v)  # type: ignore[arg-type]
     except (TypeError, ValueError):
