@@ -14,8 +14,8 @@ Two query dialects speak to the servers that accept the worker's writes:
   It keeps field ``f`` of measurement ``m`` as the metric ``m_f`` with the tags as labels and
   returns raw samples from ``/api/v1/export``.
 
-``auto`` (the default) asks the server's ``/health`` once: InfluxDB answers JSON naming itself,
-VictoriaMetrics a bare ``OK``.
+``auto`` (the default) asks the server's ``/health`` once per process: InfluxDB answers JSON
+naming itself, VictoriaMetrics a bare ``OK``.
 
 Points come back as stored, deduplicated by time: VictoriaMetrics keeps a point written twice
 (the sink delivers at least once) twice, InfluxDB overwrites it. A firmware update starts a new
@@ -24,6 +24,7 @@ series (``firmware`` is a tag), so every series of the device is merged.
 
 from __future__ import annotations
 
+import functools
 import json
 import urllib.error
 import urllib.parse
@@ -62,10 +63,16 @@ class SeriesReader(Protocol):
 
 def open_reader(target: InfluxTarget) -> SeriesReader:
     """A reader for ``target`` in its dialect (``auto``: asked of the server)."""
-    dialect = target.dialect if target.dialect != "auto" else detect_dialect(target)
+    dialect = target.dialect if target.dialect != "auto" else _known_dialect(target)
     if dialect == "victoriametrics":
         return VictoriaMetricsReader(target)
     return FluxReader(target)
+
+
+@functools.lru_cache(maxsize=16)
+def _known_dialect(target: InfluxTarget) -> Literal["flux", "victoriametrics"]:
+    """:func:`detect_dialect`, asked once per target (a failure is not remembered)."""
+    return detect_dialect(target)
 
 
 def detect_dialect(target: InfluxTarget) -> Literal["flux", "victoriametrics"]:
