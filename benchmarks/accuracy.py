@@ -1,7 +1,7 @@
 """Detector accuracy (issue 7's targets) as benchmark figures: ``qloop eval`` on the scenarios
 BENCHMARKS.md reports — ``leak15`` (recall for a 15 % capacity loss within 48 h), ``healthy``
 (false findings per 1,000 healthy device-days) and ``week`` (every fault kind) — with
-:func:`cloud.evaluate.evaluate`, 3 seeds each.
+:func:`evaluation.fleet.evaluate`, 3 seeds each.
 
 Accuracy figures are counts, not timings, so their "same-run baseline" is the reference the
 ratio needs, taken from the same run's ground truth rather than measured separately:
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from benchmarks.common import ROOT, Result
-from cloud.evaluate import Report, evaluate
+from evaluation.fleet import Report, evaluate
 from simulators.scenario import Scenario, load_scenario
 
 SCENARIOS = ("leak15", "healthy", "week")

@@ -28,10 +28,10 @@ from pathlib import Path
 
 from benchmarks.common import Result, spawn_qloop, stop_process, wait_until
 from benchmarks.ingest import journal_count
-from qloop import protocol
+from contract import protocol
+from contract.mqtt import BrokerAddress, MqttLink
+from contract.protocol import Birth, Event
 from qloop.broker import free_port, start_broker, wait_port
-from qloop.mqtt import BrokerAddress, MqttLink
-from qloop.protocol import Birth, Event
 
 TOKEN = "bench-alarm-token"  # noqa: S105 - a throwaway token for a throwaway API
 POLL_S = 0.002

@@ -277,7 +277,7 @@ def _publish_file(
 ) -> None:
     """Child process: publish the pickled ``[(topic, payload, retain), ...]`` at QoS 1 with at
     most ``window`` unacknowledged, once ``go`` is set; report (first publish, last ack)."""
-    from qloop.mqtt import BrokerAddress, MqttLink
+    from contract.mqtt import BrokerAddress, MqttLink
 
     with open(path, "rb") as f:
         items: list[tuple[str, bytes, bool]] = pickle.load(f)  # noqa: S301 - our own file

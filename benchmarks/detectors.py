@@ -11,9 +11,9 @@ import time
 
 from benchmarks.common import Result
 from benchmarks.ingest import make_traffic
+from cloud.anomaly.bank import DEFAULT_DETECTORS
 from cloud.anomaly.base import Block
-from cloud.detection import DEFAULT_DETECTORS
-from qloop import protocol
+from contract import protocol
 
 
 def bench_detectors(quick: bool = False) -> Result:

@@ -28,15 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.common import Result, collect_publishers, publish_in_processes, wait_until
+from contract import protocol
+from contract.mqtt import BrokerAddress, InboundMessage, MqttLink
+from contract.protocol import AIR_CONDITIONER_FIELDS, Event, Telemetry
 from edge_agent.agent import EdgeAgent
 from edge_agent.buffer import PRIORITY_TELEMETRY
 from edge_agent.core import DeviceCore, Identity
 from edge_agent.disk_buffer import DiskBuffer
 from edge_agent.publisher import Publisher
-from qloop import protocol
 from qloop.broker import start_broker
-from qloop.mqtt import BrokerAddress, InboundMessage, MqttLink
-from qloop.protocol import AIR_CONDITIONER_FIELDS, Event, Telemetry
 
 FIELDS = AIR_CONDITIONER_FIELDS[1:]
 DEV = "ac-bench-1"

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.common import ROOT, Result, rss_bytes, stop_process
+from contract.protocol import AIR_CONDITIONER_FIELDS
 from qloop.broker import start_broker
-from qloop.protocol import AIR_CONDITIONER_FIELDS
 
 TICK = os.sysconf("SC_CLK_TCK")
 FIELDS = AIR_CONDITIONER_FIELDS[1:]

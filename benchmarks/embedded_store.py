@@ -40,8 +40,8 @@ from pathlib import Path
 
 from benchmarks.common import Result, machine
 from cloud.store.journal import Journal
-from qloop import protocol
-from qloop.protocol import Telemetry
+from contract import protocol
+from contract.protocol import Telemetry
 from simulators.aircon import AIRCON_FIELDS
 
 FIELDS = AIRCON_FIELDS

@@ -32,10 +32,10 @@ from benchmarks.common import (
     wait_until,
 )
 from benchmarks.scale import TELEMETRY_AND_EVENTS, scale_scenario
+from contract import protocol
+from contract.protocol import Telemetry
 from edge_agent.core import DeviceCore, Identity
-from qloop import protocol
 from qloop.broker import BrokerProcess, start_broker
-from qloop.protocol import Telemetry
 from simulators.aircon import AIRCON_FIELDS
 from simulators.fleet import Fleet
 

@@ -17,12 +17,12 @@ from typing import Any
 
 from benchmarks.common import CTX, Result, rss_bytes
 from benchmarks.scale import scale_scenario
+from cloud.anomaly.bank import DetectorBank
 from cloud.anomaly.base import Block
 from cloud.anomaly.offline import OfflineWatch
-from cloud.dedup import SeqTracker
-from cloud.detection import DetectorBank
-from cloud.registry import Registry
-from qloop.protocol import Birth
+from cloud.ingest.dedup import SeqTracker
+from cloud.ingest.registry import Registry
+from contract.protocol import Birth
 from simulators.aircon import AIRCON_FIELDS
 from simulators.fleet import Fleet
 

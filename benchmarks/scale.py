@@ -24,10 +24,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from benchmarks.common import CountingSubscriber, Result, collect_publishers, publish_in_processes
-from qloop import protocol
+from contract import protocol
+from contract.mqtt import BrokerAddress
+from contract.protocol import Telemetry
 from qloop.broker import start_broker
-from qloop.mqtt import BrokerAddress
-from qloop.protocol import Telemetry
 from simulators.aircon import AIRCON_FIELDS
 from simulators.runner import FleetRunner
 from simulators.scenario import Scenario, load_scenario

@@ -19,16 +19,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from cloud.anomaly.bank import DetectorBank
 from cloud.anomaly.base import Finding
-from cloud.detection import DetectorBank
-from cloud.ingest import Ingestor
-from cloud.registry import DeviceInfo
+from cloud.ingest.ingestor import Ingestor
+from cloud.ingest.registry import DeviceInfo
 from cloud.store.checkpoints import CheckpointStore, SqlCheckpoints
 from cloud.store.journal import Journal
 from cloud.ticketing.policy import TicketPolicy
-from qloop import protocol
-from qloop.clock import utcnow
-from qloop.mqtt import BrokerAddress, InboundMessage, MqttLink
+from contract import protocol
+from contract.clock import utcnow
+from contract.mqtt import BrokerAddress, InboundMessage, MqttLink
 
 log = logging.getLogger(__name__)
 

@@ -19,14 +19,14 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from contract import protocol
+from contract.clock import Clock, SystemClock
+from contract.mqtt import BrokerAddress, MqttLink, Will
+from contract.protocol import Message, Status
 from edge_agent.buffer import Buffer
 from edge_agent.core import DEFAULT_SAFETY_RULES, DeviceCore, Identity, SafetyRule
 from edge_agent.metrics import StatusFile
 from edge_agent.publisher import Publisher
-from qloop import protocol
-from qloop.clock import Clock, SystemClock
-from qloop.mqtt import BrokerAddress, MqttLink, Will
-from qloop.protocol import Message, Status
 
 log = logging.getLogger(__name__)
 

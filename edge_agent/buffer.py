@@ -35,7 +35,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from qloop.protocol import Value
+from contract.protocol import Value
 
 PRIORITY_TELEMETRY = 0
 PRIORITY_EVENT = 1

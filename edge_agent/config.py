@@ -38,8 +38,8 @@
     interval_s = 10.0
 
     [source]
-    kind = "simulated"              # simulated | csv | command | sysfs (edge_agent/sources.py)
-    seed = 0                        # simulated: model = "KFR-35GW"
+    kind = "simulated"              # simulated | csv | command | sysfs (edge_agent/sources.py;
+    seed = 0                        # simulated: simulators/source.py, model = "KFR-35GW")
     # csv:     path = "rec.csv", speed = 1.0, loop = true
     # command: command = "read-ac --port /dev/ttyUSB0", fields = ["return_c", ...],
     #          timeout_s = 5.0
@@ -66,17 +66,23 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from contract.errors import QloopError
+from contract.mqtt import BrokerAddress
 from edge_agent.agent import EdgeAgent, SensorSource
 from edge_agent.buffer import Buffer, MemoryBuffer
 from edge_agent.core import DEFAULT_SAFETY_RULES, Identity, SafetyRule
 from edge_agent.metrics import StatusFile
-from qloop.mqtt import BrokerAddress
 
 SECTIONS = ("device", "broker", "sampling", "buffer", "publish", "metrics", "source")
 
 
-class ConfigError(ValueError):
-    pass
+class ConfigError(QloopError, ValueError):
+    """The edge config says something the agent cannot use; the message names the key."""
+
+
+SourceFactory = Callable[[Mapping[str, Any], Identity], SensorSource]
+"""Builds a sensor source from the whole config and the device's identity: how a layer above
+the edge agent (the simulator) adds a ``[source] kind`` without the agent importing it."""
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -107,13 +113,14 @@ def to_bool(x: object) -> bool:
     raise ValueError(f"{x!r} is not a boolean")
 
 
-def _get(
+def setting(
     cfg: Mapping[str, Any],
     section: str,
     key: str,
     default: Any = None,
     cast: Callable[[Any], Any] = str,
 ) -> Any:
+    """``[section] key`` of the config, cast; ``default`` when missing (None: required)."""
     value = cfg.get(section, {}).get(key, default)
     if value is None:
         raise ConfigError(f"edge config: [{section}] {key} is required")
@@ -131,7 +138,7 @@ def _opt(cfg: Mapping[str, Any], section: str, key: str, cast: Callable[[Any], A
     value = cfg.get(section, {}).get(key)
     if value is None or value == "":
         return None
-    return _get(cfg, section, key, cast=cast)
+    return setting(cfg, section, key, cast=cast)
 
 
 def _str_list(x: object) -> list[str]:
@@ -142,35 +149,36 @@ def _str_list(x: object) -> list[str]:
     raise ValueError(x)
 
 
-def build_source(cfg: Mapping[str, Any], identity: Identity) -> SensorSource:
-    kind = _get(cfg, "source", "kind", "simulated")
+def build_source(
+    cfg: Mapping[str, Any],
+    identity: Identity,
+    extra_sources: Mapping[str, SourceFactory] | None = None,
+) -> SensorSource:
+    """The ``[source]`` the config names: one of the agent's own kinds (csv, command, sysfs) or
+    one of ``extra_sources`` (the ``qloop`` command adds ``simulated``)."""
+    extra_sources = extra_sources or {}
+    kind = setting(cfg, "source", "kind", "simulated")
     src = cfg.get("source", {})
     try:
-        if kind == "simulated":
-            from simulators.source import SimulatedUnitSource
-
-            return SimulatedUnitSource(
-                identity.device,
-                seed=_get(cfg, "source", "seed", 0, int),
-                model=_get(cfg, "source", "model", identity.model),
-            )
+        if kind in extra_sources:
+            return extra_sources[kind](cfg, identity)
         if kind == "csv":
             from edge_agent.sources import CsvSource
 
             fields = _opt(cfg, "source", "fields", _str_list)
             return CsvSource(
-                _get(cfg, "source", "path"),
-                speed=_get(cfg, "source", "speed", 1.0, float),
-                loop=_get(cfg, "source", "loop", True, to_bool),
+                setting(cfg, "source", "path"),
+                speed=setting(cfg, "source", "speed", 1.0, float),
+                loop=setting(cfg, "source", "loop", True, to_bool),
                 fields=fields,
             )
         if kind == "command":
             from edge_agent.sources import CommandSource
 
             return CommandSource(
-                _get(cfg, "source", "command"),
-                _get(cfg, "source", "fields", cast=_str_list),
-                timeout_s=_get(cfg, "source", "timeout_s", 5.0, float),
+                setting(cfg, "source", "command"),
+                setting(cfg, "source", "fields", cast=_str_list),
+                timeout_s=setting(cfg, "source", "timeout_s", 5.0, float),
             )
         if kind == "sysfs":
             from edge_agent.sources import SysfsSource
@@ -184,9 +192,8 @@ def build_source(cfg: Mapping[str, Any], identity: Identity) -> SensorSource:
         if isinstance(e, ConfigError):
             raise
         raise ConfigError(f"edge config: [source] {kind}: {e}") from None
-    raise ConfigError(
-        f"edge config: unknown [source] kind {kind!r} (simulated, csv, command or sysfs)"
-    )
+    kinds = ", ".join(sorted({*extra_sources, "csv", "command", "sysfs"}))
+    raise ConfigError(f"edge config: unknown [source] kind {kind!r} ({kinds})")
 
 
 def build_buffer(cfg: Mapping[str, Any]) -> Buffer:
@@ -208,7 +215,7 @@ def build_buffer(cfg: Mapping[str, Any]) -> Buffer:
             max_messages=max_messages,
             max_bytes=max_bytes if max_bytes is not None else 256 * 1024 * 1024,
             max_age_s=max_age_s if max_age_s is not None else 30 * 86400.0,
-            synchronous=_get(cfg, "buffer", "synchronous", "NORMAL"),
+            synchronous=setting(cfg, "buffer", "synchronous", "NORMAL"),
         )
     except (OSError, ValueError, RuntimeError) as e:
         raise ConfigError(f"edge config: [buffer] {path}: {e}") from None
@@ -245,25 +252,27 @@ def build_rules(cfg: Mapping[str, Any]) -> tuple[SafetyRule, ...]:
     return tuple(rules)
 
 
-def build_agent(cfg: Mapping[str, Any]) -> EdgeAgent:
+def build_agent(
+    cfg: Mapping[str, Any], extra_sources: Mapping[str, SourceFactory] | None = None
+) -> EdgeAgent:
     identity = Identity(
-        device=_get(cfg, "device", "id"),
-        model=_get(cfg, "device", "model"),
-        batch=_get(cfg, "device", "batch"),
-        serial=_get(cfg, "device", "serial"),
-        firmware=_get(cfg, "device", "firmware"),
-        product=_get(cfg, "device", "product", "air_conditioner"),
-        sample_period_s=_get(cfg, "sampling", "period_s", 10.0, float),
+        device=setting(cfg, "device", "id"),
+        model=setting(cfg, "device", "model"),
+        batch=setting(cfg, "device", "batch"),
+        serial=setting(cfg, "device", "serial"),
+        firmware=setting(cfg, "device", "firmware"),
+        product=setting(cfg, "device", "product", "air_conditioner"),
+        sample_period_s=setting(cfg, "sampling", "period_s", 10.0, float),
     )
     try:
         broker = BrokerAddress.parse(
-            _get(cfg, "broker", "address", "127.0.0.1:1883"),
+            setting(cfg, "broker", "address", "127.0.0.1:1883"),
             username=_opt(cfg, "broker", "username", str),
             password=_opt(cfg, "broker", "password", str),
             tls_ca=_opt(cfg, "broker", "tls_ca", str),
             tls_cert=_opt(cfg, "broker", "tls_cert", str),
             tls_key=_opt(cfg, "broker", "tls_key", str),
-            tls_insecure=_get(cfg, "broker", "tls_insecure", False, to_bool),
+            tls_insecure=setting(cfg, "broker", "tls_insecure", False, to_bool),
         )
     except ValueError as e:
         raise ConfigError(f"edge config: {e}") from None
@@ -272,7 +281,7 @@ def build_agent(cfg: Mapping[str, Any]) -> EdgeAgent:
             raise ConfigError(f"edge config: [broker] TLS file {f} does not exist")
     status_path = _opt(cfg, "metrics", "status_file", str)
     rules = build_rules(cfg)
-    source = build_source(cfg, identity)
+    source = build_source(cfg, identity, extra_sources)
     unknown = [r.field for r in rules if r.field not in source.fields]
     if "safety" in cfg and unknown:
         raise ConfigError(
@@ -284,10 +293,10 @@ def build_agent(cfg: Mapping[str, Any]) -> EdgeAgent:
         source,
         build_buffer(cfg),
         broker,
-        block_rows=_get(cfg, "sampling", "block_rows", 60, int),
-        block_max_age_s=_get(cfg, "sampling", "block_max_age_s", 10.0, float),
+        block_rows=setting(cfg, "sampling", "block_rows", 60, int),
+        block_max_age_s=setting(cfg, "sampling", "block_max_age_s", 10.0, float),
         rules=rules,
-        window=_get(cfg, "publish", "window", 100, int),
+        window=setting(cfg, "publish", "window", 100, int),
         status_file=StatusFile(status_path) if status_path else None,
-        status_interval_s=_get(cfg, "metrics", "interval_s", 10.0, float),
+        status_interval_s=setting(cfg, "metrics", "interval_s", 10.0, float),
     )

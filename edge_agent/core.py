@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from qloop.protocol import Birth, Event, Message, Telemetry, Value
+from contract.protocol import Birth, Event, Message, Telemetry, Value
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from contract.protocol import Value
 from edge_agent.buffer import (
     PRIORITIES,
     PRIORITY_EVENT,
@@ -43,7 +44,6 @@ from edge_agent.buffer import (
     Entry,
     entry_size,
 )
-from qloop.protocol import Value
 
 SCHEMA_VERSION = 1
 _SCHEMA = """

@@ -30,10 +30,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from contract import protocol
+from contract.mqtt import MqttLink
+from contract.protocol import Event, Message, Telemetry
 from edge_agent.buffer import PRIORITY_EVENT, PRIORITY_TELEMETRY, Buffer, Entry
-from qloop import protocol
-from qloop.mqtt import MqttLink
-from qloop.protocol import Event, Message, Telemetry
 
 
 class Publisher:

@@ -18,8 +18,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from contract.errors import QloopError
+from qloop.tools import ToolMissing, import_tool
+
 if TYPE_CHECKING:
-    from qloop.mqtt import MqttLink
+    from contract.mqtt import MqttLink
 
 log = logging.getLogger("qloop")
 
@@ -241,9 +244,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_edge_run(args: argparse.Namespace) -> int:
     from edge_agent.config import ConfigError, build_agent, load_config
+    from simulators.source import EDGE_SOURCES
 
     try:
-        agent = build_agent(load_config(args.config))
+        agent = build_agent(load_config(args.config), EDGE_SOURCES)
     except ConfigError as e:
         raise SystemExit(f"qloop edge run: {e}") from None
     _stop_on_signals(agent.stop)
@@ -254,8 +258,8 @@ def _cmd_edge_run(args: argparse.Namespace) -> int:
 def _cmd_cloud_run(args: argparse.Namespace) -> int:
     from cloud.ticketing.settings import Settings
     from cloud.worker import Worker, WorkerSettings
-    from qloop.mqtt import BrokerAddress
-    from qloop.protocol import parse_partitions
+    from contract.mqtt import BrokerAddress
+    from contract.protocol import parse_partitions
 
     try:
         settings = WorkerSettings(
@@ -289,7 +293,7 @@ def _cmd_cloud_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_dead_letters(args: argparse.Namespace) -> int:
-    from cloud.dead_letters import report
+    from cloud.store.dead_letters import report
 
     try:
         print(report(args.journal, latest=args.latest))
@@ -332,7 +336,7 @@ def _cmd_api(args: argparse.Namespace) -> int:
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from qloop.mqtt import BrokerAddress
+    from contract.mqtt import BrokerAddress
     from simulators.runner import FleetRunner, Progress
     from simulators.scenario import ScenarioError, load_scenario
 
@@ -372,7 +376,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from cloud.evaluate import main as evaluate_main
+    evaluate_main = import_tool("evaluation.fleet", "eval").main
 
     argv = [
         args.scenario,
@@ -404,14 +408,19 @@ def _cmd_score(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:  # its own option parser (benchmarks/run.py), options and all
-        from benchmarks.run import main as bench_main
-
-        return int(bench_main(argv[1:]) or 0)
+        try:
+            bench = import_tool("benchmarks.run", "bench")
+        except ToolMissing as e:
+            raise SystemExit(f"qloop: {e}") from None
+        return int(bench.main(argv[1:]) or 0)
     args = build_parser(_load_config(argv)).parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except QloopError as e:  # refused with a reason: one line, not a traceback
+        raise SystemExit(f"qloop {args.command}: {e}") from None
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qloop.protocol import AIR_CONDITIONER_FIELDS
+from contract.protocol import AIR_CONDITIONER_FIELDS
 
 AIRCON_FIELDS: tuple[str, ...] = AIR_CONDITIONER_FIELDS
 FIELD_INDEX: dict[str, int] = {name: i for i, name in enumerate(AIRCON_FIELDS)}

@@ -21,12 +21,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from contract.clock import Clock, SystemClock
+from contract.mqtt import BrokerAddress, MqttLink
+from contract.protocol import Status
 from edge_agent.buffer import MemoryBuffer
 from edge_agent.core import DeviceCore, Identity
 from edge_agent.publisher import Publisher
-from qloop.clock import Clock, SystemClock
-from qloop.mqtt import BrokerAddress, MqttLink
-from qloop.protocol import Status
 from simulators.aircon import AIRCON_FIELDS
 from simulators.fleet import Fleet
 from simulators.scenario import Scenario

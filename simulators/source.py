@@ -9,9 +9,12 @@ readings.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
+from edge_agent.config import setting
+from edge_agent.core import Identity
 from simulators.aircon import AIRCON_FIELDS
 from simulators.fleet import Fleet
 from simulators.scenario import BatchSpec, FaultSpec, Scenario
@@ -62,3 +65,17 @@ class SimulatedUnitSource:
         if not online[0]:
             return [None] * len(self.fields)
         return [float(x) for x in rows[0, 1:]]
+
+
+def from_edge_config(cfg: Mapping[str, Any], identity: Identity) -> SimulatedUnitSource:
+    """``[source] kind = "simulated"`` of an edge config (``seed``, ``model``): the factory the
+    ``qloop`` command hands to :func:`edge_agent.config.build_agent`."""
+    return SimulatedUnitSource(
+        identity.device,
+        seed=setting(cfg, "source", "seed", 0, int),
+        model=setting(cfg, "source", "model", identity.model),
+    )
+
+
+EDGE_SOURCES = {"simulated": from_edge_config}
+"""The simulator's edge source kinds, by their ``[source] kind`` name."""

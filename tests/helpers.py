@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from qloop.mqtt import BrokerAddress, InboundMessage, MqttLink
+from contract.mqtt import BrokerAddress, InboundMessage, MqttLink
 
 
 def wait_for(cond: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> None:

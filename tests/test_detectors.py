@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from cloud.anomaly.bank import COVERED_FIELDS, DetectorBank
 from cloud.anomaly.base import Block, Detector, Finding
 from cloud.anomaly.cooling import CoolingDecline
 from cloud.anomaly.level import NoiseRise, VibrationRise
@@ -42,7 +43,6 @@ from cloud.anomaly.shift import BaselineShift
 from cloud.anomaly.stuck import SensorStuck
 from cloud.anomaly.trend import RecentWindows
 from cloud.anomaly.univariate import UnivariateAnomaly
-from cloud.detection import COVERED_FIELDS, DetectorBank
 from simulators.fleet import Fleet, InjectedFault
 from simulators.scenario import parse_scenario
 
@@ -348,7 +348,7 @@ def test_restore_refuses_state_in_another_format() -> None:
 def test_a_stuck_supply_sensor_is_not_taken_for_a_cooling_decline() -> None:
     """Once sensor_stuck stands on a field, the other detectors see that field as missing: a
     frozen supply-air sensor must not make the unit's ΔT look like lost capacity."""
-    from cloud.evaluate import run_fleet
+    from evaluation.fleet import run_fleet
     from simulators.scenario import parse_scenario
 
     scenario = parse_scenario("""

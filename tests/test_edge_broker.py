@@ -6,11 +6,11 @@ import threading
 
 import pytest
 
+from contract import protocol
+from contract.mqtt import BrokerAddress
 from edge_agent.agent import EdgeAgent
 from edge_agent.buffer import MemoryBuffer
 from edge_agent.core import Identity
-from qloop import protocol
-from qloop.mqtt import BrokerAddress
 from tests.helpers import Collector, wait_for
 
 pytestmark = pytest.mark.broker

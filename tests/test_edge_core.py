@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
+from contract.protocol import Event, Telemetry
 from edge_agent.buffer import PRIORITY_EVENT, MemoryBuffer
 from edge_agent.core import DeviceCore, Identity, SafetyRule
-from qloop.protocol import Event, Telemetry
 
 FIELDS = ("ts", "current_a", "return_c")
 IDENT = Identity("ac-1", "KFR-35GW", "B1", "SN-1", "2.3.0", sample_period_s=1.0)

@@ -27,14 +27,14 @@ from pathlib import Path
 
 import pytest
 
+from contract import protocol
+from contract.mqtt import BrokerAddress, InboundMessage, MqttLink
+from contract.protocol import Birth, Event, Telemetry
 from edge_agent.agent import EdgeAgent
 from edge_agent.core import Identity, SafetyRule
 from edge_agent.disk_buffer import DiskBuffer
 from edge_agent.metrics import StatusFile, read_status
-from qloop import protocol
 from qloop.broker import BrokerProcess, start_broker
-from qloop.mqtt import BrokerAddress, InboundMessage, MqttLink
-from qloop.protocol import Birth, Event, Telemetry
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.broker

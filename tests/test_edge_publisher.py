@@ -7,14 +7,14 @@ agent resumes ``seq`` and its open block from the disk buffer after a crash.
 
 from __future__ import annotations
 
+from contract import protocol
+from contract.mqtt import BrokerAddress
+from contract.protocol import Event, Telemetry
 from edge_agent.agent import EdgeAgent
 from edge_agent.buffer import MemoryBuffer
 from edge_agent.core import Identity, SafetyRule
 from edge_agent.disk_buffer import DiskBuffer
 from edge_agent.publisher import Publisher
-from qloop import protocol
-from qloop.mqtt import BrokerAddress
-from qloop.protocol import Event, Telemetry
 
 DEV = "ac-pub-1"
 

@@ -13,7 +13,7 @@ from edge_agent.config import ConfigError, build_agent, build_rules, load_config
 from edge_agent.core import DEFAULT_SAFETY_RULES, clean_value
 from edge_agent.disk_buffer import DiskBuffer
 from edge_agent.sources import CommandSource, CsvSource, SysfsSource, parse_key_values
-from simulators.source import SimulatedUnitSource
+from simulators.source import EDGE_SOURCES, SimulatedUnitSource
 
 
 def test_csv_replay_real_time_accelerated_and_looping(tmp_path):
@@ -149,7 +149,7 @@ def test_config_file_and_environment(tmp_path):
         "QLOOP_EDGE_BUFFER_SYNCHRONOUS": "FULL",
         "QLOOP_OTHER": "x",
     }
-    agent = build_agent(load_config(path, env))
+    agent = build_agent(load_config(path, env), EDGE_SOURCES)
     try:
         assert agent.link.broker.password == "s3cret" and agent.link.broker.tls_ca
         assert agent.link.broker.port == 8883 and agent.link.broker.username == "ac-000123"
@@ -172,7 +172,7 @@ def test_config_errors(tmp_path):
         )
     )
     with pytest.raises(ConfigError, match="nope"):
-        build_agent(load_config(path, {}))
+        build_agent(load_config(path, {}), EDGE_SOURCES)
     with pytest.raises(ConfigError, match="required"):
         build_rules({"safety": [{"kind": "x", "field": "y"}]})
     assert build_rules({}) == DEFAULT_SAFETY_RULES and build_rules({"safety": []}) == ()
@@ -180,8 +180,8 @@ def test_config_errors(tmp_path):
         load_config(tmp_path / "missing.toml", {})
     path.write_text(CONFIG.format(db=tmp_path / "b.db", ca=tmp_path / "no-ca.pem"))
     with pytest.raises(ConfigError, match="TLS file"):
-        build_agent(load_config(path, {}))
+        build_agent(load_config(path, {}), EDGE_SOURCES)
     bad = tmp_path / "bad.toml"
     bad.write_text('[device]\nid = "a"\n[source]\nkind = "teleport"\n')
     with pytest.raises(ConfigError):
-        build_agent(load_config(bad, {}))
+        build_agent(load_config(bad, {}), EDGE_SOURCES)

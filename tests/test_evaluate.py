@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from cloud.evaluate import evaluate, main
+from evaluation.fleet import evaluate, main
 from simulators.scenario import parse_scenario
 
 TINY = """

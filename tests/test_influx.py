@@ -20,17 +20,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from influxdb_client import InfluxDBClient
 
+from cloud.anomaly.bank import DetectorBank
 from cloud.anomaly.base import Finding
-from cloud.detection import DetectorBank
-from cloud.ingest import Ingestor
-from cloud.registry import DeviceInfo
+from cloud.ingest.ingestor import Ingestor
+from cloud.ingest.registry import DeviceInfo
 from cloud.store.influx import InfluxSink, SinkStats
 from cloud.store.journal import Journal
 from cloud.store.readback import InfluxTarget
-from qloop import protocol
+from contract import protocol
+from contract.mqtt import InboundMessage
+from contract.protocol import Birth, Event, Telemetry
 from qloop.broker import free_port
-from qloop.mqtt import InboundMessage
-from qloop.protocol import Birth, Event, Telemetry
 from tests.helpers import wait_for
 from tests.vm import HttpRelay, InfluxDB2, VictoriaMetrics
 

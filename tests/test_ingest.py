@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from cloud.detection import DetectorBank
-from cloud.ingest import Ingestor
+from cloud.anomaly.bank import DetectorBank
+from cloud.ingest.ingestor import Ingestor
 from cloud.store.journal import Journal
-from qloop import protocol
+from contract import protocol
+from contract.mqtt import InboundMessage
+from contract.protocol import Birth, Event, Telemetry
 from qloop.cli import main
-from qloop.mqtt import InboundMessage
-from qloop.protocol import Birth, Event, Telemetry
 
 
 def _msg(m) -> InboundMessage:
@@ -171,7 +171,7 @@ def test_a_dead_letter_or_an_empty_block_fills_its_gap_at_once(ingest):
 
 
 def test_seq_tracker_folds_gaps_and_forgets_them():
-    from cloud.dedup import SeqTracker
+    from cloud.ingest.dedup import SeqTracker
 
     t = SeqTracker(max_ahead=3)
     assert [t.add(s) for s in (0, 2, 3, 2, 1, 0)] == [True, True, True, False, True, False]

@@ -3,7 +3,7 @@ headless Chromium driven over the DevTools protocol against ``qloop api`` in its
 
 The DevTools client is a few lines over the ``websockets`` package (installed as a dependency of
 amqtt). The journal behind the evidence chart is filled the way the worker fills it: real
-telemetry payloads (``qloop.protocol.encode``) of a simulated fleet with leaking units.
+telemetry payloads (``contract.protocol.encode``) of a simulated fleet with leaking units.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from cloud.ticketing.web.chart import (
 )
 from cloud.ticketing.web.evidence import SIGNALS, build_chart, chart_for_ticket, signal_for
 from cloud.ticketing.web.pages import ticket_list_page
-from qloop import protocol
+from contract import protocol
 from qloop.broker import free_port, wait_port
 from simulators.fleet import Fleet
 from simulators.scenario import parse_scenario

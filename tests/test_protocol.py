@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qloop import protocol
-from qloop.protocol import Birth, DecodeError, Event, Status, Telemetry
+from contract import protocol
+from contract.protocol import Birth, DecodeError, Event, Status, Telemetry
 
 devices = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 names = st.from_regex(r"\A[a-z_][a-z0-9_]{0,20}\Z")

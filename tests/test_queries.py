@@ -16,10 +16,10 @@ import pytest
 from influxdb_client import InfluxDBClient
 
 from cloud.anomaly.base import Finding
-from cloud.registry import DeviceInfo
+from cloud.ingest.registry import DeviceInfo
 from cloud.store import queries
 from cloud.store.influx import InfluxSink
-from qloop.protocol import Telemetry
+from contract.protocol import Telemetry
 from tests.helpers import wait_for
 from tests.vm import InfluxDB2
 

@@ -17,8 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from cloud.detection import DetectorBank
-from cloud.ingest import Ingestor
+from cloud.anomaly.bank import DetectorBank
+from cloud.ingest.ingestor import Ingestor
 from cloud.store.journal import Journal
 from cloud.store.readback import (
     FluxReader,

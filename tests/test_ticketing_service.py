@@ -157,7 +157,7 @@ def test_safety_fault_is_urgent_and_routed(svc: TicketService) -> None:
     ],
 )
 def test_routing_table(fault: str, departments: tuple[str, ...]) -> None:
-    from qloop.faults import category
+    from contract.faults import category
 
     assert TicketPolicy().departments(fault, category(fault), MODEL) == departments
 

@@ -17,9 +17,9 @@ import pytest
 from cloud.store.checkpoints import SqlCheckpoints
 from cloud.store.journal import Journal
 from cloud.worker import Worker, WorkerSettings
-from qloop import protocol
-from qloop.mqtt import BrokerAddress, MqttLink
-from qloop.protocol import Birth, Message, Telemetry
+from contract import protocol
+from contract.mqtt import BrokerAddress, MqttLink
+from contract.protocol import Birth, Message, Telemetry
 from simulators.fleet import Fleet
 from simulators.scenario import parse_scenario
 from tests.helpers import wait_for

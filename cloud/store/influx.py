@@ -44,16 +44,27 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
 from cloud.anomaly.base import Finding
-from cloud.registry import DeviceInfo
-from qloop.protocol import Event, Telemetry
+from contract.protocol import Event, Telemetry
 
 log = logging.getLogger(__name__)
+
+
+class DeviceInfo(Protocol):
+    """The tags a point carries: what the device said of itself in its latest birth (the
+    ingest registry's record has these and more)."""
+
+    device: str
+    model: str
+    batch: str
+    firmware: str
+
 
 PRECISION = WritePrecision.MS
 _PER_SECOND = 1000  # timestamp units per second at PRECISION

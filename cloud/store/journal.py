@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from cloud.anomaly.base import Finding
-from qloop import protocol
+from contract import protocol
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (

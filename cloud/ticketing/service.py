@@ -95,7 +95,7 @@ from cloud.ticketing.policy import (
 )
 from cloud.ticketing.sla import backoff
 from cloud.ticketing.verification import Outcome, Verdict, judge
-from qloop.faults import category as fault_category
+from contract.faults import category as fault_category
 
 log = logging.getLogger(__name__)
 

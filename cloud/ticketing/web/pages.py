@@ -32,7 +32,7 @@ from cloud.ticketing.web.layout import (
     when,
     when_ts,
 )
-from qloop.faults import FAULTS
+from contract.faults import FAULTS
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500

@@ -37,7 +37,7 @@ from cloud.anomaly.cooling import CoolingDecline
 from cloud.anomaly.level import NoiseRise, VibrationRise
 from cloud.anomaly.stuck import SensorStuck
 from cloud.anomaly.univariate import UnivariateAnomaly
-from qloop.protocol import AIR_CONDITIONER_FIELDS
+from contract.protocol import AIR_CONDITIONER_FIELDS
 
 DetectorFactory = Callable[[], Detector]
 

@@ -11,7 +11,7 @@
   and kind an hour (``cloud/anomaly/events.py``: a finding counts the events it stands for).
 
 Every message takes a seq of its device, and the detectors feed blocks in seq order (a block
-after a gap waits, ``cloud/detection.py``). A seq that will never bring readings fills its gap at
+after a gap waits, ``cloud/anomaly/bank.py``). A seq that will never bring readings fills its gap at
 once: an event, a telemetry block with no rows, and a dead letter whose topic and ``seq`` are
 still readable (:func:`protocol.salvage_seq`) — otherwise the device's detection would wait for
 it until the reorder buffer gives up.
@@ -31,17 +31,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from cloud.anomaly.bank import DetectorBank
 from cloud.anomaly.base import Block, Finding
 from cloud.anomaly.events import EventFindings
 from cloud.anomaly.offline import OfflineWatch
-from cloud.dedup import SeqTracker
-from cloud.detection import DetectorBank
-from cloud.registry import DeviceInfo, Registry
+from cloud.ingest.dedup import SeqTracker
+from cloud.ingest.registry import DeviceInfo, Registry
 from cloud.store.journal import Journal
-from qloop import protocol
-from qloop.faults import FAULTS
-from qloop.mqtt import InboundMessage
-from qloop.protocol import Birth, DecodeError, Event, Status, Telemetry
+from contract import protocol
+from contract.faults import FAULTS
+from contract.mqtt import InboundMessage
+from contract.protocol import Birth, DecodeError, Event, Status, Telemetry
 
 log = logging.getLogger(__name__)
 

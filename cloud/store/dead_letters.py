@@ -1,9 +1,10 @@
 """What the worker refused, for operators and firmware engineers: ``qloop cloud dead-letters``.
 
 Every message that does not follow the contract is kept in the worker's journal with its reason
-(``cloud/ingest.py``). This report reads it — opened read-only (:meth:`Journal.open_readonly`),
-so it can run beside a live worker — and prints the total, the most frequent reasons, and the
-latest messages with their topic and the start of their payload (non-printable bytes escaped).
+(``cloud/ingest/ingestor.py``). This report reads it — opened read-only
+(:meth:`Journal.open_readonly`), so it can run beside a live worker — and prints the total, the
+most frequent reasons, and the latest messages with their topic and the start of their payload
+(non-printable bytes escaped).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qloop.protocol import Birth
+from contract.protocol import Birth
 
 UNKNOWN = "unknown"
 

@@ -1,7 +1,7 @@
 """Detector accuracy, measured: a simulated fleet with known faults through the detectors.
 
 :func:`evaluate` runs the fleet model (:class:`simulators.fleet.Fleet`) directly through a
-:class:`~cloud.detection.DetectorBank` and an :class:`~cloud.anomaly.offline.OfflineWatch` — no
+:class:`~cloud.anomaly.bank.DetectorBank` and an :class:`~cloud.anomaly.offline.OfflineWatch` — no
 MQTT, no storage — in blocks like the edge sends (``block_rows`` readings per telemetry message;
 the edge's safety rules turn limit crossings into events, which pass through as findings as they
 do in the worker). Rows a unit takes while offline are not sent (the simulator has no readings
@@ -37,10 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
+from cloud.anomaly.bank import DetectorBank, DetectorFactory
 from cloud.anomaly.base import Block, Finding
 from cloud.anomaly.events import EventFindings
 from cloud.anomaly.offline import OfflineWatch
-from cloud.detection import DetectorBank, DetectorFactory
 from edge_agent.core import DEFAULT_SAFETY_RULES, SafetyRule
 from simulators.fleet import Fleet, InjectedFault
 from simulators.scenario import FAULT_KINDS, Scenario, ScenarioError, load_scenario
