@@ -20,7 +20,7 @@ from typing import Protocol
 
 from sqlalchemy import Column, Float, Insert, LargeBinary, MetaData, String, Table, select
 
-from cloud.ticketing.db import for_writing, make_engine
+from cloud.store.sql import connect, for_writing
 
 _CHUNK = 500  # devices per query when many are read at once (bound parameters stay few)
 _metadata = MetaData()
@@ -47,7 +47,7 @@ class SqlCheckpoints:
 
     def __init__(self, url: str, worker: str) -> None:
         self.worker = worker
-        self._engine = make_engine(url, upgrade=False)
+        self._engine = connect(url)
         _metadata.create_all(for_writing(self._engine), checkfirst=True)
         self._upsert = _upsert(self._engine.dialect.name)
 
