@@ -31,8 +31,3 @@ class SystemClock:
 def utcnow() -> datetime:
     """The wall clock as an aware UTC datetime (the default for services that take a clock)."""
     return datetime.now(UTC)
-
-
-def iso(ts: float) -> str:
-    """Unix seconds → ``2024-05-17T08:00:00Z``."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -14,11 +14,13 @@ import json
 import math
 import re
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from contract.errors import QloopError
 
 VERSION = 1
 ROOT = "qloop/v1"
@@ -52,7 +54,7 @@ AIR_CONDITIONER_FIELDS: tuple[str, ...] = (
 )
 
 
-class DecodeError(ValueError):
+class DecodeError(QloopError, ValueError):
     """A message that does not follow the contract; ``reason`` says what is wrong."""
 
     def __init__(self, reason: str) -> None:
@@ -413,8 +415,3 @@ def salvage_seq(topic_name: str, payload: bytes) -> tuple[str, int] | None:
         return t.device, _req_seq(body)
     except (DecodeError, ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
-
-
-def rows_from_columns(columns: Mapping[str, Sequence[Value]]) -> list[tuple[Value, ...]]:
-    """Transpose ``{"ts": [...], "x": [...]}`` into rows in the mapping's field order."""
-    return list(zip(*columns.values(), strict=True))

@@ -43,10 +43,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from contract.errors import QloopError
 from simulators.aircon import MODELS
 
 
-class ScenarioError(ValueError):
+class ScenarioError(QloopError, ValueError):
     """A scenario that cannot be run; the message says where and why."""
 
 

@@ -207,5 +207,4 @@ class Ingestor:
 
     def _emit(self, info: DeviceInfo, f: Finding) -> None:
         self.stats.findings += 1
-        self.journal.add_finding(f, info.model, info.batch)
         self.on_finding(f, info)

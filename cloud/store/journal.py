@@ -1,5 +1,6 @@
-"""The worker's embedded store (SQLite, WAL): every accepted message as received, dead letters,
-findings, and detector checkpoints.
+"""The worker's embedded store (SQLite, WAL): every accepted message as received, the devices'
+births, dead letters, and detector checkpoints. Findings are not kept here: they go to the
+ticket database and InfluxDB, which are where people read them.
 
 Messages are kept as their raw payload, one row per (device, seq): the unique key is the
 durable half of de-duplication, writing costs one insert per message rather than one per reading,
@@ -8,28 +9,26 @@ Writes are grouped: the worker calls :meth:`commit` and only then acknowledges t
 so an acknowledged message is on disk (WAL with ``synchronous=NORMAL``: safe against a crash of
 the process; ``durable=True`` selects ``FULL`` for safety against power loss too).
 
-Why SQLite and not DuckDB (``benchmarks/embedded_store.py``, BENCHMARKS.md "Embedded store"):
-for this write pattern — 100,000 messages of 60 readings, one keyed insert each, committed per
-500 — SQLite wrote 34,600 messages/s (2 million readings/s) in the latest run, DuckDB 710
-called the same way and 7,000 with one multi-row insert per transaction; reading one device's
-week back took 63-75 ms in both (decoding the blocks dominates). DuckDB's files are about half
-the size; not worth a 5-49× slower ingest and a dependency. Messages sit in a rowid table with a
-unique (device, seq) key: ``WITHOUT ROWID`` spilled the 3.6 KB rows into overflow pages (2.3×
-slower to write, a 13 % larger file, measured side by side). The journal is the default store
+Why SQLite and not DuckDB: this write pattern — one keyed insert per message, committed per
+batch — is what SQLite's B-tree does well and a column store does badly; DuckDB writes its files
+smaller but ingests several times slower, and reads of one device's week cost the same in both
+because decoding the blocks dominates (``benchmarks/embedded_store.py`` measures both; the
+figures are in BENCHMARKS.md, "Embedded store"). Messages sit in a rowid table with a unique
+(device, seq) key: in a ``WITHOUT ROWID`` table the multi-kilobyte rows spill into overflow
+pages, which is slower to write and makes a larger file. The journal is the default store
 whenever no InfluxDB is configured, and the evidence charts read from it through
 :meth:`Journal.series`.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from cloud.anomaly.base import Finding
 from contract import protocol
+from contract.errors import QloopError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -42,14 +41,13 @@ CREATE TABLE IF NOT EXISTS births (
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY, received REAL NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,
     reason TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS findings (
-    id INTEGER PRIMARY KEY, device TEXT NOT NULL, model TEXT, batch TEXT, fault TEXT NOT NULL,
-    ts REAL NOT NULL, onset_ts REAL, score REAL NOT NULL, active INTEGER NOT NULL,
-    evidence TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS findings_batch ON findings (model, batch, fault);
 CREATE TABLE IF NOT EXISTS checkpoints (
     device TEXT PRIMARY KEY, state BLOB NOT NULL, updated REAL NOT NULL);
 """
+
+
+class JournalError(QloopError, ValueError):
+    """There is no journal to read where one was named."""
 
 
 class Journal:
@@ -68,10 +66,10 @@ class Journal:
     @classmethod
     def open_readonly(cls, path: str | Path) -> Journal:
         """An existing journal, for reading beside the worker that writes it (nothing is created
-        or changed); ValueError when there is no journal at ``path``."""
+        or changed); :class:`JournalError` when there is no journal at ``path``."""
         p = Path(path)
         if not p.is_file():
-            raise ValueError(f"no journal at {p}")
+            raise JournalError(f"no journal at {p}")
         self = cls.__new__(cls)
         self.path = str(p)
         self._db = sqlite3.connect(
@@ -83,7 +81,7 @@ class Journal:
         tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
         if not {"messages", "dead_letters"} <= tables:
             self._db.close()
-            raise ValueError(f"{p} is not a qloop journal")
+            raise JournalError(f"{p} is not a qloop journal")
         return self
 
     def _begin(self) -> None:
@@ -121,25 +119,6 @@ class Journal:
             self._db.execute(
                 "INSERT INTO dead_letters (received, topic, payload, reason) VALUES (?, ?, ?, ?)",
                 (received, topic, payload, reason),
-            )
-
-    def add_finding(self, f: Finding, model: str, batch: str) -> None:
-        with self._lock:
-            self._begin()
-            self._db.execute(
-                "INSERT INTO findings (device, model, batch, fault, ts, onset_ts, score, active,"
-                " evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    f.device,
-                    model,
-                    batch,
-                    f.fault,
-                    f.ts,
-                    f.onset_ts,
-                    f.score,
-                    int(f.active),
-                    json.dumps(dict(f.evidence), allow_nan=True),
-                ),
             )
 
     def save_checkpoint(self, device: str, state: bytes, updated: float) -> None:
@@ -204,7 +183,7 @@ class Journal:
         return out
 
     def count(self, table: str) -> int:
-        if table not in ("messages", "births", "dead_letters", "findings", "checkpoints"):
+        if table not in ("messages", "births", "dead_letters", "checkpoints"):
             raise ValueError(table)
         with self._lock:
             return self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]

@@ -34,12 +34,13 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from cloud.store.queries import load_query
+from contract.errors import QloopError
 
 Dialect = Literal["auto", "flux", "victoriametrics"]
 Point = tuple[float, float | None]
 
 
-class ReadbackError(Exception):
+class ReadbackError(QloopError):
     """The store could not be read (unreachable, refused, or not a server we can query)."""
 
 
