@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -54,6 +54,34 @@ class Entry:
     @property
     def size(self) -> int:
         return entry_size(self.topic, self.payload)
+
+
+Victim = tuple[int, int, int]
+"""A message the limits may drop: (id, size, readings)."""
+
+
+def evictions(
+    count: int,
+    size: int,
+    max_messages: int | None,
+    max_bytes: int | None,
+    oldest_first: Callable[[int], Iterable[Victim]],
+) -> list[Victim]:
+    """The messages to drop so that ``count`` messages of ``size`` bytes fit the limits: the
+    oldest telemetry first, events only when no telemetry is left. ``oldest_first(priority)``
+    yields a priority's messages oldest first (lazily: it is read only as far as needed). The
+    one eviction policy of both buffers."""
+    out: list[Victim] = []
+    for priority in (PRIORITY_TELEMETRY, PRIORITY_EVENT):
+        for victim in oldest_first(priority):
+            if (max_messages is None or count <= max_messages) and (
+                max_bytes is None or size <= max_bytes
+            ):
+                return out
+            out.append(victim)
+            count -= 1
+            size -= victim[1]
+    return out
 
 
 def entry_size(topic: str, payload: bytes) -> int:
@@ -143,6 +171,14 @@ class _Queue:
     def oldest(self) -> Entry | None:
         return self.entries[self.ids[self.head]] if self.entries else None
 
+    def in_order(self) -> Iterator[Entry]:
+        """The entries oldest first, lazily (do not remove while iterating)."""
+        ids, entries = self.ids, self.entries
+        for k in range(self.head, len(ids)):
+            entry = entries.get(ids[k])
+            if entry is not None:
+                yield entry
+
     def between(self, after_id: int, before_id: int | None, limit: int) -> list[Entry]:
         out: list[Entry] = []
         ids, entries = self.ids, self.entries
@@ -208,16 +244,19 @@ class MemoryBuffer:
             for q in self._queues.values():
                 while (e := q.oldest()) is not None and e.created < cutoff:
                     self._drop(q, e)
-        while (self.max_messages is not None and self._count > self.max_messages) or (
-            self.max_bytes is not None and self._bytes > self.max_bytes
-        ):
-            q = self._queues[PRIORITY_TELEMETRY]
-            if not q.entries:
-                q = self._queues[PRIORITY_EVENT]
-            victim = q.oldest()
-            if victim is None:
-                break
-            self._drop(q, victim)
+        victims = evictions(
+            self._count, self._bytes, self.max_messages, self.max_bytes, self._oldest_first
+        )
+        for entry_id, _, _ in victims:
+            for q in self._queues.values():
+                entry = q.entries.get(entry_id)
+                if entry is not None:
+                    self._drop(q, entry)
+                    break
+
+    def _oldest_first(self, priority: int) -> Iterator[Victim]:
+        for entry in self._queues[priority].in_order():
+            yield entry.id, entry.size, entry.readings
 
     def _drop(self, q: _Queue, victim: Entry) -> None:
         q.remove(victim.id)

@@ -38,11 +38,12 @@ from pathlib import Path
 from contract.protocol import Value
 from edge_agent.buffer import (
     PRIORITIES,
-    PRIORITY_EVENT,
     PRIORITY_TELEMETRY,
     BufferStats,
     Entry,
+    Victim,
     entry_size,
+    evictions,
 )
 
 SCHEMA_VERSION = 1
@@ -217,27 +218,15 @@ class DiskBuffer:
                 (now - self.max_age_s,),
             ).fetchall()
             self._oldest_created = self._head_created()
-        count = self._count - len(dropped)
-        size = self._bytes - sum(d[0] for d in dropped)
-        for priority in (PRIORITY_TELEMETRY, PRIORITY_EVENT):
-            excess_n = count - self.max_messages if self.max_messages is not None else 0
-            excess_b = size - self.max_bytes if self.max_bytes is not None else 0
-            if excess_n <= 0 and excess_b <= 0:
-                break
-            victims: list[int] = []
-            for entry_id, s, r in db.execute(
-                "SELECT id, size, readings FROM messages WHERE priority = ? ORDER BY id",
-                (priority,),
-            ):
-                if excess_n <= 0 and excess_b <= 0:
-                    break
-                victims.append(entry_id)
-                dropped.append((s, r))
-                excess_n -= 1
-                excess_b -= s
-                count -= 1
-                size -= s
-            self._delete(victims)
+        victims = evictions(
+            self._count - len(dropped),
+            self._bytes - sum(d[0] for d in dropped),
+            self.max_messages,
+            self.max_bytes,
+            self._oldest_first,
+        )
+        self._delete([entry_id for entry_id, _, _ in victims])
+        dropped += [(s, r) for _, s, r in victims]
         if dropped:
             self._count -= len(dropped)
             self._bytes -= sum(d[0] for d in dropped)
@@ -252,6 +241,11 @@ class DiskBuffer:
                 ],
             )
             self._oldest_created = self._head_created()
+
+    def _oldest_first(self, priority: int) -> Iterator[Victim]:
+        yield from self._db.execute(
+            "SELECT id, size, readings FROM messages WHERE priority = ? ORDER BY id", (priority,)
+        )
 
     def _delete(self, ids: Sequence[int]) -> list[tuple[int]]:
         out: list[tuple[int]] = []
