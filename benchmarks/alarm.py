@@ -1,4 +1,4 @@
-"""Alarm latency (issue 7 §3): wall time from publishing the message that completes a fault's
+"""Alarm latency: wall time from publishing the message that completes a fault's
 evidence to the ticket being visible in the API.
 
 The fault is ``overcurrent``: the edge's safety event is the whole evidence, so the message that

@@ -1,4 +1,4 @@
-"""Ticketing API latency (issue 7 §5): ``GET /api/v1/tickets`` with 10,000 tickets in the store,
+"""Ticketing API latency: ``GET /api/v1/tickets`` with 10,000 tickets in the store,
 served by the real ``qloop api`` process (SQLite), loaded from this process by a few threads, each
 with its own keep-alive ``http.client`` connection (pure Python: the bench needs nothing extra).
 Same-run baseline: ``GET /healthz`` on the same server with the same load.

@@ -1,4 +1,4 @@
-"""Detector cost (issue 7 §6): µs per reading for each detector the worker runs on an air
+"""Detector cost: µs per reading for each detector the worker runs on an air
 conditioner, fed simulated 60-row blocks in event-time order (a fresh detector per kind, so the
 figure includes learning its baseline). Same-run baseline: what the worker pays for the same
 readings before any detector runs — decoding the payload and building the block

@@ -1,4 +1,4 @@
-"""Cloud ingest throughput (issue 7 §1, §2): simulated devices publish through Mosquitto to real
+"""Cloud ingest throughput: simulated devices publish through Mosquitto to real
 ``qloop cloud run`` worker processes (all detectors, the embedded journal, a SQLite ticket
 database), against a bare paho subscriber that only counts the same messages.
 

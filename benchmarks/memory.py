@@ -1,4 +1,4 @@
-"""Memory per tracked device (issue 7 §4): what the worker keeps per device — detector state
+"""Memory per tracked device: what the worker keeps per device — detector state
 (``DetectorBank``), the registry, the de-duplication tracker and the offline watch.
 
 One simulated unit is fed two days of readings at 10 s so its detectors have learned their

@@ -1,4 +1,4 @@
-"""Fleet simulator scale (issue 4): how many simulated units × samples per second the runner
+"""Fleet simulator scale: how many simulated units × samples per second the runner
 drives through the real edge code (one :class:`edge_agent.core.DeviceCore` per unit, many units
 per MQTT connection) into Mosquitto, with a bare subscriber counting every message.
 

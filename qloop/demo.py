@@ -20,6 +20,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from cloud.store.journal import Journal, JournalError
 from qloop.broker import free_port, start_broker, wait_port
 
 
@@ -29,11 +30,17 @@ def _spawn(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
 
 
 def _journal_messages(path: Path) -> int:
+    """Messages the worker has stored so far; -1 while it has no journal yet."""
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
-            return db.execute("SELECT count(*) FROM messages").fetchone()[0]
+        journal = Journal.open_readonly(path)
+    except (JournalError, sqlite3.Error):
+        return -1
+    try:
+        return journal.count("messages")
     except sqlite3.Error:
         return -1
+    finally:
+        journal.close()
 
 
 def _wait_file(path: Path, timeout: float) -> bool:

@@ -17,11 +17,11 @@ before the last reading the detectors have seen (it came after its gap was given
 the worker but not fed, and counted in ``late_blocks``: the detectors' windows have moved on and
 feeding the past would corrupt their state.
 
-Memory. The bank holds every tracked device's state (issue 7 budgets it per device), so the
-detectors keep theirs in ``__slots__`` with configuration shared across devices
-(:mod:`cloud.anomaly.compact`). A checkpoint written in another state format (before that
-change) is refused by :meth:`DetectorBank.restore` with a ``ValueError`` naming the device,
-rather than restored half-right.
+Memory. The bank holds every tracked device's state, so memory per device is what limits a
+worker's fleet; the detectors keep their state in ``__slots__`` with configuration shared across
+devices (:mod:`cloud.anomaly.compact`). A checkpoint written in another state format is refused
+by :meth:`DetectorBank.restore` with a ``ValueError`` naming the device, rather than restored
+half-right.
 """
 
 from __future__ import annotations

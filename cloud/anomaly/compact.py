@@ -1,7 +1,7 @@
 """Small per-device detector state: ``__slots__``, shared configuration, a checked pickle format.
 
 A worker keeps the detectors of every device it tracks (100,000 and more) in memory, so their
-per-object overhead is the budget (issue 7: at most 4 KB per device). A :class:`Compact`
+per-object overhead is what limits the fleet a worker can hold. A :class:`Compact`
 detector part declares ``__slots__`` (no per-instance ``__dict__``) and names its constructor
 arguments in ``_config``. Pickled, its state is a tagged tuple of its slot values; restored, the
 configuration values are replaced by one shared copy (:func:`shared`: every device's detectors
