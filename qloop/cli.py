@@ -315,7 +315,7 @@ def _announce_ready(link: MqttLink, path: Path) -> None:
 def _cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from cloud.ticketing.api.app import create_app
+    from cloud.ticketing.app import create_app
     from cloud.ticketing.settings import Settings
 
     app = create_app(

@@ -27,7 +27,7 @@ from fastapi.testclient import TestClient
 
 from cloud.anomaly.base import Finding
 from cloud.store.journal import Journal
-from cloud.ticketing.api.app import create_app
+from cloud.ticketing.app import create_app
 from cloud.ticketing.db import make_engine
 from cloud.ticketing.service import DeviceRecord, TicketService
 from cloud.ticketing.settings import Settings

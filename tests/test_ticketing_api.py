@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cloud.anomaly.base import Finding
-from cloud.ticketing.api.app import create_app
+from cloud.ticketing.app import create_app
 from cloud.ticketing.service import DeviceRecord, TicketService
 from cloud.ticketing.settings import Settings
 

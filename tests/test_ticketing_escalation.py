@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from fastapi.testclient import TestClient
 
-from cloud.ticketing.api.app import create_app
+from cloud.ticketing.app import create_app
 from cloud.ticketing.escalation import DeliveryError, WebhookNotifier
 from cloud.ticketing.service import TicketService
 from cloud.ticketing.settings import Settings

@@ -1,4 +1,9 @@
-"""The FastAPI application, built from settings by :func:`create_app` (nothing at import time).
+"""The ticketing application: the API and the pages over one service, built from settings by
+:func:`create_app` (nothing at import time).
+
+This module is the only one that knows both halves: ``api`` (``/api/v1``, ``/healthz``) and
+``web`` (the HTML pages, which read the API's schemas) are mounted here, so neither imports the
+other's wiring and the ticketing core imports neither.
 
 While it runs, a background task calls :meth:`TicketService.check_sla` every ``sla_check_s`` (in a
 worker thread, with the injected clock), so overdue tickets are flagged and escalated even when no
@@ -12,25 +17,19 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 
-from fastapi import APIRouter, FastAPI
-from sqlalchemy import Engine, text
+from fastapi import FastAPI
+from sqlalchemy import Engine
 
-from cloud.ticketing.api.deps import ServiceDep
-from cloud.ticketing.api.routes import tickets, tokens
-from cloud.ticketing.api.schemas import HealthPublic
+from cloud.ticketing.api.router import mount_api
 from cloud.ticketing.db import make_engine
 from cloud.ticketing.service import TicketService
 from cloud.ticketing.settings import Settings
 from cloud.ticketing.web import mount_pages
+from contract.clock import utcnow
 
-API_PREFIX = "/api/v1"
 log = logging.getLogger(__name__)
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 async def _check_sla_forever(service: TicketService, every_s: float) -> None:
@@ -50,11 +49,12 @@ def create_app(
     engine: Engine | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> FastAPI:
-    """The ticketing API over ``settings.db`` (or ``engine``), with the admin token bootstrapped."""
+    """The ticketing API and pages over ``settings.db`` (or ``engine``), with the admin token
+    bootstrapped."""
     owns_engine = engine is None
     engine = engine if engine is not None else make_engine(settings.db)
     service = TicketService(
-        engine, clock or _utc_now, settings.ticket_policy(), notifier=settings.notifier()
+        engine, clock or utcnow, settings.ticket_policy(), notifier=settings.notifier()
     )
     if settings.api_token is not None:
         service.ensure_token(
@@ -81,19 +81,6 @@ def create_app(
     )
     app.state.settings = settings
     app.state.service = service
-
-    api = APIRouter(prefix=API_PREFIX)
-    api.include_router(tickets.router)
-    api.include_router(tokens.router)
-    app.include_router(api)
-
+    mount_api(app)  # /api/v1 and /healthz (cloud/ticketing/api)
     mount_pages(app, service, settings)  # the HTML pages (cloud/ticketing/web)
-
-    @app.get("/healthz", response_model=HealthPublic, tags=["health"])
-    def healthz(svc: ServiceDep) -> HealthPublic:
-        """Liveness and database reachability; needs no token."""
-        with svc.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return HealthPublic(status="ok")
-
     return app
