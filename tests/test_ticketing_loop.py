@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import insert
 
 from cloud.ticketing.db import make_engine
+from cloud.ticketing.errors import InvalidFix
 from cloud.ticketing.lifecycle import IllegalAction
 from cloud.ticketing.models import FindingRecord
-from cloud.ticketing.service import ChangeKind, InvalidFix, TicketService
+from cloud.ticketing.service import ChangeKind, TicketService
 from tests import ticketing_support as support
 from tests.ticketing_support import (
     DAY,

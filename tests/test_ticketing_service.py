@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloud.ticketing.db import make_engine
+from cloud.ticketing.errors import TicketConflict
 from cloud.ticketing.ids import format_ticket_id, parse_ticket_id
 from cloud.ticketing.lifecycle import (
     Action,
@@ -22,7 +23,7 @@ from cloud.ticketing.lifecycle import (
 )
 from cloud.ticketing.models import Device, FindingRecord, Ticket
 from cloud.ticketing.policy import BatchCounts, TicketPolicy, adjust, compare_batches
-from cloud.ticketing.service import ChangeKind, TicketConflict, TicketService
+from cloud.ticketing.service import ChangeKind, TicketService
 from tests import ticketing_support as support
 from tests.ticketing_support import (
     DAY,

@@ -18,8 +18,10 @@ from datetime import timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from contract.errors import QloopError
 
-class DeliveryError(Exception):
+
+class DeliveryError(QloopError):
     """The receiver did not accept the escalation (network error or non-2xx answer)."""
 
 

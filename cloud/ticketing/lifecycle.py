@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from contract.errors import QloopError
+
 
 class Status(StrEnum):
     OPEN = "open"
@@ -65,7 +67,7 @@ ACTIONS: dict[Action, tuple[frozenset[Status], Status]] = {
 }
 
 
-class IllegalTransition(Exception):
+class IllegalTransition(QloopError):
     """A requested status change that the lifecycle does not allow."""
 
     def __init__(self, current: Status, requested: Status, ticket_id: str | None = None) -> None:

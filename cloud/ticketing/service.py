@@ -71,6 +71,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.anomaly.base import Finding
 from cloud.ticketing.db import for_writing
+from cloud.ticketing.errors import InvalidCursor, InvalidFix, TicketConflict, TicketNotFound
 from cloud.ticketing.escalation import DeliveryError, Notifier
 from cloud.ticketing.ids import next_ticket_id
 from cloud.ticketing.lifecycle import Action, Status, check_action, check_transition
@@ -220,24 +221,6 @@ class Principal:
 
     def can(self, role: str) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
-
-
-class TicketNotFound(LookupError):
-    def __init__(self, ticket_id: str) -> None:
-        self.ticket_id = ticket_id
-        super().__init__(f"no ticket {ticket_id}")
-
-
-class TicketConflict(Exception):
-    """A change that would leave two not-closed tickets for one key."""
-
-
-class InvalidCursor(ValueError):
-    pass
-
-
-class InvalidFix(ValueError):
-    """A fix record that names units outside the ticket or has no usable effective time."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,13 +16,14 @@ from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
 
 from cloud.ticketing.service import Principal, TicketService
+from contract.errors import QloopError
 
 COOKIE = "qloop_token"
 HOME = "/tickets"
 MAX_TOKEN_CHARS = 512  # generated tokens are 43; anything far longer is not a token
 
 
-class LoginRequired(Exception):
+class LoginRequired(QloopError):
     """Raised by a page whose visitor is not signed in; answered with a redirect to /login."""
 
     def __init__(self, next_url: str) -> None:

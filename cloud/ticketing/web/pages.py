@@ -17,8 +17,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 
 from cloud.ticketing.api.schemas import Scope, Severity, TicketDetailPublic, TicketPublic
+from cloud.ticketing.errors import InvalidCursor
 from cloud.ticketing.lifecycle import Status
-from cloud.ticketing.service import InvalidCursor, Principal, TicketService
+from cloud.ticketing.service import Principal, TicketService
 from cloud.ticketing.settings import Settings
 from cloud.ticketing.web import auth
 from cloud.ticketing.web.evidence import EvidenceChart, chart_for_ticket
@@ -32,6 +33,7 @@ from cloud.ticketing.web.layout import (
     when,
     when_ts,
 )
+from contract.errors import QloopError
 from contract.faults import FAULTS
 
 PAGE_SIZE = 50
@@ -61,8 +63,8 @@ STAT_LABELS = {
 }
 
 
-class BadFilter(ValueError):
-    pass
+class BadFilter(QloopError, ValueError):
+    """A list filter outside its fixed vocabulary."""
 
 
 def parse_filters(query: Mapping[str, str]) -> dict[str, str]:

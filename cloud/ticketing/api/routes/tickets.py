@@ -19,8 +19,8 @@ from cloud.ticketing.api.schemas import (
     TicketsPublic,
     TransitionCreate,
 )
+from cloud.ticketing.errors import InvalidCursor, InvalidFix, TicketConflict, TicketNotFound
 from cloud.ticketing.lifecycle import IllegalTransition, Status
-from cloud.ticketing.service import InvalidCursor, InvalidFix, TicketConflict, TicketNotFound
 
 
 def _error(description: str) -> dict[str, Any]:
