@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -60,9 +60,3 @@ def next_ticket_id(session: Session, opened_at: datetime) -> str:
         except IntegrityError:
             continue
     raise RuntimeError(f"could not allocate a ticket serial for {month}")  # pragma: no cover
-
-
-def current_serial(session: Session, month: str) -> int:
-    """The last serial handed out in ``month`` (0 if none)."""
-    value = session.execute(select(TicketSerial.last).where(TicketSerial.month == month))
-    return value.scalar_one_or_none() or 0

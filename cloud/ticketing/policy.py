@@ -36,7 +36,7 @@ may keep reporting data without its fault clearing before the fix counts as fail
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
@@ -129,9 +129,6 @@ class TicketPolicy:
     default_departments: tuple[str, ...] = DEFAULT_DEPARTMENTS
     sla: SlaPolicy = field(default_factory=SlaPolicy)
     verify_window_s: float = 48 * 3600.0
-
-    def with_(self, **changes: object) -> TicketPolicy:
-        return replace(self, **changes)  # type: ignore[arg-type]
 
     # --- grading ---------------------------------------------------------------------------
     def severity(self, category: str, affected: int, share: float) -> str:

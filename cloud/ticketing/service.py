@@ -456,11 +456,6 @@ class TicketService:
         return state
 
     # --- evaluation ------------------------------------------------------------------------
-    def batch_results(self, model: str, fault: str) -> list[BatchResult]:
-        """The current batch statistics of ``model`` for ``fault`` (read-only)."""
-        with self._readers() as s:
-            return compare_batches(self._batch_counts(s, model, fault), self.policy)
-
     def _batch_counts(self, s: Session, model: str, fault: str) -> list[BatchCounts]:
         days = (Device.last_seen_ts - Device.first_seen_ts) / SECONDS_PER_DAY
         floor = self.policy.min_unit_days

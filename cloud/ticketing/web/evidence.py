@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from cloud.store.journal import Journal
+from cloud.store.journal import Journal, JournalError
 from cloud.store.readback import InfluxTarget, ReadbackError, open_reader
 from cloud.ticketing.web.chart import Marker, Point, Series, bucket_means, bucket_width, line_chart
 
@@ -178,9 +178,12 @@ def chart_for_ticket(
         return EvidenceChart(
             None, "no store is configured (QLOOP_INFLUX_URL or QLOOP_JOURNAL), so no chart"
         )
-    if not Path(journal_path).is_file():  # Journal() would create an empty one
+    if not Path(journal_path).is_file():
         return EvidenceChart(None, "the configured journal does not exist (yet), so no chart")
-    journal = Journal(journal_path)
+    try:  # read-only: the live worker writes this journal, the pages only look
+        journal = Journal.open_readonly(journal_path)
+    except JournalError as e:
+        return EvidenceChart(None, f"the configured journal cannot be read ({e}), so no chart")
     try:
         chart = build_chart(ticket["fault"], devices, journal, detected_ts=detected_ts)
     finally:
