@@ -10,9 +10,10 @@ from sqlalchemy import insert
 
 from cloud.ticketing.db import make_engine
 from cloud.ticketing.errors import InvalidFix
+from cloud.ticketing.history import ChangeKind
 from cloud.ticketing.lifecycle import IllegalAction
 from cloud.ticketing.models import FindingRecord
-from cloud.ticketing.service import ChangeKind, TicketService
+from cloud.ticketing.service import TicketService
 from tests import ticketing_support as support
 from tests.ticketing_support import (
     DAY,

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from cloud.ticketing.db import make_engine
 from cloud.ticketing.errors import TicketConflict
+from cloud.ticketing.history import ChangeKind
 from cloud.ticketing.ids import format_ticket_id, parse_ticket_id
 from cloud.ticketing.lifecycle import (
     Action,
@@ -23,7 +24,7 @@ from cloud.ticketing.lifecycle import (
 )
 from cloud.ticketing.models import Device, FindingRecord, Ticket
 from cloud.ticketing.policy import BatchCounts, TicketPolicy, adjust, compare_batches
-from cloud.ticketing.service import ChangeKind, TicketService
+from cloud.ticketing.service import TicketService
 from tests import ticketing_support as support
 from tests.ticketing_support import (
     DAY,

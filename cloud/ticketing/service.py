@@ -57,33 +57,38 @@ import hashlib
 import json
 import logging
 import math
-import secrets
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, case, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from cloud.anomaly.base import Finding
-from cloud.ticketing.db import for_writing
+from cloud.ticketing import tokens
+from cloud.ticketing.context import Clock, Context
 from cloud.ticketing.errors import InvalidCursor, InvalidFix, TicketConflict, TicketNotFound
 from cloud.ticketing.escalation import DeliveryError, Notifier
+from cloud.ticketing.history import (
+    SYSTEM,
+    ChangeKind,
+    HistoryKind,
+    TicketChange,
+    change,
+    write_history,
+)
 from cloud.ticketing.ids import next_ticket_id
 from cloud.ticketing.lifecycle import Action, Status, check_action, check_transition
 from cloud.ticketing.models import (
-    ApiToken,
     Device,
     DeviceFault,
     FindingRecord,
     SlaEscalation,
     Ticket,
     TicketFix,
-    TicketHistory,
 )
 from cloud.ticketing.policy import (
     PRIORITY_ORDER,
@@ -95,15 +100,12 @@ from cloud.ticketing.policy import (
     compare_batches,
 )
 from cloud.ticketing.sla import backoff
+from cloud.ticketing.tokens import Principal
 from cloud.ticketing.verification import Outcome, Verdict, judge
+from cloud.ticketing.views import FixView, HistoryEntry, TicketPage, TicketView
 from contract.faults import category as fault_category
 
 log = logging.getLogger(__name__)
-
-SYSTEM = "system"
-ROLES = ("viewer", "engineer", "admin")
-ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
-Clock = Callable[[], datetime]
 
 
 # --- values in and out ---------------------------------------------------------------------------
@@ -121,108 +123,6 @@ class DeviceRecord:
     last_seen_ts: float
 
 
-class ChangeKind(StrEnum):
-    OPENED = "opened"
-    UPDATED = "updated"
-    SEVERITY_RAISED = "severity_raised"
-    RECOVERED = "recovered"
-    MERGED = "merged"
-    VERIFIED = "verified"
-    REOPENED = "reopened"  # verification failed, or a regression
-
-
-@dataclass(frozen=True, slots=True)
-class TicketChange:
-    """One thing that happened to one ticket, for the worker's log."""
-
-    kind: ChangeKind
-    ticket_id: str
-    scope: str
-    model: str
-    batch: str
-    device: str | None
-    fault: str
-    severity: str
-    priority: str
-    affected_devices: int
-    batch_devices: int
-    note: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    at: datetime
-    actor: str
-    action: str
-    from_status: str | None
-    to_status: str | None
-    note: str | None
-    data: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class FixView:
-    """A fix record and where its verification stands (per unit while pending, as decided after)."""
-
-    id: int
-    recorded_at: datetime
-    actor: str
-    description: str
-    devices: list[str]
-    effective_from: float
-    outcome: str
-    decided_at: datetime | None
-    summary: str
-    units: list[dict[str, Any]]
-
-
-@dataclass(frozen=True, slots=True)
-class TicketView:
-    """A ticket as CONTRACTS.md §4 describes it, plus its history when asked for."""
-
-    id: str
-    scope: str
-    model: str
-    batch: str
-    device: str | None
-    fault: str
-    category: str
-    severity: str
-    priority: str
-    department: str
-    departments: list[str]
-    status: str
-    affected_devices: int
-    batch_devices: int
-    detected_at: datetime
-    opened_at: datetime
-    due_at: datetime
-    evidence: dict[str, Any]
-    stage: str | None = None
-    overdue: bool = False
-    overdue_stage: str | None = None
-    cycle: int = 0
-    history: list[HistoryEntry] = field(default_factory=list)
-    fix: FixView | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TicketPage:
-    items: list[TicketView]
-    next: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Whoever holds a valid API token."""
-
-    name: str
-    role: str
-
-    def can(self, role: str) -> bool:
-        return ROLE_RANK[self.role] >= ROLE_RANK[role]
-
-
 @dataclass(frozen=True, slots=True)
 class SlaReport:
     """What one :meth:`TicketService.check_sla` run did."""
@@ -234,16 +134,6 @@ class SlaReport:
 
 
 # --- small helpers -------------------------------------------------------------------------------
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def lookup_token(session: Session, token: str) -> Principal | None:
-    """The principal holding ``token``, or None."""
-    row = session.get(ApiToken, hash_token(token))
-    return None if row is None else Principal(row.name, row.role)
-
-
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
@@ -284,23 +174,6 @@ def _higher(order: Mapping[str, int], current: str, proposed: str) -> str:
     return proposed if order.get(proposed, 0) > order.get(current, 0) else current
 
 
-def _change(kind: ChangeKind, t: Ticket, note: str = "") -> TicketChange:
-    return TicketChange(
-        kind,
-        t.id,
-        t.scope,
-        t.model,
-        t.batch,
-        t.device,
-        t.fault,
-        t.severity,
-        t.priority,
-        t.affected_devices,
-        t.batch_devices,
-        note,
-    )
-
-
 # --- the service ---------------------------------------------------------------------------------
 class TicketService:
     """Turns findings into tickets and serves them; holds no state beyond the database."""
@@ -313,18 +186,13 @@ class TicketService:
         *,
         notifier: Notifier | None = None,
     ) -> None:
+        self._ctx = Context(engine, clock, policy or TicketPolicy(), notifier)
         self.engine = engine
-        self.policy = policy or TicketPolicy()
+        self.policy = self._ctx.policy
         self.notifier = notifier
-        self._clock = clock
-        self._sessions = sessionmaker(for_writing(engine), expire_on_commit=False)
-        self._readers = sessionmaker(engine, expire_on_commit=False)
-
-    def _now(self) -> datetime:
-        now = self._clock()
-        if now.tzinfo is None:
-            raise ValueError("the clock must return timezone-aware datetimes")
-        return now.astimezone(UTC)
+        self._sessions = self._ctx.sessions
+        self._readers = self._ctx.readers
+        self._now = self._ctx.now
 
     # --- devices ---------------------------------------------------------------------------
     def register_device(self, record: DeviceRecord) -> list[TicketChange]:
@@ -576,10 +444,10 @@ class TicketService:
         data = {"device": dev.device, "ts": ts, "fix": fix.id}
         try:
             with s.begin_nested():
-                self._reopen(s, last, now, Action.REGRESSION, note=note, data=data)
+                self._reopen(s, last, now, HistoryKind.REGRESSION, note=note, data=data)
         except IntegrityError:  # another ticket for the key is open meanwhile: it takes the unit
             return False, None, []
-        return True, last, [_change(ChangeKind.REOPENED, last, note)]
+        return True, last, [change(ChangeKind.REOPENED, last, note)]
 
     @staticmethod
     def _active_states(s: Session, model: str, batch: str, fault: str) -> list[DeviceFault]:
@@ -657,7 +525,7 @@ class TicketService:
                 s.flush()
         except IntegrityError:
             return None
-        self._log(s, ticket, now, "opened", to_status=Status.OPEN, note=r.test)
+        write_history(s, ticket, now, HistoryKind.OPENED, to_status=Status.OPEN, note=r.test)
         return ticket
 
     def _open_batch_ticket(
@@ -697,7 +565,7 @@ class TicketService:
                 )
             ).one()
             return self._refresh(s, winner, r, entries, now)
-        changes = [_change(ChangeKind.OPENED, ticket, f"p_adjusted={r.p_adjusted:.3g}")]
+        changes = [change(ChangeKind.OPENED, ticket, f"p_adjusted={r.p_adjusted:.3g}")]
         return changes + self._fold_device_tickets(s, ticket, now)
 
     @staticmethod
@@ -728,16 +596,22 @@ class TicketService:
                 devices.setdefault(e["device"], {**e, "active": False})
             note = f"merged into {ticket.id}"
             target = check_action(old.status, Action.MERGED, old.id)
-            self._log(s, old, now, "merged", from_status=old.status, to_status=target, note=note)
+            write_history(
+                s, old, now, HistoryKind.MERGED, from_status=old.status, to_status=target, note=note
+            )
             old.status, old.updated_at = target.value, now
             self._withdraw_fix(s, old, now, note)
-            changes.append(_change(ChangeKind.MERGED, old, note))
+            changes.append(change(ChangeKind.MERGED, old, note))
         merged = ticket.evidence.get("merged_tickets", []) + [old.id for old in folded]
         entries = sorted(devices.values(), key=lambda e: (e["first_ts"], e["device"]))
         ticket.evidence = {**ticket.evidence, "devices": entries, "merged_tickets": merged}
         ticket.affected_devices = len(entries)
-        self._log(
-            s, ticket, now, "absorbed", note="absorbed " + ", ".join(old.id for old in folded)
+        write_history(
+            s,
+            ticket,
+            now,
+            HistoryKind.ABSORBED,
+            note="absorbed " + ", ".join(old.id for old in folded),
         )
         return changes
 
@@ -781,17 +655,17 @@ class TicketService:
             t.severity, t.priority = severity, priority
             if sla.stage(t.status, priority) != stage_before:  # e.g. urgent now: containment
                 self._restage(t, now)
-            self._log(s, t, now, "severity_raised", note=note)
-            changes.append(_change(ChangeKind.SEVERITY_RAISED, t, note))
+            write_history(s, t, now, HistoryKind.SEVERITY_RAISED, note=note)
+            changes.append(change(ChangeKind.SEVERITY_RAISED, t, note))
         data = {"added": added, "reactivated": reactivated, "recovered": recovered}
         if added or reactivated or resized:
             note = f"{t.affected_devices} affected of {t.batch_devices}"
-            self._log(s, t, now, "updated", note=note, data=data)
-            changes.insert(0, _change(ChangeKind.UPDATED, t, note))
+            write_history(s, t, now, HistoryKind.UPDATED, note=note, data=data)
+            changes.insert(0, change(ChangeKind.UPDATED, t, note))
         if recovered:
             note = "fault indicator back at baseline: " + ", ".join(recovered)
-            self._log(s, t, now, "recovered", note=note, data=data)
-            changes.append(_change(ChangeKind.RECOVERED, t, note))
+            write_history(s, t, now, HistoryKind.RECOVERED, note=note, data=data)
+            changes.append(change(ChangeKind.RECOVERED, t, note))
         return changes
 
     def _device_ticket(
@@ -836,33 +710,7 @@ class TicketService:
             share=0.0,  # one unit is not a share of its batch
             now=now,
         )
-        return [] if ticket is None else [_change(ChangeKind.OPENED, ticket)]
-
-    @staticmethod
-    def _log(
-        s: Session,
-        t: Ticket,
-        now: datetime,
-        action: str,
-        *,
-        actor: str = SYSTEM,
-        from_status: str | None = None,
-        to_status: str | None = None,
-        note: str | None = None,
-        data: dict[str, Any] | None = None,
-    ) -> None:
-        s.add(
-            TicketHistory(
-                ticket_id=t.id,
-                at=now,
-                actor=actor,
-                action=action,
-                from_status=None if from_status is None else str(from_status),
-                to_status=None if to_status is None else str(to_status),
-                note=note,
-                data=data or {},
-            )
-        )
+        return [] if ticket is None else [change(ChangeKind.OPENED, ticket)]
 
     # --- reading ---------------------------------------------------------------------------
     def tickets(
@@ -997,7 +845,7 @@ class TicketService:
             if target is Status.REOPENED:  # to be acknowledged again, clocks restart
                 try:
                     with s.begin_nested():
-                        self._reopen(s, t, now, "transition", actor=actor, note=note)
+                        self._reopen(s, t, now, HistoryKind.TRANSITION, actor=actor, note=note)
                 except IntegrityError as exc:
                     raise TicketConflict(
                         f"cannot reopen {ticket_id}: another ticket for the same "
@@ -1008,9 +856,9 @@ class TicketService:
             else:
                 t.status, t.updated_at = target.value, now
                 self._restage(t, now)
-                self._log(
-                    s, t, now, "transition", actor=actor, from_status=current, to_status=target,
-                    note=note,
+                write_history(
+                    s, t, now, HistoryKind.TRANSITION, actor=actor, from_status=current,
+                    to_status=target, note=note,
                 )  # fmt: skip
             return self._reload(s, t, now)
 
@@ -1021,16 +869,18 @@ class TicketService:
 
     def comment(self, ticket_id: str, text: str, *, actor: str) -> TicketView:
         """Add a comment to a ticket's history."""
-        return self._note(ticket_id, "comment", text, actor=actor)
+        return self._note(ticket_id, HistoryKind.COMMENT, text, actor=actor)
 
     def follow_up(self, ticket_id: str, note: str, *, customer: str, actor: str) -> TicketView:
         """Record a customer follow-up (the procedure's review step) in the ticket's history."""
-        return self._note(ticket_id, "followup", note, actor=actor, data={"customer": customer})
+        return self._note(
+            ticket_id, HistoryKind.FOLLOWUP, note, actor=actor, data={"customer": customer}
+        )
 
     def _note(
         self,
         ticket_id: str,
-        action: str,
+        kind: HistoryKind,
         note: str,
         *,
         actor: str,
@@ -1042,7 +892,7 @@ class TicketService:
             if t is None:
                 raise TicketNotFound(ticket_id)
             t.updated_at = now
-            self._log(s, t, now, action, actor=actor, note=note, data=data)
+            write_history(s, t, now, kind, actor=actor, note=note, data=data)
             return self._reload(s, t, now)
 
     # --- stages and reopening --------------------------------------------------------------
@@ -1058,7 +908,7 @@ class TicketService:
         s: Session,
         t: Ticket,
         now: datetime,
-        action: str,
+        kind: HistoryKind,
         *,
         actor: str = SYSTEM,
         note: str | None = None,
@@ -1070,8 +920,8 @@ class TicketService:
         t.cycle, t.cycle_at = t.cycle + 1, now
         self._restage(t, now)
         s.flush()
-        self._log(
-            s, t, now, str(action), actor=actor, from_status=current, to_status=Status.REOPENED,
+        write_history(
+            s, t, now, kind, actor=actor, from_status=current, to_status=Status.REOPENED,
             note=note, data=data,
         )  # fmt: skip
 
@@ -1119,8 +969,8 @@ class TicketService:
             s.flush()
             note = f"fix on {len(units)} unit(s) from {_utc(effective_from).isoformat()}: "
             data = {"fix": fix.id, "devices": units, "effective_from": fix.effective_from}
-            self._log(
-                s, t, now, "fix", actor=actor, from_status=current, to_status=target,
+            write_history(
+                s, t, now, HistoryKind.FIX, actor=actor, from_status=current, to_status=target,
                 note=note + description, data=data,
             )  # fmt: skip
             self._decide(s, t, fix, now)
@@ -1187,16 +1037,16 @@ class TicketService:
         data = {"fix": fix.id, "units": units}
         if verdict.outcome is Outcome.VERIFIED:
             target = check_action(t.status, Action.VERIFIED, t.id)
-            self._log(
-                s, t, now, "verified", from_status=t.status, to_status=target, note=summary,
-                data=data,
+            write_history(
+                s, t, now, HistoryKind.VERIFIED, from_status=t.status, to_status=target,
+                note=summary, data=data,
             )  # fmt: skip
             t.status, t.updated_at = target.value, now
             s.flush()
-            return [_change(ChangeKind.VERIFIED, t, summary)]
+            return [change(ChangeKind.VERIFIED, t, summary)]
         check_action(t.status, Action.NOT_VERIFIED, t.id)
-        self._reopen(s, t, now, "verification_failed", note=summary, data=data)
-        return [_change(ChangeKind.REOPENED, t, summary)]
+        self._reopen(s, t, now, HistoryKind.VERIFICATION_FAILED, note=summary, data=data)
+        return [change(ChangeKind.REOPENED, t, summary)]
 
     def _verify_pending(
         self, s: Session, now: datetime, devices: set[str] | None = None, fault: str | None = None
@@ -1305,8 +1155,13 @@ class TicketService:
         except IntegrityError:  # another process flagged it first
             return False
         note = f"{stage.value} overdue: was due {payload['due_at']}"
-        self._log(
-            s, t, now, "overdue", note=note, data={"stage": stage.value, "escalation": row.id}
+        write_history(
+            s,
+            t,
+            now,
+            HistoryKind.OVERDUE,
+            note=note,
+            data={"stage": stage.value, "escalation": row.id},
         )
         return True
 
@@ -1352,25 +1207,11 @@ class TicketService:
     # --- tokens ----------------------------------------------------------------------------
     def ensure_token(self, token: str, *, name: str, role: str) -> None:
         """Make ``token`` valid with ``role`` (idempotent); used to bootstrap the admin token."""
-        if role not in ROLE_RANK:
-            raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
-        with self._sessions.begin() as s:
-            row = s.get(ApiToken, hash_token(token))
-            if row is None:
-                s.add(
-                    ApiToken(
-                        token_sha256=hash_token(token), name=name, role=role, created_at=self._now()
-                    )
-                )
-            else:
-                row.name, row.role = name, role
+        tokens.ensure_token(self._ctx, token, name=name, role=role)
 
     def create_token(self, *, name: str, role: str) -> str:
         """A new random token for ``role``; only its digest is stored."""
-        token = secrets.token_urlsafe(32)
-        self.ensure_token(token, name=name, role=role)
-        return token
+        return tokens.create_token(self._ctx, name=name, role=role)
 
     def authenticate(self, token: str) -> Principal | None:
-        with self._readers() as s:
-            return lookup_token(s, token)
+        return tokens.authenticate(self._ctx, token)

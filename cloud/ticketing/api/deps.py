@@ -9,7 +9,8 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from cloud.ticketing.service import Principal, TicketService, lookup_token
+from cloud.ticketing.service import TicketService
+from cloud.ticketing.tokens import Principal, lookup_token
 
 _bearer = HTTPBearer(auto_error=False, description="an API token")
 

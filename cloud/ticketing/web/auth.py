@@ -15,7 +15,8 @@ from urllib.parse import quote, urlsplit
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
 
-from cloud.ticketing.service import Principal, TicketService
+from cloud.ticketing.service import TicketService
+from cloud.ticketing.tokens import Principal
 from contract.errors import QloopError
 
 COOKIE = "qloop_token"

@@ -13,7 +13,7 @@ from html import escape
 
 from fastapi.responses import HTMLResponse
 
-from cloud.ticketing.service import Principal
+from cloud.ticketing.tokens import Principal
 
 #: No script, nothing from elsewhere; inline styles only (the stylesheet below, SVG attributes).
 SECURITY_HEADERS = {

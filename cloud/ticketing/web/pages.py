@@ -19,8 +19,9 @@ from fastapi.responses import RedirectResponse
 from cloud.ticketing.api.schemas import Scope, Severity, TicketDetailPublic, TicketPublic
 from cloud.ticketing.errors import InvalidCursor
 from cloud.ticketing.lifecycle import Status
-from cloud.ticketing.service import Principal, TicketService
+from cloud.ticketing.service import TicketService
 from cloud.ticketing.settings import Settings
+from cloud.ticketing.tokens import Principal
 from cloud.ticketing.web import auth
 from cloud.ticketing.web.evidence import EvidenceChart, chart_for_ticket
 from cloud.ticketing.web.layout import (

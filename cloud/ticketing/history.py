@@ -1,0 +1,115 @@
+"""What happened to a ticket: the history entries written to the database, and the change
+records handed back to the worker for its log.
+
+Every history entry has a :class:`HistoryKind`; the database and the API carry its string value
+(``"opened"``, ``"absorbed"``, ...), so the enum only names what was always written. A
+:class:`TicketChange` is the worker's view of the same event, with a coarser :class:`ChangeKind`
+(a regression, a failed verification and a person reopening all read ``reopened`` there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cloud.ticketing.models import Ticket, TicketHistory
+
+SYSTEM = "system"  # the actor of everything the data decides
+
+
+class HistoryKind(StrEnum):
+    """The ``action`` of a history entry."""
+
+    # the system, from the data
+    OPENED = "opened"
+    UPDATED = "updated"  # units added or back in the fault, or the batch resized
+    SEVERITY_RAISED = "severity_raised"
+    RECOVERED = "recovered"  # units' fault indicator back at baseline
+    ABSORBED = "absorbed"  # a batch ticket took over the batch's device tickets
+    MERGED = "merged"  # a device ticket folded into its batch ticket
+    VERIFIED = "verified"
+    VERIFICATION_FAILED = "verification_failed"
+    REGRESSION = "regression"  # the fault came back after a verified fix
+    OVERDUE = "overdue"
+    # people
+    TRANSITION = "transition"
+    COMMENT = "comment"
+    FOLLOWUP = "followup"
+    FIX = "fix"
+
+
+class ChangeKind(StrEnum):
+    OPENED = "opened"
+    UPDATED = "updated"
+    SEVERITY_RAISED = "severity_raised"
+    RECOVERED = "recovered"
+    MERGED = "merged"
+    VERIFIED = "verified"
+    REOPENED = "reopened"  # verification failed, or a regression
+
+
+@dataclass(frozen=True, slots=True)
+class TicketChange:
+    """One thing that happened to one ticket, for the worker's log."""
+
+    kind: ChangeKind
+    ticket_id: str
+    scope: str
+    model: str
+    batch: str
+    device: str | None
+    fault: str
+    severity: str
+    priority: str
+    affected_devices: int
+    batch_devices: int
+    note: str = ""
+
+
+def change(kind: ChangeKind, t: Ticket, note: str = "") -> TicketChange:
+    """The change record of ``t`` as it stands now."""
+    return TicketChange(
+        kind,
+        t.id,
+        t.scope,
+        t.model,
+        t.batch,
+        t.device,
+        t.fault,
+        t.severity,
+        t.priority,
+        t.affected_devices,
+        t.batch_devices,
+        note,
+    )
+
+
+def write_history(
+    s: Session,
+    t: Ticket,
+    now: datetime,
+    kind: HistoryKind,
+    *,
+    actor: str = SYSTEM,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    note: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Add a history entry to ``t`` in the caller's transaction."""
+    s.add(
+        TicketHistory(
+            ticket_id=t.id,
+            at=now,
+            actor=actor,
+            action=kind.value,
+            from_status=None if from_status is None else str(from_status),
+            to_status=None if to_status is None else str(to_status),
+            note=note,
+            data=data or {},
+        )
+    )
