@@ -1,10 +1,10 @@
 """Escalations of overdue tickets, POSTed as JSON to a webhook.
 
-The service writes one ``sla_escalations`` row per (ticket, cycle, stage) that went overdue; the
-row is the outbox. :meth:`TicketService.check_sla` claims due rows (bumping ``attempts`` and
-pushing ``next_attempt_at`` out by :func:`cloud.ticketing.sla.backoff` *before* sending, so two
-callers never send one row at the same time and a crash retries later) and calls a
-:class:`Notifier`. Delivery is at least once: receivers deduplicate on ``escalation_id``.
+The SLA check (``overdue.py``) writes one ``sla_escalations`` row per (ticket, cycle, stage) that
+went overdue; the row is the outbox. The check claims due rows (bumping ``attempts`` and pushing
+``next_attempt_at`` out by :func:`cloud.ticketing.sla.backoff` *before* sending, so two callers
+never send one row at the same time and a crash retries later) and calls a :class:`Notifier`.
+Delivery is at least once: receivers deduplicate on ``escalation_id``.
 """
 
 from __future__ import annotations

@@ -51,29 +51,23 @@ Closing the loop (``lifecycle.py`` has the moves, ``verification.py`` the rule):
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
-import logging
 import math
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, case, func, or_, select, text, update
+from sqlalchemy import Engine, bindparam, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloud.anomaly.base import Finding
-from cloud.ticketing import tokens
-from cloud.ticketing.context import Clock, Context
-from cloud.ticketing.errors import InvalidCursor, InvalidFix, TicketConflict, TicketNotFound
-from cloud.ticketing.escalation import DeliveryError, Notifier
+from cloud.ticketing import overdue, queries, tokens
+from cloud.ticketing.context import Clock, Context, serialize, utc
+from cloud.ticketing.cycles import reopen, restage
+from cloud.ticketing.errors import InvalidFix, TicketConflict, TicketNotFound
+from cloud.ticketing.escalation import Notifier
 from cloud.ticketing.history import (
-    SYSTEM,
     ChangeKind,
     HistoryKind,
     TicketChange,
@@ -86,10 +80,10 @@ from cloud.ticketing.models import (
     Device,
     DeviceFault,
     FindingRecord,
-    SlaEscalation,
     Ticket,
     TicketFix,
 )
+from cloud.ticketing.overdue import SlaReport
 from cloud.ticketing.policy import (
     PRIORITY_ORDER,
     SECONDS_PER_DAY,
@@ -99,13 +93,11 @@ from cloud.ticketing.policy import (
     TicketPolicy,
     compare_batches,
 )
-from cloud.ticketing.sla import backoff
+from cloud.ticketing.queries import detail
 from cloud.ticketing.tokens import Principal
-from cloud.ticketing.verification import Outcome, Verdict, judge
-from cloud.ticketing.views import FixView, HistoryEntry, TicketPage, TicketView
+from cloud.ticketing.verification import Outcome, decide, verify_pending, withdraw_fix
+from cloud.ticketing.views import TicketPage, TicketView
 from contract.faults import category as fault_category
-
-log = logging.getLogger(__name__)
 
 
 # --- values in and out ---------------------------------------------------------------------------
@@ -121,40 +113,6 @@ class DeviceRecord:
     firmware: str
     first_seen_ts: float
     last_seen_ts: float
-
-
-@dataclass(frozen=True, slots=True)
-class SlaReport:
-    """What one :meth:`TicketService.check_sla` run did."""
-
-    flagged: list[tuple[str, str]]  # (ticket id, stage) newly overdue
-    delivered: int
-    failed: int
-    changes: list[TicketChange]
-
-
-# --- small helpers -------------------------------------------------------------------------------
-def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
-
-
-def encode_cursor(opened_at: datetime, ticket_id: str) -> str:
-    raw = json.dumps([opened_at.astimezone(UTC).isoformat(), ticket_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, ticket_id = json.loads(raw)
-        opened_at = datetime.fromisoformat(at)
-        if opened_at.tzinfo is None or not isinstance(ticket_id, str):
-            raise ValueError
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise InvalidCursor(
-            "invalid cursor: pass the 'next' value of the previous page unchanged"
-        ) from exc
-    return opened_at, ticket_id
 
 
 def _entry(state: DeviceFault) -> dict[str, Any]:
@@ -228,7 +186,7 @@ class TicketService:
             ).all()
             changes: list[TicketChange] = []
             for state in sorted(states, key=lambda st: st.fault):
-                self._serialize(s, dev.model, state.fault)
+                serialize(s, dev.model, state.fault)
                 changes += self._evaluate(s, dev, state, now)
             return changes
 
@@ -251,7 +209,7 @@ class TicketService:
             s.connection().execute(
                 stmt, [{"b_device": d, "b_ts": float(ts)} for d, ts in last_seen.items()]
             )
-            return self._verify_pending(s, self._now(), devices=set(last_seen))
+            return verify_pending(s, self.policy, self._now(), devices=set(last_seen))
 
     # --- findings --------------------------------------------------------------------------
     def record_finding(self, finding: Finding) -> list[TicketChange]:
@@ -276,31 +234,17 @@ class TicketService:
             state = s.get(DeviceFault, (finding.device, finding.fault))
             if state is not None and finding.ts < state.last_ts:
                 # a late, older finding: the newer state stands, but the log may decide a fix
-                return self._verify_pending(s, now, {finding.device}, finding.fault)
+                return verify_pending(s, self.policy, now, {finding.device}, finding.fault)
             new_episode = finding.active and (state is None or not state.active)
             state = self._apply_finding(s, state, finding)
             if dev is None:
                 return []
             dev.last_seen_ts = max(dev.last_seen_ts, finding.ts)
             s.flush()
-            self._serialize(s, dev.model, finding.fault)
-            changes = self._verify_pending(s, now, {finding.device}, finding.fault)
+            serialize(s, dev.model, finding.fault)
+            changes = verify_pending(s, self.policy, now, {finding.device}, finding.fault)
             relapse_ts = finding.ts if new_episode else None
             return changes + self._evaluate(s, dev, state, now, relapse_ts)
-
-    @staticmethod
-    def _serialize(s: Session, model: str, fault: str) -> None:
-        """On PostgreSQL, wait for other transactions changing tickets of (model, fault).
-
-        A transaction-scoped advisory lock: statements after it see what the previous holder
-        committed (READ COMMITTED), which is what makes batch statistics and verification exact
-        with several workers. SQLite needs nothing: ``BEGIN IMMEDIATE`` already serialises writers.
-        """
-        if s.get_bind().dialect.name != "postgresql":
-            return
-        digest = hashlib.blake2b(f"{model}\0{fault}".encode(), digest_size=8).digest()
-        key = int.from_bytes(digest, "big", signed=True)
-        s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
     @staticmethod
     def _apply_finding(s: Session, state: DeviceFault | None, f: Finding) -> DeviceFault:
@@ -438,13 +382,13 @@ class TicketService:
         if ts is None or ts <= fix.effective_from:
             return True, None, []
         note = (
-            f"regression: {dev.device} reported {fault} at {_utc(ts).isoformat()} "
+            f"regression: {dev.device} reported {fault} at {utc(ts).isoformat()} "
             f"(event time), after the fix verified on {fix.decided_at:%Y-%m-%d %H:%M} UTC"
         )
         data = {"device": dev.device, "ts": ts, "fix": fix.id}
         try:
             with s.begin_nested():
-                self._reopen(s, last, now, HistoryKind.REGRESSION, note=note, data=data)
+                reopen(s, last, self.policy.sla, now, HistoryKind.REGRESSION, note=note, data=data)
         except IntegrityError:  # another ticket for the key is open meanwhile: it takes the unit
             return False, None, []
         return True, last, [change(ChangeKind.REOPENED, last, note)]
@@ -513,7 +457,7 @@ class TicketService:
                     status=Status.OPEN.value,
                     affected_devices=len(devices),
                     batch_devices=r.units,
-                    detected_at=_utc(min(e["first_ts"] for e in devices)),
+                    detected_at=utc(min(e["first_ts"] for e in devices)),
                     opened_at=now,
                     due_at=now + self.policy.ack_deadline(priority),
                     updated_at=now,
@@ -600,7 +544,7 @@ class TicketService:
                 s, old, now, HistoryKind.MERGED, from_status=old.status, to_status=target, note=note
             )
             old.status, old.updated_at = target.value, now
-            self._withdraw_fix(s, old, now, note)
+            withdraw_fix(s, old, now, note)
             changes.append(change(ChangeKind.MERGED, old, note))
         merged = ticket.evidence.get("merged_tickets", []) + [old.id for old in folded]
         entries = sorted(devices.values(), key=lambda e: (e["first_ts"], e["device"]))
@@ -639,7 +583,7 @@ class TicketService:
         t.evidence = self._evidence(devices.values(), r, t.evidence.get("merged_tickets", []))
         t.affected_devices = len(devices)
         t.batch_devices = r.units
-        t.detected_at = _utc(min(e["first_ts"] for e in devices.values()))
+        t.detected_at = utc(min(e["first_ts"] for e in devices.values()))
         t.updated_at = now
         share = len(devices) / r.units if (t.scope == "batch" and r.units) else 0.0
         severity, priority = self._grade(t.category, len(devices), share)
@@ -654,7 +598,7 @@ class TicketService:
                 t.due_at = min(t.due_at, now + self.policy.ack_deadline(priority))
             t.severity, t.priority = severity, priority
             if sla.stage(t.status, priority) != stage_before:  # e.g. urgent now: containment
-                self._restage(t, now)
+                restage(t, self.policy.sla, now)
             write_history(s, t, now, HistoryKind.SEVERITY_RAISED, note=note)
             changes.append(change(ChangeKind.SEVERITY_RAISED, t, note))
         data = {"added": added, "reactivated": reactivated, "recovered": recovered}
@@ -730,104 +674,22 @@ class TicketService:
 
         ``cursor`` is the ``next`` of the previous page; raises :class:`InvalidCursor`.
         """
-        if limit < 1:
-            raise ValueError("limit must be >= 1")
-        query = select(Ticket)
-        for column, value in (
-            (Ticket.status, status),
-            (Ticket.scope, scope),
-            (Ticket.model, model),
-            (Ticket.batch, batch),
-            (Ticket.fault, fault),
-            (Ticket.severity, severity),
-            (Ticket.device, device),
-        ):
-            if value is not None:
-                query = query.where(column == str(value))
-        if cursor is not None:
-            at, last_id = decode_cursor(cursor)
-            query = query.where(
-                or_(Ticket.opened_at < at, and_(Ticket.opened_at == at, Ticket.id < last_id))
-            )
-        query = query.order_by(Ticket.opened_at.desc(), Ticket.id.desc()).limit(limit + 1)
-        with self._readers() as s:
-            rows = list(s.scalars(query))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        nxt = encode_cursor(rows[-1].opened_at, rows[-1].id) if more else None
-        now = self._now()
-        return TicketPage([self._view(t, now) for t in rows], nxt)
+        return queries.tickets(
+            self._ctx,
+            status=status,
+            scope=scope,
+            model=model,
+            batch=batch,
+            fault=fault,
+            severity=severity,
+            device=device,
+            limit=limit,
+            cursor=cursor,
+        )
 
     def get_ticket(self, ticket_id: str) -> TicketView | None:
         """One ticket with its history and latest fix, or None."""
-        with self._readers() as s:
-            t = s.get(Ticket, ticket_id)
-            return None if t is None else self._detail(s, t, self._now())
-
-    def _detail(self, s: Session, t: Ticket, now: datetime) -> TicketView:
-        fix = s.scalars(
-            select(TicketFix).where(TicketFix.ticket_id == t.id).order_by(TicketFix.id.desc())
-        ).first()
-        fix_view = None
-        if fix is not None:
-            if fix.outcome == Outcome.PENDING:  # live progress
-                verdict = self._judge(s, t, fix)
-                summary, units = verdict.summary(), [u.as_dict() for u in verdict.units]
-            else:
-                summary, units = fix.note or fix.outcome, list(fix.units)
-            fix_view = FixView(
-                fix.id,
-                fix.recorded_at,
-                fix.actor,
-                fix.description,
-                list(fix.devices),
-                fix.effective_from,
-                fix.outcome,
-                fix.decided_at,
-                summary,
-                units,
-            )
-        return self._view(t, now, with_history=True, fix=fix_view)
-
-    def _view(
-        self, t: Ticket, now: datetime, *, with_history: bool = False, fix: FixView | None = None
-    ) -> TicketView:
-        history = []
-        if with_history:
-            history = [
-                HistoryEntry(
-                    h.at, h.actor, h.action, h.from_status, h.to_status, h.note, dict(h.data)
-                )
-                for h in t.history
-            ]
-        stage = self.policy.sla.stage(t.status, t.priority)
-        overdue = stage is not None and now > t.due_at
-        return TicketView(
-            id=t.id,
-            scope=t.scope,
-            model=t.model,
-            batch=t.batch,
-            device=t.device,
-            fault=t.fault,
-            category=t.category,
-            severity=t.severity,
-            priority=t.priority,
-            department=t.department,
-            departments=list(t.departments),
-            status=t.status,
-            affected_devices=t.affected_devices,
-            batch_devices=t.batch_devices,
-            detected_at=t.detected_at,
-            opened_at=t.opened_at,
-            due_at=t.due_at,
-            evidence=dict(t.evidence),
-            stage=None if stage is None else stage.value,
-            overdue=overdue,
-            overdue_stage=stage.value if overdue and stage is not None else None,
-            cycle=t.cycle,
-            history=history,
-            fix=fix,
-        )
+        return queries.get_ticket(self._ctx, ticket_id)
 
     # --- people's actions ------------------------------------------------------------------
     def transition(
@@ -845,17 +707,25 @@ class TicketService:
             if target is Status.REOPENED:  # to be acknowledged again, clocks restart
                 try:
                     with s.begin_nested():
-                        self._reopen(s, t, now, HistoryKind.TRANSITION, actor=actor, note=note)
+                        reopen(
+                            s,
+                            t,
+                            self.policy.sla,
+                            now,
+                            HistoryKind.TRANSITION,
+                            actor=actor,
+                            note=note,
+                        )
                 except IntegrityError as exc:
                     raise TicketConflict(
                         f"cannot reopen {ticket_id}: another ticket for the same "
                         f"{'(model, batch, fault)' if t.scope == 'batch' else '(device, fault)'} "
                         "is open; work on that one"
                     ) from exc
-                self._withdraw_fix(s, t, now, f"withdrawn: ticket reopened by {actor}")
+                withdraw_fix(s, t, now, f"withdrawn: ticket reopened by {actor}")
             else:
                 t.status, t.updated_at = target.value, now
-                self._restage(t, now)
+                restage(t, self.policy.sla, now)
                 write_history(
                     s, t, now, HistoryKind.TRANSITION, actor=actor, from_status=current,
                     to_status=target, note=note,
@@ -865,7 +735,7 @@ class TicketService:
     def _reload(self, s: Session, t: Ticket, now: datetime) -> TicketView:
         s.flush()
         s.refresh(t)
-        return self._detail(s, t, now)
+        return detail(s, self.policy, t, now)
 
     def comment(self, ticket_id: str, text: str, *, actor: str) -> TicketView:
         """Add a comment to a ticket's history."""
@@ -895,36 +765,6 @@ class TicketService:
             write_history(s, t, now, kind, actor=actor, note=note, data=data)
             return self._reload(s, t, now)
 
-    # --- stages and reopening --------------------------------------------------------------
-    def _restage(self, t: Ticket, now: datetime) -> None:
-        """Point ``due_at`` at the deadline of the ticket's current stage (kept when closed)."""
-        sla = self.policy.sla
-        stage = sla.stage(t.status, t.priority)
-        if stage is not None:
-            t.due_at = sla.due(stage, t.priority, t.cycle_at, now)
-
-    def _reopen(
-        self,
-        s: Session,
-        t: Ticket,
-        now: datetime,
-        kind: HistoryKind,
-        *,
-        actor: str = SYSTEM,
-        note: str | None = None,
-        data: dict[str, Any] | None = None,
-    ) -> None:
-        """Reopen ``t`` as a new cycle; flushes, so a uniqueness clash raises IntegrityError."""
-        current = t.status
-        t.status, t.updated_at = Status.REOPENED.value, now
-        t.cycle, t.cycle_at = t.cycle + 1, now
-        self._restage(t, now)
-        s.flush()
-        write_history(
-            s, t, now, kind, actor=actor, from_status=current, to_status=Status.REOPENED,
-            note=note, data=data,
-        )  # fmt: skip
-
     # --- fix and verification --------------------------------------------------------------
     def record_fix(
         self,
@@ -947,7 +787,7 @@ class TicketService:
             t = s.get(Ticket, ticket_id)
             if t is None:
                 raise TicketNotFound(ticket_id)
-            self._serialize(s, t.model, t.fault)
+            serialize(s, t.model, t.fault)
             s.refresh(t, with_for_update=True)
             target = check_action(t.status, Action.FIX, t.id)
             units = self._fix_units(s, t, devices)
@@ -965,15 +805,15 @@ class TicketService:
             s.add(fix)
             current = t.status
             t.status, t.updated_at = target.value, now
-            self._restage(t, now)
+            restage(t, self.policy.sla, now)
             s.flush()
-            note = f"fix on {len(units)} unit(s) from {_utc(effective_from).isoformat()}: "
+            note = f"fix on {len(units)} unit(s) from {utc(effective_from).isoformat()}: "
             data = {"fix": fix.id, "devices": units, "effective_from": fix.effective_from}
             write_history(
                 s, t, now, HistoryKind.FIX, actor=actor, from_status=current, to_status=target,
                 note=note + description, data=data,
             )  # fmt: skip
-            self._decide(s, t, fix, now)
+            decide(s, self.policy, t, fix, now)
             return self._reload(s, t, now)
 
     @staticmethod
@@ -998,89 +838,6 @@ class TicketService:
             raise InvalidFix(f"not units of {where}: {', '.join(outside[:10])}")
         return units
 
-    def _judge(self, s: Session, t: Ticket, fix: TicketFix) -> Verdict:
-        findings: dict[str, list[tuple[float, bool]]] = defaultdict(list)
-        rows = s.execute(
-            select(FindingRecord.device, FindingRecord.ts, FindingRecord.active).where(
-                FindingRecord.fault == t.fault, FindingRecord.device.in_(fix.devices)
-            )
-        )
-        for device, ts, active in rows:
-            findings[device].append((ts, active))
-        last_seen = {
-            device: ts
-            for device, ts in s.execute(
-                select(Device.device, Device.last_seen_ts).where(Device.device.in_(fix.devices))
-            )
-        }
-        window = self.policy.verify_window_s
-        return judge(fix.devices, findings, last_seen, fix.effective_from, window)
-
-    def _decide(self, s: Session, t: Ticket, fix: TicketFix, now: datetime) -> list[TicketChange]:
-        """Close or reopen ``t`` if ``fix`` is decided; the pending row is the compare-and-set."""
-        if t.status != Status.VERIFYING:
-            return []
-        verdict = self._judge(s, t, fix)
-        if verdict.outcome is Outcome.PENDING:
-            return []
-        summary = verdict.summary()
-        units = [u.as_dict() for u in verdict.units]
-        claimed = s.execute(
-            update(TicketFix)
-            .where(TicketFix.id == fix.id, TicketFix.outcome == Outcome.PENDING.value)
-            .values(outcome=verdict.outcome.value, decided_at=now, units=units, note=summary)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if claimed != 1:
-            return []  # someone decided it first
-        s.refresh(fix)
-        data = {"fix": fix.id, "units": units}
-        if verdict.outcome is Outcome.VERIFIED:
-            target = check_action(t.status, Action.VERIFIED, t.id)
-            write_history(
-                s, t, now, HistoryKind.VERIFIED, from_status=t.status, to_status=target,
-                note=summary, data=data,
-            )  # fmt: skip
-            t.status, t.updated_at = target.value, now
-            s.flush()
-            return [change(ChangeKind.VERIFIED, t, summary)]
-        check_action(t.status, Action.NOT_VERIFIED, t.id)
-        self._reopen(s, t, now, HistoryKind.VERIFICATION_FAILED, note=summary, data=data)
-        return [change(ChangeKind.REOPENED, t, summary)]
-
-    def _verify_pending(
-        self, s: Session, now: datetime, devices: set[str] | None = None, fault: str | None = None
-    ) -> list[TicketChange]:
-        """Decide the pending fixes that concern ``devices`` (all when None) for ``fault``."""
-        query = (
-            select(TicketFix, Ticket)
-            .join(Ticket, Ticket.id == TicketFix.ticket_id)
-            .where(TicketFix.outcome == Outcome.PENDING.value)
-        )
-        if fault is not None:
-            query = query.where(Ticket.fault == fault)
-        pending = [
-            (fix, t)
-            for fix, t in s.execute(query)
-            if devices is None or not devices.isdisjoint(fix.devices)
-        ]
-        changes: list[TicketChange] = []
-        for fix, t in sorted(pending, key=lambda p: (p[1].model, p[1].fault, p[1].id)):
-            self._serialize(s, t.model, t.fault)
-            s.refresh(t, with_for_update=True)
-            s.refresh(fix)
-            if fix.outcome == Outcome.PENDING:
-                changes += self._decide(s, t, fix, now)
-        return changes
-
-    def _withdraw_fix(self, s: Session, t: Ticket, now: datetime, note: str) -> None:
-        s.execute(
-            update(TicketFix)
-            .where(TicketFix.ticket_id == t.id, TicketFix.outcome == Outcome.PENDING.value)
-            .values(outcome=Outcome.WITHDRAWN.value, decided_at=now, note=note)
-            .execution_options(synchronize_session=False)
-        )
-
     # --- SLA -------------------------------------------------------------------------------
     def check_sla(self, now: datetime | None = None) -> SlaReport:
         """Flag overdue tickets once per stage and cycle, deliver escalations, re-judge fixes.
@@ -1088,121 +845,7 @@ class TicketService:
         Safe to call from several processes at once: the unique (ticket, cycle, stage) index
         makes the flag once-only and deliveries are claimed before they are sent.
         """
-        now = self._now() if now is None else now.astimezone(UTC)
-        with self._sessions.begin() as s:
-            changes = self._verify_pending(s, now)  # a safety net: normally decided on arrival
-        flagged: list[tuple[str, str]] = []
-        with self._sessions.begin() as s:
-            # tickets already flagged for their current deadline are not loaded again: a pass
-            # over a store with many long-overdue tickets costs one query, not one per ticket
-            flagged_already = (
-                select(SlaEscalation.id)
-                .where(
-                    SlaEscalation.ticket_id == Ticket.id,
-                    SlaEscalation.cycle == Ticket.cycle,
-                    SlaEscalation.due_at == Ticket.due_at,
-                )
-                .exists()
-            )
-            overdue = s.scalars(
-                select(Ticket)
-                .where(Ticket.status != Status.CLOSED, Ticket.due_at < now, ~flagged_already)
-                .order_by(Ticket.due_at, Ticket.id)
-            ).all()
-            for t in overdue:
-                if self._flag_overdue(s, t, now):
-                    flagged.append((t.id, str(self.policy.sla.stage(t.status, t.priority))))
-        delivered, failed = self._deliver(now)
-        return SlaReport(flagged, delivered, failed, changes)
-
-    def _flag_overdue(self, s: Session, t: Ticket, now: datetime) -> bool:
-        stage = self.policy.sla.stage(t.status, t.priority)
-        if stage is None:
-            return False
-        seen = select(SlaEscalation.id).where(
-            SlaEscalation.ticket_id == t.id,
-            SlaEscalation.cycle == t.cycle,
-            SlaEscalation.stage == stage.value,
-        )
-        if s.execute(seen).first() is not None:
-            return False
-        payload = {
-            "event": "sla_overdue",
-            "ticket": t.id,
-            "stage": stage.value,
-            "due_at": t.due_at.isoformat().replace("+00:00", "Z"),
-            "status": t.status,
-            "cycle": t.cycle,
-            "scope": t.scope,
-            "model": t.model,
-            "batch": t.batch,
-            "device": t.device,
-            "fault": t.fault,
-            "severity": t.severity,
-            "priority": t.priority,
-            "department": t.department,
-            "departments": list(t.departments),
-        }
-        try:
-            with s.begin_nested():
-                row = SlaEscalation(
-                    ticket_id=t.id, cycle=t.cycle, stage=stage.value, due_at=t.due_at,
-                    created_at=now, payload=payload, attempts=0, next_attempt_at=now,
-                )  # fmt: skip
-                s.add(row)
-                s.flush()
-                row.payload = {**payload, "escalation_id": row.id}
-        except IntegrityError:  # another process flagged it first
-            return False
-        note = f"{stage.value} overdue: was due {payload['due_at']}"
-        write_history(
-            s,
-            t,
-            now,
-            HistoryKind.OVERDUE,
-            note=note,
-            data={"stage": stage.value, "escalation": row.id},
-        )
-        return True
-
-    def _deliver(self, now: datetime) -> tuple[int, int]:
-        """Send due escalations through the notifier; (delivered, failed) counts."""
-        notifier = self.notifier
-        if notifier is None:
-            return 0, 0
-        with self._sessions.begin() as s:
-            due = s.execute(
-                select(SlaEscalation.id, SlaEscalation.attempts, SlaEscalation.payload)
-                .where(
-                    SlaEscalation.delivered_at.is_(None),
-                    SlaEscalation.next_attempt_at <= now,
-                    SlaEscalation.attempts < notifier.max_attempts,
-                )
-                .order_by(SlaEscalation.id)
-            ).all()
-            claimed = []
-            for row_id, attempts, payload in due:
-                wait = backoff(attempts + 1, base=notifier.retry_base, cap=notifier.retry_cap)
-                won = s.execute(
-                    update(SlaEscalation)
-                    .where(SlaEscalation.id == row_id, SlaEscalation.attempts == attempts)
-                    .values(attempts=attempts + 1, next_attempt_at=now + wait)
-                ).rowcount
-                if won == 1:
-                    claimed.append((row_id, payload))
-        delivered = failed = 0
-        for row_id, payload in claimed:  # outside any transaction: the network may be slow
-            try:
-                notifier.send(payload)
-                values: dict[str, Any] = {"delivered_at": now, "last_error": None}
-                delivered += 1
-            except DeliveryError as exc:
-                log.warning("escalation %s not delivered: %s", row_id, exc)
-                values = {"last_error": str(exc)[:1000]}
-                failed += 1
-            with self._sessions.begin() as s:
-                s.execute(update(SlaEscalation).where(SlaEscalation.id == row_id).values(**values))
-        return delivered, failed
+        return overdue.check_sla(self._ctx, now)
 
     # --- tokens ----------------------------------------------------------------------------
     def ensure_token(self, token: str, *, name: str, role: str) -> None:

@@ -1,4 +1,6 @@
-"""Closed-loop fix verification as a pure function: findings in, verdict out.
+"""Closed-loop fix verification: the rule as a pure function, and its decisions on tickets.
+
+The rule (:func:`judge`, no database) takes findings in and gives a verdict out.
 
 A fix names units and an ``effective_from`` (event time in the units' own data). Each fixed unit is
 
@@ -14,15 +16,36 @@ A fix names units and an ``effective_from`` (event time in the units' own data).
 The fix is verified when every unit is cleared, failed as soon as one unit failed, else pending.
 The verdict depends only on the findings log and the units' last event times, never on the order
 in which they arrived, so evaluating again is harmless (idempotent).
+
+Applied to tickets (:func:`decide`, :func:`verify_pending`): a fix record (``actions.record_fix``)
+moves its ticket to ``verifying`` and is judged at once (the findings may already be in), again
+whenever a finding or a ``touch_devices`` concerns a fixed unit, and by ``check_sla`` as a safety
+net. Verified closes the ticket ("verified: N/N units back at baseline"); failed reopens it. The
+decision is a compare-and-set on the pending fix row, so it is taken once even when several
+workers judge the same fix. A person reopening a verifying ticket, or its folding into a batch
+ticket, withdraws the pending fix (:func:`withdraw_fix`).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
+from cloud.ticketing.context import serialize
+from cloud.ticketing.cycles import reopen
+from cloud.ticketing.history import ChangeKind, HistoryKind, TicketChange, change, write_history
+from cloud.ticketing.lifecycle import Action, Status, check_action
+from cloud.ticketing.models import Device, FindingRecord, Ticket, TicketFix
+from cloud.ticketing.policy import TicketPolicy
+
+
+# --- the rule ----------------------------------------------------------------------------------
 class UnitState(StrEnum):
     CLEARED = "cleared"
     WAITING = "waiting"
@@ -33,7 +56,7 @@ class Outcome(StrEnum):
     PENDING = "pending"
     VERIFIED = "verified"
     FAILED = "failed"
-    WITHDRAWN = "withdrawn"  # a person reopened the ticket while it was verifying
+    WITHDRAWN = "withdrawn"  # reopened by a person, or folded into a batch ticket, while pending
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,3 +148,98 @@ def judge(
     if all(u.state is UnitState.CLEARED for u in units):
         return Verdict(Outcome.VERIFIED, units)
     return Verdict(Outcome.PENDING, units)
+
+
+# --- decisions on tickets ------------------------------------------------------------------------
+def judge_fix(s: Session, t: Ticket, fix: TicketFix, window_s: float) -> Verdict:
+    """The verdict on ``fix`` of ``t`` from the findings log and the units' last event times."""
+    findings: dict[str, list[tuple[float, bool]]] = defaultdict(list)
+    rows = s.execute(
+        select(FindingRecord.device, FindingRecord.ts, FindingRecord.active).where(
+            FindingRecord.fault == t.fault, FindingRecord.device.in_(fix.devices)
+        )
+    )
+    for device, ts, active in rows:
+        findings[device].append((ts, active))
+    last_seen = {
+        device: ts
+        for device, ts in s.execute(
+            select(Device.device, Device.last_seen_ts).where(Device.device.in_(fix.devices))
+        )
+    }
+    return judge(fix.devices, findings, last_seen, fix.effective_from, window_s)
+
+
+def decide(
+    s: Session, policy: TicketPolicy, t: Ticket, fix: TicketFix, now: datetime
+) -> list[TicketChange]:
+    """Close or reopen ``t`` if ``fix`` is decided; the pending row is the compare-and-set."""
+    if t.status != Status.VERIFYING:
+        return []
+    verdict = judge_fix(s, t, fix, policy.verify_window_s)
+    if verdict.outcome is Outcome.PENDING:
+        return []
+    summary = verdict.summary()
+    units = [u.as_dict() for u in verdict.units]
+    claimed = s.execute(
+        update(TicketFix)
+        .where(TicketFix.id == fix.id, TicketFix.outcome == Outcome.PENDING.value)
+        .values(outcome=verdict.outcome.value, decided_at=now, units=units, note=summary)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:
+        return []  # someone decided it first
+    s.refresh(fix)
+    data = {"fix": fix.id, "units": units}
+    if verdict.outcome is Outcome.VERIFIED:
+        target = check_action(t.status, Action.VERIFIED, t.id)
+        write_history(
+            s, t, now, HistoryKind.VERIFIED, from_status=t.status, to_status=target,
+            note=summary, data=data,
+        )  # fmt: skip
+        t.status, t.updated_at = target.value, now
+        s.flush()
+        return [change(ChangeKind.VERIFIED, t, summary)]
+    check_action(t.status, Action.NOT_VERIFIED, t.id)
+    reopen(s, t, policy.sla, now, HistoryKind.VERIFICATION_FAILED, note=summary, data=data)
+    return [change(ChangeKind.REOPENED, t, summary)]
+
+
+def verify_pending(
+    s: Session,
+    policy: TicketPolicy,
+    now: datetime,
+    devices: set[str] | None = None,
+    fault: str | None = None,
+) -> list[TicketChange]:
+    """Decide the pending fixes that concern ``devices`` (all when None) for ``fault``."""
+    query = (
+        select(TicketFix, Ticket)
+        .join(Ticket, Ticket.id == TicketFix.ticket_id)
+        .where(TicketFix.outcome == Outcome.PENDING.value)
+    )
+    if fault is not None:
+        query = query.where(Ticket.fault == fault)
+    pending = [
+        (fix, t)
+        for fix, t in s.execute(query)
+        if devices is None or not devices.isdisjoint(fix.devices)
+    ]
+    changes: list[TicketChange] = []
+    for fix, t in sorted(pending, key=lambda p: (p[1].model, p[1].fault, p[1].id)):
+        serialize(s, t.model, t.fault)
+        s.refresh(t, with_for_update=True)
+        s.refresh(fix)
+        if fix.outcome == Outcome.PENDING:
+            changes += decide(s, policy, t, fix, now)
+    return changes
+
+
+def withdraw_fix(s: Session, t: Ticket, now: datetime, note: str) -> None:
+    """Mark the pending fix of ``t`` (if any) withdrawn: it will not be decided."""
+    s.execute(
+        update(TicketFix)
+        .where(TicketFix.ticket_id == t.id, TicketFix.outcome == Outcome.PENDING.value)
+        .values(outcome=Outcome.WITHDRAWN.value, decided_at=now, note=note)
+        .execution_options(synchronize_session=False)
+    )
