@@ -30,7 +30,12 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "cloud.ticketing": _CLOUD_BASE,
     "cloud.ticketing.api": (*_CLOUD_BASE, "cloud.ticketing"),
     "cloud.ticketing.web": (*_CLOUD_BASE, "cloud.ticketing", "cloud.ticketing.api"),
-    "cloud.ticketing.app": (*_CLOUD_BASE, "cloud.ticketing"),
+    "cloud.ticketing.app": (
+        *_CLOUD_BASE,
+        "cloud.ticketing",
+        "cloud.ticketing.api",
+        "cloud.ticketing.web",
+    ),
     "cloud.worker": (*_CLOUD_BASE, "cloud.ingest", "cloud.ticketing"),
     # the application: the qloop command, the demo, the broker starter, settings
     "qloop": ("contract", "edge_agent", "simulators", "cloud"),
