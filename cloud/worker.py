@@ -126,7 +126,7 @@ class Worker:
             self._restore_device(info.device)
         if self.tickets is None:
             return
-        from cloud.ticketing.service import DeviceRecord
+        from cloud.ticketing.intake import DeviceRecord
 
         # event time throughout: the first/last reading, else the birth's own timestamp
         born = info.birth_ts if info.birth_ts is not None else self.clock()

@@ -29,7 +29,8 @@ from cloud.anomaly.base import Finding
 from cloud.store.journal import Journal
 from cloud.ticketing.app import create_app
 from cloud.ticketing.db import make_engine
-from cloud.ticketing.service import DeviceRecord, TicketService
+from cloud.ticketing.intake import DeviceRecord
+from cloud.ticketing.service import TicketService
 from cloud.ticketing.settings import Settings
 from cloud.ticketing.web import auth
 from cloud.ticketing.web.chart import (

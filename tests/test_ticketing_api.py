@@ -9,7 +9,8 @@ from fastapi.testclient import TestClient
 
 from cloud.anomaly.base import Finding
 from cloud.ticketing.app import create_app
-from cloud.ticketing.service import DeviceRecord, TicketService
+from cloud.ticketing.intake import DeviceRecord
+from cloud.ticketing.service import TicketService
 from cloud.ticketing.settings import Settings
 
 ADMIN = "admin-secret"

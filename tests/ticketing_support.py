@@ -12,7 +12,8 @@ from sqlalchemy import Engine
 
 from cloud.anomaly.base import Finding
 from cloud.ticketing.db import make_engine
-from cloud.ticketing.service import DeviceRecord, TicketService
+from cloud.ticketing.intake import DeviceRecord
+from cloud.ticketing.service import TicketService
 
 MODEL = "KFR-35GW"
 DAY = 86_400.0

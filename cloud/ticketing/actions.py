@@ -1,0 +1,176 @@
+"""What people do to a ticket: move it along the lifecycle, comment, record a customer
+follow-up, record the fix.
+
+Each action is one transaction that locks the ticket row, checks the move against the lifecycle
+tables (``lifecycle.py``: an illegal move raises :class:`IllegalTransition` naming the legal
+ones), writes the history entry with the person as actor and answers the ticket as it now stands.
+
+**Fix record.** :func:`record_fix` stores what was done, on which units (default: every affected
+unit) and from which event time it applies, moves the ticket to ``verifying`` and judges the fix
+at once (``verification.py``): the units' data decides whether it closes, never a person.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cloud.ticketing.context import Context, serialize, utc
+from cloud.ticketing.cycles import reopen, restage
+from cloud.ticketing.errors import InvalidFix, TicketConflict, TicketNotFound
+from cloud.ticketing.history import HistoryKind, write_history
+from cloud.ticketing.lifecycle import Action, Status, check_action, check_transition
+from cloud.ticketing.models import Device, Ticket, TicketFix
+from cloud.ticketing.policy import TicketPolicy
+from cloud.ticketing.queries import detail
+from cloud.ticketing.verification import Outcome, decide, withdraw_fix
+from cloud.ticketing.views import TicketView
+
+
+def transition(
+    ctx: Context, ticket_id: str, to: Status | str, *, actor: str, note: str | None = None
+) -> TicketView:
+    """Move a ticket along the lifecycle; raises IllegalTransition, TicketNotFound,
+    TicketConflict (reopening while another ticket for the same key is open)."""
+    now = ctx.now()
+    sla = ctx.policy.sla
+    with ctx.sessions.begin() as s:
+        t = s.get(Ticket, ticket_id, with_for_update=True)
+        if t is None:
+            raise TicketNotFound(ticket_id)
+        current = Status(t.status)
+        target = check_transition(current, to, t.id)
+        if target is Status.REOPENED:  # to be acknowledged again, clocks restart
+            try:
+                with s.begin_nested():
+                    reopen(s, t, sla, now, HistoryKind.TRANSITION, actor=actor, note=note)
+            except IntegrityError as exc:
+                raise TicketConflict(
+                    f"cannot reopen {ticket_id}: another ticket for the same "
+                    f"{'(model, batch, fault)' if t.scope == 'batch' else '(device, fault)'} "
+                    "is open; work on that one"
+                ) from exc
+            withdraw_fix(s, t, now, f"withdrawn: ticket reopened by {actor}")
+        else:
+            t.status, t.updated_at = target.value, now
+            restage(t, sla, now)
+            write_history(
+                s, t, now, HistoryKind.TRANSITION, actor=actor, from_status=current,
+                to_status=target, note=note,
+            )  # fmt: skip
+        return _reload(s, ctx.policy, t, now)
+
+
+def comment(ctx: Context, ticket_id: str, text: str, *, actor: str) -> TicketView:
+    """Add a comment to a ticket's history."""
+    return _note(ctx, ticket_id, HistoryKind.COMMENT, text, actor=actor)
+
+
+def follow_up(ctx: Context, ticket_id: str, note: str, *, customer: str, actor: str) -> TicketView:
+    """Record a customer follow-up (the procedure's review step) in the ticket's history."""
+    data = {"customer": customer}
+    return _note(ctx, ticket_id, HistoryKind.FOLLOWUP, note, actor=actor, data=data)
+
+
+def _note(
+    ctx: Context,
+    ticket_id: str,
+    kind: HistoryKind,
+    note: str,
+    *,
+    actor: str,
+    data: dict[str, Any] | None = None,
+) -> TicketView:
+    now = ctx.now()
+    with ctx.sessions.begin() as s:
+        t = s.get(Ticket, ticket_id)
+        if t is None:
+            raise TicketNotFound(ticket_id)
+        t.updated_at = now
+        write_history(s, t, now, kind, actor=actor, note=note, data=data)
+        return _reload(s, ctx.policy, t, now)
+
+
+def record_fix(
+    ctx: Context,
+    ticket_id: str,
+    *,
+    description: str,
+    effective_from: float,
+    devices: Iterable[str] | None = None,
+    actor: str,
+) -> TicketView:
+    """Record what was done on which units from which event time; the ticket goes to verifying.
+
+    Raises TicketNotFound, IllegalAction (status allows no fix), InvalidFix (units outside
+    the ticket, no units, or a non-finite time). The fix is judged at once.
+    """
+    if not math.isfinite(effective_from):
+        raise InvalidFix("effective_from must be a finite time")
+    now = ctx.now()
+    with ctx.sessions.begin() as s:
+        t = s.get(Ticket, ticket_id)
+        if t is None:
+            raise TicketNotFound(ticket_id)
+        serialize(s, t.model, t.fault)
+        s.refresh(t, with_for_update=True)
+        target = check_action(t.status, Action.FIX, t.id)
+        units = _fix_units(s, t, devices)
+        fix = TicketFix(
+            ticket_id=t.id,
+            cycle=t.cycle,
+            recorded_at=now,
+            actor=actor,
+            description=description,
+            devices=units,
+            effective_from=float(effective_from),
+            outcome=Outcome.PENDING.value,
+            units=[],
+        )
+        s.add(fix)
+        current = t.status
+        t.status, t.updated_at = target.value, now
+        restage(t, ctx.policy.sla, now)
+        s.flush()
+        note = f"fix on {len(units)} unit(s) from {utc(effective_from).isoformat()}: "
+        data = {"fix": fix.id, "devices": units, "effective_from": fix.effective_from}
+        write_history(
+            s, t, now, HistoryKind.FIX, actor=actor, from_status=current, to_status=target,
+            note=note + description, data=data,
+        )  # fmt: skip
+        decide(s, ctx.policy, t, fix, now)
+        return _reload(s, ctx.policy, t, now)
+
+
+def _fix_units(s: Session, t: Ticket, devices: Iterable[str] | None) -> list[str]:
+    affected = [e["device"] for e in t.evidence.get("devices", [])]
+    units = sorted(set(affected if devices is None else devices))
+    if not units:
+        raise InvalidFix(f"ticket {t.id} lists no affected units; name the fixed units")
+    if t.scope == "device":
+        outside = [d for d in units if d != t.device]
+    else:
+        known = set(
+            s.scalars(
+                select(Device.device).where(
+                    Device.model == t.model, Device.batch == t.batch, Device.device.in_(units)
+                )
+            )
+        )
+        outside = [d for d in units if d not in known]
+    if outside:
+        where = f"device {t.device}" if t.scope == "device" else f"{t.model} batch {t.batch}"
+        raise InvalidFix(f"not units of {where}: {', '.join(outside[:10])}")
+    return units
+
+
+def _reload(s: Session, policy: TicketPolicy, t: Ticket, now: datetime) -> TicketView:
+    s.flush()
+    s.refresh(t)
+    return detail(s, policy, t, now)

@@ -1,0 +1,244 @@
+"""Which tickets a fault's state calls for: the batch test over the model, batch before device,
+and regressions after a verified fix.
+
+:func:`evaluate` runs for one device's (model, fault) whenever its state changed; the test itself
+is ``policy.compare_batches`` over counts from ``device_faults`` (:func:`batch_counts`). Then:
+
+- **Batch before device.** An open batch ticket for (model, batch, fault) absorbs every newly
+  affected unit of that batch. Otherwise a standing-out batch opens one. A unit outside such a
+  batch gets a device ticket (if ``policy.device_tickets``). ``opening.py`` writes the tickets.
+- **Regression.** A new episode of the fault in a unit of a batch (or on a device) whose ticket
+  was closed as verified, after that fix's ``effective_from``, reopens that ticket instead of
+  opening another; units still in the fault that the fix did not cover open nothing new. Tickets
+  closed otherwise (dismissed, merged) are not reopened: a new one opens if the data asks for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cloud.ticketing.context import utc
+from cloud.ticketing.cycles import reopen
+from cloud.ticketing.history import ChangeKind, HistoryKind, TicketChange, change
+from cloud.ticketing.lifecycle import Status
+from cloud.ticketing.models import Device, DeviceFault, Ticket, TicketFix
+from cloud.ticketing.opening import fold_device_tickets, new_ticket, open_batch_ticket, refresh
+from cloud.ticketing.policy import (
+    SECONDS_PER_DAY,
+    BatchCounts,
+    BatchResult,
+    TicketPolicy,
+    compare_batches,
+)
+from cloud.ticketing.verification import Outcome
+
+
+def evaluate(
+    s: Session,
+    policy: TicketPolicy,
+    dev: Device,
+    state: DeviceFault,
+    now: datetime,
+    relapse_ts: float | None = None,
+) -> list[TicketChange]:
+    """Open or update the tickets of ``dev``'s model for ``state.fault``.
+
+    ``relapse_ts`` is set when this finding starts a new episode of the fault: then a ticket of
+    the unit's batch (or the unit) closed as verified may come back as a regression.
+    """
+    fault = state.fault
+    results = compare_batches(batch_counts(s, policy, dev.model, fault), policy)
+    open_batch = {
+        t.batch: t
+        for t in s.scalars(
+            select(Ticket).where(
+                Ticket.scope == "batch",
+                Ticket.model == dev.model,
+                Ticket.fault == fault,
+                Ticket.status != Status.CLOSED,
+            )
+        )
+    }
+    changes: list[TicketChange] = []
+    covered = False
+    for r in results:
+        ticket = open_batch.get(r.batch)
+        own = r.batch == dev.batch
+        if ticket is None and (r.stands_out or (own and relapse_ts is not None)):
+            key = {"model": dev.model, "batch": r.batch}
+            held, ticket, regression = _after_verified_fix(
+                s, policy, "batch", key, fault, dev, relapse_ts if own else None, now
+            )
+            changes += regression
+            if held and ticket is None:  # the fix holds: old evidence opens nothing
+                covered = covered or own
+                continue
+        if ticket is None and not r.stands_out:
+            continue
+        entries = [_entry(st) for st in _active_states(s, dev.model, r.batch, fault)]
+        if ticket is None:
+            changes += open_batch_ticket(s, policy, dev.model, fault, r, entries, now)
+        else:
+            changes += refresh(s, policy, ticket, r, entries, now)
+            if ticket.id not in {t.id for t in open_batch.values()}:  # came back
+                changes += fold_device_tickets(s, ticket, now)
+        covered = covered or r.batch == dev.batch
+    if not covered:
+        result = next(r for r in results if r.batch == dev.batch)
+        changes += _device_ticket(s, policy, dev, state, result, now, relapse_ts)
+    return changes
+
+
+def batch_counts(s: Session, policy: TicketPolicy, model: str, fault: str) -> list[BatchCounts]:
+    """Units, exposure (unit-days, each at least ``policy.min_unit_days``) and affected units of
+    every batch of ``model`` for ``fault``."""
+    days = (Device.last_seen_ts - Device.first_seen_ts) / SECONDS_PER_DAY
+    floor = policy.min_unit_days
+    unit_days = case((days < floor, floor), else_=days)
+    units = s.execute(
+        select(Device.batch, func.count(), func.sum(unit_days))
+        .where(Device.model == model)
+        .group_by(Device.batch)
+        .order_by(Device.batch)
+    ).all()
+    affected = dict(
+        s.execute(
+            select(Device.batch, func.count())
+            .join(DeviceFault, DeviceFault.device == Device.device)
+            .where(
+                Device.model == model,
+                DeviceFault.fault == fault,
+                DeviceFault.active.is_(True),
+            )
+            .group_by(Device.batch)
+        ).all()
+    )
+    return [
+        BatchCounts(batch, int(n), float(exposure or 0.0), int(affected.get(batch, 0)))
+        for batch, n, exposure in units
+    ]
+
+
+def _after_verified_fix(
+    s: Session,
+    policy: TicketPolicy,
+    scope: str,
+    key: Mapping[str, str],
+    fault: str,
+    dev: Device,
+    ts: float | None,
+    now: datetime,
+) -> tuple[bool, Ticket | None, list[TicketChange]]:
+    """``(held, ticket, changes)`` for a key with no ticket open.
+
+    ``held`` when the key's latest ticket was closed as verified: then only a new episode
+    after the fix (``ts``) brings it back, reopened as a regression (``ticket``); units still
+    in the fault that the fix did not cover open nothing new.
+    """
+    query = select(Ticket).where(
+        Ticket.scope == scope, Ticket.fault == fault, Ticket.status == Status.CLOSED
+    )
+    for column, value in key.items():
+        query = query.where(getattr(Ticket, column) == value)
+    last = s.scalars(query.order_by(Ticket.opened_at.desc(), Ticket.id.desc()).limit(1)).first()
+    if last is None:
+        return False, None, []
+    fix = s.scalars(
+        select(TicketFix).where(TicketFix.ticket_id == last.id).order_by(TicketFix.id.desc())
+    ).first()
+    if fix is None or fix.outcome != Outcome.VERIFIED or fix.cycle != last.cycle:
+        return False, None, []  # dismissed or merged, not fixed
+    if ts is None or ts <= fix.effective_from:
+        return True, None, []
+    note = (
+        f"regression: {dev.device} reported {fault} at {utc(ts).isoformat()} "
+        f"(event time), after the fix verified on {fix.decided_at:%Y-%m-%d %H:%M} UTC"
+    )
+    data = {"device": dev.device, "ts": ts, "fix": fix.id}
+    try:
+        with s.begin_nested():
+            reopen(s, last, policy.sla, now, HistoryKind.REGRESSION, note=note, data=data)
+    except IntegrityError:  # another ticket for the key is open meanwhile: it takes the unit
+        return False, None, []
+    return True, last, [change(ChangeKind.REOPENED, last, note)]
+
+
+def _active_states(s: Session, model: str, batch: str, fault: str) -> list[DeviceFault]:
+    return list(
+        s.scalars(
+            select(DeviceFault)
+            .join(Device, Device.device == DeviceFault.device)
+            .where(
+                Device.model == model,
+                Device.batch == batch,
+                DeviceFault.fault == fault,
+                DeviceFault.active.is_(True),
+            )
+            .order_by(DeviceFault.first_ts, DeviceFault.device)
+        )
+    )
+
+
+def _device_ticket(
+    s: Session,
+    policy: TicketPolicy,
+    dev: Device,
+    state: DeviceFault,
+    r: BatchResult,
+    now: datetime,
+    relapse_ts: float | None = None,
+) -> list[TicketChange]:
+    ticket = s.scalars(
+        select(Ticket).where(
+            Ticket.scope == "device",
+            Ticket.device == dev.device,
+            Ticket.fault == state.fault,
+            Ticket.status != Status.CLOSED,
+        )
+    ).one_or_none()
+    entries = [_entry(state)] if state.active else []
+    changes: list[TicketChange] = []
+    if ticket is None and state.active:
+        key = {"device": dev.device}
+        held, ticket, changes = _after_verified_fix(
+            s, policy, "device", key, state.fault, dev, relapse_ts, now
+        )
+        if held and ticket is None:
+            return []
+    if ticket is not None:
+        return changes + refresh(s, policy, ticket, r, entries, now)
+    if not (state.active and policy.device_tickets):
+        return []
+    ticket = new_ticket(
+        s,
+        policy,
+        scope="device",
+        model=dev.model,
+        batch=dev.batch,
+        device=dev.device,
+        fault=state.fault,
+        r=r,
+        devices=entries,
+        share=0.0,  # one unit is not a share of its batch
+        now=now,
+    )
+    return [] if ticket is None else [change(ChangeKind.OPENED, ticket)]
+
+
+def _entry(state: DeviceFault) -> dict[str, Any]:
+    """A device's line in a ticket's evidence."""
+    return {
+        "device": state.device,
+        "active": state.active,
+        "first_ts": state.first_ts,
+        "onset_ts": state.onset_ts,
+        "last_ts": state.last_ts,
+        "score": state.score,
+        "evidence": dict(state.evidence),
+    }

@@ -1,0 +1,159 @@
+"""Findings and devices in: detector findings and birth messages become stored state, and the
+fault's tickets are evaluated (``evaluation.py``).
+
+Flow of :func:`record_finding`: store the finding (``findings`` log), update the device's current
+state for that fault (``device_faults``; an older finding arriving late does not overwrite a newer
+state), judge the pending fixes it concerns, then re-evaluate the finding's (model, fault) across
+all batches of the model and open or update tickets. Everything happens in one transaction and
+the changes are returned so the worker can log them.
+
+**Unregistered devices.** A finding for a device with no birth message yet is stored with model
+and batch unknown and opens no ticket: without a batch there is nothing to compare with. When the
+device registers, its earlier findings get its model and batch and its active faults are
+evaluated then (:func:`register_device` returns the resulting changes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
+
+from cloud.anomaly.base import Finding
+from cloud.ticketing.context import Context, serialize
+from cloud.ticketing.evaluation import evaluate
+from cloud.ticketing.history import TicketChange
+from cloud.ticketing.models import Device, DeviceFault, FindingRecord
+from cloud.ticketing.verification import verify_pending
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    """A device's identity as announced in its birth message (CONTRACTS.md §1)."""
+
+    device: str
+    product: str
+    model: str
+    batch: str
+    serial: str
+    firmware: str
+    first_seen_ts: float
+    last_seen_ts: float
+
+
+def register_device(ctx: Context, record: DeviceRecord) -> list[TicketChange]:
+    """Insert or update a device from its birth message (idempotent).
+
+    A new device, or one whose model or batch changed, adopts its earlier findings and has its
+    active faults evaluated; the resulting ticket changes are returned.
+    """
+    now = ctx.now()
+    with ctx.sessions.begin() as s:
+        dev = s.get(Device, record.device)
+        placed = dev is None or (dev.model, dev.batch) != (record.model, record.batch)
+        if dev is None:
+            dev = Device(**{f: getattr(record, f) for f in DeviceRecord.__slots__})
+            s.add(dev)
+        else:
+            dev.product, dev.model, dev.batch = record.product, record.model, record.batch
+            dev.serial, dev.firmware = record.serial, record.firmware
+            dev.first_seen_ts = min(dev.first_seen_ts, record.first_seen_ts)
+            dev.last_seen_ts = max(dev.last_seen_ts, record.last_seen_ts)
+        if not placed:
+            return []
+        s.flush()
+        s.execute(
+            update(FindingRecord)
+            .where(FindingRecord.device == dev.device, FindingRecord.model.is_(None))
+            .values(model=dev.model, batch=dev.batch)
+        )
+        states = s.scalars(
+            select(DeviceFault).where(
+                DeviceFault.device == dev.device, DeviceFault.active.is_(True)
+            )
+        ).all()
+        changes: list[TicketChange] = []
+        for state in sorted(states, key=lambda st: st.fault):
+            serialize(s, dev.model, state.fault)
+            changes += evaluate(s, ctx.policy, dev, state, now)
+        return changes
+
+
+def touch_devices(ctx: Context, last_seen: Mapping[str, float]) -> list[TicketChange]:
+    """Advance each device's last event time seen (never moves it back); unknown ids ignored.
+
+    A unit under verification that has now run past the window without clearing fails its
+    fix; the resulting changes are returned.
+    """
+    if not last_seen:
+        return []
+    table = Device.__table__
+    stmt = (
+        update(table)
+        .where(table.c.device == bindparam("b_device"))
+        .where(table.c.last_seen_ts < bindparam("b_ts"))
+        .values(last_seen_ts=bindparam("b_ts"))
+    )
+    with ctx.sessions.begin() as s:
+        s.connection().execute(
+            stmt, [{"b_device": d, "b_ts": float(ts)} for d, ts in last_seen.items()]
+        )
+        return verify_pending(s, ctx.policy, ctx.now(), devices=set(last_seen))
+
+
+def record_finding(ctx: Context, finding: Finding) -> list[TicketChange]:
+    """Store ``finding``, re-evaluate its (model, fault) and open or update tickets."""
+    now = ctx.now()
+    with ctx.sessions.begin() as s:
+        dev = s.get(Device, finding.device)
+        s.add(
+            FindingRecord(
+                device=finding.device,
+                model=dev.model if dev else None,
+                batch=dev.batch if dev else None,
+                fault=finding.fault,
+                ts=finding.ts,
+                onset_ts=finding.onset_ts,
+                score=finding.score,
+                evidence={k: float(v) for k, v in finding.evidence.items()},
+                active=finding.active,
+                received_at=now,
+            )
+        )
+        state = s.get(DeviceFault, (finding.device, finding.fault))
+        if state is not None and finding.ts < state.last_ts:
+            # a late, older finding: the newer state stands, but the log may decide a fix
+            return verify_pending(s, ctx.policy, now, {finding.device}, finding.fault)
+        new_episode = finding.active and (state is None or not state.active)
+        state = _apply_finding(s, state, finding)
+        if dev is None:
+            return []
+        dev.last_seen_ts = max(dev.last_seen_ts, finding.ts)
+        s.flush()
+        serialize(s, dev.model, finding.fault)
+        changes = verify_pending(s, ctx.policy, now, {finding.device}, finding.fault)
+        relapse_ts = finding.ts if new_episode else None
+        return changes + evaluate(s, ctx.policy, dev, state, now, relapse_ts)
+
+
+def _apply_finding(s: Session, state: DeviceFault | None, f: Finding) -> DeviceFault:
+    evidence = {k: float(v) for k, v in f.evidence.items()}
+    if state is None:
+        state = DeviceFault(
+            device=f.device,
+            fault=f.fault,
+            active=f.active,
+            first_ts=f.ts,
+            onset_ts=f.onset_ts,
+            last_ts=f.ts,
+            score=f.score,
+            evidence=evidence,
+        )
+        s.add(state)
+        return state
+    if f.active and not state.active:  # a new episode of the fault
+        state.first_ts, state.onset_ts = f.ts, f.onset_ts
+    state.active, state.last_ts, state.score, state.evidence = f.active, f.ts, f.score, evidence
+    return state
