@@ -1,322 +1,33 @@
-"""Detector accuracy, measured: a simulated fleet with known faults through the detectors.
+"""Detector accuracy, measured: a simulated fleet with known faults through the cloud's ingest.
 
-:func:`evaluate` runs the fleet model (:class:`simulators.fleet.Fleet`) directly through a
-:class:`~cloud.anomaly.bank.DetectorBank` and an :class:`~cloud.anomaly.offline.OfflineWatch` — no
-MQTT, no storage — in blocks like the edge sends (``block_rows`` readings per telemetry message;
-the edge's safety rules turn limit crossings into events, which pass through as findings as they
-do in the worker). Rows a unit takes while offline are not sent (the simulator has no readings
-for them). The findings are then matched to the fleet's ground truth:
-
-- an injected fault is **detected** when its device gets an active finding with one of the fault
-  names its kind should produce (``FAULT_KINDS[kind].expected_faults``) at or after its onset;
-  the **delay** is from the onset to the first such finding; ``recall@h`` counts detections
-  within ``horizon_s``, over the faults whose onset lies at least ``horizon_s`` before the end;
-- a finding is **true** when its device has an injected fault that accepts the finding's name
-  and the finding comes after that fault's onset (and not more than ``horizon_s`` after its
-  repair); every other finding is false;
-- **healthy device-days** are the days of units with no injected fault at all, counted after
-  ``judged_after_s`` (default 36 h: the learning period of the baseline detectors, during which
-  they cannot fire, so counting it would flatter the rate). Findings on those units are the
-  false findings per 1,000 healthy device-days.
-
-Rows of the report are per reported fault name (CONTRACTS.md §3). Several seeds give several
-independent fleets of the same scenario (seed, seed + 1, ...). ``main(argv)`` is the command
-line (``qloop eval SCENARIO [--seeds N] [--json OUT]``).
+``qloop eval SCENARIO`` runs one fleet of the scenario per seed (seed, seed + 1, ...: independent
+fleets) through the edge's cores and the cloud's :class:`~cloud.ingest.ingestor.Ingestor`
+(:mod:`evaluation.replay`), then matches the findings to the fleet's ground truth
+(:mod:`evaluation.scoring`) and prints the per-fault table. :func:`evaluate` is the same as a
+function (the accuracy benchmark calls it); :func:`run` is the command.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
-import statistics
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
+from cloud.anomaly.bank import DetectorFactory
+from evaluation.replay import run_fleet
+from evaluation.scoring import (
+    DEFAULT_HORIZON_S,
+    DEFAULT_JUDGED_AFTER_S,
+    FaultScore,
+    FleetRun,
+    Report,
+    score,
+)
+from simulators.scenario import Scenario, ScenarioError, load_scenario
 
-from cloud.anomaly.bank import DetectorBank, DetectorFactory
-from cloud.anomaly.base import Block, Finding
-from cloud.anomaly.events import EventFindings
-from cloud.anomaly.offline import OfflineWatch
-from edge_agent.core import DEFAULT_SAFETY_RULES, SafetyRule
-from simulators.fleet import Fleet, InjectedFault
-from simulators.scenario import FAULT_KINDS, Scenario, ScenarioError, load_scenario
-
-DEFAULT_HORIZON_S = 48 * 3600.0
-DEFAULT_JUDGED_AFTER_S = 36 * 3600.0
-
-
-@dataclass(frozen=True)
-class FaultScore:
-    """Accuracy for one reported fault name."""
-
-    fault: str
-    injected: int  # injected faults whose main expected fault is this one
-    detected: int
-    eligible: int  # injected faults with at least horizon_s of run after their onset
-    detected_in_horizon: int
-    findings: int  # active findings with this name
-    true_findings: int
-    false_on_healthy: int  # findings on units with no injected fault
-    delays_s: tuple[float, ...] = ()
-
-    @property
-    def recall(self) -> float:
-        return self.detected / self.injected if self.injected else math.nan
-
-    @property
-    def recall_in_horizon(self) -> float:
-        return self.detected_in_horizon / self.eligible if self.eligible else math.nan
-
-    @property
-    def precision(self) -> float:
-        return self.true_findings / self.findings if self.findings else math.nan
-
-    @property
-    def median_delay_s(self) -> float:
-        return statistics.median(self.delays_s) if self.delays_s else math.nan
-
-
-@dataclass(frozen=True)
-class Report:
-    scenario: str
-    seeds: tuple[int, ...]
-    units: int  # over all seeds
-    healthy_device_days: float
-    horizon_s: float
-    rows: tuple[FaultScore, ...]
-    late_blocks: int = 0
-
-    def false_rate(self, row: FaultScore) -> float:
-        """False findings per 1,000 healthy device-days."""
-        d = self.healthy_device_days
-        return 1000.0 * row.false_on_healthy / d if d > 0 else math.nan
-
-    def row(self, fault: str) -> FaultScore:
-        for r in self.rows:
-            if r.fault == fault:
-                return r
-        raise KeyError(fault)
-
-    def table(self) -> str:
-        """The report as a Markdown table."""
-        h = f"{self.horizon_s / 3600:g} h"
-        lines = [
-            f"| fault | injected | recall | recall ≤ {h} | median delay (h) | findings "
-            "| precision | false / 1,000 healthy device-days |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-        ]
-        for r in self.rows:
-            lines.append(
-                f"| `{r.fault}` | {r.injected} | {_pct(r.recall, r.detected, r.injected)} "
-                f"| {_pct(r.recall_in_horizon, r.detected_in_horizon, r.eligible)} "
-                f"| {_num(r.median_delay_s / 3600)} | {r.findings} "
-                f"| {_pct(r.precision, r.true_findings, r.findings)} "
-                f"| {_num(self.false_rate(r), 2)} ({r.false_on_healthy}) |"
-            )
-        total_false = sum(r.false_on_healthy for r in self.rows)
-        days = self.healthy_device_days
-        rate = _num(1000 * total_false / days, 2) if days else "–"
-        lines.append(
-            f"\n{self.units} units over seeds {', '.join(map(str, self.seeds))}; "
-            f"{days:,.0f} healthy device-days judged; {total_false} false findings on healthy "
-            f"units in all ({rate} per 1,000 healthy device-days)."
-        )
-        return "\n".join(lines)
-
-    def to_json(self) -> dict:
-        doc = asdict(self)
-        for raw, r in zip(doc["rows"], self.rows, strict=True):
-            raw.update(
-                recall=r.recall,
-                recall_in_horizon=r.recall_in_horizon,
-                precision=r.precision,
-                median_delay_s=r.median_delay_s,
-                false_per_1000_healthy_device_days=self.false_rate(r),
-            )
-        return doc
-
-
-def _pct(x: float, num: int, den: int) -> str:
-    return "–" if math.isnan(x) else f"{100 * x:.1f} % ({num}/{den})"
-
-
-def _num(x: float, digits: int = 1) -> str:
-    return "–" if math.isnan(x) else f"{x:.{digits}f}"
-
-
-@dataclass
-class _Run:
-    """What one seed's fleet produced."""
-
-    seed: int
-    findings: list[Finding] = field(default_factory=list)
-    truth: list[InjectedFault] = field(default_factory=list)
-    devices: list[str] = field(default_factory=list)
-    late_blocks: int = 0
-
-
-class _SafetyEvents:
-    """The edge's safety rules over a fleet's rows, vectorised (hysteresis as on the device),
-    and their events made findings as the worker makes them (:class:`EventFindings`)."""
-
-    def __init__(self, rules: Sequence[SafetyRule], fields: Sequence[str], n: int) -> None:
-        self.rules = [r for r in rules if r.field in fields]
-        self.cols = [list(fields).index(r.field) for r in self.rules]
-        self.tripped = np.zeros((len(self.rules), n), dtype=bool)
-        self.findings = EventFindings()
-
-    def step(self, devices: Sequence[str], rows: np.ndarray) -> list[Finding]:
-        out: list[Finding] = []
-        ts = rows[:, 0]
-        for k, (rule, col) in enumerate(zip(self.rules, self.cols, strict=True)):
-            x = rows[:, col]
-            with np.errstate(invalid="ignore"):
-                fire = ~self.tripped[k] & rule.crossed(x)
-                self.tripped[k] &= ~rule.safe(x)
-            self.tripped[k] |= fire
-            for u in np.flatnonzero(fire):
-                f = self.findings.update(devices[u], rule.kind, ts[u], x[u], rule.limit)
-                if f is not None:
-                    out.append(f)
-        return out
-
-
-def run_fleet(
-    scenario: Scenario,
-    *,
-    detectors: Mapping[str, Sequence[DetectorFactory]] | None = None,
-    block_rows: int = 60,
-    offline: OfflineWatch | None = None,
-) -> _Run:
-    """One fleet of ``scenario`` (its own seed) through the detectors; the raw findings."""
-    fleet = Fleet(scenario)
-    devices = [u.device for u in fleet.units]
-    products = [u.product for u in fleet.units]
-    bank = DetectorBank(detectors)
-    watch = OfflineWatch() if offline is None else offline
-    safety = _SafetyEvents(DEFAULT_SAFETY_RULES, fleet.fields, len(devices))
-    run = _Run(scenario.seed, devices=devices)
-    names = fleet.fields[1:]
-    period = scenario.sample_period_s
-    n_steps = int(math.floor(scenario.duration_s / period + 1e-9))
-    buf = np.empty((block_rows, len(devices), len(fleet.fields)))
-    up = np.empty((block_rows, len(devices)), dtype=bool)
-    filled = 0
-    for i in range(1, n_steps + 1):
-        rows, online = fleet.step(scenario.start_ts + i * period)
-        buf[filled], up[filled] = rows, online
-        filled += 1
-        run.findings.extend(safety.step(devices, rows))
-        if filled < block_rows and i < n_steps:
-            continue
-        for u, device in enumerate(devices):
-            sent = up[:filled, u]
-            if not sent.any():
-                continue  # offline the whole block: nothing reaches the cloud
-            data = buf[:filled, u][sent]
-            ts = data[:, 0]
-            run.findings.extend(watch.seen(device, float(ts[-1]), float(ts[-1] - ts[0])))
-            block = Block(device, ts, {n: data[:, j + 1] for j, n in enumerate(names)})
-            run.findings.extend(bank.update(products[u], block))
-        run.findings.extend(watch.check())
-        filled = 0
-    run.truth = list(fleet.ground_truth)
-    run.late_blocks = bank.late_blocks
-    return run
-
-
-def score(
-    scenario: Scenario,
-    runs: Sequence[_Run],
-    *,
-    horizon_s: float = DEFAULT_HORIZON_S,
-    judged_after_s: float = DEFAULT_JUDGED_AFTER_S,
-) -> Report:
-    """Match the runs' findings to their ground truth (see the module docstring)."""
-    end = scenario.start_ts + scenario.duration_s
-    judged_days = max(0.0, scenario.duration_s - judged_after_s) / 86400.0
-    names = sorted({f for k in FAULT_KINDS.values() for f in k.expected_faults})
-    counts: dict[str, dict[str, int]] = {}
-    delays: dict[str, list[float]] = {}
-
-    def tally(name: str) -> dict[str, int]:
-        delays.setdefault(name, [])
-        keys = ("inj", "det", "elig", "det_h", "find", "true", "false_h")
-        return counts.setdefault(name, dict.fromkeys(keys, 0))
-
-    for n in names:
-        tally(n)
-    healthy_days = 0.0
-    units = 0
-    for run in runs:
-        units += len(run.devices)
-        by_device: dict[str, list[InjectedFault]] = {}
-        for t in run.truth:
-            by_device.setdefault(t.device, []).append(t)
-        healthy_days += judged_days * sum(1 for d in run.devices if d not in by_device)
-        firsts: dict[tuple[str, str], list[float]] = {}
-        for f in run.findings:
-            if not f.active:
-                continue
-            c = tally(f.fault)
-            c["find"] += 1
-            faults = by_device.get(f.device)
-            if faults is None:
-                c["false_h"] += 1
-                continue
-            if any(_explains(t, f, horizon_s) for t in faults):
-                c["true"] += 1
-            firsts.setdefault((f.device, f.fault), []).append(f.ts)
-        for t in run.truth:
-            accepted = FAULT_KINDS[t.kind].expected_faults
-            c = counts[t.expected_fault]
-            c["inj"] += 1
-            eligible = t.onset_ts + horizon_s <= end
-            c["elig"] += eligible
-            hits = [
-                ts
-                for name in accepted
-                for ts in firsts.get((t.device, name), [])
-                if ts >= t.onset_ts
-            ]
-            if hits:
-                delay = min(hits) - t.onset_ts
-                c["det"] += 1
-                delays[t.expected_fault].append(delay)
-                c["det_h"] += eligible and delay <= horizon_s
-    rows = tuple(
-        FaultScore(
-            n,
-            c["inj"],
-            c["det"],
-            c["elig"],
-            c["det_h"],
-            c["find"],
-            c["true"],
-            c["false_h"],
-            tuple(delays[n]),
-        )
-        for n, c in sorted(counts.items())
-    )
-    return Report(
-        scenario.name,
-        tuple(r.seed for r in runs),
-        units,
-        healthy_days,
-        horizon_s,
-        rows,
-        sum(r.late_blocks for r in runs),
-    )
-
-
-def _explains(t: InjectedFault, f: Finding, horizon_s: float) -> bool:
-    if f.fault not in FAULT_KINDS[t.kind].expected_faults or f.ts < t.onset_ts:
-        return False
-    return t.repair_ts is None or f.ts <= t.repair_ts + horizon_s
+__all__ = ["FaultScore", "FleetRun", "Report", "evaluate", "run", "run_fleet", "score"]
 
 
 def evaluate(
@@ -342,36 +53,28 @@ def evaluate(
     return score(scenario, runs, horizon_s=horizon_s, judged_after_s=judged_after_s)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``qloop eval SCENARIO [--seeds N] [--json OUT]``: print the accuracy table."""
-    p = argparse.ArgumentParser(
-        prog="qloop eval", description="detector accuracy on a simulated fleet with known faults"
-    )
-    p.add_argument("scenario", help="built-in scenario name or TOML file")
-    p.add_argument("--seeds", type=int, default=1, help="independent fleets (seed, seed+1, ...)")
-    p.add_argument("--block-rows", type=int, default=60, help="readings per telemetry block")
-    p.add_argument("--horizon", type=float, default=48.0, help="detection horizon in hours")
-    p.add_argument("--json", help="also write the report as JSON to this file")
-    args = p.parse_args(argv)
+def run(
+    scenario_name: str,
+    *,
+    seeds: int = 1,
+    block_rows: int = 60,
+    horizon_h: float = DEFAULT_HORIZON_S / 3600.0,
+    json_path: str | Path | None = None,
+) -> int:
+    """``qloop eval``: print the accuracy table of a built-in scenario or TOML file (and write
+    the report as JSON to ``json_path``); the exit status (2: a scenario or argument error)."""
     try:
-        scenario = load_scenario(args.scenario)
+        scenario = load_scenario(scenario_name)
         report = evaluate(
-            scenario,
-            seeds=args.seeds,
-            block_rows=args.block_rows,
-            horizon_s=args.horizon * 3600.0,
+            scenario, seeds=seeds, block_rows=block_rows, horizon_s=horizon_h * 3600.0
         )
     except (ScenarioError, ValueError) as e:
         print(f"qloop eval: {e}", file=sys.stderr)
         return 2
     print(f"## {scenario.name}: {scenario.description}\n")
     print(report.table())
-    if args.json:
-        Path(args.json).write_text(
+    if json_path:
+        Path(json_path).write_text(
             json.dumps(report.to_json(), indent=2, allow_nan=True) + "\n", encoding="utf-8"
         )
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

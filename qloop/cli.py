@@ -376,18 +376,14 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    evaluate_main = import_tool("evaluation.fleet", "eval").main
-
-    argv = [
+    run_eval = import_tool("evaluation.fleet", "eval").run
+    return run_eval(
         args.scenario,
-        "--seeds",
-        str(args.seeds),
-        "--block-rows",
-        str(args.block_rows),
-        "--horizon",
-        str(args.horizon),
-    ]
-    return evaluate_main(argv + (["--json", args.json] if args.json else []))
+        seeds=args.seeds,
+        block_rows=args.block_rows,
+        horizon_h=args.horizon,
+        json_path=args.json,
+    )
 
 
 def _cmd_score(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from contract.clock import Clock, SystemClock
 from contract.mqtt import BrokerAddress, MqttLink
-from contract.protocol import Status
+from contract.protocol import Message, Status
 from edge_agent.buffer import MemoryBuffer
 from edge_agent.core import DeviceCore, Identity
 from edge_agent.publisher import Publisher
@@ -42,6 +42,55 @@ class Progress:
     readings: int
     published: int
     acknowledged: int
+
+
+class FleetEdge:
+    """A fleet's units, each behind its own :class:`DeviceCore` as on a product: the fleet's
+    readings in, the contract messages the units send out (a safety event at the sample that
+    trips a rule, a telemetry block every ``block_rows`` samples). A unit that is offline takes
+    no sample, so its open block waits for it to come back.
+
+    Where the messages go is the caller's: an MQTT publisher per connection
+    (:class:`FleetRunner`), or straight into the cloud's ingest (``qloop eval``).
+    """
+
+    def __init__(self, fleet: Fleet, sample_period_s: float, *, block_rows: int = 60) -> None:
+        self.fleet = fleet
+        self.cores = [
+            DeviceCore(
+                Identity(
+                    u.device, u.model, u.batch, u.serial, u.firmware, u.product, sample_period_s
+                ),
+                AIRCON_FIELDS,
+                block_rows=block_rows,
+                block_max_age_s=float("inf"),
+            )
+            for u in fleet.units
+        ]
+
+    def sample(self, ts: float, send: Callable[[int, Message], None]) -> int:
+        """Step the fleet to ``ts`` and put every online unit's sample through its core; each
+        message a core completes goes to ``send`` with the unit's index. Returns the number of
+        units sampled.
+
+        The hot loop of a 10,000-unit run: ``tolist()`` turns the whole step into Python floats
+        in one C call, which is also what lets :meth:`DeviceCore.sample` take its clean-row fast
+        path (NaN, an offline or failed sensor, still goes out as null through the slow path).
+        """
+        rows, online = self.fleet.step(ts)
+        values = rows.tolist()
+        cores = self.cores
+        units = online.nonzero()[0].tolist()
+        for i in units:
+            for msg in cores[i].sample(values[i], now=ts):
+                send(i, msg)
+        return len(units)
+
+    def flush(self, send: Callable[[int, Message], None]) -> None:
+        """Every unit's open block, whatever its size (at the end of a run), to ``send``."""
+        for i, core in enumerate(self.cores):
+            for msg in core.flush():
+                send(i, msg)
 
 
 class _Link:
@@ -89,23 +138,8 @@ class FleetRunner:
         self.clock = clock or SystemClock()
         self.on_progress = on_progress
         self.progress_every = progress_every
-        self.cores = [
-            DeviceCore(
-                Identity(
-                    u.device,
-                    u.model,
-                    u.batch,
-                    u.serial,
-                    u.firmware,
-                    u.product,
-                    scenario.sample_period_s,
-                ),
-                AIRCON_FIELDS,
-                block_rows=block_rows,
-                block_max_age_s=float("inf"),
-            )
-            for u in self.fleet.units
-        ]
+        self.edge = FleetEdge(self.fleet, scenario.sample_period_s, block_rows=block_rows)
+        self.cores = self.edge.cores
         self.sim_ts = scenario.start_ts  # the fleet's event time, advanced by run()
         self.links = [
             _Link(
@@ -129,23 +163,11 @@ class FleetRunner:
         return sum(len(lk.publisher.buffer) for lk in self.links)
 
     def _sample(self, ts: float) -> int:
-        """Step the fleet to ``ts`` and put every online unit's sample through its core.
+        """Step the fleet to ``ts``; what the units' cores send goes into their publishers."""
+        return self.edge.sample(ts, self._submit)
 
-        The hot loop of a 10,000-unit run: ``tolist()`` turns the whole step into Python floats
-        in one C call, which is also what lets :meth:`DeviceCore.sample` take its clean-row fast
-        path (NaN, an offline or failed sensor, still goes out as null through the slow path).
-        """
-        rows, online = self.fleet.step(ts)
-        values = rows.tolist()
-        cores, publishers = self.cores, self._publisher_of
-        units = online.nonzero()[0].tolist()
-        for i in units:
-            out = cores[i].sample(values[i], now=ts)
-            if out:
-                submit = publishers[i].submit
-                for msg in out:
-                    submit(msg, now=ts)
-        return len(units)
+    def _submit(self, unit: int, msg: Message) -> None:
+        self._publisher_of[unit].submit(msg, now=self.sim_ts)
 
     def _pump(self) -> None:
         for lk in self.links:
@@ -194,10 +216,7 @@ class FleetRunner:
                         self.clock.sleep(ahead)
                 if step % self.progress_every == 0:
                     self._progress(step, steps, ts)
-            for lk in self.links:
-                for core in lk.cores:
-                    for msg in core.flush():
-                        lk.publisher.submit(msg)
+            self.edge.flush(lambda unit, msg: self._publisher_of[unit].submit(msg))
             self._drain()
             self._progress(steps, steps, sc.start_ts + steps * sc.sample_period_s)
         finally:

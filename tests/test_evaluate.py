@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from evaluation.fleet import evaluate, main
+from evaluation.fleet import evaluate, run, run_fleet
 from simulators.scenario import parse_scenario
 
 TINY = """
@@ -50,6 +50,27 @@ def test_findings_are_matched_to_the_injected_faults(report) -> None:
     assert all(report.false_rate(r) == 0.0 for r in report.rows)
 
 
+def test_the_fleet_goes_through_the_cloud_ingest() -> None:
+    """Every reading the units take while online reaches the detectors as the edge's encoded
+    messages, through the Ingestor: births first, blocks decoded and accepted once each, and
+    every finding is one the Ingestor emitted."""
+    scenario = parse_scenario(TINY)
+    fleet_run = run_fleet(scenario)
+    steps = [scenario.start_ts + i * scenario.sample_period_s for i in range(1, 3 * 1440 + 1)]
+    online = dict.fromkeys(fleet_run.devices, len(steps))
+    for t in fleet_run.truth:
+        if t.kind == "offline":
+            online[t.device] -= sum(t.onset_ts <= ts < t.repair_ts for ts in steps)
+    assert sorted(online.values())[0] < len(steps)  # the outage cost its unit readings
+    stats = fleet_run.ingest
+    assert stats.births == len(fleet_run.devices)
+    assert stats.readings == sum(online.values())
+    assert stats.telemetry == sum(math.ceil(n / 60) for n in online.values())  # 60 rows a block
+    assert stats.messages == 2 * stats.births + stats.telemetry + stats.events  # + status
+    assert (stats.duplicates, stats.malformed, stats.held) == (0, 0, 0)
+    assert stats.findings == len(fleet_run.findings) > 0
+
+
 def test_table_and_json(report, tmp_path, capsys) -> None:
     table = report.table()
     assert "| `noise_rise` | 1 | 100.0 % (1/1)" in table
@@ -58,7 +79,7 @@ def test_table_and_json(report, tmp_path, capsys) -> None:
     path = tmp_path / "tiny.toml"
     path.write_text(TINY)
     out = tmp_path / "report.json"
-    assert main([str(path), "--horizon", "12", "--json", str(out)]) == 0
+    assert run(str(path), horizon_h=12, json_path=out) == 0
     assert "noise_rise" in capsys.readouterr().out
     assert json.loads(out.read_text())["scenario"] == "tiny"
 
@@ -66,5 +87,5 @@ def test_table_and_json(report, tmp_path, capsys) -> None:
 def test_bad_arguments_are_clear_errors(capsys) -> None:
     with pytest.raises(ValueError, match="seeds"):
         evaluate(parse_scenario(TINY), seeds=0)
-    assert main(["no-such-scenario"]) == 2
+    assert run("no-such-scenario") == 2
     assert "unknown scenario" in capsys.readouterr().err
