@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cloud.anomaly.bank import DetectorBank
@@ -35,25 +35,29 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    broker: BrokerAddress = field(default_factory=BrokerAddress)
-    partitions: Sequence[int] = tuple(range(protocol.PARTITIONS))
-    db_url: str = "sqlite:///var/qloop.db"
-    journal_path: str = "var/journal.db"
-    influx_url: str | None = None
+    """What a worker is told by whoever starts it (the ``qloop`` command builds it from its
+    options, ``qloop/settings.py``, which hold the defaults of the deployment's options); the
+    fields with defaults here are internal tuning no operator option sets."""
+
+    broker: BrokerAddress
+    partitions: Sequence[int]
+    db_url: str  # the ticket database; "" runs the worker without ticketing
+    journal_path: str
+    queue_size: int
+    influx_url: str | None = None  # None: no InfluxDB
     influx_token: str | None = None
     influx_org: str | None = None
-    influx_bucket: str = "qloop"
-    queue_size: int = 10_000
-    batch_size: int = 500
-    batch_wait_s: float = 0.05
-    checkpoint_every_s: float = 30.0
+    influx_bucket: str | None = None
     # a database the workers share for detector checkpoints (cloud/store/checkpoints.py); None:
     # the worker's own journal, enough unless partitions move to a worker on another host
     checkpoint_db: str | None = None
+    client_id: str | None = None  # None: derived from the partitions
+    ticket_policy: TicketPolicy | None = None  # None: the policy's own defaults
+    batch_size: int = 500
+    batch_wait_s: float = 0.05
+    checkpoint_every_s: float = 30.0
     stats_every_s: float = 60.0  # how often the worker logs its counters
     generic_detectors: bool = True  # the generic detector on fields no domain detector knows
-    client_id: str | None = None
-    ticket_policy: TicketPolicy | None = None
 
     def mqtt_client_id(self) -> str:
         if self.client_id:
@@ -99,7 +103,7 @@ class Worker:
                 settings.influx_url,
                 settings.influx_token or "",
                 settings.influx_org or "",
-                settings.influx_bucket,
+                settings.influx_bucket or "",
             )
         self.ingestor = Ingestor(
             self.journal,

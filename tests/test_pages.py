@@ -31,7 +31,6 @@ from cloud.ticketing.app import create_app
 from cloud.ticketing.db import make_engine
 from cloud.ticketing.intake import DeviceRecord
 from cloud.ticketing.service import TicketService
-from cloud.ticketing.settings import Settings
 from cloud.ticketing.web import auth
 from cloud.ticketing.web.chart import (
     Marker,
@@ -45,6 +44,7 @@ from cloud.ticketing.web.evidence import SIGNALS, build_chart, chart_for_ticket,
 from cloud.ticketing.web.pages import ticket_list_page
 from contract import protocol
 from qloop.broker import free_port, wait_port
+from qloop.settings import Settings
 from simulators.fleet import Fleet
 from simulators.scenario import parse_scenario
 from tests.helpers import wait_for
@@ -200,8 +200,8 @@ def test_chart_for_ticket_says_why_there_is_no_chart(tmp_path) -> None:
 # --- the pages through TestClient ---------------------------------------------------------------
 @pytest.fixture
 def app(tmp_path):
-    settings = Settings(db=f"sqlite:///{tmp_path / 'pages.db'}", api_token=ADMIN)
-    return create_app(settings, clock=lambda: NOW)
+    settings = Settings(db=f"sqlite:///{tmp_path / 'pages.db'}", api_token=ADMIN, journal=None)
+    return create_app(settings.api(), clock=lambda: NOW)
 
 
 @pytest.fixture

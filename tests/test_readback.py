@@ -28,9 +28,9 @@ from cloud.store.readback import (
     detect_dialect,
     open_reader,
 )
-from cloud.ticketing.settings import Settings
 from cloud.ticketing.web.evidence import build_chart, chart_for_ticket
 from qloop.broker import free_port
+from qloop.settings import Settings
 from tests.test_influx import (  # noqa: F401 - backend is a fixture
     Backend,
     Fleet,

@@ -11,7 +11,7 @@ from cloud.anomaly.base import Finding
 from cloud.ticketing.app import create_app
 from cloud.ticketing.intake import DeviceRecord
 from cloud.ticketing.service import TicketService
-from cloud.ticketing.settings import Settings
+from qloop.settings import Settings, load
 
 ADMIN = "admin-secret"
 DAY = 86_400.0
@@ -28,7 +28,7 @@ EXTENSIONS = {"stage", "overdue", "overdue_stage"}  # optional fields beyond the
 def app(tmp_path):
     settings = Settings(db=f"sqlite:///{tmp_path / 'api.db'}", api_token=ADMIN)
     clock = lambda: datetime(2026, 11, 22, 10, 0, 1, tzinfo=UTC)  # noqa: E731
-    return create_app(settings, clock=clock)
+    return create_app(settings.api(), clock=clock)
 
 
 @pytest.fixture
@@ -185,9 +185,9 @@ def test_settings_come_from_qloop_environment(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("QLOOP_DB", f"sqlite:///{tmp_path / 'env.db'}")
     monkeypatch.setenv("QLOOP_BROKER", "localhost:1883")  # another component's option: ignored
     monkeypatch.setenv("QLOOP_ALPHA", "0.05")
-    settings = Settings()
+    settings = load("api")
     assert settings.ticket_policy().alpha == 0.05
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings.api())) as c:
         ok = c.get("/api/v1/tickets", headers={"Authorization": "Bearer from-env"})
     assert ok.status_code == 200 and ok.json() == {"items": [], "next": None}
 

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from cloud.ticketing.app import create_app
 from cloud.ticketing.escalation import DeliveryError, WebhookNotifier
 from cloud.ticketing.service import TicketService
-from cloud.ticketing.settings import Settings
+from qloop.settings import Settings
 from tests import ticketing_support as support
 from tests.helpers import wait_for
 from tests.ticketing_support import Clock, dev_id, finding, register_fleet
@@ -113,7 +113,7 @@ def test_api_checks_the_sla_clocks_in_the_background(tmp_path, clock: Clock, rec
         escalation_webhook=receiver.url,
         sla_check_s=0.05,
     )
-    app = create_app(settings, clock=clock)
+    app = create_app(settings.api(), clock=clock)
     svc: TicketService = app.state.service
     register_fleet(svc, batches=2, units=5)
     (change,) = svc.record_finding(finding(dev_id(1, 2), fault="overcurrent"))

@@ -35,6 +35,7 @@ def _settings(broker, tmp_path: Path, name: str, partitions=range(64), **kw) -> 
         partitions=tuple(partitions),
         db_url=kw.pop("db_url", ""),
         journal_path=str(tmp_path / f"{name}.db"),
+        queue_size=kw.pop("queue_size", 10_000),
         client_id=f"test-{name}",
         **kw,
     )
@@ -273,7 +274,15 @@ def test_a_checkpoint_in_another_format_is_discarded_not_fatal(tmp_path):
     journal.add_birth("ac-9", protocol.encode(birth), 0.0)
     journal.save_checkpoint("ac-9", pickle.dumps(("qloop-detector-state-0", {})), 0.0)
     journal.close()
-    worker = Worker(WorkerSettings(db_url="", journal_path=str(tmp_path / "journal.db")))
+    worker = Worker(
+        WorkerSettings(
+            BrokerAddress(),
+            range(64),
+            db_url="",
+            journal_path=str(tmp_path / "journal.db"),
+            queue_size=100,
+        )
+    )
     try:
         worker._restore()
         assert "ac-9" not in worker.ingestor.detectors

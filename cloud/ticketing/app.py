@@ -17,19 +17,37 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from cloud.store.readback import InfluxTarget
 from cloud.ticketing.api.router import mount_api
 from cloud.ticketing.db import make_engine
+from cloud.ticketing.escalation import Notifier
+from cloud.ticketing.policy import TicketPolicy
 from cloud.ticketing.service import TicketService
-from cloud.ticketing.settings import Settings
 from cloud.ticketing.web import mount_pages
 from contract.clock import utcnow
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """What the API is told by whoever starts it: the ``qloop`` command builds it from its
+    options (``qloop/settings.py``, where the defaults live)."""
+
+    db: str  # SQLAlchemy URL of the ticket database
+    policy: TicketPolicy
+    api_token: str | None  # bootstraps an administrator token when set
+    api_token_name: str
+    sla_check_s: float  # how often the SLA clocks are checked
+    journal: str | None  # the worker's journal: the charts' source without InfluxDB
+    influx: InfluxTarget | None  # the InfluxDB the charts read, if any
+    notifier: Notifier | None  # where overdue tickets are escalated, if anywhere
 
 
 async def _check_sla_forever(service: TicketService, every_s: float) -> None:
@@ -44,26 +62,22 @@ async def _check_sla_forever(service: TicketService, every_s: float) -> None:
 
 
 def create_app(
-    settings: Settings,
+    config: ApiConfig,
     *,
     engine: Engine | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> FastAPI:
-    """The ticketing API and pages over ``settings.db`` (or ``engine``), with the admin token
+    """The ticketing API and pages over ``config.db`` (or ``engine``), with the admin token
     bootstrapped."""
     owns_engine = engine is None
-    engine = engine if engine is not None else make_engine(settings.db)
-    service = TicketService(
-        engine, clock or utcnow, settings.ticket_policy(), notifier=settings.notifier()
-    )
-    if settings.api_token is not None:
-        service.ensure_token(
-            settings.api_token.get_secret_value(), name=settings.api_token_name, role="admin"
-        )
+    engine = engine if engine is not None else make_engine(config.db)
+    service = TicketService(engine, clock or utcnow, config.policy, notifier=config.notifier)
+    if config.api_token is not None:
+        service.ensure_token(config.api_token, name=config.api_token_name, role="admin")
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_check_sla_forever(service, settings.sla_check_s))
+        task = asyncio.create_task(_check_sla_forever(service, config.sla_check_s))
         try:
             yield
         finally:
@@ -79,8 +93,9 @@ def create_app(
         description="Quality tickets opened from field telemetry (CONTRACTS.md §4).",
         lifespan=lifespan,
     )
-    app.state.settings = settings
+    app.state.config = config
     app.state.service = service
     mount_api(app)  # /api/v1 and /healthz (cloud/ticketing/api)
-    mount_pages(app, service, settings)  # the HTML pages (cloud/ticketing/web)
+    # the HTML pages (cloud/ticketing/web); their charts read InfluxDB if set, else the journal
+    mount_pages(app, service, journal=config.journal, influx=config.influx)
     return app

@@ -1,8 +1,8 @@
 """The ticketing pages a quality engineer looks at: server-rendered HTML over the ticket service.
 
-``mount_pages(app, service, settings)`` adds them to the API's app (``/``, ``/login``, ``/tickets``,
-``/tickets/{id}``); ``chart`` draws the evidence charts, ``evidence`` reads them from the store
-in use (InfluxDB if configured, else the worker's journal).
+``mount_pages(app, service, journal=..., influx=...)`` adds them to the API's app (``/``,
+``/login``, ``/tickets``, ``/tickets/{id}``); ``chart`` draws the evidence charts, ``evidence``
+reads them from the store in use (InfluxDB if configured, else the worker's journal).
 """
 
 from cloud.ticketing.web.pages import mount_pages, pages_router

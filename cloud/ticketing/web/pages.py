@@ -16,11 +16,11 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 
+from cloud.store.readback import InfluxTarget
 from cloud.ticketing.api.schemas import Scope, Severity, TicketDetailPublic, TicketPublic
 from cloud.ticketing.errors import InvalidCursor
 from cloud.ticketing.lifecycle import Status
 from cloud.ticketing.service import TicketService
-from cloud.ticketing.settings import Settings
 from cloud.ticketing.tokens import Principal
 from cloud.ticketing.web import auth
 from cloud.ticketing.web.evidence import EvidenceChart, chart_for_ticket
@@ -309,9 +309,11 @@ def login_page(next_url: str, error: str | None = None) -> str:
 
 
 # --- wiring -------------------------------------------------------------------------------------
-def pages_router(service: TicketService, settings: Settings) -> APIRouter:
+def pages_router(
+    service: TicketService, *, journal: str | None, influx: InfluxTarget | None
+) -> APIRouter:
     """The pages' routes over ``service``; the evidence charts read the store in use
-    (``settings.influx_url`` if set, else ``settings.journal``)."""
+    (``influx`` if set, else the worker's ``journal``)."""
     router = APIRouter(include_in_schema=False)
     User = Annotated[Principal, Depends(auth.cookie_user(service))]
 
@@ -378,15 +380,15 @@ def pages_router(service: TicketService, settings: Settings) -> APIRouter:
             return html(page("Not found", body, user=user), 404)
         t = TicketDetailPublic.model_validate(view).model_dump(mode="json")
         detected = datetime.fromisoformat(t["detected_at"]).timestamp()
-        chart = chart_for_ticket(
-            t, settings.journal, detected_ts=detected, influx=settings.influx_target()
-        )
+        chart = chart_for_ticket(t, journal, detected_ts=detected, influx=influx)
         return html(page(t["id"], ticket_page(t, chart), user=user))
 
     return router
 
 
-def mount_pages(app: FastAPI, service: TicketService, settings: Settings) -> None:
+def mount_pages(
+    app: FastAPI, service: TicketService, *, journal: str | None, influx: InfluxTarget | None
+) -> None:
     """Serve the pages from ``app`` (call once in ``create_app``)."""
-    app.include_router(pages_router(service, settings))
+    app.include_router(pages_router(service, journal=journal, influx=influx))
     app.add_exception_handler(auth.LoginRequired, auth.login_redirect)

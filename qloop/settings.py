@@ -1,0 +1,314 @@
+"""Every option of the ``qloop`` command, in one table with one default each, and its loader.
+
+An option's value comes from, in order of precedence: the command line (``--influx-url``), the
+environment (``QLOOP_INFLUX_URL``), a TOML config file given with ``--config-file`` (or
+``QLOOP_CONFIG_FILE``; top-level keys, overridden by a table named after the command such as
+``[cloud]`` or ``[api]``), and the default in :class:`Settings`. Every command loads its options
+the same way (:func:`load`), and the values are validated by the same model, so ``alpha = 2`` is
+refused alike from the file, the environment or the command line.
+
+The lower layers take plain configuration objects built here (:meth:`Settings.ticket_policy`,
+:meth:`Settings.worker`, :meth:`Settings.api`): they never read the environment themselves.
+The defaults of the ticket policy and the SLA clocks are the policy's own
+(``cloud/ticketing/policy.py``, ``sla.py``), referred to here rather than written twice.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from cloud.ticketing.policy import TicketPolicy
+from cloud.ticketing.sla import SlaPolicy
+from contract.errors import QloopError
+from contract.mqtt import BrokerAddress
+
+if TYPE_CHECKING:
+    from cloud.ticketing.app import ApiConfig
+
+    from cloud.worker import WorkerSettings
+
+ENV_PREFIX = "QLOOP_"
+_POLICY = TicketPolicy()
+_SLA = SlaPolicy()
+
+
+class SettingsError(QloopError, ValueError):
+    """An option's value cannot be used; the message names the option and where it came from."""
+
+
+class Settings(BaseModel):
+    """The options, their defaults and their help (``qloop <command> --help`` shows them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # the parts of the system and where they meet
+    broker: str = Field(
+        f"{BrokerAddress().host}:{BrokerAddress().port}", description="MQTT broker HOST:PORT"
+    )
+    partitions: str = Field("0-63", description="partitions to serve, e.g. 0-15,32")
+    db: str = Field("sqlite:///var/qloop.db", description="ticket database URL (SQLAlchemy)")
+    journal: str | None = Field(
+        "var/journal.db",
+        description="the worker's embedded store (SQLite); the API's charts read it when"
+        " InfluxDB is not configured or cannot be read (empty: the API reads none)",
+    )
+    influx_url: str | None = Field(
+        None, description="InfluxDB URL: the worker writes telemetry there, the charts read it"
+    )
+    influx_token: SecretStr | None = Field(None, description="InfluxDB token")
+    influx_org: str = Field("", description="InfluxDB organisation")
+    influx_bucket: str = Field("qloop", description="InfluxDB bucket")
+    influx_query: Literal["auto", "flux", "victoriametrics"] = Field(
+        "auto",
+        description="how to query --influx-url: Flux (InfluxDB) or VictoriaMetrics' export API"
+        " (auto: asked of its /health)",
+    )
+    checkpoint_db: str | None = Field(
+        None,
+        description="SQLAlchemy URL of a database the workers share for detector checkpoints,"
+        " so a partition moved to a worker on another host resumes without relearning"
+        " (default: the worker's own journal)",
+    )
+    client_id: str | None = Field(
+        None, description="MQTT client id (default: derived from the partitions)"
+    )
+    queue_size: int = Field(
+        10_000, ge=1, description="received messages waiting for the worker thread at most"
+    )
+    ready_file: str | None = Field(
+        None,
+        description="write this file once the worker's subscriptions are active (a readiness"
+        " probe for scripts and orchestrators)",
+    )
+    duration: float | None = Field(None, gt=0, description="stop after S seconds")
+    # the API
+    host: str = Field("127.0.0.1", description="address the API listens on")
+    port: int = Field(8000, ge=0, le=65535, description="port the API listens on")
+    api_token: SecretStr | None = Field(None, description="bootstraps an administrator token")
+    api_token_name: str = Field("admin", description="name of the bootstrapped token")
+    # the ticket policy: batch statistics, grading, SLA clocks, verification, escalation
+    alpha: float = Field(_POLICY.alpha, gt=0, lt=1, description="significance of the batch test")
+    min_affected: int = Field(
+        _POLICY.min_affected, ge=1, description="affected units a batch ticket needs at least"
+    )
+    correction: Literal["holm", "bh"] = Field(
+        _POLICY.correction, description="multiple-testing correction across batches"
+    )
+    device_tickets: bool = Field(
+        _POLICY.device_tickets, description="open device tickets for isolated faults"
+    )
+    min_unit_days: float = Field(
+        _POLICY.min_unit_days, ge=0, description="unit-days a batch needs before it is judged"
+    )
+    background_rate_per_unit_day: float = Field(
+        _POLICY.background_rate_per_unit_day,
+        gt=0,
+        description="fault rate assumed for a model with no other batches to compare with",
+    )
+    sla_ack_s: float = Field(
+        _SLA.ack["normal"].total_seconds(), gt=0, description="acknowledge within (s)"
+    )
+    sla_containment_s: float = Field(
+        _SLA.containment.total_seconds(), gt=0, description="urgent: in progress within (s)"
+    )
+    sla_cause_s: float = Field(
+        _SLA.cause.total_seconds(), gt=0, description="cause and plan (resolved) within (s)"
+    )
+    sla_fix_s: float = Field(_SLA.fix.total_seconds(), gt=0, description="fix recorded within (s)")
+    sla_verification_s: float = Field(
+        _SLA.verification.total_seconds(), gt=0, description="verified within after the fix (s)"
+    )
+    verify_window_s: float = Field(
+        _POLICY.verify_window_s,
+        gt=0,
+        description="event time a fixed unit has to clear its fault after the fix (s)",
+    )
+    sla_check_s: float = Field(60.0, gt=0, description="how often the API checks the SLA clocks")
+    escalation_webhook: str | None = Field(
+        None, description="URL that overdue tickets are POSTed to (JSON), once per stage"
+    )
+    escalation_max_attempts: int = Field(8, ge=1, description="webhook delivery attempts")
+    escalation_retry_s: float = Field(
+        60.0, gt=0, description="first webhook retry delay (s), then doubled"
+    )
+    # the demo
+    scenario: str = Field("demo", description="built-in scenario name or TOML file")
+    workdir: str = Field("var/demo", description="where the demo keeps its databases and logs")
+    broker_port: int | None = Field(
+        None, ge=1, le=65535, description="port of the demo's MQTT broker (default: a free one)"
+    )
+    # the simulator
+    speed: float | None = Field(
+        None,
+        ge=0,
+        description="simulated seconds per wall second (0: flat out; default: the scenario's)",
+    )
+    ground_truth: str | None = Field(None, description="write the injected faults to this JSON")
+    client_prefix: str = Field("qloop-sim", description="MQTT client id prefix")
+    # evaluation
+    seeds: int = Field(1, ge=1, description="independent fleets (seed, seed+1, ...)")
+    block_rows: int = Field(60, ge=1, description="readings per telemetry block")
+    horizon: float = Field(48.0, gt=0, description="detection horizon in hours")
+    json_path: str | None = Field(None, description="also write the report as JSON to this file")
+    # operators' reports and tools
+    latest: int = Field(10, ge=0, description="show this many of the latest dead letters")
+    output: str | None = Field(None, description="output file (default: stdout)")
+    config: str | None = Field(None, description="the edge agent's TOML config file")
+    log_level: str = Field("INFO", description="logging level")
+
+    def ticket_policy(self) -> TicketPolicy:
+        """Batch statistics, grading, SLA clocks and verification as the options say."""
+        from datetime import timedelta
+
+        return TicketPolicy(
+            alpha=self.alpha,
+            min_affected=self.min_affected,
+            correction=self.correction,
+            device_tickets=self.device_tickets,
+            min_unit_days=self.min_unit_days,
+            background_rate_per_unit_day=self.background_rate_per_unit_day,
+            sla=SlaPolicy(
+                ack=dict.fromkeys(_SLA.ack, timedelta(seconds=self.sla_ack_s)),
+                containment=timedelta(seconds=self.sla_containment_s),
+                cause=timedelta(seconds=self.sla_cause_s),
+                fix=timedelta(seconds=self.sla_fix_s),
+                verification=timedelta(seconds=self.sla_verification_s),
+            ),
+            verify_window_s=self.verify_window_s,
+        )
+
+    def _secret(self, value: SecretStr | None) -> str | None:
+        return value.get_secret_value() if value is not None else None
+
+    def influx_target(self) -> Any:
+        """The InfluxDB the charts read (``cloud.store.readback.InfluxTarget``), if any."""
+        from cloud.store.readback import InfluxTarget
+
+        if not self.influx_url:
+            return None
+        return InfluxTarget(
+            self.influx_url,
+            self._secret(self.influx_token) or "",
+            self.influx_org,
+            self.influx_bucket,
+            self.influx_query,
+        )
+
+    def api(self) -> ApiConfig:
+        """What :func:`cloud.ticketing.app.create_app` needs."""
+        from datetime import timedelta
+
+        from cloud.ticketing.app import ApiConfig
+
+        from cloud.ticketing.escalation import WebhookNotifier
+
+        notifier = None
+        if self.escalation_webhook:
+            notifier = WebhookNotifier(
+                self.escalation_webhook,
+                max_attempts=self.escalation_max_attempts,
+                retry_base=timedelta(seconds=self.escalation_retry_s),
+            )
+        return ApiConfig(
+            db=self.db,
+            journal=self.journal or None,
+            influx=self.influx_target(),
+            policy=self.ticket_policy(),
+            notifier=notifier,
+            api_token=self._secret(self.api_token),
+            api_token_name=self.api_token_name,
+            sla_check_s=self.sla_check_s,
+        )
+
+    def worker(self) -> WorkerSettings:
+        """What :class:`cloud.worker.Worker` needs."""
+        from cloud.worker import WorkerSettings
+        from contract.protocol import parse_partitions
+
+        if not self.journal:
+            raise SettingsError("--journal (QLOOP_JOURNAL): a worker needs its journal")
+        return WorkerSettings(
+            broker=BrokerAddress.parse(self.broker),
+            partitions=parse_partitions(self.partitions),
+            db_url=self.db,
+            journal_path=self.journal,
+            influx_url=self.influx_url,
+            influx_token=self._secret(self.influx_token),
+            influx_org=self.influx_org,
+            influx_bucket=self.influx_bucket,
+            client_id=self.client_id,
+            checkpoint_db=self.checkpoint_db,
+            queue_size=self.queue_size,
+            ticket_policy=self.ticket_policy(),
+        )
+
+
+def env_name(option: str) -> str:
+    """``influx_url`` → ``QLOOP_INFLUX_URL``."""
+    return ENV_PREFIX + option.upper()
+
+
+def read_config_file(path: str | Path | None) -> dict[str, Any]:
+    """The TOML config file's document (empty without one)."""
+    if not path:
+        return {}
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise SettingsError(f"cannot read config file {path}: {e}") from None
+
+
+def load(
+    command: str,
+    given: Mapping[str, Any] | None = None,
+    *,
+    config: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """The settings of ``command`` (its config-file table's name): ``given`` (the options on
+    the command line) over the environment, over the config file, over the defaults."""
+    environ = os.environ if environ is None else environ
+    config = config or {}
+    table = config.get(command, {})
+    if not isinstance(table, Mapping):
+        raise SettingsError(f"config file: [{command}] must be a table")
+    layers: list[tuple[str, Mapping[str, Any]]] = [
+        ("config file", {k: v for k, v in config.items() if not isinstance(v, Mapping)}),
+        (f"config file [{command}]", table),
+        (
+            "environment",
+            {
+                name: environ[env_name(name)]
+                for name in Settings.model_fields
+                if env_name(name) in environ
+            },
+        ),
+        ("command line", dict(given or {})),
+    ]
+    values: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    for where, layer in layers:
+        for name, value in layer.items():
+            if name not in Settings.model_fields:
+                if where.startswith("config file"):
+                    raise SettingsError(f"{where}: unknown option {name!r}")
+                continue
+            values[name], source[name] = value, where
+    try:
+        return Settings(**values)
+    except ValidationError as e:
+        first = e.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "?"
+        where = source.get(name, "default")
+        flag = "--" + name.replace("_", "-")
+        raise SettingsError(
+            f"{flag} ({env_name(name)}) from the {where}: {first['msg']}"
+            f" (got {str(values.get(name))[:80]!r})"
+        ) from None
