@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from qloop.broker import free_port, wait_port
+from tests import scenarios
 from tests.helpers import wait_for
+from tests.scenarios import batch, fault
 from tests.vm import VictoriaMetrics
 
 pytestmark = [pytest.mark.broker, pytest.mark.e2e]
@@ -28,36 +30,11 @@ DAY = 86400.0
 
 def scenario(*, repair_after: str | None) -> str:
     """Three batches of one model; most of B-LEAK loses 30 % capacity from day 2 or 3."""
-    repair = f'repair_after_s = "{repair_after}"\n' if repair_after else ""
-    return f"""
-name = "e2e"
-seed = 11
-start_ts = 2024-07-01T00:00:00+08:00
-duration_s = "7d"
-sample_period_s = 60
-
-[[batches]]
-batch = "B-GOOD-1"
-model = "KFR-35GW"
-units = 14
-
-[[batches]]
-batch = "B-LEAK"
-model = "KFR-35GW"
-units = 14
-
-[[batches.faults]]
-kind = "refrigerant_leak"
-share = 0.6
-onset_after_s = ["2d", "3d"]
-magnitude = 0.3
-ramp_s = "1d"
-{repair}
-[[batches]]
-batch = "B-GOOD-2"
-model = "KFR-35GW"
-units = 14
-"""
+    repair = {"repair_after_s": repair_after} if repair_after else {}
+    leak = fault("refrigerant_leak", 0.6, ["2d", "3d"], magnitude=0.3, ramp_s="1d", **repair)
+    return scenarios.scenario(
+        "e2e", 11, "7d", batch("B-GOOD-1", 14), batch("B-LEAK", 14, leak), batch("B-GOOD-2", 14)
+    )
 
 
 class System:

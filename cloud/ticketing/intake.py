@@ -1,5 +1,5 @@
 """Findings and devices in: detector findings and birth messages become stored state, and the
-fault's tickets are evaluated (``evaluation.py``).
+fault's tickets are evaluated (``decisions.py``).
 
 Flow of :func:`record_finding`: store the finding (``findings`` log), update the device's current
 state for that fault (``device_faults``; an older finding arriving late does not overwrite a newer
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from cloud.anomaly.base import Finding
 from cloud.ticketing.context import Context, serialize
-from cloud.ticketing.evaluation import evaluate
+from cloud.ticketing.decisions import evaluate
 from cloud.ticketing.history import TicketChange
 from cloud.ticketing.models import Device, DeviceFault, FindingRecord
 from cloud.ticketing.verification import verify_pending

@@ -1,6 +1,6 @@
 """Opening tickets and keeping open ones current with their affected units.
 
-``evaluation.py`` decides which ticket a fault's state calls for; this module writes it:
+``decisions.py`` decides which ticket a fault's state calls for; this module writes it:
 
 - **Opening** (:func:`new_ticket`, :func:`open_batch_ticket`): graded (severity, priority) and
   routed (departments) by the policy, due within the acknowledge deadline. One not-closed ticket

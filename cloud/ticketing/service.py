@@ -5,7 +5,7 @@ The service holds no state beyond the database: it builds one :class:`~cloud.tic
 Context` (session factories, clock, policy, notifier) and hands it to
 
 - ``intake.py``: findings and birth messages in (:meth:`~TicketService.record_finding`,
-  :meth:`~TicketService.register_device`, :meth:`~TicketService.touch_devices`); ``evaluation.py``
+  :meth:`~TicketService.register_device`, :meth:`~TicketService.touch_devices`); ``decisions.py``
   decides which tickets the data calls for and ``opening.py`` opens, refreshes and folds them;
 - ``queries.py``: pages of tickets and one ticket with its history and fix (``views.py``);
 - ``actions.py``: what people do (lifecycle moves, comments, follow-ups, the fix record);

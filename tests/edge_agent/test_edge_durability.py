@@ -38,7 +38,7 @@ from qloop.broker import BrokerProcess, start_broker
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.broker
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class DurableCollector:

@@ -47,8 +47,9 @@ from qloop.broker import free_port, wait_port
 from qloop.settings import Settings
 from simulators.fleet import Fleet
 from simulators.scenario import parse_scenario
+from tests.cloud.ticketing.test_ticketing_api import seeded  # noqa: F401 - the API tests' fleet, as a fixture
 from tests.helpers import wait_for
-from tests.test_ticketing_api import seeded  # noqa: F401 - the API tests' fleet, as a fixture
+from tests.scenarios import batch, fault, scenario
 
 ADMIN = "admin-secret"
 DAY = 86_400.0
@@ -371,35 +372,15 @@ def test_values_are_escaped(app) -> None:
 
 
 # --- a real browser against the real server -----------------------------------------------------
-SCENARIO = """
-name = "pages"
-seed = 7
-start_ts = 2024-07-01T00:00:00+08:00
-duration_s = "5d"
-sample_period_s = 300
-
-[[batches]]
-batch = "B-GOOD-1"
-model = "KFR-35GW"
-units = 10
-
-[[batches]]
-batch = "B-LEAK"
-model = "KFR-35GW"
-units = 10
-
-[[batches.faults]]
-kind = "refrigerant_leak"
-share = 0.6
-onset_after_s = ["2d", "3d"]
-magnitude = 0.3
-ramp_s = "1h"
-
-[[batches]]
-batch = "B-GOOD-2"
-model = "KFR-35GW"
-units = 10
-"""
+SCENARIO = scenario(
+    "pages",
+    7,
+    "5d",
+    batch("B-GOOD-1", 10),
+    batch("B-LEAK", 10, fault("refrigerant_leak", 0.6, ["2d", "3d"], magnitude=0.3, ramp_s="1h")),
+    batch("B-GOOD-2", 10),
+    sample_period_s=300,
+)
 BLOCK_ROWS = 12  # one telemetry message per simulated hour of 5-minute samples
 
 

@@ -9,29 +9,22 @@ import pytest
 
 from evaluation.fleet import evaluate, run, run_fleet
 from simulators.scenario import parse_scenario
+from tests.scenarios import batch, fault, scenario
 
-TINY = """
-name = "tiny"
-description = "5 units, 3 days: a loose panel and an outage"
-seed = 4
-start_ts = 2024-07-01T00:00:00+08:00
-duration_s = "3d"
-sample_period_s = 60
-[[batches]]
-batch = "B1"
-model = "KFR-35GW"
-units = 5
-[[batches.faults]]
-kind = "loose_panel"
-share = 0.2
-onset_after_s = "2d"
-magnitude = 6.0
-[[batches.faults]]
-kind = "offline"
-share = 0.2
-onset_after_s = "1d"
-magnitude = "8h"
-"""
+pytestmark = pytest.mark.slow  # simulated fleets through the whole ingest path
+
+TINY = scenario(
+    "tiny",
+    4,
+    "3d",
+    batch(
+        "B1",
+        5,
+        fault("loose_panel", 0.2, "2d", magnitude=6.0),
+        fault("offline", 0.2, "1d", magnitude="8h"),
+    ),
+    description="5 units, 3 days: a loose panel and an outage",
+)
 
 
 @pytest.fixture(scope="module")

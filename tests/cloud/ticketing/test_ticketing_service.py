@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cloud.ticketing import evaluation
+from cloud.ticketing import decisions
 from cloud.ticketing.db import make_engine
 from cloud.ticketing.errors import TicketConflict
 from cloud.ticketing.history import ChangeKind
@@ -299,7 +299,7 @@ def test_losing_the_race_to_open_updates_the_winner(svc: TicketService, monkeypa
     register_fleet(svc)
     for u in range(4):
         svc.record_finding(finding(dev_id(0, u), fault="noise_rise"))
-    original = evaluation._active_states
+    original = decisions._active_states
 
     def racing(s: Session, model: str, batch: str, fault: str):
         rival = _ticket("PF209901001")  # open batch ticket for (MODEL, B0, noise_rise)
@@ -308,7 +308,7 @@ def test_losing_the_race_to_open_updates_the_winner(svc: TicketService, monkeypa
         s.flush()
         return original(s, model, batch, fault)
 
-    monkeypatch.setattr(evaluation, "_active_states", racing)
+    monkeypatch.setattr(decisions, "_active_states", racing)
     changes = svc.record_finding(finding(dev_id(0, 4), fault="noise_rise"))
     assert {c.ticket_id for c in changes} == {"PF209901001"}
     (ticket,) = open_tickets(svc, scope="batch")

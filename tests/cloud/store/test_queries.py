@@ -44,7 +44,7 @@ def test_every_shipped_query_is_documented_and_renders():
 
 
 HOSTILE = 'B1") |> drop() // \\ ${x}'  # a value that would be code if pasted into Flux
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 FLUX_MODULES = ROOT / ".cache" / "flux" / "node_modules"
 
 

@@ -14,7 +14,10 @@ from benchmarks import run as bench_run
 from benchmarks.common import SECTION, append_section
 from qloop.broker import find_mosquitto
 
-pytestmark = pytest.mark.skipif(find_mosquitto() is None, reason="needs Mosquitto")
+pytestmark = [
+    pytest.mark.skipif(find_mosquitto() is None, reason="needs Mosquitto"),
+    pytest.mark.slow,
+]
 
 
 @pytest.mark.broker

@@ -21,6 +21,9 @@ from cloud.anomaly.base import Block, Finding
 from cloud.anomaly.cooling import CoolingDecline
 from simulators.fleet import Fleet
 from simulators.scenario import parse_scenario
+from tests.scenarios import batch, fault, scenario
+
+pytestmark = pytest.mark.slow  # weeks of simulated units
 
 H = 3600.0
 DAY = 86400.0
@@ -132,31 +135,20 @@ def test_pickle_with_a_window_beyond_the_range_open_gives_identical_later_findin
 
 # --- simulated units in a warming climate ----------------------------------------------------
 
-SEASON = """
-name = "warming"
-seed = {seed}
-start_ts = 2024-05-10T00:00:00+08:00
-duration_s = "26d"
-sample_period_s = 60
-[climate]
-outdoor_mean_c = 23.0
-daily_amplitude_c = 4.0
-weather_sigma_c = 0.5
-trend_c_per_day = 0.6
-[[batches]]
-batch = "B1"
-model = "KFR-50GW"
-units = 3
-{fault}
-"""
-LEAK = """
-[[batches.faults]]
-kind = "refrigerant_leak"
-share = 1.0
-onset_after_s = ["21d", "22d"]
-magnitude = 0.15
-ramp_s = "1h"
-"""
+SEASON = scenario(
+    "warming",
+    "{seed}",
+    "26d",
+    batch("B1", 3, "{fault}", model="KFR-50GW"),
+    start_ts="2024-05-10T00:00:00+08:00",
+    climate={
+        "outdoor_mean_c": 23.0,
+        "daily_amplitude_c": 4.0,
+        "weather_sigma_c": 0.5,
+        "trend_c_per_day": 0.6,
+    },
+)
+LEAK = fault("refrigerant_leak", 1.0, ["21d", "22d"], magnitude=0.15, ramp_s="1h")
 
 
 def _simulated(seed: int, fault: str) -> tuple[dict[str, list[Block]], dict[str, float]]:

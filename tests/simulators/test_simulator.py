@@ -34,6 +34,9 @@ from simulators.scenario import (
     load_scenario,
     parse_scenario,
 )
+from tests import scenarios as toml
+
+pytestmark = pytest.mark.slow  # days of simulated physics per case
 
 DAY = 86400.0
 START = 1719763200.0  # 2024-07-01T00:00:00+08:00
@@ -391,25 +394,15 @@ def test_load_scenario_from_a_file(tmp_path) -> None:
     assert spec.climate.outdoor_mean_c == 33.0
 
 
-GOOD = """
-name = "mine"
-seed = 5
-start_ts = 2024-07-01T00:00:00+08:00
-duration_s = "1d12h"
-sample_period_s = 60
-[climate]
-outdoor_mean_c = 33.0
-[[batches]]
-batch = "B1"
-model = "KFR-35GW"
-units = 4
-[[batches.faults]]
-kind = "refrigerant_leak"
-share = 0.5
-onset_after_s = ["1h", "2h"]
-magnitude = 0.2
-ramp_s = "1d"
-"""
+GOOD = toml.scenario(
+    "mine",
+    5,
+    "1d12h",
+    toml.batch(
+        "B1", 4, toml.fault("refrigerant_leak", 0.5, ["1h", "2h"], magnitude=0.2, ramp_s="1d")
+    ),
+    climate={"outdoor_mean_c": 33.0},
+)
 
 
 @pytest.mark.parametrize(

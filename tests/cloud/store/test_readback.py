@@ -31,7 +31,7 @@ from cloud.store.readback import (
 from cloud.ticketing.web.evidence import build_chart, chart_for_ticket
 from qloop.broker import free_port
 from qloop.settings import Settings
-from tests.test_influx import (  # noqa: F401 - backend is a fixture
+from tests.cloud.store.test_influx import (  # noqa: F401 - backend is a fixture
     Backend,
     Fleet,
     _inbound,

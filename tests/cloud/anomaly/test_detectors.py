@@ -45,6 +45,10 @@ from cloud.anomaly.trend import RecentWindows
 from cloud.anomaly.univariate import UnivariateAnomaly
 from simulators.fleet import Fleet, InjectedFault
 from simulators.scenario import parse_scenario
+from tests import scenarios
+from tests.scenarios import batch, fault, scenario
+
+pytestmark = pytest.mark.slow  # days of simulated units per case
 
 H = 3600.0
 DAY = 86400.0
@@ -55,20 +59,15 @@ EXTRA_FIELD = "humidity_pct"  # a field no air-conditioner detector knows
 
 
 def _scenario(seed: int, days: int, units: int, fault: str = "", prefix: str = "ac") -> str:
-    return f"""
-name = "contract"
-device_prefix = "{prefix}"
-seed = {seed}
-start_ts = {START}
-duration_s = "{days}d"
-sample_period_s = 60
-sensor_dropout = 0.0005
-[[batches]]
-batch = "B1"
-model = "{("KFR-35GW", "KFR-26GW", "KFR-50GW")[seed % 3]}"
-units = {units}
-{fault}
-"""
+    model = ("KFR-35GW", "KFR-26GW", "KFR-50GW")[seed % 3]
+    return scenario(
+        "contract",
+        seed,
+        f"{days}d",
+        batch("B1", units, fault, model=model),
+        device_prefix=prefix,
+        sensor_dropout=0.0005,
+    )
 
 
 @dataclass(frozen=True)
@@ -134,9 +133,7 @@ class Case:
 
 
 def _fault(kind: str, **kw: object) -> str:
-    lines = [f'kind = "{kind}"', "share = 1.0", f'onset_after_s = "{ONSET_S / DAY:g}d"']
-    lines += [f"{k} = {v!r}".replace("'", '"') for k, v in kw.items()]
-    return "[[batches.faults]]\n" + "\n".join(lines)
+    return fault(kind, 1.0, f"{ONSET_S / DAY:g}d", **kw)
 
 
 CASES = [
@@ -351,24 +348,8 @@ def test_a_stuck_supply_sensor_is_not_taken_for_a_cooling_decline() -> None:
     from evaluation.fleet import run_fleet
     from simulators.scenario import parse_scenario
 
-    scenario = parse_scenario("""
-name = "stuck"
-seed = 5
-start_ts = 2024-07-01T00:00:00+08:00
-duration_s = "6d"
-sample_period_s = 60
-
-[[batches]]
-batch = "B1"
-model = "KFR-35GW"
-units = 6
-
-[[batches.faults]]
-kind = "stuck_sensor"
-share = 1.0
-onset_after_s = ["2d", "3d"]
-sensor = "supply_c"
-""")
+    stuck = fault("stuck_sensor", 1.0, ["2d", "3d"], sensor="supply_c")
+    scenario = parse_scenario(scenarios.scenario("stuck", 5, "6d", batch("B1", 6, stuck)))
     run = run_fleet(scenario)
     faults = {(f.device, f.fault) for f in run.findings if f.active}
     stuck = {d for d, fault in faults if fault == "sensor_stuck"}
