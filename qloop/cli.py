@@ -198,6 +198,7 @@ def _announce_ready(link: MqttLink, path: Path) -> None:
 
 def _cmd_api(args: argparse.Namespace, s: Settings) -> int:
     import uvicorn
+
     from cloud.ticketing.app import create_app
 
     uvicorn.run(create_app(s.api()), host=s.host, port=s.port, log_level="warning")

@@ -30,7 +30,6 @@ from contract.mqtt import BrokerAddress
 
 if TYPE_CHECKING:
     from cloud.ticketing.app import ApiConfig
-
     from cloud.worker import WorkerSettings
 
 ENV_PREFIX = "QLOOP_"
@@ -86,7 +85,9 @@ class Settings(BaseModel):
         description="write this file once the worker's subscriptions are active (a readiness"
         " probe for scripts and orchestrators)",
     )
-    duration: float | None = Field(None, gt=0, description="stop after S seconds")
+    duration: float | None = Field(
+        None, ge=0, description="stop after S seconds (the demo: once its tickets are printed)"
+    )
     # the API
     host: str = Field("127.0.0.1", description="address the API listens on")
     port: int = Field(8000, ge=0, le=65535, description="port the API listens on")
@@ -205,7 +206,6 @@ class Settings(BaseModel):
         from datetime import timedelta
 
         from cloud.ticketing.app import ApiConfig
-
         from cloud.ticketing.escalation import WebhookNotifier
 
         notifier = None

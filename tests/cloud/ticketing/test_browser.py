@@ -1,0 +1,260 @@
+"""The pages in a real headless Chromium, driven over the DevTools protocol against ``qloop api``
+in its own process.
+
+The DevTools client is a few lines over the ``websockets`` package (installed as a dependency of
+amqtt). The journal behind the evidence chart is filled the way the worker fills it: real
+telemetry payloads (``contract.protocol.encode``) of a simulated fleet with leaking units.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cloud.anomaly.base import Finding
+from cloud.store.journal import Journal
+from cloud.ticketing.db import make_engine
+from cloud.ticketing.intake import DeviceRecord
+from cloud.ticketing.service import TicketService
+from contract import protocol
+from qloop.broker import free_port, wait_port
+from simulators.fleet import Fleet
+from simulators.scenario import parse_scenario
+from tests.helpers import wait_for
+from tests.scenarios import batch, fault, scenario
+
+ADMIN = "admin-secret"
+DAY = 86_400.0
+NOW = datetime(2026, 11, 22, 10, 0, 1, tzinfo=UTC)
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+# --- a real browser against the real server -----------------------------------------------------
+SCENARIO = scenario(
+    "pages",
+    7,
+    "5d",
+    batch("B-GOOD-1", 10),
+    batch("B-LEAK", 10, fault("refrigerant_leak", 0.6, ["2d", "3d"], magnitude=0.3, ramp_s="1h")),
+    batch("B-GOOD-2", 10),
+    sample_period_s=300,
+)
+BLOCK_ROWS = 12  # one telemetry message per simulated hour of 5-minute samples
+
+
+def _fill_from_fleet(db_url: str, journal_path: Path) -> None:
+    """Journal: the simulated fleet's telemetry as real payloads. Database: the devices and one
+    finding per leaking unit, with its ΔT before and after the onset as evidence."""
+    scenario = parse_scenario(SCENARIO)
+    fleet = Fleet(scenario)
+    fields = fleet.fields
+    steps = np.arange(scenario.start_ts, scenario.end_ts, scenario.sample_period_s)
+    rows = np.stack([fleet.step(float(ts))[0] for ts in steps], axis=1)  # unit, time, field
+    journal = Journal(journal_path)
+    for i, unit in enumerate(fleet.units):
+        for seq, k in enumerate(range(0, len(steps), BLOCK_ROWS)):
+            block = [tuple(r) for r in rows[i, k : k + BLOCK_ROWS].tolist()]
+            body = protocol.encode(protocol.Telemetry(unit.device, seq, fields, tuple(block)))
+            journal.add_message(unit.device, seq, "telemetry", block[0][0], block[-1][0], 0.0, body)
+    journal.close()
+
+    service = TicketService(make_engine(db_url), lambda: NOW)
+    for u in fleet.units:
+        service.register_device(
+            DeviceRecord(u.device, u.product, u.model, u.batch, u.serial, u.firmware,
+                         scenario.start_ts, scenario.end_ts)
+        )  # fmt: skip
+    col = {f: fields.index(f) for f in fields}
+    for g in fleet.ground_truth:
+        unit = rows[[u.device for u in fleet.units].index(g.device)]
+        on = unit[:, col["compressor_on"]] == 1
+        dt = unit[:, col["return_c"]] - unit[:, col["supply_c"]]
+
+        def mean_dt(t0: float, t1: float, on=on, dt=dt) -> float:
+            return float(dt[on & (steps >= t0) & (steps < t1)].mean())
+
+        before, after = (
+            mean_dt(g.onset_ts - DAY, g.onset_ts),
+            mean_dt(g.onset_ts + 3600, g.onset_ts + 13 * 3600),
+        )
+        evidence = {"baseline": before, "current": after, "change": after - before}
+        service.record_finding(
+            Finding(g.device, "cooling_decline", g.onset_ts + 13 * 3600, g.onset_ts, 0.9, evidence)
+        )
+    service.engine.dispose()
+
+
+class DevTools:
+    """The smallest Chrome DevTools Protocol client: one page target, calls by id."""
+
+    def __init__(self, ws_url: str) -> None:
+        from websockets.sync.client import connect  # a dependency of amqtt
+
+        self.ws = connect(ws_url, max_size=None, open_timeout=30)
+        self._id = 0
+
+    def call(self, method: str, **params: object) -> dict:
+        self._id += 1
+        self.ws.send(json.dumps({"id": self._id, "method": method, "params": params}))
+        while True:  # skip the events in between
+            msg = json.loads(self.ws.recv(timeout=60))
+            if msg.get("id") == self._id:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg["result"]
+
+    def eval(self, expression: str) -> object:
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(result["exceptionDetails"])
+        return result["result"].get("value")
+
+    def at(self, path: str) -> bool:
+        """Whether the page finished loading ``path`` (false while it navigates)."""
+        try:
+            return self.eval("document.readyState + ' ' + location.pathname") == f"complete {path}"
+        except RuntimeError:  # the old document went away mid-call
+            return False
+
+    def click(self, selector: str) -> None:
+        box = self.eval(
+            f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
+            ".getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
+        for kind in ("mousePressed", "mouseReleased"):
+            self.call(
+                "Input.dispatchMouseEvent",
+                type=kind,
+                x=box[0],
+                y=box[1],
+                button="left",
+                clickCount=1,
+            )
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--hide-scrollbars", "--window-size=1280,1600",
+]  # fmt: skip
+
+
+@pytest.fixture
+def chromium() -> str:
+    if not os.access(CHROMIUM, os.X_OK):
+        msg = "Chromium is not installed: run scripts/setup.sh --test (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return CHROMIUM
+
+
+@pytest.fixture
+def api_server(tmp_path):
+    """``qloop api`` in its own process over a filled database and journal; yields its URL."""
+    db = f"sqlite:///{tmp_path / 'qloop.db'}"
+    journal = tmp_path / "journal.db"
+    _fill_from_fleet(db, journal)
+    port = free_port()
+    env = {**os.environ, "QLOOP_API_TOKEN": ADMIN, "QLOOP_JOURNAL": str(journal)}
+    log = open(tmp_path / "api.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qloop", "api", "--db", db, "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert wait_port("127.0.0.1", port, 30), (tmp_path / "api.log").read_text()
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        log.close()
+
+
+@pytest.mark.browser
+def test_engineer_signs_in_and_sees_the_evidence_chart_in_chromium(
+    chromium: str, api_server: str, tmp_path
+) -> None:
+    # Signed out, a link to a ticket lands on the sign-in form (plain --dump-dom, no cookie).
+    dumped = subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'dump'}", "--dump-dom",
+         f"{api_server}/tickets"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert 'id="token"' in dumped.stdout and "Sign in" in dumped.stdout, dumped.stderr[-2000:]
+
+    profile = tmp_path / "profile"
+    proc = subprocess.Popen(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
+         "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        port_file = profile / "DevToolsActivePort"
+        wait_for(port_file.exists, timeout=60, what="Chromium's DevTools port")
+        wait_for(lambda: len(port_file.read_text().split()) >= 2, what="the port file")
+        port = port_file.read_text().split()[0]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30) as r:
+            page = next(t for t in json.load(r) if t["type"] == "page")
+        tab = DevTools(page["webSocketDebuggerUrl"])
+        tab.call("Page.enable")
+
+        # Sign in the way a person does: open the list, type the token, press the button.
+        tab.call("Page.navigate", url=f"{api_server}/tickets?scope=batch")
+        wait_for(lambda: tab.at("/login"), what="the sign-in form")
+        tab.eval("document.getElementById('token').focus()")
+        tab.call("Input.insertText", text=ADMIN)
+        tab.click("#sign-in")
+        wait_for(lambda: tab.at("/tickets"), what="the ticket list after signing in")
+        assert tab.eval("document.cookie") == ""  # HttpOnly: no script sees the token
+        rows = tab.eval("[...document.querySelectorAll('tr.ticket')].map(r => r.innerText)")
+        assert len(rows) == 1 and "B-LEAK" in rows[0] and "cooling_decline" in rows[0]
+        tid = tab.eval("document.querySelector('tr.ticket').dataset.id")
+
+        tab.click(f"tr.ticket a[href='/tickets/{tid}']")
+        wait_for(lambda: tab.at(f"/tickets/{tid}"), what="the ticket page")
+        assert tab.eval("document.getElementById('ticket-id').innerText").startswith(tid)
+        assert tab.eval("document.querySelector('[data-field=batch]').innerText") == "B-LEAK"
+        assert tab.eval("document.querySelector('[data-field=severity]').innerText") in (
+            "II",
+            "III",
+        )
+        paths = tab.eval("document.querySelectorAll('#evidence-chart svg path.series').length")
+        units = tab.eval("document.querySelectorAll('#units tr[data-device]').length")
+        assert paths == min(units, 6) and paths >= 3  # a line per affected unit (six at most)
+        chips = tab.eval("document.querySelector('#units td.chips').innerText")
+        assert "baseline" in chips and "current" in chips  # each unit's evidence numbers
+        d = tab.eval("document.querySelector('#evidence-chart svg path.series').getAttribute('d')")
+        assert d.startswith("M") and d.count("L") > 50  # hours of data, not a stub
+        width = tab.eval(
+            "document.querySelector('#evidence-chart svg').getBoundingClientRect().width"
+        )
+        assert width > 600  # laid out in the page, not collapsed
+
+        clip = {"x": 0, "y": 0, "width": 1280, "height": 1120, "scale": 1}  # header to history
+        shot = tab.call("Page.captureScreenshot", format="png", clip=clip)
+        png = tmp_path / "ticket.png"
+        png.write_bytes(base64.b64decode(shot["data"]))
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        if os.environ.get("QLOOP_SCREENSHOTS"):  # refresh docs/screenshots on request
+            shutil.copy(png, Path(os.environ["QLOOP_SCREENSHOTS"]) / "ticket.png")
+        tab.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # Chromium and its helpers, in the group it leads
+        proc.wait(30)
