@@ -24,7 +24,7 @@ was dropped may still arrive, since paho resends it after a reconnect). Sizes co
 is larger by its page and index overhead).
 
 :class:`MemoryBuffer` is the reference implementation; :class:`edge_agent.disk_buffer.DiskBuffer`
-does the same on SQLite. ``tests/test_edge_buffer.py`` runs one suite over both.
+does the same on SQLite. ``tests/edge_agent/test_edge_buffer.py`` runs one suite over both.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ extras="dev"
 
 if [ "$want_test" = 1 ]; then
   # The Flux language's own parser and type checker (WebAssembly, from InfluxData's flux-lsp):
-  # tests/test_queries.py checks every shipped query with it.
+  # tests/cloud/store/test_queries.py checks every shipped query with it.
   flux_pkg="@influxdata/flux-lsp-node@0.8.40"
   if [ ! -f .cache/flux/node_modules/@influxdata/flux-lsp-node/package.json ]; then
     mkdir -p .cache/flux

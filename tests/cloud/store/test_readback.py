@@ -4,7 +4,7 @@ and a store that cannot be read gives a reason on the page instead of an error.
 
 Runs against VictoriaMetrics (export API, started by the fixture) and, when INFLUXDB_URL,
 INFLUXDB_TOKEN and INFLUXDB_ORG are set, against that InfluxDB 2 (Flux, the shipped query
-``device_field``) — the ``backend`` fixture of ``tests/test_influx.py``.
+``device_field``) — the ``backend`` fixture of ``tests/cloud/store/test_influx.py``.
 """
 
 from __future__ import annotations
