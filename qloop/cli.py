@@ -3,7 +3,9 @@
 Every option can come from, in order of precedence: the command line, an environment variable
 ``QLOOP_<OPTION>`` (``--influx-url`` → ``QLOOP_INFLUX_URL``), a TOML config file given with
 ``--config-file`` (top-level keys, or a table named after the command, e.g. ``[cloud]``), and
-the built-in default. ``--help`` on each command lists its options with their variables.
+the built-in default; the options, their defaults and the loader are in ``qloop/settings.py``.
+This module only declares which command takes which options and runs the command. ``--help``
+on each command lists its options with their variables.
 """
 
 from __future__ import annotations

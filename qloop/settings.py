@@ -29,6 +29,7 @@ from contract.errors import QloopError
 from contract.mqtt import BrokerAddress
 
 if TYPE_CHECKING:
+    from cloud.store.readback import InfluxTarget
     from cloud.ticketing.app import ApiConfig
     from cloud.worker import WorkerSettings
 
@@ -187,8 +188,8 @@ class Settings(BaseModel):
     def _secret(self, value: SecretStr | None) -> str | None:
         return value.get_secret_value() if value is not None else None
 
-    def influx_target(self) -> Any:
-        """The InfluxDB the charts read (``cloud.store.readback.InfluxTarget``), if any."""
+    def influx_target(self) -> InfluxTarget | None:
+        """The InfluxDB the charts read, if any."""
         from cloud.store.readback import InfluxTarget
 
         if not self.influx_url:
