@@ -1,4 +1,4 @@
-"""Detector accuracy (issue 7's targets) as benchmark figures: ``qloop eval`` on the scenarios
+"""Detector accuracy against its targets as benchmark figures: ``qloop eval`` on the scenarios
 BENCHMARKS.md reports — ``leak15`` (recall for a 15 % capacity loss within 48 h), ``healthy``
 (false findings per 1,000 healthy device-days) and ``week`` (every fault kind) — with
 :func:`evaluation.fleet.evaluate`, 3 seeds each.
@@ -24,8 +24,8 @@ from evaluation.fleet import Report, evaluate
 from simulators.scenario import Scenario, load_scenario
 
 SCENARIOS = ("leak15", "healthy", "week")
-RECALL_TARGET = {("leak15", "cooling_decline"): 0.95}  # issue 7: >= 95 % within 48 h
-FALSE_PER_1000_TARGET = 1.0  # issue 7: <= 1 false finding per 1,000 healthy device-days
+RECALL_TARGET = {("leak15", "cooling_decline"): 0.95}  # the target: >= 95 % within 48 h
+FALSE_PER_1000_TARGET = 1.0  # the target: <= 1 false finding per 1,000 healthy device-days
 
 
 def scenario(name: str, units_per_batch: int | None = None) -> Scenario:
