@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -132,6 +133,7 @@ class MqttLink:
             )
             c.tls_insecure_set(broker.tls_insecure)
         c.on_connect = self._on_connect
+        c.on_connect_fail = self._on_connect_fail
         c.on_disconnect = self._on_disconnect
         c.on_publish = self._on_publish
         c.on_subscribe = self._on_subscribe
@@ -218,6 +220,18 @@ class MqttLink:
         self._connected.set()
         if self._user_on_connect is not None:
             self._user_on_connect()
+
+    def _on_connect_fail(self, client, userdata) -> None:  # noqa: ANN001
+        # paho calls this inside its ``except OSError`` around the (re)connect, so the error
+        # that says why (refused, unreachable, name unknown) is the one being handled
+        reason = sys.exc_info()[1] or "connection failed"
+        log.warning(
+            "%s: cannot reach the broker at %s:%d (%s); retrying",
+            self.client_id,
+            self.broker.host,
+            self.broker.port,
+            reason,
+        )
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # noqa: ANN001
         if any(rc.is_failure for rc in reason_codes):

@@ -198,11 +198,31 @@ def _announce_ready(link: MqttLink, path: Path) -> None:
     threading.Thread(target=wait, name="ready-file", daemon=True).start()
 
 
+def _check_port(host: str, port: int) -> None:
+    """Refuse, in one line, a port something else listens on (uvicorn would log and exit)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise SettingsError(f"--host {host}: {e}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as e:
+            raise SettingsError(
+                f"--port {port} on {host}: {e.strerror or e}; choose another (QLOOP_PORT)"
+            ) from None
+
+
 def _cmd_api(args: argparse.Namespace, s: Settings) -> int:
     import uvicorn
 
     from cloud.ticketing.app import create_app
 
+    _check_port(s.host, s.port)
     uvicorn.run(create_app(s.api()), host=s.host, port=s.port, log_level="warning")
     return 0
 
@@ -297,6 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=settings.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # start-up noise
         return int(args.func(args, settings) or 0)
     except QloopError as e:  # refused with a reason: one line, not a traceback
         raise SystemExit(f"qloop {args.label}: {e}") from None

@@ -14,7 +14,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, inspect, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from cloud.store.sql import connect, for_writing
 from contract.errors import QloopError
@@ -23,19 +24,39 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 _MIGRATE_ATTEMPTS = 6
 _MIGRATION_LOCK = 0x716C6F6F70  # PostgreSQL advisory lock key of migrations ("qloop")
 
-__all__ = ["SchemaError", "alembic_config", "for_writing", "make_engine", "migrate"]
+__all__ = [
+    "DatabaseUnavailable",
+    "SchemaError",
+    "alembic_config",
+    "for_writing",
+    "make_engine",
+    "migrate",
+]
 
 
 class SchemaError(QloopError, RuntimeError):
     """The database holds tables that Alembic does not manage."""
 
 
+class DatabaseUnavailable(QloopError, RuntimeError):
+    """The ticket database cannot be opened: a missing directory, no permission, a server that
+    does not answer, a URL that is not one."""
+
+
 def make_engine(url: str, *, echo: bool = False, upgrade: bool = True) -> Engine:
     """An engine for ``url``, its schema upgraded to the newest revision unless ``upgrade`` is
     False (idempotent)."""
-    engine = connect(url, echo=echo)
-    if upgrade:
-        migrate(engine)
+    try:
+        engine = connect(url, echo=echo)
+        if upgrade:
+            migrate(engine)
+    except (ArgumentError, OperationalError) as e:
+        shown = make_url(url).render_as_string(hide_password=True) if "://" in url else url
+        reason = str(getattr(e, "orig", None) or e).splitlines()[0]
+        raise DatabaseUnavailable(
+            f"cannot open the ticket database {shown}: {reason} (check the URL, that its"
+            " directory exists and is writable, or that the server is up)"
+        ) from None
     return engine
 
 
