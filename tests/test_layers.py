@@ -25,6 +25,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "simulators": ("contract", "edge_agent"),
     "cloud": ("contract",),
     "cloud.anomaly": ("contract",),
+    "cloud.feedback": ("contract",),
     "cloud.store": ("contract", "cloud.anomaly"),
     "cloud.ingest": _CLOUD_BASE,
     "cloud.ticketing": _CLOUD_BASE,
