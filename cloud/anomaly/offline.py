@@ -1,14 +1,30 @@
 """``device_offline``: no message from a device for longer than allowed.
 
-Silence is measured in event time against the worker's watermark (the newest reading it has
-seen from any device), not against the wall clock: a replay of last month's data is not a fleet
-of offline units, and when the worker itself is cut off from the broker the watermark stops too,
-so the cloud's own outage is not blamed on the devices.
-
 What is "longer than allowed" depends on how the device sends: one that sends a block an hour
 is not offline after ten minutes. The watch learns each device's typical gap between messages
 (event time of their last readings, a slow moving average) and allows ``gap_factor`` times that,
 but never less than ``min_silence_s``. A device that speaks again clears the finding.
+
+Silence is judged on two clocks:
+
+- **Event time**, the readings' own time. The fleet's present is a low quantile (``quantile``)
+  of the devices' newest reading times, not the newest reading of all: one device whose clock
+  runs years ahead cannot make the rest of the fleet look silent, and neither can a replay or
+  a backfill in which some MQTT connections run hours of event time ahead of others (at tens of
+  thousands of readings a second, one second of lag between connections is hours of data). A
+  device is silent when the present has moved on by more than it is allowed. The present is
+  also capped at the worker's clock plus ``future_s``, so a fleet of clocks ahead cannot run it
+  into the future. When the worker itself is cut off from the broker, nothing arrives, the
+  present stands still, and the cloud's own outage is not blamed on the devices.
+- **Arrival time**, the worker's clock, only while the stream is live: a current message (its
+  newest reading within ``live_lag_s`` of its arrival) arrived within ``min_silence_s``. Then a
+  device from which nothing has arrived for longer than allowed is silent too. This finds what
+  the quantile cannot: many devices going silent at once (a region's power cut) hold the low
+  quantile back.
+
+A replay is judged in event time alone (its present is far behind the clock), so a replay of
+last month's data is not a fleet of offline units; a unit that fell silent in that data is
+still found, as long as fewer than ``quantile`` of the fleet fell silent with it.
 """
 
 from __future__ import annotations
@@ -16,12 +32,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from cloud.anomaly.base import Finding
 
 
 @dataclass(slots=True)
 class _Seen:
     last_ts: float
+    arrived: float | None
     gap: float | None = None
     offline_since: float | None = None
 
@@ -29,40 +48,74 @@ class _Seen:
 class OfflineWatch:
     """Fleet-level watch over the devices one worker serves.
 
+    A live stream (each message judged on arrival, the worker's clock at its event time):
+
     >>> w = OfflineWatch(min_silence_s=100, gap_factor=3)
     >>> for t in range(0, 500, 10):
-    ...     _ = w.seen("a", float(t)); _ = w.seen("b", float(t))
-    >>> w.seen("a", 800.0)
+    ...     _ = w.seen("a", float(t), arrived=t); _ = w.seen("b", float(t), arrived=t)
+    >>> w.seen("a", 800.0, arrived=800.0)
     []
-    >>> [(f.device, f.onset_ts) for f in w.check()]
+    >>> [(f.device, f.onset_ts) for f in w.check(now=800.0)]
     [('b', 490.0)]
-    >>> [(f.device, f.active) for f in w.seen("b", 810.0)]
+    >>> [(f.device, f.active) for f in w.seen("b", 810.0, arrived=810.0)]
     [('b', False)]
+
+    One device far ahead moves neither the present nor anyone's silence:
+
+    >>> _ = w.seen("a", 1e12, arrived=820.0)
+    >>> w.check(now=820.0), w.present(now=820.0)
+    ([], 810.0)
+
+    A replay, long after the fact, in event time alone: of 20 units one falls silent.
+
+    >>> r = OfflineWatch(min_silence_s=100, gap_factor=3)
+    >>> for t in range(0, 1000, 10):
+    ...     for u in range(20):
+    ...         if u != 7 or t < 500:
+    ...             _ = r.seen(f"u{u}", float(t), arrived=1e9)
+    >>> [(f.device, f.onset_ts) for f in r.check(now=1e9)]
+    [('u7', 490.0)]
     """
 
     fault = "device_offline"
 
     def __init__(
-        self, *, min_silence_s: float = 1800.0, gap_factor: float = 4.0, smoothing: float = 0.1
+        self,
+        *,
+        min_silence_s: float = 1800.0,
+        gap_factor: float = 4.0,
+        smoothing: float = 0.1,
+        quantile: float = 0.1,
+        future_s: float = 300.0,
+        live_lag_s: float = 3600.0,
     ) -> None:
         self.min_silence_s = min_silence_s
         self.gap_factor = gap_factor
         self.smoothing = smoothing
+        self.quantile = quantile
+        self.future_s = future_s
+        self.live_lag_s = live_lag_s
         self._devices: dict[str, _Seen] = {}
-        self.watermark = float("-inf")
+        self._live_arrival = -math.inf  # when the latest current message arrived
 
-    def seen(self, device: str, last_ts: float, span: float = 0.0) -> list[Finding]:
-        """A message from ``device`` whose newest reading is at ``last_ts``; ``span`` is the time
-        its readings cover (a block of an hour's readings means messages an hour apart, which
-        is the first guess of the gap until real gaps are seen)."""
-        if not math.isfinite(last_ts):  # no usable event time: it cannot move the watermark
+    def seen(
+        self, device: str, last_ts: float, span: float = 0.0, arrived: float | None = None
+    ) -> list[Finding]:
+        """A message from ``device`` whose newest reading is at ``last_ts``, received at
+        ``arrived`` on the worker's clock (None: judged in event time only); ``span`` is the
+        time its readings cover (a block of an hour's readings means messages an hour apart,
+        which is the first guess of the gap until real gaps are seen)."""
+        if not math.isfinite(last_ts):  # no usable event time: it cannot move the present
             return []
+        if arrived is not None and last_ts >= arrived - self.live_lag_s:
+            self._live_arrival = max(self._live_arrival, arrived)
         span = span if math.isfinite(span) else 0.0
-        self.watermark = max(self.watermark, last_ts)
         s = self._devices.get(device)
         if s is None:
-            self._devices[device] = _Seen(last_ts, span if span > 0 else None)
+            self._devices[device] = _Seen(last_ts, arrived, span if span > 0 else None)
             return []
+        if arrived is not None:
+            s.arrived = arrived
         out: list[Finding] = []
         if last_ts > s.last_ts:
             gap = last_ts - s.last_ts
@@ -74,27 +127,51 @@ class OfflineWatch:
             else:
                 s.gap = gap if s.gap is None else s.gap + self.smoothing * (gap - s.gap)
             s.last_ts = last_ts
+        elif s.offline_since is not None and arrived is not None:
+            # heard again, though with nothing newer (a replayed or late block): not silent
+            out.append(
+                Finding(device, self.fault, s.last_ts, s.last_ts, 0.0, {"silence_s": 0.0}, False)
+            )
+            s.offline_since = None
         return out
 
     def allowed(self, device: str) -> float:
         s = self._devices[device]
         return max(self.min_silence_s, self.gap_factor * (s.gap or 0.0))
 
-    def check(self) -> list[Finding]:
-        """Findings for devices silent for longer than allowed at the current watermark."""
+    def present(self, now: float | None = None) -> float:
+        """The fleet's present in event time: the ``quantile`` of the devices' newest readings,
+        at most ``now + future_s``."""
+        if not self._devices:
+            return -math.inf
+        latest = np.fromiter((s.last_ts for s in self._devices.values()), float)
+        p = float(np.quantile(latest, self.quantile, method="lower"))
+        return p if now is None else min(p, now + self.future_s)
+
+    def check(self, now: float | None = None) -> list[Finding]:
+        """Findings for devices silent for longer than allowed, judged at ``now`` on the
+        worker's clock (None: in event time only)."""
+        present = self.present(now)
+        live = now is not None and now - self._live_arrival <= self.min_silence_s
         out = []
         for device, s in self._devices.items():
-            silence = self.watermark - s.last_ts
-            if s.offline_since is None and silence > self.allowed(device):
-                s.offline_since = self.watermark
+            if s.offline_since is not None:
+                continue
+            allowed = self.allowed(device)
+            silence = present - s.last_ts
+            if live and s.arrived is not None and now is not None:
+                silence = max(silence, now - s.arrived)
+            if silence > allowed:
+                at = max(present, s.last_ts + allowed)
+                s.offline_since = at
                 out.append(
                     Finding(
                         device,
                         self.fault,
-                        self.watermark,
+                        at,
                         s.last_ts,
-                        min(1.0, silence / (2 * self.allowed(device))),
-                        {"silence_s": silence, "allowed_s": self.allowed(device)},
+                        min(1.0, silence / (2 * allowed)),
+                        {"silence_s": silence, "allowed_s": allowed},
                     )
                 )
         return out

@@ -166,7 +166,7 @@ class Ingestor:
         """``t0``..``t1``: the event time the message covers (computed once, on accept; None for
         a gap, which says nothing of when the device was last heard)."""
         if t0 is not None:
-            for f in self.offline.seen(m.device, t1, t1 - t0):
+            for f in self.offline.seen(m.device, t1, t1 - t0, arrived=self.clock()):
                 self._emit(self.registry.get(m.device), f)
         if self.registry.known(m.device) or m.device in self._no_birth:
             self._process(self.registry.get(m.device), m)
@@ -202,7 +202,7 @@ class Ingestor:
 
     def check_offline(self) -> None:
         """Report devices that fell silent (call now and then, e.g. once per batch)."""
-        for f in self.offline.check():
+        for f in self.offline.check(now=self.clock()):
             self._emit(self.registry.get(f.device), f)
 
     def _emit(self, info: DeviceInfo, f: Finding) -> None:

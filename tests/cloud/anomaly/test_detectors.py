@@ -291,15 +291,17 @@ OFFLINE = _fault("offline", magnitude="8h")
 
 
 def _watch(streams: dict[str, list[Block]], watch: OfflineWatch | None = None) -> list[Finding]:
-    """Blocks of all devices in event-time order through the watch, checked after each round."""
+    """Blocks of all devices in event-time order through the watch, checked after each, as a
+    live stream delivers them (each received at its last reading's time)."""
     watch = OfflineWatch() if watch is None else watch
     merged = sorted(
         ((b.ts[-1], d, b) for d, bs in streams.items() for b in bs), key=lambda x: x[:2]
     )
     out: list[Finding] = []
     for _, device, b in merged:
-        out.extend(watch.seen(device, float(b.ts[-1]), float(b.ts[-1] - b.ts[0])))
-        out.extend(watch.check())
+        now = float(b.ts[-1])
+        out.extend(watch.seen(device, now, float(b.ts[-1] - b.ts[0]), arrived=now))
+        out.extend(watch.check(now=now))
     return out
 
 
