@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-CATEGORIES = ("functional", "performance", "workmanship", "safety", "sensor", "connectivity")
+CATEGORIES = (
+    "functional",
+    "performance",
+    "workmanship",
+    "material",
+    "service",
+    "safety",
+    "sensor",
+    "connectivity",
+)
+# What a person's feedback is classified into: the product's own categories (sensor and
+# connectivity are the instrumentation's, which only telemetry reports).
+FEEDBACK_CATEGORIES = CATEGORIES[:6]
 
 FAULTS: dict[str, str] = {
     "cooling_decline": "performance",

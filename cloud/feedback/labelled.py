@@ -14,7 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 
-CATEGORIES = ("functional", "performance", "workmanship", "material", "service", "safety")
+from contract.faults import FEEDBACK_CATEGORIES
+
+CATEGORIES = FEEDBACK_CATEGORIES
 SEVERITIES = ("I", "II", "III")
 CHANNELS = (
     "hotline",
