@@ -170,7 +170,8 @@ def worker_phase(
             raise RuntimeError(f"workers stored {total('births')} of {len(t.births)} births")
         t0, _ = _publish(broker, t.messages, workdir, publishers)
         last, since = -1, time.monotonic()
-        while (n := total("messages")) < len(t.messages):
+        # done when every message is stored or refused with a reason (a dead letter)
+        while (n := total("messages") + total("dead_letters")) < len(t.messages):
             if n != last:
                 last, since = n, time.monotonic()
             elif time.monotonic() - since > 30:
@@ -187,7 +188,7 @@ def worker_phase(
         "readings_per_s": t.readings / (t1 - t0),
         "stored": stored,
         "published": len(t.messages),
-        "lost": len(t.messages) - stored,
+        "lost": len(t.messages) - stored - dead,
         "dead_letters": dead,
         "seconds": t1 - t0,
     }

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from cloud.anomaly.bank import DetectorBank
 from cloud.anomaly.base import Finding
+from cloud.anomaly.clock import ClockCheck
 from cloud.ingest.ingestor import Ingestor
 from cloud.ingest.registry import DeviceInfo
 from cloud.store.checkpoints import CheckpointStore, SqlCheckpoints
@@ -53,6 +54,7 @@ class WorkerSettings:
     checkpoint_db: str | None = None
     client_id: str | None = None  # None: derived from the partitions
     ticket_policy: TicketPolicy | None = None  # None: the policy's own defaults
+    clock_tolerance_s: float | None = None  # None: the clock check's own default
     batch_size: int = 500
     batch_wait_s: float = 0.05
     checkpoint_every_s: float = 30.0
@@ -111,6 +113,11 @@ class Worker:
             self._finding,
             on_points=self.influx.add if self.influx else None,
             on_birth=self._birth,
+            clock_check=(
+                None
+                if settings.clock_tolerance_s is None
+                else ClockCheck(ahead_s=settings.clock_tolerance_s)
+            ),
             clock=clock,
         )
         self._queue: queue.Queue[InboundMessage] = queue.Queue(settings.queue_size)

@@ -24,6 +24,8 @@ FAULTS: dict[str, str] = {
     # Extension: the edge's second default safety rule (return air over its limit).
     "overheat": "safety",
     "sensor_stuck": "sensor",
+    # Extension: a unit's readings stamped at times that cannot be true (its clock is wrong).
+    "clock_skew": "sensor",
     "device_offline": "connectivity",
     # Extension: the generic detector's finding on a field no domain detector knows.
     "anomaly": "functional",

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from cloud.anomaly.clock import ClockCheck
 from cloud.ticketing.policy import TicketPolicy
 from cloud.ticketing.sla import SlaPolicy
 from contract.errors import QloopError
@@ -80,6 +81,12 @@ class Settings(BaseModel):
     )
     queue_size: int = Field(
         10_000, ge=1, description="received messages waiting for the worker thread at most"
+    )
+    clock_tolerance_s: float = Field(
+        ClockCheck().ahead_s,
+        gt=0,
+        description="readings stamped further ahead of the worker's clock are refused as clock"
+        " skew (s)",
     )
     ready_file: str | None = Field(
         None,
@@ -247,6 +254,7 @@ class Settings(BaseModel):
             checkpoint_db=self.checkpoint_db,
             queue_size=self.queue_size,
             ticket_policy=self.ticket_policy(),
+            clock_tolerance_s=self.clock_tolerance_s,
         )
 
 

@@ -12,7 +12,10 @@ Silence is judged on two clocks:
   runs years ahead cannot make the rest of the fleet look silent, and neither can a replay or
   a backfill in which some MQTT connections run hours of event time ahead of others (at tens of
   thousands of readings a second, one second of lag between connections is hours of data). A
-  device is silent when the present has moved on by more than it is allowed. The present is
+  device is silent when the present has moved on by more than it is allowed since the device
+  was last heard: since its newest reading, or since the present at which that message came in
+  if it came in late — a device behind the others that keeps sending is behind, not silent
+  (a connection that starts late, a publisher that stalls for a moment). The present is
   also capped at the worker's clock plus ``future_s``, so a fleet of clocks ahead cannot run it
   into the future. When the worker itself is cut off from the broker, nothing arrives, the
   present stands still, and the cloud's own outage is not blamed on the devices.
@@ -41,8 +44,10 @@ from cloud.anomaly.base import Finding
 class _Seen:
     last_ts: float
     arrived: float | None
+    heard_at: float  # the fleet's present (as of the last check) when its latest message came
     gap: float | None = None
     offline_since: float | None = None
+    only_born: bool = False  # known from its birth alone: no message with readings yet
 
 
 class OfflineWatch:
@@ -97,6 +102,19 @@ class OfflineWatch:
         self.live_lag_s = live_lag_s
         self._devices: dict[str, _Seen] = {}
         self._live_arrival = -math.inf  # when the latest current message arrived
+        self._present = -math.inf  # as of the last check
+
+    def born(self, device: str, ts: float, arrived: float | None = None) -> None:
+        """``device`` announced itself (its birth, stamped ``ts`` by its clock): it is part of
+        the fleet from now on, so the present waits for it as for any other device — a
+        connection whose devices have not sent their first block yet does not fall behind
+        unseen — and it is silent if it never sends. A device already known is left as it is.
+        """
+        if device in self._devices or not math.isfinite(ts):
+            return
+        if arrived is not None:
+            ts = min(ts, arrived + self.future_s)  # a clock ahead cannot hold the present up
+        self._devices[device] = _Seen(ts, arrived, self._present, only_born=True)
 
     def seen(
         self, device: str, last_ts: float, span: float = 0.0, arrived: float | None = None
@@ -112,27 +130,29 @@ class OfflineWatch:
         span = span if math.isfinite(span) else 0.0
         s = self._devices.get(device)
         if s is None:
-            self._devices[device] = _Seen(last_ts, arrived, span if span > 0 else None)
+            self._devices[device] = _Seen(
+                last_ts, arrived, self._present, span if span > 0 else None
+            )
             return []
+        s.heard_at = self._present
         if arrived is not None:
             s.arrived = arrived
         out: list[Finding] = []
-        if last_ts > s.last_ts:
-            gap = last_ts - s.last_ts
-            if s.offline_since is not None:
-                out.append(
-                    Finding(device, self.fault, last_ts, s.last_ts, 0.0, {"silence_s": gap}, False)
-                )
-                s.offline_since = None
-            else:
-                s.gap = gap if s.gap is None else s.gap + self.smoothing * (gap - s.gap)
-            s.last_ts = last_ts
-        elif s.offline_since is not None and arrived is not None:
-            # heard again, though with nothing newer (a replayed or late block): not silent
+        if s.only_born:  # its first readings: the gap's first guess is their span, as for a
+            s.gap = span if span > 0 else None  # device first heard of now
+        if s.offline_since is not None and (last_ts > s.last_ts or arrived is not None):
+            # heard again; with nothing newer (a replayed or late block) it is not silent either
+            silence = max(0.0, last_ts - s.last_ts)
+            at = max(last_ts, s.last_ts)
             out.append(
-                Finding(device, self.fault, s.last_ts, s.last_ts, 0.0, {"silence_s": 0.0}, False)
+                Finding(device, self.fault, at, s.last_ts, 0.0, {"silence_s": silence}, False)
             )
             s.offline_since = None
+        elif last_ts > s.last_ts and not s.only_born:
+            gap = last_ts - s.last_ts
+            s.gap = gap if s.gap is None else s.gap + self.smoothing * (gap - s.gap)
+        s.only_born = False
+        s.last_ts = max(s.last_ts, last_ts)
         return out
 
     def allowed(self, device: str) -> float:
@@ -151,14 +171,14 @@ class OfflineWatch:
     def check(self, now: float | None = None) -> list[Finding]:
         """Findings for devices silent for longer than allowed, judged at ``now`` on the
         worker's clock (None: in event time only)."""
-        present = self.present(now)
+        present = self._present = self.present(now)
         live = now is not None and now - self._live_arrival <= self.min_silence_s
         out = []
         for device, s in self._devices.items():
             if s.offline_since is not None:
                 continue
             allowed = self.allowed(device)
-            silence = present - s.last_ts
+            silence = present - max(s.last_ts, s.heard_at)
             if live and s.arrived is not None and now is not None:
                 silence = max(silence, now - s.arrived)
             if silence > allowed:

@@ -3,7 +3,9 @@
 :meth:`Ingestor.handle` decodes one message and acts on it:
 
 - anything that does not follow the contract is a dead letter: kept with its reason, counted,
-  and otherwise ignored;
+  and otherwise ignored; so is telemetry or an event stamped at times that cannot be true
+  (``cloud/anomaly/clock.py``), which moves no event time and gives its unit a ``clock_skew``
+  finding;
 - a birth updates the device registry (and is kept, so a restarted worker knows the fleet);
 - telemetry and events are de-duplicated by (device, seq) — in memory first, then by the
   journal's key — and stored as received; then telemetry goes to the detectors and events that
@@ -33,6 +35,7 @@ from typing import NamedTuple
 
 from cloud.anomaly.bank import DetectorBank
 from cloud.anomaly.base import Block, Finding
+from cloud.anomaly.clock import ClockCheck
 from cloud.anomaly.events import EventFindings
 from cloud.anomaly.offline import OfflineWatch
 from cloud.ingest.dedup import SeqTracker
@@ -66,6 +69,7 @@ class IngestStats:
     duplicates: int = 0
     malformed: int = 0
     held: int = 0
+    clock_skew: int = 0  # messages refused for times that cannot be true (also dead letters)
     findings: int = 0
 
 
@@ -81,6 +85,7 @@ class Ingestor:
         hold_limit: int = 100,
         offline: OfflineWatch | None = None,
         events: EventFindings | None = None,
+        clock_check: ClockCheck | None = None,
         clock: Callable[[], float],
     ) -> None:
         self.journal = journal
@@ -92,6 +97,7 @@ class Ingestor:
         self.clock = clock
         self.offline = OfflineWatch() if offline is None else offline
         self.events = EventFindings() if events is None else events
+        self.clock_check = ClockCheck() if clock_check is None else clock_check
         self.processed: set[str] = set()  # devices whose data reached the detectors lately
         self.registry = Registry()
         self.stats = IngestStats()
@@ -126,7 +132,9 @@ class Ingestor:
     def _birth(self, b: Birth, body: bytes) -> None:
         self.stats.births += 1
         info = self.registry.apply_birth(b)
-        self.journal.add_birth(b.device, body, self.clock())
+        now = self.clock()
+        self.journal.add_birth(b.device, body, now)
+        self.offline.born(b.device, b.ts, arrived=now)
         if self.on_birth is not None:
             self.on_birth(info)
         for m in self._held.pop(b.device, []):
@@ -139,6 +147,8 @@ class Ingestor:
         if not self.journal.add_message(device, seq, kind, t0, t1, self.clock(), body):
             self.stats.duplicates += 1  # seen before this worker's memory began
             return False
+        for f in self.clock_check.accepted(device, t1):
+            self._emit(self.registry.get(device), f)
         return True
 
     def _telemetry(self, t: Telemetry, body: bytes) -> None:
@@ -147,8 +157,10 @@ class Ingestor:
                 self._route(_Gap(t.device, t.seq))
             return
         ts_at = t.fields.index("ts")
-        t0 = min(r[ts_at] for r in t.rows)
-        t1 = max(r[ts_at] for r in t.rows)
+        times = [r[ts_at] for r in t.rows]
+        if self._refused(t.device, t.seq, "telemetry", times, body):
+            return
+        t0, t1 = min(times), max(times)
         if not self._accept(t.device, t.seq, "telemetry", t0, t1, body):
             return
         self.stats.telemetry += 1
@@ -156,7 +168,26 @@ class Ingestor:
         self.registry.saw(t.device, t0, t1)
         self._route(t, t0, t1)
 
+    def _refused(self, device: str, seq: int, kind: str, times: list[float], body: bytes) -> bool:
+        """Whether the message's times cannot be true (see ``cloud/anomaly/clock.py``); such a
+        message is kept as a dead letter, moves no time, fills its seq, and gives the unit a
+        ``clock_skew`` finding stamped at its last believed event time."""
+        now = self.clock()
+        why = self.clock_check.reason(times, now)
+        if why is None:
+            return False
+        self.stats.clock_skew += 1
+        self.journal.dead_letter(protocol.topic(device, kind), body, why, now)
+        info = self.registry.get(device)
+        at = info.last_ts if info.last_ts is not None else now
+        for f in self.clock_check.refused(device, times, now, at):
+            self._emit(info, f)
+        self._route(_Gap(device, seq))
+        return True
+
     def _event(self, e: Event, body: bytes) -> None:
+        if self._refused(e.device, e.seq, "event", [e.ts], body):
+            return
         if not self._accept(e.device, e.seq, "event", e.ts, e.ts, body):
             return
         self.stats.events += 1

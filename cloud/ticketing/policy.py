@@ -99,6 +99,7 @@ DEFAULT_ROUTES: tuple[RouteRule, ...] = (
     RouteRule(("Production",), fault="noise_rise"),
     RouteRule(("Production",), fault="vibration_rise"),
     RouteRule(("Purchasing",), fault="sensor_stuck"),  # supplier quality
+    RouteRule(("R&D",), fault="clock_skew"),  # the unit's firmware keeps its clock
     RouteRule(("R&D", "Quality"), fault="overcurrent"),
     RouteRule(("Service",), fault="device_offline"),
     RouteRule(("Quality", "R&D"), category="safety"),

@@ -1,7 +1,8 @@
 """A fleet replayed as fast as the broker takes it, over several connections at once (a backfill
 after an outage, a gateway replay), through a real Mosquitto and a real ``qloop cloud run``:
 the connections run hours of event time apart, and that must not look like offline units,
-while a unit that really fell silent in the replayed data is still found."""
+while a unit that really fell silent in the replayed data is still found; and one unit whose
+clock jumps ten years ahead fools neither the offline watch nor the ticket database."""
 
 from __future__ import annotations
 
@@ -20,11 +21,15 @@ DEVICES, BLOCKS = 400, 30  # 10-minute blocks: 5 h of data per unit, 12,000 mess
 PUBLISHERS = 4
 
 
-def _offline(workdir: Path) -> list[tuple[str, bool]]:
+def _findings(workdir: Path, fault: str = "device_offline") -> list[tuple[str, bool]]:
     with sqlite3.connect(workdir / "one-w0" / "tickets.db") as db:
         return db.execute(
-            "SELECT device, active FROM findings WHERE fault = 'device_offline' ORDER BY id"
+            "SELECT device, active FROM findings WHERE fault = ? ORDER BY id", (fault,)
         ).fetchall()
+
+
+def _offline(workdir: Path) -> list[tuple[str, bool]]:
+    return _findings(workdir)
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +58,41 @@ def test_a_unit_silent_in_the_replayed_data_is_still_found(traffic, tmp_path):
     result = worker_phase(replace(traffic, messages=kept), tmp_path, PUBLISHERS, ["0-63"], "one")
     assert result["lost"] == 0
     assert _offline(tmp_path) == [(silent, True)]
+
+
+def test_a_unit_stamped_ten_years_ahead_fools_no_clock(traffic, tmp_path):
+    """Halfway through, one unit sends a block stamped ten years ahead (with a seq after all
+    of its own, so none of its real blocks is displaced): it is refused as a dead letter and
+    is that unit's clock_skew finding, and neither the other units' silence nor any last-seen
+    time in the ticket database moves."""
+    messages = list(traffic.messages)
+    middle = len(messages) // 2
+    topic, payload, retain = messages[middle]
+    block = protocol.decode(topic, payload)
+    assert isinstance(block, protocol.Telemetry)
+    last_seq = max(
+        protocol.decode(t, p).seq
+        for t, p, _ in messages
+        if protocol.parse_topic(t).device == block.device
+    )
+    ten_years = 10 * 365.25 * 86400
+    ts_at = block.fields.index("ts")
+    ahead = replace(
+        block,
+        seq=last_seq + 1,
+        rows=tuple(
+            tuple(v + ten_years if k == ts_at else v for k, v in enumerate(r)) for r in block.rows
+        ),
+    )
+    messages.insert(middle + 1, (topic, protocol.encode(ahead), retain))
+    result = worker_phase(
+        replace(traffic, messages=messages), tmp_path, PUBLISHERS, ["0-63"], "one"
+    )
+    assert result["lost"] == 0 and result["dead_letters"] == 1
+    assert _offline(tmp_path) == []
+    # the episode opens with the skewed block and closes with the unit's next sane one
+    assert _findings(tmp_path, "clock_skew") == [(block.device, True), (block.device, False)]
+    with sqlite3.connect(tmp_path / "one-w0" / "tickets.db") as db:
+        (newest,) = db.execute("SELECT max(last_seen_ts) FROM devices").fetchone()
+    # the replay covers 5 h: every unit's last-seen time, the skewed one's too, lies within it
+    assert newest < block.rows[-1][ts_at] + 86400

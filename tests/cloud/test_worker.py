@@ -78,7 +78,7 @@ def birth(device: str, product: str = "thermometer") -> Birth:
 
 
 def tel(device: str, seq: int, rows: int = 3) -> Telemetry:
-    t0 = 1_000_000.0 + seq * 600.0
+    t0 = 1_700_000_000.0 + seq * 600.0
     return Telemetry(device, seq, FIELDS, tuple((t0 + 60 * i, 20.0 + i) for i in range(rows)))
 
 

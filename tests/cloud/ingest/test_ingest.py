@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from cloud.anomaly.bank import DetectorBank
+from cloud.anomaly.clock import ClockCheck
 from cloud.ingest.ingestor import Ingestor
 from cloud.store.journal import Journal
 from contract import protocol
@@ -19,6 +22,10 @@ def _msg(m) -> InboundMessage:
     )
 
 
+# These tests count in small made-up times; what the clock check refuses is tested below.
+TRUST_ANY_TIME = ClockCheck(ahead_s=math.inf, earliest_ts=-math.inf)
+
+
 def _tel(device: str, seq: int, t0: float = 0.0, n: int = 3) -> Telemetry:
     return Telemetry(device, seq, ("ts", "x"), tuple((t0 + i, float(i)) for i in range(n)))
 
@@ -28,7 +35,11 @@ def ingest(tmp_path):
     findings = []
     journal = Journal(tmp_path / "journal.db")
     ing = Ingestor(
-        journal, DetectorBank({}), lambda f, info: findings.append((f, info)), clock=lambda: 1000.0
+        journal,
+        DetectorBank({}),
+        lambda f, info: findings.append((f, info)),
+        clock_check=TRUST_ANY_TIME,
+        clock=lambda: 1000.0,
     )
     ing.findings = findings
     yield ing
@@ -52,7 +63,13 @@ def test_duplicates_are_stored_and_counted_once(ingest, tmp_path):
     assert ingest.journal.seqs("d1") == [0, 1, 2, 3]
     ingest.journal.commit()
     # a new worker (empty memory) still refuses a copy: the journal's key
-    again = Ingestor(ingest.journal, DetectorBank({}), lambda f, i: None, clock=lambda: 0.0)
+    again = Ingestor(
+        ingest.journal,
+        DetectorBank({}),
+        lambda f, i: None,
+        clock_check=TRUST_ANY_TIME,
+        clock=lambda: 0.0,
+    )
     again.handle(_msg(_tel("d1", 2, t0=20)))
     assert again.stats.duplicates == 1 and again.stats.telemetry == 0
 
@@ -203,3 +220,55 @@ def test_the_dead_letter_report_refuses_what_is_not_a_journal(tmp_path):
     (tmp_path / "other.db").write_bytes(b"")
     with pytest.raises(SystemExit, match="is not a qloop journal"):
         main(["cloud", "dead-letters", "--journal", str(tmp_path / "other.db")])
+
+
+NOW = 1_700_000_000.0  # the worker's clock in the clock tests
+
+
+@pytest.fixture
+def clocked(tmp_path):
+    """An ingestor with the default clock check, its clock at NOW, and a born device d1."""
+    findings = []
+    ing = Ingestor(
+        Journal(tmp_path / "journal.db"),
+        DetectorBank({}),
+        lambda f, info: findings.append(f),
+        clock=lambda: NOW,
+    )
+    ing.findings = findings
+    ing.handle(_msg(Birth("d1", "air_conditioner", "M", "B", "SN", "1.0", 10.0, NOW - 100)))
+    ing.handle(_msg(_tel("d1", 0, t0=NOW - 60)))
+    yield ing
+    ing.journal.close()
+
+
+@pytest.mark.parametrize(
+    ("ts", "why"),
+    [
+        (NOW + 10 * 365.25 * 86400, "3653 days ahead of the worker clock"),
+        (0.0, "before 2000 (clock not set)"),
+        (-5.0, "before 2000"),
+    ],
+)
+def test_times_that_cannot_be_true_are_refused_and_move_nothing(clocked, ts, why):
+    before = (clocked.registry.get("d1").last_ts, clocked.offline.present())
+    clocked.handle(_msg(_tel("d1", 1, t0=ts)))
+    assert clocked.stats.clock_skew == 1 and clocked.stats.telemetry == 1  # only seq 0
+    ((_, _, _, reason),) = clocked.journal.dead_letters()
+    assert why in reason
+    (f,) = clocked.findings
+    assert (f.fault, f.active, f.ts) == ("clock_skew", True, NOW - 58)  # its last believed time
+    assert (clocked.registry.get("d1").last_ts, clocked.offline.present()) == before
+    assert clocked.journal.seqs("d1") == [0]
+    clocked.handle(_msg(_tel("d1", 2, t0=NOW - 50)))  # a sane block ends the episode
+    assert [(f.fault, f.active) for f in clocked.findings] == [
+        ("clock_skew", True),
+        ("clock_skew", False),
+    ]
+
+
+def test_an_infinite_time_is_refused(clocked):
+    body = b'{"v": 1, "device": "d1", "seq": 1, "fields": ["ts", "x"], "rows": [[1e400, 1.0]]}'
+    clocked.handle(InboundMessage(protocol.topic("d1", "telemetry"), body, False, False))
+    assert clocked.stats.clock_skew == 1
+    assert "not a time" in clocked.journal.dead_letters()[0][3]
