@@ -97,6 +97,10 @@ def _note(
         return _reload(s, ctx.policy, t, now)
 
 
+FIX_EARLIEST_TS = 946_684_800.0  # 2000-01-01T00:00:00Z
+FIX_LATEST_TS = 32_503_680_000.0  # 3000-01-01T00:00:00Z
+
+
 def record_fix(
     ctx: Context,
     ticket_id: str,
@@ -109,10 +113,17 @@ def record_fix(
     """Record what was done on which units from which event time; the ticket goes to verifying.
 
     Raises TicketNotFound, IllegalAction (status allows no fix), InvalidFix (units outside
-    the ticket, no units, or a non-finite time). The fix is judged at once.
+    the ticket, no units, or a time that is not one: not finite, or outside 2000-3000, which
+    also keeps it inside what dates can hold). The fix is judged at once.
     """
     if not math.isfinite(effective_from):
-        raise InvalidFix("effective_from must be a finite time")
+        raise InvalidFix("effective_from must be a finite time", field="effective_from")
+    if not FIX_EARLIEST_TS <= effective_from < FIX_LATEST_TS:
+        raise InvalidFix(
+            "effective_from must be a time between 2000-01-01 and 3000-01-01,"
+            f" got {effective_from}",
+            field="effective_from",
+        )
     now = ctx.now()
     with ctx.sessions.begin() as s:
         t = s.get(Ticket, ticket_id)

@@ -38,4 +38,9 @@ class InvalidCursor(QloopError, ValueError):
 
 
 class InvalidFix(QloopError, ValueError):
-    """A fix record that names units outside the ticket or has no usable effective time."""
+    """A fix record that names units outside the ticket or has no usable effective time;
+    ``field`` names the part of the record that is wrong."""
+
+    def __init__(self, message: str, field: str = "devices") -> None:
+        super().__init__(message)
+        self.field = field

@@ -78,6 +78,9 @@ def bucket_means(points: Iterable[Point], width: float) -> list[tuple[float, flo
     return [((k + 0.5) * width, s / n) for k, (s, n) in sorted(sums.items())]
 
 
+PLOTTABLE = 1e100  # larger magnitudes (and NaN) are not drawn
+
+
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     """About ``count`` round values (steps of 1, 2 or 5 × 10^k) covering [lo, hi].
 
@@ -85,12 +88,18 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     [11.0, 12.0, 13.0, 14.0, 15.0]
     >>> nice_ticks(0.031, 0.052)
     [0.03, 0.035, 0.04, 0.045, 0.05, 0.055]
+    >>> nice_ticks(-1e-320, 1e-320)  # flatter than steps can be: an axis around zero
+    [-1.0, -0.5, 0.0, 0.5, 1.0]
     """
     if hi < lo:
         lo, hi = hi, lo
-    if hi == lo:  # a flat line still needs an axis around it
-        pad = abs(lo) * 0.05 or 1.0
+    scale = max(abs(lo), abs(hi))
+    if hi - lo <= scale * 1e-9 or hi - lo < 1e-200:
+        # a flat line (or one flatter than a float can divide up) still needs an axis around it
+        pad = scale * 0.05 if scale > 1e-200 else 1.0
         lo, hi = lo - pad, hi + pad
+    if not math.isfinite(hi - lo):  # values near the float's limit: no round steps to be had
+        return [lo, hi]
     raw = (hi - lo) / max(1, count)
     mag = 10.0 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
@@ -131,6 +140,9 @@ def line_chart(
     offline is not drawn as a straight line across its silence). Raises ``ValueError`` when no
     series has a point: the caller says "no data" instead of drawing an empty frame.
     """
+    # no sensor reports a value beyond PLOTTABLE; one that does (a broken unit, a hostile
+    # client) must not break the axis for the rest, so it is left out of the drawing
+    series = [Series(s.label, [(t, v) for t, v in s.points if abs(v) <= PLOTTABLE]) for s in series]
     drawn = [s for s in series if s.points]
     if not drawn:
         raise ValueError("nothing to plot: every series is empty")

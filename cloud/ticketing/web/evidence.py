@@ -138,9 +138,12 @@ def build_chart(
     if not any(s.points for s in series):
         return EvidenceChart(None, f"{store} holds no {signal.field} for these units")
     markers = [] if detected_ts is None else [Marker(detected_ts, "first detection")]
-    svg = line_chart(
-        series, y_label=signal.label, markers=markers, gap_s=2.5 * width, width=1120, height=320
-    )
+    try:
+        svg = line_chart(
+            series, y_label=signal.label, markers=markers, gap_s=2.5 * width, width=1120, height=320
+        )
+    except ValueError:  # every value was beyond what can be drawn
+        return EvidenceChart(None, f"{store} holds no plottable {signal.field} for these units")
     hours = width / 3600
     mean = "hourly means" if hours == 1 else f"{hours:g}-hour means"
     of = f"{len(shown)} of {len(devices)}" if len(devices) > len(shown) else f"{len(shown)}"

@@ -162,3 +162,18 @@ def test_chart_for_ticket_says_why_there_is_no_chart(tmp_path) -> None:
     missing = tmp_path / "nope.db"
     assert "does not exist" in chart_for_ticket(ticket, str(missing)).note
     assert not missing.exists()  # looking did not create it
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [5.0, 5.0, 5.0],  # flat
+        [-1e-320, 1e-320],  # flatter than a float can divide up
+        [1e308, -1e308, 3.0],  # beyond anything a sensor reports: left out, the rest drawn
+        [math.nan, 2.0],
+    ],
+)
+def test_any_signal_gives_a_chart_not_an_error(values) -> None:
+    points = [(T0 + 60.0 * i, v) for i, v in enumerate(values)]
+    svg = line_chart([Series("a", points)], y_label="x", markers=[Marker(T0, "m")])
+    assert svg.startswith("<svg") and "nan" not in svg.lower().replace("nanosecond", "")

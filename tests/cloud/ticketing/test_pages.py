@@ -16,7 +16,6 @@ from cloud.ticketing.service import TicketService
 from cloud.ticketing.web import auth
 from cloud.ticketing.web.pages import ticket_list_page
 from qloop.settings import Settings
-from tests.cloud.ticketing.test_ticketing_api import seeded  # noqa: F401 - the API tests' fleet, as a fixture
 
 ADMIN = "admin-secret"
 DAY = 86_400.0

@@ -2,57 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 from fastapi.testclient import TestClient
 
 from cloud.anomaly.base import Finding
 from cloud.ticketing.app import create_app
-from cloud.ticketing.intake import DeviceRecord
 from cloud.ticketing.service import TicketService
-from qloop.settings import Settings, load
+from qloop.settings import load
+from tests.cloud.ticketing.conftest import T0
 
-ADMIN = "admin-secret"
-DAY = 86_400.0
-T0 = 1_700_000_000.0
 TICKET_KEYS = {
     "id", "scope", "model", "batch", "device", "fault", "category", "severity", "priority",
     "department", "departments", "status", "affected_devices", "batch_devices", "detected_at",
     "opened_at", "due_at", "evidence",
 }  # fmt: skip
 EXTENSIONS = {"stage", "overdue", "overdue_stage"}  # optional fields beyond the contract
-
-
-@pytest.fixture
-def app(tmp_path):
-    settings = Settings(db=f"sqlite:///{tmp_path / 'api.db'}", api_token=ADMIN)
-    clock = lambda: datetime(2026, 11, 22, 10, 0, 1, tzinfo=UTC)  # noqa: E731
-    return create_app(settings.api(), clock=clock)
-
-
-@pytest.fixture
-def client(app) -> TestClient:
-    with TestClient(app) as c:
-        c.headers["Authorization"] = f"Bearer {ADMIN}"
-        yield c
-
-
-@pytest.fixture
-def seeded(app) -> TicketService:
-    """Batch B0 of model M1 stands out (8/20) and 7 isolated units elsewhere have device tickets."""
-    svc: TicketService = app.state.service
-    for b in range(4):
-        for u in range(20):
-            svc.register_device(
-                DeviceRecord(f"ac-{b}-{u:02d}", "air_conditioner", "M1", f"B{b}", "SN", "1.0",
-                             T0, T0 + 30 * DAY)
-            )  # fmt: skip
-    for u in range(8):
-        svc.record_finding(Finding(f"ac-0-{u:02d}", "cooling_decline", T0 + 30 * DAY, T0, 0.9))
-    for u in range(7):
-        svc.record_finding(Finding(f"ac-{1 + u % 3}-{u:02d}", "noise_rise", T0 + 30 * DAY, T0, 0.8))
-    return svc
 
 
 def test_healthz_needs_no_token(app) -> None:

@@ -154,7 +154,7 @@ def record_fix(
     except IllegalTransition as exc:
         raise HTTPException(status_code=status.HTTP_409_CONFLICT, detail=str(exc)) from exc
     except InvalidFix as exc:
-        detail = [{"type": "value_error", "loc": ["body", "devices"], "msg": str(exc)}]
+        detail = [{"type": "value_error", "loc": ["body", exc.field], "msg": str(exc)}]
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail) from exc
     return TicketDetailPublic.model_validate(ticket)
 
