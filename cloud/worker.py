@@ -251,10 +251,13 @@ class Worker:
         return len(batch)
 
     def stats(self) -> dict[str, int]:
-        """The worker's counters: ingest, detector order, queue depth."""
+        """The worker's counters: ingest, detector order, lost seqs, queue depth."""
         bank = self.ingestor.detectors
+        lost = self.ingestor.lost_seqs()
         return {
             **asdict(self.ingestor.stats),
+            "lost_seqs": sum(lost.values()),
+            "devices_with_lost_seqs": len(lost),
             "late_blocks": bank.late_blocks,
             "reordered_blocks": bank.reordered_blocks,
             "devices": len(self.ingestor.registry),

@@ -5,6 +5,10 @@ ahead of a gap). The set folds into the floor as gaps fill. A gap that never fil
 dropped messages when its buffer overflowed) is given up once ``max_ahead`` messages are waiting
 above it, so memory stays bounded; the durable store's (device, seq) key still catches a late
 copy after that.
+
+:attr:`SeqTracker.missing` is how many seqs between the first and the newest one seen never
+came: the messages lost on the way (dropped by a full edge buffer or by a broker's queue
+limit), which an operator can check instead of assume.
 """
 
 from __future__ import annotations
@@ -13,9 +17,20 @@ _NONE_AHEAD: frozenset[int] = frozenset()
 
 
 class SeqTracker:
-    __slots__ = ("floor", "ahead", "max_ahead")
+    """The seqs one device's messages have had.
+
+    >>> t = SeqTracker()
+    >>> [t.add(s) for s in (5, 6, 9, 6, 8)]
+    [True, True, True, False, True]
+    >>> t.missing  # 7 has not come (yet)
+    1
+    """
+
+    __slots__ = ("floor", "ahead", "max_ahead", "first", "count")
 
     def __init__(self, max_ahead: int = 4096) -> None:
+        self.first: int | None = None  # the first seq seen: this tracker's view starts there
+        self.count = 0  # distinct seqs seen
         self.floor = -1
         # a set only while messages wait above a gap: an empty set per device costs 216 B
         self.ahead: set[int] | frozenset[int] = _NONE_AHEAD
@@ -25,6 +40,8 @@ class SeqTracker:
         """Record ``seq``; True when it is new."""
         if seq <= self.floor or seq in self.ahead:
             return False
+        self.count += 1
+        self.first = seq if self.first is None else min(self.first, seq)
         if seq == self.floor + 1:
             self.floor = seq
             self._fold()
@@ -47,9 +64,17 @@ class SeqTracker:
         if not self.ahead:
             self.ahead = _NONE_AHEAD
 
-    def __getstate__(self) -> tuple[int, list[int], int]:
-        return self.floor, sorted(self.ahead), self.max_ahead
+    @property
+    def missing(self) -> int:
+        """Seqs between the first and the newest seen that have not come."""
+        if self.first is None:
+            return 0
+        newest = max(self.floor, max(self.ahead, default=self.floor))
+        return max(0, newest - self.first + 1 - self.count)
 
-    def __setstate__(self, state: tuple[int, list[int], int]) -> None:
-        self.floor, ahead, self.max_ahead = state
+    def __getstate__(self) -> tuple[int, list[int], int, int | None, int]:
+        return self.floor, sorted(self.ahead), self.max_ahead, self.first, self.count
+
+    def __setstate__(self, state: tuple[int, list[int], int, int | None, int]) -> None:
+        self.floor, ahead, self.max_ahead, self.first, self.count = state
         self.ahead = set(ahead) if ahead else _NONE_AHEAD

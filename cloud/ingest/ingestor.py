@@ -231,6 +231,12 @@ class Ingestor:
         for f in findings:
             self._emit(info, f)
 
+    def lost_seqs(self) -> dict[str, int]:
+        """Per device, the seqs between the first and the newest it sent that no accepted
+        message had (lost on the way, or refused: see the dead letters); devices with none are
+        left out. "Nothing lost" is this being empty."""
+        return {d: n for d, t in self._seen.items() if (n := t.missing)}
+
     def check_offline(self) -> None:
         """Report devices that fell silent (call now and then, e.g. once per batch)."""
         for f in self.offline.check(now=self.clock()):

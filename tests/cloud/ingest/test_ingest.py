@@ -272,3 +272,13 @@ def test_an_infinite_time_is_refused(clocked):
     clocked.handle(InboundMessage(protocol.topic("d1", "telemetry"), body, False, False))
     assert clocked.stats.clock_skew == 1
     assert "not a time" in clocked.journal.dead_letters()[0][3]
+
+
+def test_lost_seqs_are_counted_per_device_until_they_come(ingest):
+    for seq in (0, 1, 4, 5):
+        ingest.handle(_msg(_tel("d1", seq, t0=10.0 * seq)))
+    ingest.handle(_msg(_tel("d2", 7)))  # a device first heard mid-stream has lost nothing
+    assert ingest.lost_seqs() == {"d1": 2}
+    ingest.handle(_msg(Event("d1", 2, 25.0, "door_open", None, None)))  # an event is a seq too
+    ingest.handle(_msg(_tel("d1", 3, t0=30.0)))
+    assert ingest.lost_seqs() == {}
