@@ -6,6 +6,10 @@ import time
 from datetime import UTC, datetime
 from typing import Protocol
 
+# The earliest time a qloop record can truly carry: no unit was built, and no fix made, before
+# 2000-01-01T00:00:00Z; an earlier stamp (0, a negative time) is a clock that was never set.
+EARLIEST_TS = 946_684_800.0
+
 
 class Clock(Protocol):
     def time(self) -> float:

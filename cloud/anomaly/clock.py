@@ -21,8 +21,7 @@ import math
 from collections.abc import Iterable
 
 from cloud.anomaly.base import Finding
-
-EARLIEST_TS = 946_684_800.0  # 2000-01-01T00:00:00Z
+from contract.clock import EARLIEST_TS
 
 
 class ClockCheck:

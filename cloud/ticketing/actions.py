@@ -31,6 +31,7 @@ from cloud.ticketing.policy import TicketPolicy
 from cloud.ticketing.queries import detail
 from cloud.ticketing.verification import Outcome, decide, withdraw_fix
 from cloud.ticketing.views import TicketView
+from contract.clock import EARLIEST_TS
 
 
 def transition(
@@ -97,7 +98,6 @@ def _note(
         return _reload(s, ctx.policy, t, now)
 
 
-FIX_EARLIEST_TS = 946_684_800.0  # 2000-01-01T00:00:00Z
 FIX_LATEST_TS = 32_503_680_000.0  # 3000-01-01T00:00:00Z
 
 
@@ -118,7 +118,7 @@ def record_fix(
     """
     if not math.isfinite(effective_from):
         raise InvalidFix("effective_from must be a finite time", field="effective_from")
-    if not FIX_EARLIEST_TS <= effective_from < FIX_LATEST_TS:
+    if not EARLIEST_TS <= effective_from < FIX_LATEST_TS:
         raise InvalidFix(
             "effective_from must be a time between 2000-01-01 and 3000-01-01,"
             f" got {effective_from}",
