@@ -1,11 +1,11 @@
 """Bulk feedback exports read into the records ``POST /api/v1/feedback`` takes.
 
-A CRM or an e-commerce back office exports complaints as CSV or Excel (.xlsx); a mailbox gives
-.eml files or one mbox file. :func:`read_feedback` turns each row or message into a
-:class:`FeedbackRecord`, or into a :class:`RowError` that names the row and the reason, so one
-bad row never stops an import. A file that cannot be read at all (an unknown kind, neither UTF-8
-nor GB18030, a mapping naming a column the header lacks) raises :class:`SourceError` before the
-first row. Rows stream: a 10,000-row file is never held in memory.
+A CRM or an e-commerce back office exports complaints as CSV or Excel (.xlsx); a mailbox gives .eml
+files or one mbox file (their messages read by :mod:`cloud.feedback.mail`). :func:`read_feedback`
+turns each row or message into a :class:`FeedbackRecord`, or into a :class:`RowError` that names
+the row and the reason, so one bad row never stops an import. A file that cannot be read at all (an
+unknown kind, neither UTF-8 nor GB18030, a mapping naming a column the header lacks) raises
+:class:`SourceError` before the first row. Rows stream: a 10,000-row file is never held in memory.
 
 Columns are found by header, case-insensitively, in English or Chinese (:data:`HEADERS`), or
 named by a mapping ``{field: header}``. A time without a zone is taken in ``default_tz``: UTC
@@ -18,18 +18,12 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
-import email
-import html
-import mailbox
 import re
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from email import policy
-from email.header import decode_header
-from email.message import EmailMessage
-from email.utils import parseaddr, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +32,7 @@ from openpyxl.utils.exceptions import InvalidFileException
 
 from cloud.feedback.extract import DEMANDS, extract_demand
 from cloud.feedback.labelled import CHANNELS
+from cloud.feedback.mail import Mail, count_messages, messages
 from contract.errors import QloopError
 
 if TYPE_CHECKING:
@@ -95,8 +90,6 @@ _LOCAL_TIME = re.compile(
 )
 _EXCEL_SERIAL = re.compile(r"\d{5}(?:\.\d+)?")  # days since 1899-12-30: 36526 is 2000-01-01
 _EXCEL_EPOCH = datetime(1899, 12, 30)
-_HTML_DROP = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->", re.S | re.I)
-_HTML_BREAK = re.compile(r"<br\s*/?>|</(?:p|div|li|tr|h\d)\s*>", re.I)
 
 
 class SourceError(QloopError, ValueError):
@@ -195,7 +188,10 @@ def read_feedback(
             raise SourceError(f"{path.name}: a column mapping applies to CSV and .xlsx only")
         label = {"received_at": "Date header"}
         rows = _Rows(path.name, "message", label, fallback or "email", default_tz)
-        return (rows.record(n, values, raw) for n, values, raw in _mail(path, kind))
+        return (
+            rows.record(n, _mail_fields(mail), mail.text)
+            for n, mail in enumerate(messages(path, mbox=kind == "mbox"), start=1)
+        )
     layout = _csv_layout(path) if kind == "csv" else None
     header = layout[2] if layout else _xlsx_header(path, sheet)
     columns = _columns(header, mapping or {}, path.name)
@@ -215,11 +211,8 @@ def count_rows(path: Path, *, sheet: str | None = None) -> int | None:
     mail; for .xlsx the sheet's recorded size (empty rows included), ``None`` if it has none."""
     path = Path(path)
     kind = _kind(path)
-    if kind == "eml":
-        return 1
-    if kind == "mbox":
-        with contextlib.closing(mailbox.mbox(path, create=False)) as box:
-            return len(box)
+    if kind in ("eml", "mbox"):
+        return count_messages(path, mbox=kind == "mbox")
     if kind == "xlsx":
         book, ws = _open_sheet(path, sheet)
         with contextlib.closing(book):
@@ -227,7 +220,7 @@ def count_rows(path: Path, *, sheet: str | None = None) -> int | None:
     return sum(1 for _ in _csv_rows(path, *_csv_layout(path)[:2]))
 
 
-class _Invalid(ValueError):
+class _Invalid(QloopError, ValueError):
     """Why a row cannot become a record; caught in :meth:`_Rows.record`."""
 
 
@@ -340,6 +333,16 @@ def _demand(value: str) -> str:
     if key in DEMANDS:
         return key
     return "repair" if key == "修" else extract_demand(value) or "other"
+
+
+def _mail_fields(mail: Mail) -> dict[str, object]:
+    """A message's values under the fields they fill; its Date is parsed as any other time."""
+    return {
+        "text": mail.text,
+        "received_at": mail.date,
+        "customer_name": mail.name,
+        "contact": mail.address,
+    }
 
 
 def _check_fields(mapping: Mapping[str, str]) -> None:
@@ -464,63 +467,3 @@ def _xlsx_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, list[object
         for n, row in enumerate(ws.iter_rows(min_row=2, values_only=True), start=2):
             if any(_cell(v).strip() for v in row):
                 yield n, list(row), "\t".join(_cell(v) for v in row)
-
-
-def _mail(path: Path, kind: str) -> Iterator[tuple[int, dict[str, object], str]]:
-    if kind == "eml":
-        yield 1, *_message(path.read_bytes())
-        return
-    with contextlib.closing(mailbox.mbox(path, create=False)) as box:
-        for n, key in enumerate(box.iterkeys(), start=1):
-            yield n, *_message(box.get_bytes(key))
-
-
-def _message(data: bytes) -> tuple[dict[str, object], str]:
-    """A mail's fields: subject and body as the text, Date, and From's name and address."""
-    msg = email.message_from_bytes(data, policy=policy.default)
-    subject, (name, address) = _header(msg, "subject").strip(), parseaddr(_header(msg, "from"))
-    text = "\n".join(p for p in (subject, _body(msg).strip()) if p)
-    values = {"text": text, "received_at": _header(msg, "date"), "customer_name": name}
-    return values | {"contact": address}, text
-
-
-def _codec(charset: str | None) -> str:
-    """The codec for a mail's charset; GB2312 and GBK labels decode as their superset GB18030,
-    as mail clients label GBK text GB2312."""
-    try:
-        name = codecs.lookup(charset or "utf-8").name
-    except LookupError:
-        return "utf-8"
-    return "gb18030" if name in ("gb2312", "gbk") else name
-
-
-def _header(msg: EmailMessage, name: str) -> str:
-    """A header decoded from its raw form (the email package decodes GB2312 words strictly)."""
-    raw = next((v for k, v in msg.raw_items() if k.lower() == name), "")
-    raw = _eight_bit(re.sub(r"\r?\n(?=[ \t])", "", str(raw)))
-    return "".join(
-        part if isinstance(part, str) else part.decode(_codec(charset), "replace")
-        for part, charset in decode_header(raw)
-    )
-
-
-def _eight_bit(text: str) -> str:
-    """Raw 8-bit bytes in a header (kept by the parser as surrogates) as UTF-8, else GB18030."""
-    data = text.encode("utf-8", "surrogateescape")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("gb18030", "replace")
-
-
-def _body(msg: EmailMessage) -> str:
-    """The plain-text body, or the HTML one stripped of its tags when there is no plain one."""
-    part = msg.get_body(preferencelist=("plain", "html"))
-    if part is None:
-        return ""
-    payload = part.get_payload(decode=True) or b""
-    text = payload.decode(_codec(part.get_content_charset()), "replace").replace("\r\n", "\n")
-    if part.get_content_type() != "text/html":
-        return text
-    text = html.unescape(re.sub(r"<[^>]+>", "", _HTML_BREAK.sub("\n", _HTML_DROP.sub("", text))))
-    return "\n".join(line.strip() for line in text.splitlines() if line.strip())
