@@ -28,16 +28,22 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "cloud.feedback": ("contract",),
     "cloud.store": ("contract", "cloud.anomaly"),
     "cloud.ingest": _CLOUD_BASE,
-    "cloud.ticketing": _CLOUD_BASE,
-    "cloud.ticketing.api": (*_CLOUD_BASE, "cloud.ticketing"),
-    "cloud.ticketing.web": (*_CLOUD_BASE, "cloud.ticketing", "cloud.ticketing.api"),
+    "cloud.ticketing": (*_CLOUD_BASE, "cloud.feedback"),
+    "cloud.ticketing.api": (*_CLOUD_BASE, "cloud.feedback", "cloud.ticketing"),
+    "cloud.ticketing.web": (
+        *_CLOUD_BASE,
+        "cloud.feedback",
+        "cloud.ticketing",
+        "cloud.ticketing.api",
+    ),
     "cloud.ticketing.app": (
         *_CLOUD_BASE,
+        "cloud.feedback",
         "cloud.ticketing",
         "cloud.ticketing.api",
         "cloud.ticketing.web",
     ),
-    "cloud.worker": (*_CLOUD_BASE, "cloud.ingest", "cloud.ticketing"),
+    "cloud.worker": (*_CLOUD_BASE, "cloud.feedback", "cloud.ingest", "cloud.ticketing"),
     # the application: the qloop command, the demo, the broker starter, settings
     "qloop": ("contract", "edge_agent", "simulators", "cloud"),
     # tools, not shipped: anything

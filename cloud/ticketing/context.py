@@ -20,15 +20,20 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.feedback.classify import FeedbackClassifier
+from cloud.feedback.model import shipped_classifier
 from cloud.ticketing.db import for_writing
 from cloud.ticketing.escalation import Notifier
 from cloud.ticketing.policy import TicketPolicy
 
 Clock = Callable[[], datetime]
+#: gives the feedback classifier when first needed (the worker never needs one)
+ClassifierSource = Callable[[], FeedbackClassifier]
 
 
 class Context:
-    """The engine and its two session factories, the clock, the policy and the notifier.
+    """The engine and its two session factories, the clock, the policy, the notifier and where
+    the feedback classifier comes from (the shipped one unless another is given).
 
     ``sessions`` open writing transactions (SQLite's write lock taken up front, see ``db.py``);
     ``readers`` open plain ones that never wait for a writer.
@@ -40,11 +45,13 @@ class Context:
         clock: Clock,
         policy: TicketPolicy,
         notifier: Notifier | None = None,
+        classifier: ClassifierSource | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock
         self.policy = policy
         self.notifier = notifier
+        self.classifier: ClassifierSource = classifier or shipped_classifier
         self.sessions = sessionmaker(for_writing(engine), expire_on_commit=False)
         self.readers = sessionmaker(engine, expire_on_commit=False)
 

@@ -17,6 +17,7 @@ __all__ = [
     "IllegalAction",
     "IllegalTransition",
     "InvalidCursor",
+    "InvalidFeedback",
     "InvalidFix",
     "TicketConflict",
     "TicketNotFound",
@@ -42,5 +43,14 @@ class InvalidFix(QloopError, ValueError):
     ``field`` names the part of the record that is wrong."""
 
     def __init__(self, message: str, field: str = "devices") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class InvalidFeedback(QloopError, ValueError):
+    """Feedback (or a correction of its classification) the service cannot take; ``field``
+    names the part that is wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field

@@ -35,11 +35,15 @@ class HistoryKind(StrEnum):
     VERIFICATION_FAILED = "verification_failed"
     REGRESSION = "regression"  # the fault came back after a verified fix
     OVERDUE = "overdue"
+    JOINED = "joined"  # a ticket from people joined its unit's batch ticket
+    COMPLAINT = "complaint"  # a batch ticket counted a complaint about one of its units
     # people
     TRANSITION = "transition"
     COMMENT = "comment"
     FOLLOWUP = "followup"
     FIX = "fix"
+    REPEAT = "repeat"  # the same problem reported again while the ticket is open
+    RECLASSIFIED = "reclassified"  # a person corrected the automatic classification
 
 
 class ChangeKind(StrEnum):
@@ -59,10 +63,10 @@ class TicketChange:
     kind: ChangeKind
     ticket_id: str
     scope: str
-    model: str
-    batch: str
+    model: str | None
+    batch: str | None
     device: str | None
-    fault: str
+    fault: str | None
     severity: str
     priority: str
     affected_devices: int

@@ -15,6 +15,14 @@
   outbox of the escalation webhook (delivery attempts, next attempt, delivered at).
 - ``api_tokens``: bearer tokens (stored as SHA-256 digests) with a role.
 - ``ticket_serials``: the per-month serial counter behind ticket ids.
+- ``feedback``: every piece of feedback from people as it was given (the customer's words
+  verbatim), the ticket it opened or repeated, and its content digest (a second import of the
+  same export finds it); ``feedback_corrections``: people's corrections of the automatic
+  classification, which retrain the classifier.
+
+Tickets from people (``source = "feedback"``) have scope ``device`` when the unit is known and
+``customer`` otherwise; their model, batch and fault may be unknown (NULL), and a ``parent``
+names the batch ticket they joined.
 
 All wall-clock columns are timezone-aware UTC in Python and naive UTC in the database.
 """
@@ -122,10 +130,10 @@ class Ticket(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     scope: Mapped[str] = mapped_column(String(16))
-    model: Mapped[str] = mapped_column(String(64))
-    batch: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(64))
+    batch: Mapped[str | None] = mapped_column(String(64))
     device: Mapped[str | None] = mapped_column(String(64))
-    fault: Mapped[str] = mapped_column(String(64))
+    fault: Mapped[str | None] = mapped_column(String(64))
     category: Mapped[str] = mapped_column(String(32))
     severity: Mapped[str] = mapped_column(String(4))
     priority: Mapped[str] = mapped_column(String(16))
@@ -141,6 +149,12 @@ class Ticket(Base):
     evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
     cycle: Mapped[int] = mapped_column(Integer, default=0)  # +1 on every reopening
     cycle_at: Mapped[datetime]  # opened or last reopened: the SLA clocks run from here
+    source: Mapped[str] = mapped_column(String(16), server_default="telemetry")
+    channel: Mapped[str | None] = mapped_column(String(16))  # of the first feedback
+    classification: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    parent: Mapped[str | None] = mapped_column(String(32), index=True)
+    repeats: Mapped[int] = mapped_column(Integer, server_default="0")
+    contact: Mapped[str | None] = mapped_column(String(128), index=True)  # normalised
 
     history: Mapped[list[TicketHistory]] = relationship(
         back_populates="ticket", order_by="TicketHistory.id", cascade="all, delete-orphan"
@@ -166,6 +180,7 @@ class Ticket(Base):
         ),
         Index("ix_tickets_opened_at_id", "opened_at", "id"),
         Index("ix_tickets_model_batch_fault", "model", "batch", "fault"),
+        Index("ix_tickets_device", "device"),
     )
 
 
@@ -238,7 +253,7 @@ class ApiToken(Base):
 
     token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(64))
-    role: Mapped[str] = mapped_column(String(16))  # viewer | engineer | admin
+    role: Mapped[str] = mapped_column(String(16))  # viewer | service | engineer | admin
     created_at: Mapped[datetime]
 
 
@@ -247,3 +262,43 @@ class TicketSerial(Base):
 
     month: Mapped[str] = mapped_column(String(6), primary_key=True)  # YYYYMM
     last: Mapped[int] = mapped_column(Integer)
+
+
+class Feedback(Base):
+    """One piece of feedback as a person gave it, and what became of it."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of the content
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id"), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))  # opened | repeat
+    channel: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime]
+    recorded_at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    customer: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    model: Mapped[str | None] = mapped_column(String(64))
+    serial: Mapped[str | None] = mapped_column(String(128))
+    device: Mapped[str | None] = mapped_column(String(64))
+    purchase_date: Mapped[str | None] = mapped_column(String(10))
+    demand: Mapped[str | None] = mapped_column(String(16))
+    extracted: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    classification: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class FeedbackCorrection(Base):
+    """A person's correction of a feedback ticket's classification: training data."""
+
+    __tablename__ = "feedback_corrections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id"), index=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(32))
+    fault: Mapped[str | None] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(4))
+    before: Mapped[dict[str, Any]] = mapped_column(default=dict)

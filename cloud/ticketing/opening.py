@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from cloud.ticketing.complaints import adopt, count_complaint
 from cloud.ticketing.context import utc
 from cloud.ticketing.cycles import restage
 from cloud.ticketing.history import ChangeKind, HistoryKind, TicketChange, change, write_history
@@ -135,7 +136,9 @@ def open_batch_ticket(
     return changes + fold_device_tickets(s, ticket, now)
 
 
-def _open_device_tickets(s: Session, model: str, batch: str, fault: str) -> list[Ticket]:
+def _open_device_tickets(
+    s: Session, model: str | None, batch: str | None, fault: str | None, source: str = "telemetry"
+) -> list[Ticket]:
     return list(
         s.scalars(
             select(Ticket)
@@ -145,6 +148,7 @@ def _open_device_tickets(s: Session, model: str, batch: str, fault: str) -> list
                 Ticket.batch == batch,
                 Ticket.fault == fault,
                 Ticket.status != Status.CLOSED,
+                Ticket.source == source,
             )
             .order_by(Ticket.opened_at, Ticket.id)
         )
@@ -152,7 +156,11 @@ def _open_device_tickets(s: Session, model: str, batch: str, fault: str) -> list
 
 
 def fold_device_tickets(s: Session, ticket: Ticket, now: datetime) -> list[TicketChange]:
-    """Close the batch's open device tickets into ``ticket``, carrying their units over."""
+    """Close the batch's open device tickets into ``ticket``, carrying their units over;
+    tickets from people stay open (each has a customer to call back) and join it instead."""
+    for child in _open_device_tickets(s, ticket.model, ticket.batch, ticket.fault, "feedback"):
+        if child.parent != ticket.id:
+            adopt(s, ticket, child, now)
     folded = _open_device_tickets(s, ticket.model, ticket.batch, ticket.fault)
     if not folded:
         return []
@@ -169,6 +177,8 @@ def fold_device_tickets(s: Session, ticket: Ticket, now: datetime) -> list[Ticke
         old.status, old.updated_at = target.value, now
         withdraw_fix(s, old, now, note)
         changes.append(change(ChangeKind.MERGED, old, note))
+        for complaint in old.evidence.get("complaints", []):  # repeats it had taken
+            count_complaint(s, ticket, old.id, complaint, now)
     merged = ticket.evidence.get("merged_tickets", []) + [old.id for old in folded]
     entries = sorted(devices.values(), key=lambda e: (e["first_ts"], e["device"]))
     ticket.evidence = {**ticket.evidence, "devices": entries, "merged_tickets": merged}
@@ -199,7 +209,8 @@ def refresh(
     devices.update(current)
     for d in recovered:
         devices[d] = {**old[d], "active": False}
-    t.evidence = _evidence(policy, devices.values(), r, t.evidence.get("merged_tickets", []))
+    kept = t.evidence  # complaints, the unit named by a customer, ...
+    t.evidence = kept | _evidence(policy, devices.values(), r, kept.get("merged_tickets", []))
     t.affected_devices = len(devices)
     t.batch_devices = r.units
     t.detected_at = utc(min(e["first_ts"] for e in devices.values()))

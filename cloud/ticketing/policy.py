@@ -130,6 +130,7 @@ class TicketPolicy:
     default_departments: tuple[str, ...] = DEFAULT_DEPARTMENTS
     sla: SlaPolicy = field(default_factory=SlaPolicy)
     verify_window_s: float = 48 * 3600.0
+    repeat_similarity: float = 0.8  # complaints about one unit this alike are one problem
 
     # --- grading ---------------------------------------------------------------------------
     def severity(self, category: str, affected: int, share: float) -> str:

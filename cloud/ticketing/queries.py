@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 from datetime import UTC, datetime
 
@@ -17,6 +18,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from cloud.ticketing.context import Context
+from cloud.ticketing.corroboration import telemetry_verdict
 from cloud.ticketing.errors import InvalidCursor
 from cloud.ticketing.models import Ticket, TicketFix
 from cloud.ticketing.policy import TicketPolicy
@@ -58,6 +60,10 @@ def tickets(
     fault: str | None = None,
     severity: str | None = None,
     device: str | None = None,
+    source: str | None = None,
+    channel: str | None = None,
+    parent: str | None = None,
+    needs_triage: bool | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> TicketPage:
@@ -76,9 +82,15 @@ def tickets(
         (Ticket.fault, fault),
         (Ticket.severity, severity),
         (Ticket.device, device),
+        (Ticket.source, source),
+        (Ticket.channel, channel),
+        (Ticket.parent, parent),
     ):
         if value is not None:
             query = query.where(column == str(value))
+    if needs_triage is not None:  # the triage queue: feedback a person must confirm
+        flag = Ticket.classification["needs_triage"].as_boolean()
+        query = query.where(Ticket.source == "feedback", flag.is_(needs_triage))
     if cursor is not None:
         at, last_id = decode_cursor(cursor)
         query = query.where(
@@ -125,7 +137,13 @@ def detail(s: Session, policy: TicketPolicy, t: Ticket, now: datetime) -> Ticket
             summary,
             units,
         )
-    return view(policy, t, now, with_history=True, fix=fix_view)
+    checked = view(policy, t, now, with_history=True, fix=fix_view)
+    if t.source == "feedback" and t.device is not None:
+        verdict = telemetry_verdict(s, t.device, t.fault)
+        if verdict is not None:
+            evidence = {**checked.evidence, "telemetry": verdict.as_dict()}
+            return dataclasses.replace(checked, evidence=evidence)
+    return checked
 
 
 def view(
@@ -168,6 +186,11 @@ def view(
         overdue=overdue,
         overdue_stage=stage.value if overdue and stage is not None else None,
         cycle=t.cycle,
+        source=t.source or "telemetry",
+        channel=t.channel,
+        classification=None if t.classification is None else dict(t.classification),
+        parent=t.parent,
+        repeats=t.repeats or 0,
         history=history,
         fix=fix,
     )

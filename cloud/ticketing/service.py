@@ -7,6 +7,8 @@ Context` (session factories, clock, policy, notifier) and hands it to
 - ``intake.py``: findings and birth messages in (:meth:`~TicketService.record_finding`,
   :meth:`~TicketService.register_device`, :meth:`~TicketService.touch_devices`); ``decisions.py``
   decides which tickets the data calls for and ``opening.py`` opens, refreshes and folds them;
+- ``complaints.py``: feedback from people in (:meth:`~TicketService.file_feedback`) and people's
+  corrections of its classification;
 - ``queries.py``: pages of tickets and one ticket with its history and fix (``views.py``);
 - ``actions.py``: what people do (lifecycle moves, comments, follow-ups, the fix record);
 - ``verification.py``: whether a fix holds, from the units' data;
@@ -26,8 +28,8 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Engine
 
-from cloud.ticketing import actions, intake, overdue, queries, tokens
-from cloud.ticketing.context import Clock, Context
+from cloud.ticketing import actions, complaints, intake, overdue, queries, tokens
+from cloud.ticketing.context import ClassifierSource, Clock, Context
 from cloud.ticketing.escalation import Notifier
 from cloud.ticketing.policy import TicketPolicy
 
@@ -62,8 +64,9 @@ class TicketService:
         policy: TicketPolicy | None = None,
         *,
         notifier: Notifier | None = None,
+        classifier: ClassifierSource | None = None,
     ) -> None:
-        self._ctx = Context(engine, clock, policy or TicketPolicy(), notifier)
+        self._ctx = Context(engine, clock, policy or TicketPolicy(), notifier, classifier)
 
     @property
     def engine(self) -> Engine:
@@ -81,6 +84,9 @@ class TicketService:
     register_device = _forward(intake.register_device)
     touch_devices = _forward(intake.touch_devices)
     record_finding = _forward(intake.record_finding)
+    # people's feedback in
+    file_feedback = _forward(complaints.file_feedback)
+    correct_classification = _forward(complaints.correct)
     # reading
     tickets = _forward(queries.tickets)
     get_ticket = _forward(queries.get_ticket)

@@ -1,7 +1,13 @@
 """API tokens and roles: who may read, who may change tickets, who may hand out tokens.
 
 A token is stored as its SHA-256 digest only, so the database never holds a usable token. Roles
-are ranked (viewer < engineer < admin): a role may do whatever the roles below it may.
+are ranked: a role may do whatever the roles below it may.
+
+- ``viewer`` reads tickets;
+- ``service`` (customer-service staff) also files people's feedback and corrects its automatic
+  classification, but cannot move tickets along their lifecycle;
+- ``engineer`` also changes tickets (transitions, comments, fixes, follow-ups);
+- ``admin`` also hands out tokens.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from sqlalchemy.orm import Session
 from cloud.ticketing.context import Context
 from cloud.ticketing.models import ApiToken
 
-ROLES = ("viewer", "engineer", "admin")
+ROLES = ("viewer", "service", "engineer", "admin")
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
 
 

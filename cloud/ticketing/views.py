@@ -45,10 +45,10 @@ class TicketView:
 
     id: str
     scope: str
-    model: str
-    batch: str
+    model: str | None
+    batch: str | None
     device: str | None
-    fault: str
+    fault: str | None
     category: str
     severity: str
     priority: str
@@ -65,6 +65,11 @@ class TicketView:
     overdue: bool = False
     overdue_stage: str | None = None
     cycle: int = 0
+    source: str = "telemetry"
+    channel: str | None = None
+    classification: dict[str, Any] | None = None
+    parent: str | None = None
+    repeats: int = 0
     history: list[HistoryEntry] = field(default_factory=list)
     fix: FixView | None = None
 

@@ -61,5 +61,6 @@ def require_role(role: str) -> Callable[[Principal], Principal]:
     return check
 
 
+CustomerService = Annotated[Principal, Depends(require_role("service"))]
 Engineer = Annotated[Principal, Depends(require_role("engineer"))]
 Admin = Annotated[Principal, Depends(require_role("admin"))]

@@ -1,4 +1,5 @@
-"""The API's routes in one place: ``/api/v1`` (tickets, tokens) and the health check."""
+"""The API's routes in one place: ``/api/v1`` (tickets, feedback, tokens) and the health
+check."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from cloud.ticketing.api.routes import health, tickets, tokens
+from cloud.ticketing.api.routes import feedback, health, tickets, tokens
 
 API_PREFIX = "/api/v1"
 ECHO_CHARS = 200  # the most of a refused input an error answer repeats
@@ -49,6 +50,7 @@ def mount_api(app: FastAPI) -> None:
     ``app.state.service``."""
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(tickets.router)
+    api.include_router(feedback.router)
     api.include_router(tokens.router)
     app.include_router(api)
     app.include_router(health.router)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 
+from cloud.feedback.extract import DEMANDS
+from cloud.feedback.labelled import CHANNELS
+from cloud.ticketing.complaints import MAX_TEXT
 from cloud.ticketing.lifecycle import Status
+from contract.clock import EARLIEST_TS
+from contract.faults import FEEDBACK_CATEGORIES
 
 
 def _iso_z(value: datetime) -> str:
@@ -21,6 +26,17 @@ UTCTime = Annotated[datetime, PlainSerializer(_iso_z, return_type=str)]
 class Scope(StrEnum):
     BATCH = "batch"
     DEVICE = "device"
+    CUSTOMER = "customer"  # feedback from a person whose unit is not known
+
+
+class Source(StrEnum):
+    TELEMETRY = "telemetry"
+    FEEDBACK = "feedback"
+
+
+Channel = StrEnum("Channel", {c.upper(): c for c in CHANNELS})  # type: ignore[misc]
+Demand = StrEnum("Demand", {d.upper(): d for d in DEMANDS})  # type: ignore[misc]
+Category = StrEnum("Category", {c.upper(): c for c in FEEDBACK_CATEGORIES})  # type: ignore[misc]
 
 
 class Severity(StrEnum):
@@ -37,8 +53,24 @@ class Priority(StrEnum):
 
 class Role(StrEnum):
     VIEWER = "viewer"
+    SERVICE = "service"
     ENGINEER = "engineer"
     ADMIN = "admin"
+
+
+class ClassificationPublic(BaseModel):
+    """What the classifier (or a person correcting it) made of a piece of feedback."""
+
+    category: str
+    fault: str | None
+    severity: Severity
+    department: str
+    confidence: float = Field(ge=0, le=1)
+    needs_triage: bool = Field(description="a person must confirm the classification")
+    priority: Priority | None = None
+    departments: list[str] | None = None
+    rule: str | None = Field(None, description="the safety words that decided it, if a rule did")
+    corrected_by: str | None = None
 
 
 class TicketPublic(BaseModel):
@@ -48,10 +80,10 @@ class TicketPublic(BaseModel):
 
     id: str = Field(examples=["PF202405001"])
     scope: Scope
-    model: str
-    batch: str
+    model: str | None = Field(description="null: feedback that names no known model")
+    batch: str | None = Field(description="null: feedback from a unit not known")
     device: str | None
-    fault: str
+    fault: str | None = Field(description="null: feedback about no fault of the vocabulary")
     category: str
     severity: Severity
     priority: Priority
@@ -70,6 +102,13 @@ class TicketPublic(BaseModel):
     )
     overdue: bool = Field(False, description="the current stage is past its deadline")
     overdue_stage: str | None = Field(None, description="the stage that is overdue, if any")
+    source: Source = Field(Source.TELEMETRY, description="what opened it: the data or a person")
+    channel: str | None = Field(None, description="the channel of the feedback that opened it")
+    classification: ClassificationPublic | None = Field(
+        None, description="the classification of the feedback (CONTRACTS.md §4.1)"
+    )
+    parent: str | None = Field(None, description="the batch ticket this one joined")
+    repeats: int = Field(0, description="how often the same problem was reported again")
 
 
 class FixUnitPublic(BaseModel):
@@ -165,3 +204,69 @@ class TokenPublic(BaseModel):
 
 class HealthPublic(BaseModel):
     status: str
+
+
+class CustomerIn(BaseModel):
+    name: str | None = Field(None, max_length=200)
+    contact: str | None = Field(None, max_length=200, description="phone or e-mail")
+
+
+class FeedbackCreate(BaseModel):
+    """One piece of feedback as a person gave it (CONTRACTS.md §4.1); only channel and text are
+    required."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "channel": "hotline",
+                    "received_at": "2024-05-10T14:30:00+08:00",
+                    "text": "空调使用1个月后，制冷效果明显下降，"
+                    "出风口温度18℃(设定16℃)，噪音比初期增大。",
+                    "customer": {"name": "张先生", "contact": "13800138000"},
+                    "model": "KFR-35GW",
+                    "serial": "SN2024050001",
+                    "purchase_date": "2024-03-15",
+                    "demand": "repair",
+                }
+            ]
+        }
+    )
+
+    channel: Channel
+    text: str = Field(min_length=1, max_length=MAX_TEXT, description="the customer's own words")
+    received_at: AwareDatetime | None = Field(
+        None, description="when the feedback was given, with a time zone; default now"
+    )
+    customer: CustomerIn | None = None
+    model: str | None = Field(None, max_length=64)
+    serial: str | None = Field(None, max_length=128)
+    device: str | None = Field(None, max_length=64, description="the unit's id, if known")
+    purchase_date: date | None = None
+    demand: Demand | None = None
+
+    @field_validator("received_at")
+    @classmethod
+    def _believable(cls, value: datetime | None) -> datetime | None:
+        if value is not None and not (EARLIEST_TS <= value.timestamp() < _LATEST_TS):
+            raise ValueError("received_at must lie between 2000 and 2100")
+        return value
+
+    @field_validator("purchase_date")
+    @classmethod
+    def _plausible(cls, value: date | None) -> date | None:
+        if value is not None and not (2000 <= value.year < 2100):
+            raise ValueError("purchase_date must lie between 2000 and 2100")
+        return value
+
+
+_LATEST_TS = 4_102_444_800.0  # 2100-01-01
+
+
+class ClassificationCorrect(BaseModel):
+    """A person's classification of a feedback ticket, replacing the automatic one."""
+
+    category: Category
+    fault: str | None = Field(None, max_length=64, description="a fault of that category")
+    severity: Severity
+    note: str | None = Field(None, max_length=10_000)

@@ -17,6 +17,7 @@ TICKET_KEYS = {
     "opened_at", "due_at", "evidence",
 }  # fmt: skip
 EXTENSIONS = {"stage", "overdue", "overdue_stage"}  # optional fields beyond the contract
+FEEDBACK = {"source", "channel", "classification", "parent", "repeats"}  # §4.1
 
 
 def test_healthz_needs_no_token(app) -> None:
@@ -46,7 +47,8 @@ def test_missing_or_bad_token_is_401(app, header: str | None) -> None:
 
 def test_ticket_json_follows_the_contract(client: TestClient, seeded) -> None:
     (item,) = client.get("/api/v1/tickets", params={"scope": "batch"}).json()["items"]
-    assert set(item) == TICKET_KEYS | EXTENSIONS
+    assert set(item) == TICKET_KEYS | EXTENSIONS | FEEDBACK
+    assert (item["source"], item["classification"], item["repeats"]) == ("telemetry", None, 0)
     assert (item["stage"], item["overdue"], item["overdue_stage"]) == ("acknowledge", False, None)
     assert item["id"].startswith("PF202611")
     assert (item["scope"], item["batch"], item["device"]) == ("batch", "B0", None)
@@ -108,7 +110,7 @@ def test_paging_with_cursor(client: TestClient, seeded) -> None:
 def test_one_ticket_with_history_and_404(client: TestClient, seeded) -> None:
     tid = client.get("/api/v1/tickets", params={"scope": "batch"}).json()["items"][0]["id"]
     body = client.get(f"/api/v1/tickets/{tid}").json()
-    assert set(body) == TICKET_KEYS | EXTENSIONS | {"history", "fix"}
+    assert set(body) == TICKET_KEYS | EXTENSIONS | FEEDBACK | {"history", "fix"}
     assert body["fix"] is None
     assert [h["action"] for h in body["history"]][:2] == ["opened", "absorbed"]
     r = client.get("/api/v1/tickets/PF209901999")

@@ -5,14 +5,16 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, text
 
-from cloud.ticketing.db import SchemaError, make_engine, migrate
+from cloud.ticketing.db import SchemaError, alembic_config, make_engine, migrate
 from cloud.ticketing.models import Base
 from tests import ticketing_support as support
 from tests.ticketing_support import run_together
 
 db_url = support.db_url  # fixture: SQLite and PostgreSQL
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def test_upgraded_database_equals_the_models(db_url: str) -> None:
@@ -34,7 +36,7 @@ def test_migrating_twice_and_concurrently_is_harmless(db_url: str) -> None:
     migrate(engines[0])
     assert errors == []
     with engines[0].connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0001"
+        assert MigrationContext.configure(conn).get_current_revision() == HEAD
     for e in engines:
         e.dispose()
 
@@ -46,3 +48,41 @@ def test_tables_without_alembic_version_are_refused(tmp_path) -> None:
     old.dispose()
     with pytest.raises(SchemaError, match="no Alembic version"):
         make_engine(url)
+
+
+def test_tickets_of_the_first_schema_survive_the_upgrade(db_url: str) -> None:
+    """A database at revision 0001 with a telemetry ticket in it upgrades to the head: the
+    ticket keeps its fields, becomes ``source = 'telemetry'`` with no repeats, and the
+    one-open-ticket rule still holds."""
+    engine = make_engine(db_url, upgrade=False)
+    migrate(engine, "0001")
+    row = {
+        "id": "PF202405001", "scope": "batch", "model": "KFR-35GW", "batch": "B1",
+        "device": None, "fault": "cooling_decline", "category": "performance",
+        "severity": "II", "priority": "normal", "department": "R&D",
+        "departments": '["R&D"]', "status": "open", "affected_devices": 3,
+        "batch_devices": 20, "evidence": "{}", "cycle": 0,
+    }  # fmt: skip
+    times = ", ".join(f"'2024-05-17 08:00:00' AS {c}" for c in _TIMES)
+    columns = ", ".join(f":{k} AS {k}" for k in row)
+    with engine.begin() as conn:
+        conn.execute(
+            text(f"INSERT INTO tickets ({', '.join([*row, *_TIMES])}) SELECT {columns}, {times}"),
+            row,
+        )
+    migrate(engine)
+    with engine.connect() as conn:
+        got = conn.execute(text("SELECT id, model, source, repeats, parent FROM tickets")).one()
+        assert tuple(got) == ("PF202405001", "KFR-35GW", "telemetry", 0, None)
+    with pytest.raises(Exception, match="(?i)unique"), engine.begin() as conn:
+        conn.execute(
+            text(
+                f"INSERT INTO tickets ({', '.join([*row, *_TIMES])}) "
+                f"SELECT 'PF202405002' AS id, {columns.split(', ', 1)[1]}, {times}"
+            ),
+            row,
+        )
+    engine.dispose()
+
+
+_TIMES = ("detected_at", "opened_at", "due_at", "updated_at", "cycle_at")

@@ -8,12 +8,14 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from cloud.ticketing.api.deps import CurrentUser, Engineer, ServiceDep
 from cloud.ticketing.api.schemas import (
+    Channel,
     CommentCreate,
     ErrorPublic,
     FixCreate,
     FollowupCreate,
     Scope,
     Severity,
+    Source,
     TicketDetailPublic,
     TicketPublic,
     TicketsPublic,
@@ -62,6 +64,12 @@ def list_tickets(
     fault: str | None = None,
     severity: Severity | None = None,
     device: str | None = None,
+    source: Source | None = None,
+    channel: Channel | None = None,
+    parent: str | None = None,
+    needs_triage: Annotated[
+        bool | None, Query(description="true: the triage queue of feedback to confirm")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     cursor: Annotated[str | None, Query(description="'next' of the previous page")] = None,
 ) -> TicketsPublic:
@@ -75,6 +83,10 @@ def list_tickets(
             fault=fault,
             severity=severity,
             device=device,
+            source=source,
+            channel=channel,
+            parent=parent,
+            needs_triage=needs_triage,
             limit=limit,
             cursor=cursor,
         )
