@@ -103,6 +103,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add(api, *_SERVICE, "influx_query", "host", "port", "api_token_name", *_POLICY)
     api.set_defaults(func=_cmd_api, section="api", label="api")
 
+    fb = sub.add_parser("feedback", help="people's feedback: bulk import, retraining")
+    fb_sub = fb.add_subparsers(dest="action", required=True, metavar="ACTION")
+    fi = fb_sub.add_parser(
+        "import", help="file every row of a CSV, .xlsx, .eml or mbox export as feedback"
+    )
+    fi.add_argument("file", help="the export: .csv, .xlsx, .eml or an mbox file")
+    _add(fi, "db", "channel", "mapping", "utc_offset", "feedback_model", *_POLICY)
+    _add(fi, "json_path", json_path="--json")
+    fi.set_defaults(func=_cmd_feedback_import, section="feedback", label="feedback import")
+    fr = fb_sub.add_parser(
+        "retrain",
+        help="refit the classifier with people's corrections; prints held-out accuracy"
+        " before and after and writes --feedback-model",
+    )
+    _add(fr, "db", "feedback_model")
+    fr.set_defaults(func=_cmd_feedback_retrain, section="feedback", label="feedback retrain")
+
     sim = sub.add_parser("simulate", help="run a simulated fleet against a broker")
     sim.add_argument("scenario", help="built-in scenario name or TOML file")
     _add(sim, "broker", "speed", "ground_truth", "client_prefix")
@@ -226,6 +243,18 @@ def _cmd_api(args: argparse.Namespace, s: Settings) -> int:
     _check_port(s.host, s.port)
     uvicorn.run(create_app(s.api()), host=s.host, port=s.port, log_level="warning")
     return 0
+
+
+def _cmd_feedback_import(args: argparse.Namespace, s: Settings) -> int:
+    from qloop.feedback import run_import
+
+    return run_import(Path(args.file), s)
+
+
+def _cmd_feedback_retrain(args: argparse.Namespace, s: Settings) -> int:
+    from qloop.feedback import run_retrain
+
+    return run_retrain(s)
 
 
 def _cmd_simulate(args: argparse.Namespace, s: Settings) -> int:

@@ -146,6 +146,25 @@ class Settings(BaseModel):
     escalation_retry_s: float = Field(
         60.0, gt=0, description="first webhook retry delay (s), then doubled"
     )
+    # people's feedback
+    feedback_model: str | None = Field(
+        None,
+        description="feedback classifier file written by `qloop feedback retrain` (default:"
+        " the shipped one)",
+    )
+    channel: str | None = Field(
+        None, description="channel of imported rows that name none (hotline, ecommerce, ...)"
+    )
+    mapping: str | None = Field(
+        None,
+        description="import column mapping, field=header pairs: 'text=问题描述,contact=手机号'"
+        " (default: headers recognised in English or Chinese)",
+    )
+    utc_offset: str = Field(
+        "+00:00",
+        pattern=r"^[+-](0\d|1[0-4]):[0-5]\d$",
+        description="time zone of imported times written without one, e.g. +08:00",
+    )
     # the demo
     scenario: str = Field("demo", description="built-in scenario name or TOML file")
     workdir: str = Field("var/demo", description="where the demo keeps its databases and logs")
@@ -232,6 +251,7 @@ class Settings(BaseModel):
             api_token=self._secret(self.api_token),
             api_token_name=self.api_token_name,
             sla_check_s=self.sla_check_s,
+            feedback_model=self.feedback_model,
         )
 
     def worker(self) -> WorkerSettings:

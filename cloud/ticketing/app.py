@@ -19,10 +19,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from cloud.feedback.model import load_classifier
 from cloud.store.readback import InfluxTarget
 from cloud.ticketing.api.router import mount_api
 from cloud.ticketing.db import make_engine
@@ -48,6 +50,7 @@ class ApiConfig:
     journal: str | None  # the worker's journal: the charts' source without InfluxDB
     influx: InfluxTarget | None  # the InfluxDB the charts read, if any
     notifier: Notifier | None  # where overdue tickets are escalated, if anywhere
+    feedback_model: str | None = None  # a retrained feedback classifier; None: the shipped one
 
 
 async def _check_sla_forever(service: TicketService, every_s: float) -> None:
@@ -71,19 +74,29 @@ def create_app(
     bootstrapped."""
     owns_engine = engine is None
     engine = engine if engine is not None else make_engine(config.db)
-    service = TicketService(engine, clock or utcnow, config.policy, notifier=config.notifier)
+    classifier = None
+    if config.feedback_model:  # read now: a bad file is an error at start, not at first use
+        model = load_classifier(Path(config.feedback_model))
+        classifier = lambda: model  # noqa: E731
+    service = TicketService(
+        engine, clock or utcnow, config.policy, notifier=config.notifier, classifier=classifier
+    )
     if config.api_token is not None:
         service.ensure_token(config.api_token, name=config.api_token_name, role="admin")
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_check_sla_forever(service, config.sla_check_s))
+        # fit the shipped classifier in the background, so the first feedback does not wait
+        warm = asyncio.get_running_loop().run_in_executor(None, service.classifier)
         try:
             yield
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            with contextlib.suppress(Exception):  # reported where it is used
+                await warm
             if owns_engine:
                 engine.dispose()
 

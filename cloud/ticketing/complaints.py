@@ -47,6 +47,7 @@ from cloud.feedback.classify import PRIORITY, Classification, departments
 from cloud.feedback.extract import DEMANDS, Extracted, extract
 from cloud.feedback.labelled import CHANNELS
 from cloud.feedback.similar import similarity
+from cloud.feedback.sources import MAX_TEXT
 from cloud.ticketing.context import Context, serialize
 from cloud.ticketing.errors import InvalidFeedback, TicketConflict, TicketNotFound
 from cloud.ticketing.history import HistoryKind, write_history
@@ -58,7 +59,6 @@ from cloud.ticketing.queries import detail
 from cloud.ticketing.views import TicketView
 from contract.faults import FAULTS, FEEDBACK_CATEGORIES
 
-MAX_TEXT = 20_000  # characters; a complaint, not a document
 _FEEDBACK_LOCK = ("\0feedback", "")
 _SPACE = re.compile(r"[\s\-()]+")
 
@@ -131,8 +131,17 @@ def check(fb: FeedbackIn) -> None:
         raise InvalidFeedback("text", f"the text is over {MAX_TEXT} characters")
 
 
-def file_feedback(ctx: Context, fb: FeedbackIn, *, actor: str = "system") -> Filed:
-    """Record ``fb`` and open, repeat or find its ticket (see the module's docstring)."""
+def file_feedback(
+    ctx: Context,
+    fb: FeedbackIn,
+    *,
+    actor: str = "system",
+    classification: Classification | None = None,
+) -> Filed:
+    """Record ``fb`` and open, repeat or find its ticket (see the module's docstring).
+
+    ``classification`` is the classifier's answer for ``fb.text`` when the caller already has
+    it (a bulk import classifies many texts in one call); otherwise it is computed here."""
     check(fb)
     now = ctx.now()
     received_at = fb.received_at or now
@@ -145,7 +154,7 @@ def file_feedback(ctx: Context, fb: FeedbackIn, *, actor: str = "system") -> Fil
         read = extract(fb.text)
         dev = _unit(s, fb, read)
         model = dev.model if dev else (fb.model or read.model)
-        c = ctx.classifier().predict(fb.text)
+        c = classification or ctx.classifier().predict(fb.text)
         contact = normalise_contact(fb.contact)
         complaint = _complaint(fb, received_at, read, contact)
         ticket = _repeat_of(s, ctx.policy.repeat_similarity, dev, contact, c, fb.text)

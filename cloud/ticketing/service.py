@@ -8,7 +8,7 @@ Context` (session factories, clock, policy, notifier) and hands it to
   :meth:`~TicketService.register_device`, :meth:`~TicketService.touch_devices`); ``decisions.py``
   decides which tickets the data calls for and ``opening.py`` opens, refreshes and folds them;
 - ``complaints.py``: feedback from people in (:meth:`~TicketService.file_feedback`) and people's
-  corrections of its classification;
+  corrections of its classification; ``imports.py``: bulk imports of feedback exports;
 - ``queries.py``: pages of tickets and one ticket with its history and fix (``views.py``);
 - ``actions.py``: what people do (lifecycle moves, comments, follow-ups, the fix record);
 - ``verification.py``: whether a fix holds, from the units' data;
@@ -28,7 +28,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Engine
 
-from cloud.ticketing import actions, complaints, intake, overdue, queries, tokens
+from cloud.ticketing import actions, complaints, imports, intake, overdue, queries, tokens
 from cloud.ticketing.context import ClassifierSource, Clock, Context
 from cloud.ticketing.escalation import Notifier
 from cloud.ticketing.policy import TicketPolicy
@@ -77,6 +77,11 @@ class TicketService:
         return self._ctx.policy
 
     @property
+    def classifier(self) -> ClassifierSource:
+        """Where the feedback classifier comes from (call it for the model)."""
+        return self._ctx.classifier
+
+    @property
     def notifier(self) -> Notifier | None:
         return self._ctx.notifier
 
@@ -87,6 +92,7 @@ class TicketService:
     # people's feedback in
     file_feedback = _forward(complaints.file_feedback)
     correct_classification = _forward(complaints.correct)
+    import_feedback = _forward(imports.import_feedback)
     # reading
     tickets = _forward(queries.tickets)
     get_ticket = _forward(queries.get_ticket)

@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerialize
 
 from cloud.feedback.extract import DEMANDS
 from cloud.feedback.labelled import CHANNELS
-from cloud.ticketing.complaints import MAX_TEXT
+from cloud.feedback.sources import MAX_TEXT
 from cloud.ticketing.lifecycle import Status
 from contract.clock import EARLIEST_TS
 from contract.faults import FEEDBACK_CATEGORIES
