@@ -3,8 +3,10 @@
 Starts a broker (Mosquitto when installed, else the embedded amqtt), a cloud worker and the
 ticketing API as child processes — the same commands an operator runs — then a simulated fleet
 in which one production batch develops a cooling defect. When the fleet's data is ingested it
-prints the tickets through the API, with the address and a token to query it, and keeps serving
-until Ctrl-C (or ``--duration``).
+prints the tickets through the API, files complaints from several channels for units of the
+fleet (``demo_complaints.py``: they are classified, routed, joined to the batch ticket and
+checked against the units' telemetry), prints the address and a token to query it, and keeps
+serving until Ctrl-C (or ``--duration``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from cloud.store.journal import Journal, JournalError
 from qloop.broker import free_port, start_broker, wait_port
+from qloop.demo_complaints import file_complaints
 
 
 def _spawn(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
@@ -173,6 +176,8 @@ def run_demo(
                 f"  (and {len(tickets) - len(live)} closed, e.g. device tickets merged into "
                 "their batch ticket once the batch stood out)"
             )
+        truth = json.loads((run_dir / "truth.json").read_text())["faults"]
+        file_complaints(base, token, scenario, truth)
         print(f"\nPages: {base}/tickets   (sign in with the token)")
         print(f"API:   {base}/api/v1/tickets   (OpenAPI: {base}/docs)")
         print(f"Token: {token}")

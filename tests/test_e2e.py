@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from qloop.broker import free_port, wait_port
+from simulators.fleet import Fleet
+from simulators.scenario import parse_scenario
 from tests import scenarios
 from tests.helpers import wait_for
 from tests.scenarios import batch, fault
@@ -120,6 +122,19 @@ class System:
         except urllib.error.HTTPError as e:
             return e.code, json.load(e)
 
+    def feedback(self, body: dict) -> tuple[int, dict]:
+        """``POST /api/v1/feedback`` as a customer-service client sends it."""
+        req = urllib.request.Request(
+            self.base.removesuffix("/tickets") + "/feedback",
+            data=json.dumps(body, ensure_ascii=False).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, json.load(r)
+        except urllib.error.HTTPError as e:
+            return e.code, json.load(e)
+
     def batch_tickets(self) -> list[dict]:
         status, page = self.call("?scope=batch")
         assert status == 200, page
@@ -182,6 +197,52 @@ def test_fleet_to_batch_ticket_through_real_processes(system):
     assert "return − supply ΔT" in html and "from InfluxDB" in html
     drawn = set(re.findall(r'<path class="series[^>]*><title>([^<]+)</title>', html))
     assert drawn and drawn <= affected  # a line for each affected unit shown, and only those
+    _the_procedures_complaint(system, one)
+
+
+PROCEDURE = "空调使用1个月后，制冷效果明显下降，出风口温度18℃(设定16℃)，噪音比初期增大。"
+
+
+def _the_procedures_complaint(system: System, batch_ticket: dict) -> None:
+    """Issue 12's acceptance: the procedure's example complaint, filed through the API for a
+    unit of the leaking batch (named by the serial its birth announced), is classified, routed,
+    joined to the batch ticket and confirmed by the unit's telemetry; the same words for a
+    healthy unit are answered with "telemetry normal"."""
+    units = {u.device: u for u in Fleet(parse_scenario(scenario(repair_after=None))).units}
+    leaking = next(d["device"] for d in batch_ticket["evidence"]["devices"] if d["active"])
+    healthy = next(u for u in units.values() if u.batch == "B-GOOD-1")
+    body = {
+        "channel": "hotline",
+        "received_at": "2024-07-06T14:30:00+08:00",
+        "text": PROCEDURE,
+        "customer": {"name": "张先生", "contact": "13800138000"},
+        "model": "KFR-35GW",
+        "serial": units[leaking].serial,
+        "purchase_date": "2024-06-01",
+        "demand": "repair",
+    }
+    status, t = system.feedback(body)
+    assert status == 201, t
+    assert (t["source"], t["scope"], t["device"], t["batch"]) == (
+        "feedback",
+        "device",
+        leaking,
+        "B-LEAK",
+    )
+    c = t["classification"]
+    assert c["category"] == "performance" and c["fault"] == "cooling_decline"
+    assert c["severity"] == "II" and not c["needs_triage"]
+    assert t["departments"] == ["R&D", "Production"]
+    assert t["parent"] == batch_ticket["id"]
+    assert t["evidence"]["telemetry"]["status"] == "confirms", t["evidence"]["telemetry"]
+    assert "telemetry confirms" in system.page(f"/tickets/{t['id']}")
+    _, parent = system.call(f"/{batch_ticket['id']}")
+    assert [x["ticket"] for x in parent["evidence"]["complaints"]] == [t["id"]]
+    status, normal = system.feedback(
+        body | {"serial": healthy.serial, "customer": {"name": "李女士", "contact": "139"}}
+    )
+    assert status == 201 and normal["parent"] is None
+    assert normal["evidence"]["telemetry"]["status"] == "normal", normal["evidence"]
 
 
 def _work_the_ticket(system: System, ticket: dict, effective_from: float) -> dict:
@@ -263,3 +324,10 @@ def test_demo_command_ends_with_a_batch_ticket(tmp_path):
     assert batch_lines and all("B20240517" in ln for ln in batch_lines), out.stdout
     assert "cooling_decline" in batch_lines[0]
     assert "Token: demo-token" in out.stdout and "curl" in out.stdout
+    people = out.stdout.split("complaints from people arrive on several channels:")[1]
+    hotline = people.split("ecommerce")[0]
+    assert "opened PF" in hotline and "performance/cooling_decline" in hotline
+    assert "joined batch ticket PF" in hotline and "telemetry confirms" in hotline
+    assert "ecommerce -> repeat #1 of" in people  # the same customer, another channel
+    assert "telemetry normal" in people.split("store")[1].split("platform")[0]
+    assert "safety, severity III urgent" in people

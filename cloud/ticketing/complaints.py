@@ -235,10 +235,10 @@ def _repeat_of(
     if dev is not None:
         same.append((Ticket.device == dev.device) & (Ticket.scope == "device"))
     if contact is not None:
-        unit = Ticket.device.is_(None) if dev is None else None
+        by_contact = Ticket.contact == contact
         if dev is not None:  # the same customer's other unit is another problem
-            unit = Ticket.device.is_(None) | (Ticket.device == dev.device)
-        same.append((Ticket.contact == contact) & unit)
+            by_contact &= Ticket.device.is_(None) | (Ticket.device == dev.device)
+        same.append(by_contact)
     if not same:
         return None
     open_ = Ticket.status != Status.CLOSED

@@ -101,6 +101,16 @@ def test_repeats_merge_into_the_open_ticket(svc, leaking, engine) -> None:
     assert outcomes == ["opened", "repeat", "opened"]
 
 
+def test_a_customer_naming_no_unit_repeats_the_ticket_of_their_unit(svc, leaking) -> None:
+    first = svc.file_feedback(complaint(device=dev_id(0, 2), contact="13800138000")).ticket
+    again = svc.file_feedback(
+        complaint(channel="ecommerce", contact="138-0013-8000", text="还是不制冷")
+    )
+    assert again.outcome == "repeat" and again.ticket.id == first.id
+    other_unit = svc.file_feedback(complaint(device=dev_id(1, 2), contact="13800138000"))
+    assert other_unit.outcome == "opened"  # the same customer's other unit: another problem
+
+
 def test_filing_the_same_feedback_twice_creates_nothing(svc, leaking, engine) -> None:
     one = svc.file_feedback(complaint(contact="x@example.com"))
     two = svc.file_feedback(complaint(contact="x@example.com"))
