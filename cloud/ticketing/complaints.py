@@ -48,13 +48,15 @@ from cloud.feedback.extract import DEMANDS, Extracted, extract
 from cloud.feedback.labelled import CHANNELS
 from cloud.feedback.similar import similarity
 from cloud.feedback.sources import MAX_TEXT
+from cloud.ticketing.complaint_batches import open_if_standing_out
 from cloud.ticketing.context import Context, serialize
 from cloud.ticketing.errors import InvalidFeedback, TicketConflict, TicketNotFound
 from cloud.ticketing.history import HistoryKind, write_history
 from cloud.ticketing.ids import next_ticket_id
-from cloud.ticketing.joining import adopt, count_complaint
+from cloud.ticketing.joining import adopt, count_complaint, find_batch_ticket, same_problem
 from cloud.ticketing.lifecycle import Status
 from cloud.ticketing.models import Device, Feedback, FeedbackCorrection, Ticket
+from cloud.ticketing.policy import TicketPolicy
 from cloud.ticketing.queries import detail
 from cloud.ticketing.views import TicketView
 from contract.faults import FAULTS, FEEDBACK_CATEGORIES
@@ -163,7 +165,7 @@ def file_feedback(
             outcome = "repeat"
         else:
             ticket = _open(s, ctx, fb, received_at, read, dev, model, c, contact, complaint, now)
-            _join_batch(s, ticket, complaint, now)
+            _join_batch(s, ctx.policy, ticket, complaint, now)
             outcome = "opened"
         s.add(
             Feedback(
@@ -215,14 +217,6 @@ def _unit(s: Session, fb: FeedbackIn, read: Extracted) -> Device | None:
     return None
 
 
-def _problem(c: Classification) -> Any:
-    """Tickets about the same problem as ``c``: the same fault, or the same category when
-    neither has a fault."""
-    if c.fault is not None:
-        return Ticket.fault == c.fault
-    return (Ticket.fault.is_(None)) & (Ticket.category == c.category)
-
-
 def _repeat_of(
     s: Session,
     threshold: float,
@@ -244,7 +238,7 @@ def _repeat_of(
     open_ = Ticket.status != Status.CLOSED
     order = (Ticket.opened_at, Ticket.id)
     ticket = s.scalars(
-        select(Ticket).where(open_, _problem(c), or_(*same)).order_by(*order)
+        select(Ticket).where(open_, same_problem(c.fault, c.category), or_(*same)).order_by(*order)
     ).first()
     if ticket is not None or dev is None:
         return ticket
@@ -374,22 +368,19 @@ def _open(
     return ticket
 
 
-def _join_batch(s: Session, t: Ticket, complaint: dict[str, Any], now: datetime) -> None:
-    """Join the open batch ticket of ``t``'s unit's batch for the same fault, if there is one."""
-    if t.device is None or t.fault is None or t.model is None:
+def _join_batch(
+    s: Session, policy: TicketPolicy, t: Ticket, complaint: dict[str, Any], now: datetime
+) -> None:
+    """Join the open batch ticket of ``t``'s unit's batch for the same problem; without one,
+    open it if the batch now stands out by its complaints (``complaint_batches.py``)."""
+    if t.device is None or t.model is None or t.batch is None:
         return
-    serialize(s, t.model, t.fault)
-    batch = s.scalars(
-        select(Ticket).where(
-            Ticket.scope == "batch",
-            Ticket.model == t.model,
-            Ticket.batch == t.batch,
-            Ticket.fault == t.fault,
-            Ticket.status != Status.CLOSED,
-        )
-    ).first()
+    serialize(s, t.model, t.fault or t.category)
+    batch = find_batch_ticket(s, t.model, t.batch, t.fault, t.category)
     if batch is not None:
         adopt(s, batch, t, now, complaints=[complaint])
+    else:
+        open_if_standing_out(s, policy, t, now)
 
 
 def correct(

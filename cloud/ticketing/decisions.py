@@ -95,9 +95,16 @@ def evaluate(
     return changes
 
 
-def batch_counts(s: Session, policy: TicketPolicy, model: str, fault: str) -> list[BatchCounts]:
+def batch_counts(
+    s: Session,
+    policy: TicketPolicy,
+    model: str,
+    fault: str,
+    affected: Mapping[str, int] | None = None,
+) -> list[BatchCounts]:
     """Units, exposure (unit-days, each at least ``policy.min_unit_days``) and affected units of
-    every batch of ``model`` for ``fault``."""
+    every batch of ``model`` for ``fault``: units whose fault is active now, or the counts per
+    batch in ``affected`` when given (units that people complained about)."""
     days = (Device.last_seen_ts - Device.first_seen_ts) / SECONDS_PER_DAY
     floor = policy.min_unit_days
     unit_days = case((days < floor, floor), else_=days)
@@ -107,18 +114,19 @@ def batch_counts(s: Session, policy: TicketPolicy, model: str, fault: str) -> li
         .group_by(Device.batch)
         .order_by(Device.batch)
     ).all()
-    affected = dict(
-        s.execute(
-            select(Device.batch, func.count())
-            .join(DeviceFault, DeviceFault.device == Device.device)
-            .where(
-                Device.model == model,
-                DeviceFault.fault == fault,
-                DeviceFault.active.is_(True),
-            )
-            .group_by(Device.batch)
-        ).all()
-    )
+    if affected is None:
+        affected = dict(
+            s.execute(
+                select(Device.batch, func.count())
+                .join(DeviceFault, DeviceFault.device == Device.device)
+                .where(
+                    Device.model == model,
+                    DeviceFault.fault == fault,
+                    DeviceFault.active.is_(True),
+                )
+                .group_by(Device.batch)
+            ).all()
+        )
     return [
         BatchCounts(batch, int(n), float(exposure or 0.0), int(affected.get(batch, 0)))
         for batch, n, exposure in units

@@ -11,10 +11,37 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from cloud.ticketing.history import HistoryKind, write_history
+from cloud.ticketing.lifecycle import Status
 from cloud.ticketing.models import Ticket
+
+
+def same_problem(fault: str | None, category: str) -> ColumnElement[bool]:
+    """Tickets about the same problem: the same fault, or the same category when neither
+    names a fault."""
+    if fault is not None:
+        return Ticket.fault == fault
+    return Ticket.fault.is_(None) & (Ticket.category == category)
+
+
+def find_batch_ticket(
+    s: Session, model: str, batch: str, fault: str | None, category: str
+) -> Ticket | None:
+    """The not-closed batch ticket of (``model``, ``batch``) for the problem, if any."""
+    return s.scalars(
+        select(Ticket)
+        .where(
+            Ticket.scope == "batch",
+            Ticket.model == model,
+            Ticket.batch == batch,
+            same_problem(fault, category),
+            Ticket.status != Status.CLOSED,
+        )
+        .order_by(Ticket.opened_at, Ticket.id)
+    ).first()
 
 
 def adopt(

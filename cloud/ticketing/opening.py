@@ -29,11 +29,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cloud.ticketing.complaints import adopt, count_complaint
 from cloud.ticketing.context import utc
 from cloud.ticketing.cycles import restage
 from cloud.ticketing.history import ChangeKind, HistoryKind, TicketChange, change, write_history
 from cloud.ticketing.ids import next_ticket_id
+from cloud.ticketing.joining import adopt, count_complaint
 from cloud.ticketing.lifecycle import Action, Status, check_action
 from cloud.ticketing.models import Ticket
 from cloud.ticketing.policy import PRIORITY_ORDER, SEVERITY_ORDER, BatchResult, TicketPolicy

@@ -223,3 +223,41 @@ def test_the_triage_queue_lists_only_unsure_feedback(svc) -> None:
     assert sure.id not in listed
     assert all(t.classification["needs_triage"] for t in queue)
     assert sure.id in {t.id for t in svc.tickets(needs_triage=False).items}
+
+
+# --- batches that stand out by their complaints ------------------------------------------------
+DENTS = "外壳凹陷，面板划痕"
+
+
+def test_complaints_from_one_batch_open_its_batch_ticket(svc) -> None:
+    register_fleet(svc)
+    filed = [svc.file_feedback(complaint(device=dev_id(1, u), text=DENTS)).ticket for u in range(5)]
+    batch = open_tickets(svc, scope="batch")
+    assert len(batch) == 1, "later complaints joined the batch ticket the earlier ones opened"
+    (b,) = batch
+    assert (b.source, b.batch, b.fault, b.category) == ("feedback", "B1", None, "workmanship")
+    assert b.evidence["basis"] == "complaints" and b.departments[0] == "Production"
+    assert b.affected_devices >= 3 and b.batch_devices == 20
+    children = {t.id for t in svc.tickets(parent=b.id).items}
+    assert children == {t.id for t in filed}
+    assert len(svc.get_ticket(b.id).evidence["complaints"]) == 5
+
+
+def test_complaints_spread_over_the_model_open_no_batch_ticket(svc) -> None:
+    register_fleet(svc)
+    for b in range(4):
+        svc.file_feedback(complaint(device=dev_id(b, 7), text=DENTS))
+    assert open_tickets(svc, scope="batch") == []
+
+
+def test_telemetry_joins_a_batch_ticket_that_complaints_opened(svc) -> None:
+    register_fleet(svc)
+    for u in range(5):
+        svc.file_feedback(complaint(device=dev_id(2, u)))
+    (b,) = open_tickets(svc, scope="batch")
+    assert (b.source, b.fault) == ("feedback", "cooling_decline")
+    for u in range(10, 18):
+        svc.record_finding(decline(dev_id(2, u)))
+    (same,) = open_tickets(svc, scope="batch")
+    assert same.id == b.id  # one ticket per (model, batch, fault): both kinds of evidence
+    assert same.evidence["devices"] and len(same.evidence["complaints"]) == 5
