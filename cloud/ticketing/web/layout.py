@@ -86,8 +86,27 @@ ol.timeline li::before{content:"";position:absolute;left:-21px;top:5px;width:10p
 ol.timeline .meta{color:#57606a;font-size:12px}
 .login{max-width:380px;margin:80px auto}
 .login input{width:100%;margin:6px 0 12px}
-.grid2{display:grid;grid-template-columns:1fr 1fr;gap:16px}
+.grid2{display:grid;grid-template-columns:1fr 1fr;gap:16px}.table-wrap{padding:0;overflow-x:auto}
 @media (max-width:900px){.grid2{grid-template-columns:1fr}}
+h3{font-size:14px;margin:14px 0 6px}dl.facts.one{grid-template-columns:1fr}
+.src-feedback{background:#fbefff;color:#6639ba}.src-telemetry{background:#f6f8fa;color:#57606a}
+.triage{background:#fff8c5;color:#7d4e00;border-color:#d4a72c}
+.unmatched{background:#ffebe9;color:#a40e26}
+.notice{background:#dafbe1;border:1px solid #aceebb;color:#116329;padding:10px 12px;
+ border-radius:6px;margin:0 0 16px}
+.verdict{font-size:15px;padding:10px 12px;border-radius:6px;margin:0 0 12px;
+ border-left:4px solid #57606a;background:#f6f8fa}
+.v-confirms{border-color:#cf222e;background:#ffebe9}.v-recovered{border-color:#0969da}
+.v-normal{border-color:#1a7f37;background:#dafbe1}
+ol.complaints{margin:0;padding-left:20px}ol.complaints .meta{color:#57606a;font-size:12px}
+blockquote.words{margin:4px 0 12px;padding:8px 12px;border-left:3px solid #d0d7de;
+ background:#f6f8fa;white-space:pre-wrap;overflow-wrap:anywhere}
+form.complaint{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:12px}
+form.complaint .field{display:flex;flex-direction:column;gap:3px}
+form.complaint .wide,form.complaint button{grid-column:1/-1}
+form.complaint label{font-size:12px;color:#57606a}form.complaint textarea{font:inherit;padding:6px}
+.hint{font-size:12px;color:#57606a}.field-error{font-size:12px;color:#cf222e;font-weight:600}
+.field.invalid input,.field.invalid select,.field.invalid textarea{border-color:#cf222e}
 """
 
 
@@ -100,7 +119,8 @@ def when(iso: str | None) -> str:
     """An ISO-8601 UTC time as ``<time>`` reading ``2024-05-17 08:00 UTC``."""
     if not iso:
         return "—"
-    text = datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M UTC")
+    at = datetime.fromisoformat(iso)  # a complaint keeps the offset it was received with
+    text = (at.astimezone(UTC) if at.tzinfo else at).strftime("%Y-%m-%d %H:%M UTC")
     return f'<time datetime="{esc(iso)}">{text}</time>'
 
 
@@ -138,7 +158,9 @@ def status_badge(status: str) -> str:
 
 def page(title: str, body: str, *, user: Principal | None) -> str:
     """A whole HTML document: the top bar (with sign-out when signed in) around ``body``."""
-    who = ""
+    who = file_link = ""
+    if user is not None and user.can("service"):  # customer service files complaints
+        file_link = '<a id="new-complaint" href="/feedback/new">New complaint / 登记投诉</a>'
     if user is not None:
         who = (
             f'<div class="who"><span>{esc(user.name)} · {esc(user.role)}</span>'
@@ -150,7 +172,7 @@ def page(title: str, body: str, *, user: Principal | None) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)} · qloop</title><style>{CSS}</style></head><body>"
         '<header class="top"><a class="brand" href="/tickets">qloop</a>'
-        '<nav><a href="/tickets">Tickets</a></nav>'
+        f'<nav><a href="/tickets">Tickets</a>{file_link}</nav>'
         f"{who}</header><main>{body}</main></body></html>"
     )
 

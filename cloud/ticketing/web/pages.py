@@ -1,4 +1,5 @@
-"""The ticketing pages: the ticket list, one ticket with its evidence chart, and signing in.
+"""The ticketing pages: the ticket list, one ticket with its evidence chart, and signing in
+(people's feedback on them, and the complaint form, are in :mod:`~cloud.ticketing.web.feedback`).
 
 Server-rendered HTML over the same :class:`TicketService` calls and the same public schemas as
 ``/api/v1`` (a page shows exactly what the API answers, including fields added to the schema
@@ -17,12 +18,19 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 
 from cloud.store.readback import InfluxTarget
-from cloud.ticketing.api.schemas import Scope, Severity, TicketDetailPublic, TicketPublic
+from cloud.ticketing.api.schemas import (
+    Channel,
+    Scope,
+    Severity,
+    Source,
+    TicketDetailPublic,
+    TicketPublic,
+)
 from cloud.ticketing.errors import InvalidCursor
 from cloud.ticketing.lifecycle import Status
 from cloud.ticketing.service import TicketService
 from cloud.ticketing.tokens import Principal
-from cloud.ticketing.web import auth
+from cloud.ticketing.web import auth, feedback
 from cloud.ticketing.web.evidence import EvidenceChart, chart_for_ticket
 from cloud.ticketing.web.layout import (
     esc,
@@ -44,8 +52,19 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "status": tuple(s.value for s in Status),
     "scope": tuple(s.value for s in Scope),
     "severity": tuple(s.value for s in Severity),
+    "source": tuple(s.value for s in Source),
+    "channel": tuple(c.value for c in Channel),
+    "needs_triage": ("true", "false"),
 }
-FILTERS = ("status", "scope", "model", "batch", "fault", "severity")
+#: How a choice reads in its select, where it is more than the value.
+CHOICE_LABELS = {
+    "channel": {c: f"{c} {zh}" for c, zh in feedback.CHANNEL_LABELS.items()},
+    "needs_triage": {"true": "yes 待人工确认", "false": "no"},
+}
+FILTERS = (
+    "status", "scope", "model", "batch", "fault", "severity", "source", "channel", "needs_triage",
+)  # fmt: skip
+TRIAGE_QUEUE = "/tickets?needs_triage=true"
 #: How the batch test's numbers are labelled, in the order an engineer reads them.
 STAT_LABELS = {
     "batch_affected": "affected units in the batch",
@@ -95,10 +114,18 @@ def _is_overdue(t: Mapping[str, Any]) -> bool:
 
 
 def _where(t: Mapping[str, Any]) -> str:
+    if t["scope"] == "customer":
+        return "customer"
     if t["scope"] == "device":
-        unit = f'<a href="/tickets/{esc(t["id"])}#units">{esc(t["device"])}</a>'
+        anchor = "feedback" if t.get("source") == "feedback" else "units"
+        unit = f'<a href="/tickets/{esc(t["id"])}#{anchor}">{esc(t["device"])}</a>'
         return f"{esc(t['batch'])} · {unit}"
     return esc(t["batch"])
+
+
+def _problem(t: Mapping[str, Any]) -> str:
+    """The fault, or the category of a complaint about no fault of the vocabulary."""
+    return esc(t["fault"]) if t["fault"] else f'<span class="note">{esc(t["category"])}</span>'
 
 
 def _due(t: Mapping[str, Any]) -> str:
@@ -114,15 +141,17 @@ def _filter_form(filters: Mapping[str, str]) -> str:
     for name in FILTERS:
         current = filters.get(name, "")
         if name in CHOICES:
+            labels = CHOICE_LABELS.get(name, {})
             options = "".join(
-                f'<option value="{esc(v)}"{" selected" if v == current else ""}>{esc(v)}</option>'
+                f'<option value="{esc(v)}"{" selected" if v == current else ""}>'
+                f"{esc(labels.get(v, v))}</option>"
                 for v in CHOICES[name]
             )
             control = f'<select name="{name}"><option value="">any</option>{options}</select>'
         else:
             listed = ' list="faults"' if name == "fault" else ""
             control = f'<input name="{name}" value="{esc(current)}" placeholder="any"{listed}>'
-        fields.append(f"<label>{name}{control}</label>")
+        fields.append(f"<label>{name.replace('_', ' ')}{control}</label>")
     faults = "".join(f'<option value="{esc(f)}">' for f in FAULTS)
     return (
         f'<form class="filters card" method="get" action="/tickets">{"".join(fields)}'
@@ -139,7 +168,8 @@ def _ticket_row(t: Mapping[str, Any]) -> str:
     return (
         f'<tr class="ticket{" overdue" if _is_overdue(t) else ""}" data-id="{esc(t["id"])}">'
         f'<td><a href="/tickets/{esc(t["id"])}">{esc(t["id"])}</a></td>'
-        f"<td>{esc(t['fault'])}</td><td class=nowrap>{esc(t['model'])}</td><td>{_where(t)}</td>"
+        f'<td class="source">{feedback.source_badge(t, compact=True)}</td><td>{_problem(t)}</td>'
+        f"<td class=nowrap>{esc(t['model'])}</td><td>{_where(t)}</td>"
         f"<td>{severity_badge(t['severity'])}</td><td>{priority}</td><td>{departments}</td>"
         f"<td>{status_badge(t['status'])}</td>"
         f'<td class="num">{t["affected_devices"]} / {t["batch_devices"]}</td>'
@@ -156,7 +186,7 @@ def ticket_list_page(
     error: str | None = None,
 ) -> str:
     heads = (
-        "id", "fault", "model", "batch / device", "severity", "priority", "departments",
+        "id", "source", "fault", "model", "batch / device", "severity", "priority", "departments",
         "status", "affected / batch", "detected", "due",
     )  # fmt: skip
     head = "".join(f"<th{' class=num' if h.startswith('affected') else ''}>{h}</th>" for h in heads)
@@ -171,10 +201,12 @@ def ticket_list_page(
         pager.append(f'<a class="button" rel="next" href="/tickets?{query}">Next page →</a>')
     body = (
         "<h1>Quality tickets</h1>"
-        '<p class="sub">Opened from field telemetry, newest first.</p>'
+        '<p class="sub">Opened from field telemetry and customer feedback, newest first. '
+        f'<a class="button" id="triage-queue" href="{TRIAGE_QUEUE}">Triage queue / 待人工确认</a>'
+        "</p>"
         + (f'<div class="error" role="alert">{esc(error)}</div>' if error else "")
         + _filter_form(filters)
-        + f'<div class="card" style="padding:0"><table id="tickets"><thead><tr>{head}</tr></thead>'
+        + f'<div class="card table-wrap"><table id="tickets"><thead><tr>{head}</tr></thead>'
         f"<tbody>{rows}</tbody></table></div>"
         f'<div class="pager">{"".join(pager)}</div>'
     )
@@ -183,6 +215,9 @@ def ticket_list_page(
 
 # --- one ticket ---------------------------------------------------------------------------------
 def _facts(t: Mapping[str, Any]) -> str:
+    """The ticket's fields; an unknown model, batch or fault (a customer's ticket) reads "—"."""
+    parent = t.get("parent")
+    affected = f"{t['affected_devices']} of {t['batch_devices']} in the batch"
     facts = [
         ("scope", esc(t["scope"])),
         ("model", esc(t["model"])),
@@ -195,20 +230,25 @@ def _facts(t: Mapping[str, Any]) -> str:
         ("lead department", esc(t["department"])),
         ("departments", esc(", ".join(t["departments"]))),
         ("status", status_badge(t["status"])),
-        ("affected units", f"{t['affected_devices']} of {t['batch_devices']} in the batch"),
-        ("detected", when(t["detected_at"])),
+        ("source", feedback.source_badge(t)),
+        ("affected units", affected if t["batch"] is not None else "—"),
+        ("received" if feedback.from_complaint(t) else "detected", when(t["detected_at"])),
         ("opened", when(t["opened_at"])),
         ("due", _due(t)),
+        ("parent", f'<a href="/tickets/{esc(parent)}">{esc(parent)}</a>' if parent else "—"),
+        ("repeats", esc(t.get("repeats", 0))),
     ]
     shown = {"id", "history", "evidence", "department", "affected_devices", "batch_devices"}
-    shown |= {"detected_at", "opened_at", "due_at", "overdue"} | {k for k, _ in facts}
+    shown |= {"detected_at", "opened_at", "due_at", "overdue", "channel", "classification"}
+    shown |= {k for k, _ in facts}
     facts += [(k, esc(v)) for k, v in t.items() if k not in shown]  # fields added later
     items = "".join(f'<div><dt>{k}</dt><dd data-field="{k}">{v}</dd></div>' for k, v in facts)
     return f'<dl class="facts">{items}</dl>'
 
 
 def _statistics(evidence: Mapping[str, Any]) -> str:
-    stats = {k: v for k, v in evidence.items() if k not in ("devices", "merged_tickets")}
+    skip = {"devices", "merged_tickets"} | feedback.EVIDENCE_KEYS  # shown in their own sections
+    stats = {k: v for k, v in evidence.items() if k not in skip}
     order = [k for k in STAT_LABELS if k in stats] + [k for k in stats if k not in STAT_LABELS]
     rows = []
     for k in order:
@@ -270,26 +310,48 @@ def _chart(chart: EvidenceChart) -> str:
     return f'<div class="chart-wrap">{chart.svg}</div><p class="note">{esc(chart.note)}</p>'
 
 
-def ticket_page(t: Mapping[str, Any], chart: EvidenceChart) -> str:
-    where = (
-        f"on unit {esc(t['device'])} ({esc(t['model'])}, batch {esc(t['batch'])})"
-        if t["scope"] == "device"
-        else f"in batch {esc(t['batch'])} of {esc(t['model'])}"
-    )
-    devices = t["evidence"].get("devices", [])
+def _subject(t: Mapping[str, Any]) -> str:
+    """What the ticket is about and where (the line under its id)."""
+    what = f"{esc(t['fault'])} ({esc(t['category'])})" if t["fault"] else esc(t["category"])
+    via = f" via {esc(t['channel'])}" if t.get("channel") else ""
+    if t["scope"] == "customer":
+        return f"{what} from a customer{via}"
+    if t["scope"] == "device":
+        told = f", reported{via}" if t.get("source") == "feedback" else ""
+        unit = f"{esc(t['device'])} ({esc(t['model'])}, batch {esc(t['batch'])})"
+        return f"{what} on unit {unit}{told}"
+    basis = ", standing out by complaints" if t["evidence"].get("basis") == "complaints" else ""
+    return f"{what} in batch {esc(t['batch'])} of {esc(t['model'])}{basis}"
+
+
+def ticket_page(
+    t: Mapping[str, Any], chart: EvidenceChart, *, can_correct: bool = False, notice: str = ""
+) -> str:
+    """One ticket; ``notice`` tops it (what became of a form just sent), ``can_correct`` shows
+    the form correcting a feedback ticket's classification."""
+    history = f'<section class="card" id="history"><h2>History</h2>{_history(t["history"])}'
+    history += "</section>"
+    if feedback.from_complaint(t):  # one unit or none: no batch statistics, no units table
+        rest = history
+    else:
+        devices = t["evidence"].get("devices", [])
+        rest = (
+            '<div class="grid2">'
+            f'<section class="card" id="statistics"><h2>Batch statistics</h2>'
+            f"{_statistics(t['evidence'])}</section>{history}</div>"
+            f'<section class="card"><h2>Affected units ({len(devices)})</h2>'
+            f"{_units(devices)}</section>"
+        )
     return (
         '<p class="sub"><a href="/tickets">← All tickets</a></p>'
+        f"{notice}"
         f'<h1 id="ticket-id">{esc(t["id"])} {severity_badge(t["severity"])} '
         f"{status_badge(t['status'])}</h1>"
-        f'<p class="sub">{esc(t["fault"])} ({esc(t["category"])}) {where}</p>'
+        f'<p class="sub" id="subject">{_subject(t)}</p>'
         f'<section class="card">{_facts(t)}</section>'
+        f"{feedback.feedback_sections(t, can_correct=can_correct)}"
         f'<section class="card" id="evidence-chart"><h2>Evidence</h2>{_chart(chart)}</section>'
-        '<div class="grid2">'
-        f'<section class="card" id="statistics"><h2>Batch statistics</h2>'
-        f"{_statistics(t['evidence'])}</section>"
-        f'<section class="card" id="history"><h2>History</h2>{_history(t["history"])}</section>'
-        "</div>"
-        f'<section class="card"><h2>Affected units ({len(devices)})</h2>{_units(devices)}</section>'
+        f"{rest}"
     )
 
 
@@ -356,7 +418,10 @@ def pages_router(
         try:
             filters = parse_filters(request.query_params)
             limit = parse_limit(request.query_params.get("limit"))
-            result = service.tickets(**filters, limit=limit, cursor=cursor)
+            query: dict[str, Any] = dict(filters)
+            if "needs_triage" in query:
+                query["needs_triage"] = query["needs_triage"] == "true"
+            result = service.tickets(**query, limit=limit, cursor=cursor)
         except (BadFilter, InvalidCursor) as exc:
             safe = {
                 k: v for k, v in request.query_params.items() if k in FILTERS and k not in CHOICES
@@ -370,7 +435,7 @@ def pages_router(
         return html(page("Tickets", body, user=user))
 
     @router.get("/tickets/{ticket_id}")
-    def ticket(ticket_id: str, user: User) -> Response:
+    def ticket(ticket_id: str, request: Request, user: User) -> Response:
         view = service.get_ticket(ticket_id)
         if view is None:
             body = (
@@ -379,9 +444,14 @@ def pages_router(
             )
             return html(page("Not found", body, user=user), 404)
         t = TicketDetailPublic.model_validate(view).model_dump(mode="json")
-        detected = datetime.fromisoformat(t["detected_at"]).timestamp()
-        chart = chart_for_ticket(t, journal, detected_ts=detected, influx=influx)
-        return html(page(t["id"], ticket_page(t, chart), user=user))
+        if feedback.from_complaint(t) or t["fault"] is None:
+            chart = feedback.feedback_chart(t, journal, influx)
+        else:
+            detected = datetime.fromisoformat(t["detected_at"]).timestamp()
+            chart = chart_for_ticket(t, journal, detected_ts=detected, influx=influx)
+        notice = feedback.notice(request.query_params, t)
+        body = ticket_page(t, chart, can_correct=user.can(feedback.ROLE), notice=notice)
+        return html(page(t["id"], body, user=user))
 
     return router
 
@@ -391,4 +461,5 @@ def mount_pages(
 ) -> None:
     """Serve the pages from ``app`` (call once in ``create_app``)."""
     app.include_router(pages_router(service, journal=journal, influx=influx))
+    app.include_router(feedback.feedback_router(service))  # the complaint form, corrections
     app.add_exception_handler(auth.LoginRequired, auth.login_redirect)

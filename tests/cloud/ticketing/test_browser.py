@@ -1,5 +1,6 @@
 """The pages in a real headless Chromium, driven over the DevTools protocol against ``qloop api``
-in its own process.
+in its own process: an engineer reads a batch ticket's evidence chart, and customer service
+registers a complaint and sees the unit's data confirm it.
 
 The DevTools client is a few lines over the ``websockets`` package (installed as a dependency of
 amqtt). The journal behind the evidence chart is filled the way the worker fills it: real
@@ -9,6 +10,7 @@ telemetry payloads (``contract.protocol.encode``) of a simulated fleet with leak
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -16,6 +18,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +38,8 @@ from tests.helpers import wait_for
 from tests.scenarios import batch, fault, scenario
 
 ADMIN = "admin-secret"
+SERVICE = "service-secret"  # a customer-service token, made in the database before the server
+PROCEDURE = "空调使用1个月后，制冷效果明显下降，出风口温度18℃(设定16℃)，噪音比初期增大。"
 DAY = 86_400.0
 NOW = datetime(2026, 11, 22, 10, 0, 1, tzinfo=UTC)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -54,8 +59,9 @@ BLOCK_ROWS = 12  # one telemetry message per simulated hour of 5-minute samples
 
 
 def _fill_from_fleet(db_url: str, journal_path: Path) -> None:
-    """Journal: the simulated fleet's telemetry as real payloads. Database: the devices and one
-    finding per leaking unit, with its ΔT before and after the onset as evidence."""
+    """Journal: the simulated fleet's telemetry as real payloads. Database: the devices, one
+    finding per leaking unit, with its ΔT before and after the onset as evidence, and a
+    customer-service token."""
     scenario = parse_scenario(SCENARIO)
     fleet = Fleet(scenario)
     fields = fleet.fields
@@ -70,6 +76,7 @@ def _fill_from_fleet(db_url: str, journal_path: Path) -> None:
     journal.close()
 
     service = TicketService(make_engine(db_url), lambda: NOW)
+    service.ensure_token(SERVICE, name="cs-1", role="service")
     for u in fleet.units:
         service.register_device(
             DeviceRecord(u.device, u.product, u.model, u.batch, u.serial, u.firmware,
@@ -127,6 +134,19 @@ class DevTools:
         except RuntimeError:  # the old document went away mid-call
             return False
 
+    def location(self) -> str:
+        """``pathname?search`` of the loaded page, "" while it navigates."""
+        try:
+            loaded = self.eval("[document.readyState, location.pathname + location.search]")
+        except RuntimeError:
+            return ""
+        return loaded[1] if loaded[0] == "complete" else ""
+
+    def type(self, selector: str, text: str) -> None:
+        """Focus a field and type ``text`` into it, as a keyboard (or an IME) does."""
+        self.eval(f"document.querySelector({json.dumps(selector)}).focus()")
+        self.call("Input.insertText", text=text)
+
     def click(self, selector: str) -> None:
         box = self.eval(
             f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
@@ -151,6 +171,52 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--hide-scrollbars", "--window-size=1280,1600",
 ]  # fmt: skip
+
+
+@contextlib.contextmanager
+def chromium_tab(chromium: str, profile: Path) -> Iterator[DevTools]:
+    """One headless Chromium session with a fresh profile; its page tab over DevTools."""
+    proc = subprocess.Popen(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
+         "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        port_file = profile / "DevToolsActivePort"
+        wait_for(port_file.exists, timeout=60, what="Chromium's DevTools port")
+        wait_for(lambda: len(port_file.read_text().split()) >= 2, what="the port file")
+        port = port_file.read_text().split()[0]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30) as r:
+            page = next(t for t in json.load(r) if t["type"] == "page")
+        tab = DevTools(page["webSocketDebuggerUrl"])
+        tab.call("Page.enable")
+        try:
+            yield tab
+        finally:
+            tab.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # Chromium and its helpers, in the group it leads
+        proc.wait(30)
+
+
+def sign_in(tab: DevTools, token: str) -> None:
+    """On the sign-in form: type the token, press the button."""
+    wait_for(lambda: tab.at("/login"), what="the sign-in form")
+    tab.type("#token", token)
+    tab.click("#sign-in")
+
+
+def screenshot(tab: DevTools, path: Path, height: int | None = None) -> None:
+    """A PNG of the page from the top (the whole page unless ``height`` is given)."""
+    if height is None:
+        metrics = tab.call("Page.getLayoutMetrics")
+        height = min(int(metrics["cssContentSize"]["height"]), 6000)
+    clip = {"x": 0, "y": 0, "width": 1280, "height": height, "scale": 1}
+    shot = tab.call("Page.captureScreenshot", format="png", clip=clip, captureBeyondViewport=True)
+    path.write_bytes(base64.b64decode(shot["data"]))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("QLOOP_SCREENSHOTS"):  # refresh docs/screenshots on request
+        shutil.copy(path, Path(os.environ["QLOOP_SCREENSHOTS"]) / path.name)
 
 
 @pytest.fixture
@@ -199,28 +265,10 @@ def test_engineer_signs_in_and_sees_the_evidence_chart_in_chromium(
     )  # fmt: skip
     assert 'id="token"' in dumped.stdout and "Sign in" in dumped.stdout, dumped.stderr[-2000:]
 
-    profile = tmp_path / "profile"
-    proc = subprocess.Popen(
-        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
-         "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    try:
-        port_file = profile / "DevToolsActivePort"
-        wait_for(port_file.exists, timeout=60, what="Chromium's DevTools port")
-        wait_for(lambda: len(port_file.read_text().split()) >= 2, what="the port file")
-        port = port_file.read_text().split()[0]
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30) as r:
-            page = next(t for t in json.load(r) if t["type"] == "page")
-        tab = DevTools(page["webSocketDebuggerUrl"])
-        tab.call("Page.enable")
-
+    with chromium_tab(chromium, tmp_path / "profile") as tab:
         # Sign in the way a person does: open the list, type the token, press the button.
         tab.call("Page.navigate", url=f"{api_server}/tickets?scope=batch")
-        wait_for(lambda: tab.at("/login"), what="the sign-in form")
-        tab.eval("document.getElementById('token').focus()")
-        tab.call("Input.insertText", text=ADMIN)
-        tab.click("#sign-in")
+        sign_in(tab, ADMIN)
         wait_for(lambda: tab.at("/tickets"), what="the ticket list after signing in")
         assert tab.eval("document.cookie") == ""  # HttpOnly: no script sees the token
         rows = tab.eval("[...document.querySelectorAll('tr.ticket')].map(r => r.innerText)")
@@ -246,15 +294,57 @@ def test_engineer_signs_in_and_sees_the_evidence_chart_in_chromium(
             "document.querySelector('#evidence-chart svg').getBoundingClientRect().width"
         )
         assert width > 600  # laid out in the page, not collapsed
+        screenshot(tab, tmp_path / "ticket.png", height=1120)  # header to history
 
-        clip = {"x": 0, "y": 0, "width": 1280, "height": 1120, "scale": 1}  # header to history
-        shot = tab.call("Page.captureScreenshot", format="png", clip=clip)
-        png = tmp_path / "ticket.png"
-        png.write_bytes(base64.b64decode(shot["data"]))
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        if os.environ.get("QLOOP_SCREENSHOTS"):  # refresh docs/screenshots on request
-            shutil.copy(png, Path(os.environ["QLOOP_SCREENSHOTS"]) / "ticket.png")
-        tab.close()
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # Chromium and its helpers, in the group it leads
-        proc.wait(30)
+
+@pytest.mark.browser
+def test_customer_service_registers_a_complaint_the_data_confirms_in_chromium(
+    chromium: str, api_server: str, tmp_path
+) -> None:
+    # a unit of the leaking batch's ticket, and its serial as the customer reads it off the label
+    request = urllib.request.Request(
+        f"{api_server}/api/v1/tickets?scope=batch", headers={"Authorization": f"Bearer {ADMIN}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as r:
+        (batch,) = json.load(r)["items"]
+    device = batch["evidence"]["devices"][0]["device"]
+    serial = {u.device: u.serial for u in Fleet(parse_scenario(SCENARIO)).units}[device]
+
+    with chromium_tab(chromium, tmp_path / "profile") as tab:
+        tab.call("Page.navigate", url=f"{api_server}/feedback/new")
+        sign_in(tab, SERVICE)
+        wait_for(lambda: tab.at("/feedback/new"), what="the complaint form after signing in")
+        assert tab.eval("document.getElementById('new-complaint').innerText") == (
+            "New complaint / 登记投诉"
+        )
+        for selector, text in [("#customer_name", "张先生"), ("#contact", "138 0013 8000"),
+                               ("#serial", serial), ("#text", PROCEDURE)]:  # fmt: skip
+            tab.type(selector, text)
+        tab.eval(  # the pickers and selects, as a click on them would set them
+            "document.getElementById('received_at').value = '2024-07-05T10:30';"
+            "document.getElementById('channel').value = 'hotline';"
+            "document.getElementById('demand').value = 'repair'"
+        )
+        assert tab.eval("document.getElementById('utc_offset').value") == "+08:00"
+        tab.click("#file-complaint")
+        wait_for(
+            lambda: tab.location().startswith("/tickets/PF"),
+            timeout=120,  # the first complaint may wait for the classifier to be fitted
+            what="the new ticket's page",
+        )
+        assert tab.location().endswith("?filed=opened")
+        assert "Registered as this new ticket" in tab.eval(
+            "document.getElementById('filed').innerText"
+        )
+        classification = tab.eval("document.getElementById('classification').innerText")
+        assert "performance" in classification and "cooling_decline" in classification
+        assert tab.eval("document.querySelector('#classification .badge').innerText") == "II"
+        verdict = tab.eval("document.getElementById('telemetry-verdict').innerText")
+        assert "telemetry confirms" in verdict and "ΔT with the compressor on fell" in verdict
+        parent = tab.eval("document.getElementById('parent').getAttribute('href')")
+        assert parent == f"/tickets/{batch['id']}"
+        assert tab.eval("document.querySelector('blockquote.words').innerText") == PROCEDURE
+        assert f"on unit {device}" in tab.eval("document.getElementById('subject').innerText")
+        lines = tab.eval("document.querySelectorAll('#evidence-chart svg path.series').length")
+        assert lines == 1  # the unit's own ΔT from the journal
+        screenshot(tab, tmp_path / "complaint.png")
