@@ -165,6 +165,7 @@ def file_feedback(
             outcome = "repeat"
         else:
             ticket = _open(s, ctx, fb, received_at, read, dev, model, c, contact, complaint, now)
+            _opened_by(s, ticket, now, c, fb.channel, actor)
             _join_batch(s, ctx.policy, ticket, complaint, now)
             outcome = "opened"
         s.add(
@@ -361,11 +362,17 @@ def _open(
     )
     s.add(ticket)
     s.flush()
-    note = f"{fb.channel}: {c.category}" + (f" / {c.fault}" if c.fault else "")
+    return ticket
+
+
+def _opened_by(
+    s: Session, ticket: Ticket, now: datetime, c: Classification, channel: str, actor: str
+) -> None:
+    """The opening entry of a feedback ticket, in the name of whoever filed it."""
+    note = f"{channel}: {c.category}" + (f" / {c.fault}" if c.fault else "")
     if c.needs_triage:
         note += f" (confidence {c.confidence:.2f}: needs triage)"
-    write_history(s, ticket, now, HistoryKind.OPENED, to_status=Status.OPEN, note=note)
-    return ticket
+    write_history(s, ticket, now, HistoryKind.OPENED, actor=actor, to_status=Status.OPEN, note=note)
 
 
 def _join_batch(
@@ -449,8 +456,8 @@ def correct(
                 before=before,
             )
         )
-        change = f"{before.get('category')}/{before.get('fault')}/{before.get('severity')}"
-        text = f"classification {change} → {category}/{fault}/{severity}"
+        was = "/".join(str(before.get(k) or "—") for k in ("category", "fault", "severity"))
+        text = f"classification {was} → {category}/{fault or '—'}/{severity}"
         write_history(
             s,
             t,

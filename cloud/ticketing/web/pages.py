@@ -30,7 +30,7 @@ from cloud.ticketing.errors import InvalidCursor
 from cloud.ticketing.lifecycle import Status
 from cloud.ticketing.service import TicketService
 from cloud.ticketing.tokens import Principal
-from cloud.ticketing.web import auth, feedback
+from cloud.ticketing.web import auth, feedback, feedback_view
 from cloud.ticketing.web.evidence import EvidenceChart, chart_for_ticket
 from cloud.ticketing.web.layout import (
     esc,
@@ -58,7 +58,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 #: How a choice reads in its select, where it is more than the value.
 CHOICE_LABELS = {
-    "channel": {c: f"{c} {zh}" for c, zh in feedback.CHANNEL_LABELS.items()},
+    "channel": {c: f"{c} {zh}" for c, zh in feedback_view.CHANNEL_LABELS.items()},
     "needs_triage": {"true": "yes 待人工确认", "false": "no"},
 }
 FILTERS = (
@@ -168,7 +168,8 @@ def _ticket_row(t: Mapping[str, Any]) -> str:
     return (
         f'<tr class="ticket{" overdue" if _is_overdue(t) else ""}" data-id="{esc(t["id"])}">'
         f'<td><a href="/tickets/{esc(t["id"])}">{esc(t["id"])}</a></td>'
-        f'<td class="source">{feedback.source_badge(t, compact=True)}</td><td>{_problem(t)}</td>'
+        f'<td class="source">{feedback_view.source_badge(t, compact=True)}</td>'
+        f"<td>{_problem(t)}</td>"
         f"<td class=nowrap>{esc(t['model'])}</td><td>{_where(t)}</td>"
         f"<td>{severity_badge(t['severity'])}</td><td>{priority}</td><td>{departments}</td>"
         f"<td>{status_badge(t['status'])}</td>"
@@ -230,9 +231,9 @@ def _facts(t: Mapping[str, Any]) -> str:
         ("lead department", esc(t["department"])),
         ("departments", esc(", ".join(t["departments"]))),
         ("status", status_badge(t["status"])),
-        ("source", feedback.source_badge(t)),
+        ("source", feedback_view.source_badge(t)),
         ("affected units", affected if t["batch"] is not None else "—"),
-        ("received" if feedback.from_complaint(t) else "detected", when(t["detected_at"])),
+        ("received" if feedback_view.from_complaint(t) else "detected", when(t["detected_at"])),
         ("opened", when(t["opened_at"])),
         ("due", _due(t)),
         ("parent", f'<a href="/tickets/{esc(parent)}">{esc(parent)}</a>' if parent else "—"),
@@ -247,7 +248,10 @@ def _facts(t: Mapping[str, Any]) -> str:
 
 
 def _statistics(evidence: Mapping[str, Any]) -> str:
-    skip = {"devices", "merged_tickets"} | feedback.EVIDENCE_KEYS  # shown in their own sections
+    skip = {
+        "devices",
+        "merged_tickets",
+    } | feedback_view.EVIDENCE_KEYS  # shown in their own sections
     stats = {k: v for k, v in evidence.items() if k not in skip}
     order = [k for k in STAT_LABELS if k in stats] + [k for k in stats if k not in STAT_LABELS]
     rows = []
@@ -331,7 +335,7 @@ def ticket_page(
     the form correcting a feedback ticket's classification."""
     history = f'<section class="card" id="history"><h2>History</h2>{_history(t["history"])}'
     history += "</section>"
-    if feedback.from_complaint(t):  # one unit or none: no batch statistics, no units table
+    if feedback_view.from_complaint(t):  # one unit or none: no batch statistics, no units table
         rest = history
     else:
         devices = t["evidence"].get("devices", [])
@@ -349,7 +353,7 @@ def ticket_page(
         f"{status_badge(t['status'])}</h1>"
         f'<p class="sub" id="subject">{_subject(t)}</p>'
         f'<section class="card">{_facts(t)}</section>'
-        f"{feedback.feedback_sections(t, can_correct=can_correct)}"
+        f"{feedback_view.feedback_sections(t, can_correct=can_correct)}"
         f'<section class="card" id="evidence-chart"><h2>Evidence</h2>{_chart(chart)}</section>'
         f"{rest}"
     )
@@ -444,12 +448,12 @@ def pages_router(
             )
             return html(page("Not found", body, user=user), 404)
         t = TicketDetailPublic.model_validate(view).model_dump(mode="json")
-        if feedback.from_complaint(t) or t["fault"] is None:
-            chart = feedback.feedback_chart(t, journal, influx)
+        if feedback_view.from_complaint(t) or t["fault"] is None:
+            chart = feedback_view.feedback_chart(t, journal, influx)
         else:
             detected = datetime.fromisoformat(t["detected_at"]).timestamp()
             chart = chart_for_ticket(t, journal, detected_ts=detected, influx=influx)
-        notice = feedback.notice(request.query_params, t)
+        notice = feedback_view.notice(request.query_params, t)
         body = ticket_page(t, chart, can_correct=user.can(feedback.ROLE), notice=notice)
         return html(page(t["id"], body, user=user))
 
