@@ -26,6 +26,7 @@ from benchmarks.detectors import bench_detectors
 from benchmarks.edge_drain import bench_edge_drain
 from benchmarks.edge_footprint import bench_edge_footprint
 from benchmarks.embedded_store import bench_embedded_store
+from benchmarks.feedback import bench_feedback
 from benchmarks.ingest import bench_ingest
 from benchmarks.memory import bench_memory
 from benchmarks.scale import bench_scale, bench_scale_day
@@ -42,6 +43,7 @@ BENCHES: dict[str, Callable[[bool], Result]] = {
     "edge_drain": bench_edge_drain,
     "embedded_store": bench_embedded_store,
     "accuracy": bench_accuracy,
+    "feedback": bench_feedback,
 }
 
 
