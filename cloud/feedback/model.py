@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import pickle
+import threading
 from pathlib import Path
 
 from cloud.feedback.classify import FeedbackClassifier
@@ -22,9 +23,18 @@ class ModelFileError(QloopError, ValueError):
     """A model file that cannot be read or is not a fitted classifier."""
 
 
-@functools.lru_cache(maxsize=1)
+_FITTING = threading.Lock()
+
+
 def shipped_classifier() -> FeedbackClassifier:
-    """The classifier fitted on the shipped corpus (once per process)."""
+    """The classifier fitted on the shipped corpus (once per process, even when the first
+    requests arrive while the background warm-up is still fitting it)."""
+    with _FITTING:
+        return _shipped()
+
+
+@functools.cache
+def _shipped() -> FeedbackClassifier:
     return FeedbackClassifier().fit(load_corpus())
 
 

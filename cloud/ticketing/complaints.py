@@ -148,15 +148,15 @@ def file_feedback(
     now = ctx.now()
     received_at = fb.received_at or now
     key = digest(fb, received_at)
+    read = extract(fb.text)  # the text's work before the write lock: it needs no database
+    c = classification or ctx.classifier().predict(fb.text)
     with ctx.sessions.begin() as s:
         serialize(s, *_FEEDBACK_LOCK)
         seen = s.scalars(select(Feedback).where(Feedback.digest == key)).first()
         if seen is not None:
             return Filed(_detail(ctx, s, seen.ticket_id), "duplicate")
-        read = extract(fb.text)
         dev = _unit(s, fb, read)
         model = dev.model if dev else (fb.model or read.model)
-        c = classification or ctx.classifier().predict(fb.text)
         contact = normalise_contact(fb.contact)
         complaint = _complaint(fb, received_at, read, contact)
         ticket = _repeat_of(s, ctx.policy.repeat_similarity, dev, contact, c, fb.text)
