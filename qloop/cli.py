@@ -120,6 +120,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add(fr, "db", "feedback_model")
     fr.set_defaults(func=_cmd_feedback_retrain, section="feedback", label="feedback retrain")
 
+    audit = sub.add_parser("audit", help="check that no ticket history was rewritten")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
+    av = audit_sub.add_parser(
+        "verify",
+        help="walk every ticket's history chain and name the first entry changed, deleted or"
+        " inserted outside qloop (exit 1)",
+    )
+    _add(av, "db")
+    av.set_defaults(func=_cmd_audit_verify, section="audit", label="audit verify")
+
+    export = sub.add_parser(
+        "export", help="tickets opened in a date range with their history and fixes, JSON lines"
+    )
+    _add(export, "db", "since", "until", "output")
+    export.set_defaults(func=_cmd_export, section="export", label="export")
+
     sim = sub.add_parser("simulate", help="run a simulated fleet against a broker")
     sim.add_argument("scenario", help="built-in scenario name or TOML file")
     _add(sim, "broker", "speed", "ground_truth", "client_prefix")
@@ -255,6 +271,48 @@ def _cmd_feedback_retrain(args: argparse.Namespace, s: Settings) -> int:
     from qloop.feedback import run_retrain
 
     return run_retrain(s)
+
+
+def _cmd_audit_verify(args: argparse.Namespace, s: Settings) -> int:
+    from cloud.ticketing.audit import open_database, verify
+
+    engine = open_database(s.db)
+    try:
+        report = verify(engine)
+    finally:
+        engine.dispose()
+    for broken in report.broken:
+        print(broken)
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def _cmd_export(args: argparse.Namespace, s: Settings) -> int:
+    from cloud.ticketing.audit import export, open_database
+
+    if s.since and s.until and s.since > s.until:
+        raise SettingsError(f"--since {s.since} is after --until {s.until}")
+    engine = open_database(s.db)
+    partial = Path(f"{s.output}.partial") if s.output else None
+    try:
+        if partial is None:
+            done = export(engine, s.since, s.until, sys.stdout)
+        else:  # the file appears whole or not at all
+            with partial.open("w", encoding="utf-8") as out:
+                done = export(engine, s.since, s.until, out)
+            partial.replace(s.output)
+    except OSError as e:
+        raise SettingsError(f"--output {s.output or 'stdout'}: {e.strerror or e}") from None
+    finally:
+        engine.dispose()
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+    print(
+        f"exported {done.tickets} tickets ({done.entries} history entries, {done.fixes} fixes)"
+        f" to {s.output or 'stdout'}",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def _cmd_simulate(args: argparse.Namespace, s: Settings) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -185,6 +186,12 @@ class Settings(BaseModel):
     horizon: float = Field(48.0, gt=0, description="detection horizon in hours")
     json_path: str | None = Field(None, description="also write the report as JSON to this file")
     # operators' reports and tools
+    since: date | None = Field(
+        None, description="export tickets opened on or after this day, YYYY-MM-DD (UTC)"
+    )
+    until: date | None = Field(
+        None, description="export tickets opened on or before this day, YYYY-MM-DD (UTC)"
+    )
     latest: int = Field(10, ge=0, description="show this many of the latest dead letters")
     output: str | None = Field(None, description="output file (default: stdout)")
     config: str | None = Field(None, description="the edge agent's TOML config file")

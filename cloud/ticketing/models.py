@@ -6,9 +6,9 @@
 - ``device_faults``: the current state of each (device, fault): is the fault active now, since when,
   latest evidence. Batch statistics are a GROUP BY over this table, not a scan of the log.
 - ``tickets`` and ``ticket_history``: tickets as in CONTRACTS.md §4 and everything that happened to
-  them. Partial unique indexes make "at most one ticket that is not closed" per (model, batch,
-  fault) for batch scope and per (device, fault) for device scope a database rule, so concurrent
-  workers cannot open two.
+  them, each ticket's history a hash chain (``chain.py``). Partial unique indexes make "at most
+  one ticket that is not closed" per (model, batch, fault) for batch scope and per (device,
+  fault) for device scope a database rule, so concurrent workers cannot open two.
 - ``ticket_fixes``: the fix records (what was done, on which units, effective from which event
   time) and their verification outcome; a partial unique index allows one pending fix per ticket.
 - ``sla_escalations``: one row per (ticket, cycle, stage) that went overdue, doubling as the
@@ -185,10 +185,14 @@ class Ticket(Base):
 
 
 class TicketHistory(Base):
+    """One entry of a ticket's history, chained to the one before it (``chain.py``): ``seq``
+    counts the ticket's entries from 1, ``prev_hash`` is the previous entry's ``hash``."""
+
     __tablename__ = "ticket_history"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id"), index=True)
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id"))
+    seq: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime]
     actor: Mapped[str] = mapped_column(String(64))  # "system" or the token's name
     action: Mapped[str] = mapped_column(String(32))  # opened, updated, transition, comment, ...
@@ -196,8 +200,13 @@ class TicketHistory(Base):
     to_status: Mapped[str | None] = mapped_column(String(16))
     note: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
 
     ticket: Mapped[Ticket] = relationship(back_populates="history")
+
+    # two writers cannot both append the same seq; also the index of a ticket's history
+    __table_args__ = (Index("uq_ticket_history_seq", "ticket_id", "seq", unique=True),)
 
 
 class TicketFix(Base):
