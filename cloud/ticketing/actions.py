@@ -1,5 +1,5 @@
-"""What people do to a ticket: move it along the lifecycle, comment, record a customer
-follow-up, record the fix.
+"""What people do to a ticket: move it along the lifecycle, comment, record the fix (the
+customer's callback and the engineer's check of a fix are in ``verdicts.py``).
 
 Each action is one transaction that locks the ticket row, checks the move against the lifecycle
 tables (``lifecycle.py``: an illegal move raises :class:`IllegalTransition` naming the legal
@@ -7,7 +7,9 @@ ones), writes the history entry with the person as actor and answers the ticket 
 
 **Fix record.** :func:`record_fix` stores what was done, on which units (default: every affected
 unit) and from which event time it applies, moves the ticket to ``verifying`` and judges the fix
-at once (``verification.py``): the units' data decides whether it closes, never a person.
+at once (``verification.py``): the units' data decides whether it closes, never a person. Only a
+ticket with no units to judge by (a complaint about appearance, or from a unit without sensors)
+takes a fix with no units; the quality engineer's check decides that one.
 """
 
 from __future__ import annotations
@@ -71,12 +73,6 @@ def transition(
 def comment(ctx: Context, ticket_id: str, text: str, *, actor: str) -> TicketView:
     """Add a comment to a ticket's history."""
     return _note(ctx, ticket_id, HistoryKind.COMMENT, text, actor=actor)
-
-
-def follow_up(ctx: Context, ticket_id: str, note: str, *, customer: str, actor: str) -> TicketView:
-    """Record a customer follow-up (the procedure's review step) in the ticket's history."""
-    data = {"customer": customer}
-    return _note(ctx, ticket_id, HistoryKind.FOLLOWUP, note, actor=actor, data=data)
 
 
 def _note(
@@ -149,7 +145,11 @@ def record_fix(
         t.status, t.updated_at = target.value, now
         restage(t, ctx.policy.sla, now)
         s.flush()
-        note = f"fix on {len(units)} unit(s) from {utc(effective_from).isoformat()}: "
+        note = (
+            f"fix on {len(units)} unit(s) from {utc(effective_from).isoformat()}: "
+            if units
+            else "fix, to be checked by the quality engineer (no units' data): "
+        )
         data = {"fix": fix.id, "devices": units, "effective_from": fix.effective_from}
         write_history(
             s, t, now, HistoryKind.FIX, actor=actor, from_status=current, to_status=target,
@@ -162,8 +162,8 @@ def record_fix(
 def _fix_units(s: Session, t: Ticket, devices: Iterable[str] | None) -> list[str]:
     affected = [e["device"] for e in t.evidence.get("devices", [])]
     units = sorted(set(affected if devices is None else devices))
-    if not units:
-        raise InvalidFix(f"ticket {t.id} lists no affected units; name the fixed units")
+    if not units:  # nothing the data can judge: the quality engineer's check will
+        return []
     if t.scope == "device":
         outside = [d for d in units if d != t.device]
     else:

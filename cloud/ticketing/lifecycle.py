@@ -4,7 +4,7 @@ Two tables. ``TRANSITIONS`` are the moves a person asks for by naming the target
 
     open → acknowledged → in_progress → resolved        (resolved: cause found, plan made)
     acknowledged → closed                                (dismissed: not a defect; note says why)
-    resolved | verifying | closed → reopened
+    resolved | verifying | callback | closed → reopened
     reopened → acknowledged | in_progress
 
 ``ACTIONS`` are the moves that come with a record or are decided by the data, never by naming a
@@ -13,6 +13,15 @@ record), and the system's verification outcome (``verifying → closed`` when ev
 back at baseline, ``verifying → reopened`` when one is not), a regression (``closed → reopened``
 when the fault comes back after a verified fix) and folding a device ticket into a batch ticket
 (``→ closed``). So a ticket is never closed as fixed without evidence from the units.
+
+A fix with no units to judge by data (a complaint about appearance, a unit without sensors) is
+judged by the quality engineer's check instead: effective (like verified), not effective (like
+not verified) or needs further work (``verifying → in_progress``; 有效 / 无效 / 需进一步优化).
+
+Tickets with a customer waiting (from people's feedback) do not close when their fix is
+verified: they go to ``callback`` (回访), and the customer's score decides: 4 or 5 closes the
+ticket, 3 or lower re-dispatches it (``→ reopened``, a new cycle, back to its department). When
+a batch ticket's fix is verified, the complaint tickets that joined it go to ``callback`` too.
 
 Like h11's state machine, the tables are the single source of truth: :func:`check_transition` and
 :func:`check_action` raise :class:`IllegalTransition` (naming the legal moves) instead of ignoring
@@ -32,6 +41,7 @@ class Status(StrEnum):
     IN_PROGRESS = "in_progress"
     RESOLVED = "resolved"
     VERIFYING = "verifying"
+    CALLBACK = "callback"  # fixed and verified; the customer is to be called back
     CLOSED = "closed"
     REOPENED = "reopened"
 
@@ -42,6 +52,7 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.IN_PROGRESS: frozenset({Status.RESOLVED}),
     Status.RESOLVED: frozenset({Status.REOPENED}),
     Status.VERIFYING: frozenset({Status.REOPENED}),
+    Status.CALLBACK: frozenset({Status.REOPENED}),
     Status.CLOSED: frozenset({Status.REOPENED}),
     Status.REOPENED: frozenset({Status.ACKNOWLEDGED, Status.IN_PROGRESS}),
 }
@@ -52,16 +63,30 @@ NOT_CLOSED: frozenset[Status] = frozenset(Status) - {Status.CLOSED}
 
 class Action(StrEnum):
     FIX = "fix"  # a person records the fix
-    VERIFIED = "verified"  # system: every fixed unit back at baseline
-    NOT_VERIFIED = "not_verified"  # system: a fixed unit shows the fault or never cleared
+    VERIFIED = "verified"  # every fixed unit back at baseline, or the engineer found it effective
+    VERIFIED_CALL_BACK = "verified_call_back"  # the same, with a customer to call back
+    NOT_VERIFIED = "not_verified"  # a fixed unit shows the fault or never cleared; not effective
+    NEEDS_WORK = "needs_work"  # the engineer's check: the fix needs further work
+    PARENT_VERIFIED = "parent_verified"  # system: the batch ticket it joined was fixed
+    SATISFIED = "satisfied"  # the customer's callback scored 4 or 5
+    REDISPATCH = "redispatch"  # the customer's callback scored 3 or lower
     REGRESSION = "regression"  # system: the fault came back after a verified fix
     MERGED = "merged"  # system: a device ticket folded into its batch ticket
 
 
+_AFTER_THE_FIX = frozenset({Status.RESOLVED, Status.VERIFYING, Status.CALLBACK, Status.CLOSED})
 ACTIONS: dict[Action, tuple[frozenset[Status], Status]] = {
     Action.FIX: (frozenset({Status.IN_PROGRESS, Status.RESOLVED}), Status.VERIFYING),
     Action.VERIFIED: (frozenset({Status.VERIFYING}), Status.CLOSED),
+    Action.VERIFIED_CALL_BACK: (frozenset({Status.VERIFYING}), Status.CALLBACK),
     Action.NOT_VERIFIED: (frozenset({Status.VERIFYING}), Status.REOPENED),
+    Action.NEEDS_WORK: (frozenset({Status.VERIFYING}), Status.IN_PROGRESS),
+    Action.PARENT_VERIFIED: (
+        NOT_CLOSED - {Status.VERIFYING, Status.CALLBACK},
+        Status.CALLBACK,
+    ),
+    Action.SATISFIED: (frozenset({Status.CALLBACK}), Status.CLOSED),
+    Action.REDISPATCH: (_AFTER_THE_FIX, Status.REOPENED),
     Action.REGRESSION: (frozenset({Status.CLOSED}), Status.REOPENED),
     Action.MERGED: (NOT_CLOSED, Status.CLOSED),
 }

@@ -10,7 +10,8 @@ Context` (session factories, clock, policy, notifier) and hands it to
 - ``complaints.py``: feedback from people in (:meth:`~TicketService.file_feedback`) and people's
   corrections of its classification; ``imports.py``: bulk imports of feedback exports;
 - ``queries.py``: pages of tickets and one ticket with its history and fix (``views.py``);
-- ``actions.py``: what people do (lifecycle moves, comments, follow-ups, the fix record);
+- ``actions.py``: what people do (lifecycle moves, comments, the fix record); ``verdicts.py``:
+  the engineer's check of a fix without units' data, and the customer's callback score;
 - ``verification.py``: whether a fix holds, from the units' data;
 - ``overdue.py``: SLA checks and the escalation outbox;
 - ``tokens.py``: API tokens and roles.
@@ -28,7 +29,16 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Engine
 
-from cloud.ticketing import actions, complaints, imports, intake, overdue, queries, tokens
+from cloud.ticketing import (
+    actions,
+    complaints,
+    imports,
+    intake,
+    overdue,
+    queries,
+    tokens,
+    verdicts,
+)
 from cloud.ticketing.context import ClassifierSource, Clock, Context
 from cloud.ticketing.escalation import Notifier
 from cloud.ticketing.policy import TicketPolicy
@@ -99,7 +109,8 @@ class TicketService:
     # people's actions
     transition = _forward(actions.transition)
     comment = _forward(actions.comment)
-    follow_up = _forward(actions.follow_up)
+    follow_up = _forward(verdicts.follow_up)
+    check_fix = _forward(verdicts.check_fix)
     record_fix = _forward(actions.record_fix)
     # SLA clocks and escalations
     check_sla = _forward(overdue.check_sla)

@@ -16,6 +16,9 @@ stage                     while the ticket is          due
 ``fix``                   resolved                     cycle start + ``fix`` (14 days; the
                                                        procedures set no figure, this is ours)
 ``verification``          verifying                    fix recorded + ``verification`` (48 h)
+``callback``              callback                     fix verified + ``callback_working_days``
+                                                       (3 working days, Monday to Friday; public
+                                                       holidays are not known to qloop)
 ========================  ==========================  ===========================================
 
 The *cycle start* is when the ticket opened or was last reopened: a reopened ticket runs the
@@ -38,6 +41,7 @@ class Stage(StrEnum):
     CAUSE = "cause"
     FIX = "fix"
     VERIFICATION = "verification"
+    CALLBACK = "callback"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,7 @@ class SlaPolicy:
     cause: timedelta = timedelta(days=3)
     fix: timedelta = timedelta(days=14)
     verification: timedelta = timedelta(hours=48)
+    callback_working_days: int = 3
 
     def ack_deadline(self, priority: str) -> timedelta:
         return self.ack.get(priority, timedelta(hours=1))
@@ -69,10 +74,13 @@ class SlaPolicy:
                 return Stage.FIX
             case Status.VERIFYING:
                 return Stage.VERIFICATION
+            case Status.CALLBACK:
+                return Stage.CALLBACK
         return None
 
     def due(self, stage: Stage, priority: str, cycle_at: datetime, fix_at: datetime) -> datetime:
-        """Deadline of ``stage``: from the cycle start, or for verification from the fix."""
+        """Deadline of ``stage``: from the cycle start, or for verification and callback from
+        ``fix_at`` (when the fix was recorded, or verified)."""
         match stage:
             case Stage.ACKNOWLEDGE:
                 return cycle_at + self.ack_deadline(priority)
@@ -82,7 +90,27 @@ class SlaPolicy:
                 return cycle_at + self.cause
             case Stage.FIX:
                 return cycle_at + self.fix
+            case Stage.CALLBACK:
+                return add_working_days(fix_at, self.callback_working_days)
         return fix_at + self.verification
+
+
+def add_working_days(start: datetime, days: int) -> datetime:
+    """``days`` working days (Monday to Friday) after ``start``, at the same time of day; from a
+    weekend the count starts on Monday.
+
+    >>> from datetime import UTC
+    >>> add_working_days(datetime(2026, 12, 3, 9, tzinfo=UTC), 3).strftime("%a %d %H")  # Thu
+    'Tue 08 09'
+    >>> add_working_days(datetime(2026, 12, 5, 9, tzinfo=UTC), 1).strftime("%a %d")  # Sat
+    'Mon 07'
+    """
+    at = start
+    while days > 0 or at.weekday() >= 5:
+        at += timedelta(days=1)
+        if at.weekday() < 5:
+            days -= 1
+    return at
 
 
 def backoff(attempts: int, *, base: timedelta, cap: timedelta) -> timedelta:

@@ -37,9 +37,10 @@ from enum import StrEnum
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from cloud.ticketing.closing import close_verified
 from cloud.ticketing.context import serialize
 from cloud.ticketing.cycles import reopen
-from cloud.ticketing.history import ChangeKind, HistoryKind, TicketChange, change, write_history
+from cloud.ticketing.history import ChangeKind, HistoryKind, TicketChange, change
 from cloud.ticketing.lifecycle import Action, Status, check_action
 from cloud.ticketing.models import Device, FindingRecord, Ticket, TicketFix
 from cloud.ticketing.policy import TicketPolicy
@@ -92,6 +93,8 @@ class Verdict:
             return f"not verified: {len(failed)}/{n} units failed: " + "; ".join(
                 f"{u.device} {u.reason}" for u in failed
             )
+        if n == 0:
+            return "waiting for the quality engineer's check: no units' data to judge by"
         return f"verifying: {self.count(UnitState.CLEARED)}/{n} units back at baseline"
 
 
@@ -143,6 +146,8 @@ def judge(
         judge_unit(d, findings.get(d, ()), last_seen.get(d), effective_from, window_s)
         for d in devices
     )
+    if not units:  # nothing for the data to say: a person judges it
+        return Verdict(Outcome.PENDING, units)
     if any(u.state is UnitState.FAILED for u in units):
         return Verdict(Outcome.FAILED, units)
     if all(u.state is UnitState.CLEARED for u in units):
@@ -170,11 +175,16 @@ def judge_fix(s: Session, t: Ticket, fix: TicketFix, window_s: float) -> Verdict
     return judge(fix.devices, findings, last_seen, fix.effective_from, window_s)
 
 
+_EFFECTIVE = {"result": "effective"}  # 有效; not effective: 无效; needs further work: 需进一步优化
+
+
 def decide(
     s: Session, policy: TicketPolicy, t: Ticket, fix: TicketFix, now: datetime
 ) -> list[TicketChange]:
-    """Close or reopen ``t`` if ``fix`` is decided; the pending row is the compare-and-set."""
-    if t.status != Status.VERIFYING:
+    """Close (or send to callback) or reopen ``t`` if ``fix`` is decided; the pending row is
+    the compare-and-set. A fix with no units is for the quality engineer to judge
+    (``verdicts.check_fix``), never the data."""
+    if t.status != Status.VERIFYING or not fix.devices:
         return []
     verdict = judge_fix(s, t, fix, policy.verify_window_s)
     if verdict.outcome is Outcome.PENDING:
@@ -192,15 +202,9 @@ def decide(
     s.refresh(fix)
     data = {"fix": fix.id, "units": units}
     if verdict.outcome is Outcome.VERIFIED:
-        target = check_action(t.status, Action.VERIFIED, t.id)
-        write_history(
-            s, t, now, HistoryKind.VERIFIED, from_status=t.status, to_status=target,
-            note=summary, data=data,
-        )  # fmt: skip
-        t.status, t.updated_at = target.value, now
-        s.flush()
-        return [change(ChangeKind.VERIFIED, t, summary)]
+        return close_verified(s, policy, t, now, note=summary, data=data | _EFFECTIVE)
     check_action(t.status, Action.NOT_VERIFIED, t.id)
+    data |= {"result": "not_effective"}
     reopen(s, t, policy.sla, now, HistoryKind.VERIFICATION_FAILED, note=summary, data=data)
     return [change(ChangeKind.REOPENED, t, summary)]
 

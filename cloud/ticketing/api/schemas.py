@@ -6,12 +6,21 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
 
 from cloud.feedback.extract import DEMANDS
 from cloud.feedback.labelled import CHANNELS
 from cloud.feedback.sources import MAX_TEXT
 from cloud.ticketing.lifecycle import Status
+from cloud.ticketing.verdicts import SATISFACTION
 from contract.clock import EARLIEST_TS
 from contract.faults import FEEDBACK_CATEGORIES
 
@@ -182,9 +191,52 @@ class FixCreate(BaseModel):
         return value.timestamp() if isinstance(value, datetime) else float(value)
 
 
+class Satisfaction(StrEnum):
+    SATISFIED = "satisfied"  # 满意: 5
+    BASICALLY_SATISFIED = "basically_satisfied"  # 基本满意: 4
+    DISSATISFIED = "dissatisfied"  # 不满意: 2
+
+
 class FollowupCreate(BaseModel):
+    """A customer follow-up (callback); a score of 3 or lower re-dispatches the ticket."""
+
     note: str = Field(min_length=1, max_length=10_000, description="what the customer said")
     customer: str = Field(min_length=1, max_length=200)
+    score: int | None = Field(None, ge=1, le=5, description="the customer's verdict, 5 best")
+    satisfaction: Satisfaction | None = Field(
+        None,
+        description="the procedures' words instead of a score: satisfied = 5, "
+        "basically_satisfied = 4, dissatisfied = 2",
+    )
+
+    @model_validator(mode="after")
+    def _one_verdict(self) -> FollowupCreate:
+        if self.score is not None and self.satisfaction is not None:
+            implied = SATISFACTION[self.satisfaction.value]
+            if implied != self.score:
+                raise ValueError(
+                    f"score {self.score} and satisfaction '{self.satisfaction.value}' "
+                    f"(= {implied}) disagree: give one"
+                )
+        return self
+
+    def verdict(self) -> int | None:
+        if self.score is not None:
+            return self.score
+        return None if self.satisfaction is None else SATISFACTION[self.satisfaction.value]
+
+
+class CheckResult(StrEnum):
+    EFFECTIVE = "effective"  # 有效
+    NOT_EFFECTIVE = "not_effective"  # 无效
+    NEEDS_WORK = "needs_work"  # 需进一步优化
+
+
+class CheckCreate(BaseModel):
+    """The quality engineer's verdict on a fix that has no units' data to judge it."""
+
+    result: CheckResult
+    note: str | None = Field(None, max_length=10_000)
 
 
 class ErrorPublic(BaseModel):

@@ -124,3 +124,28 @@ def test_openapi_documents_feedback(app) -> None:
     assert {"200", "201", "401", "403", "422"} <= set(post["responses"])
     assert "FeedbackCreate" in str(post["requestBody"])
     assert ADMIN not in str(paths)
+
+
+def test_the_check_and_the_callback_over_http(client: TestClient) -> None:
+    cs, viewer = token(client, "service"), token(client, "viewer")
+    tid = client.post("/api/v1/feedback", json={"channel": "store", "text": "师傅乱收费"}).json()[
+        "id"
+    ]
+    url = f"/api/v1/tickets/{tid}"
+    assert client.post(f"{url}/verification", json={"result": "effective"}).status_code == 409
+    for to in ("acknowledged", "in_progress"):
+        assert client.post(f"{url}/transitions", json={"to": to}).status_code == 200
+    fix = {"description": "refund", "effective_from": "2026-11-22T00:00:00Z"}
+    assert client.post(f"{url}/fix", json=fix).status_code == 201
+    assert client.post(f"{url}/verification", json={"result": "great"}).status_code == 422
+    r = client.post(f"{url}/verification", json={"result": "effective"}, headers=cs)
+    assert r.status_code == 403  # the check is the quality engineer's
+    r = client.post(f"{url}/verification", json={"result": "effective", "note": "refunded"})
+    assert r.status_code == 200 and r.json()["status"] == "callback"
+    both = {"note": "n", "customer": "c", "score": 5, "satisfaction": "dissatisfied"}
+    assert client.post(f"{url}/followups", json=both).status_code == 422
+    body = {"note": "not happy", "customer": "c", "satisfaction": "dissatisfied"}
+    assert client.post(f"{url}/followups", json=body, headers=viewer).status_code == 403
+    r = client.post(f"{url}/followups", json=body, headers=cs)
+    assert r.status_code == 201 and r.json()["status"] == "reopened"
+    assert r.json()["evidence"]["callbacks"][0]["score"] == 2

@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from cloud.ticketing.api.deps import CurrentUser, Engineer, ServiceDep
+from cloud.ticketing.api.deps import CurrentUser, CustomerService, Engineer, ServiceDep
 from cloud.ticketing.api.schemas import (
     Channel,
+    CheckCreate,
     CommentCreate,
     ErrorPublic,
     FixCreate,
@@ -172,14 +173,52 @@ def record_fix(
 
 
 @router.post(
-    "/{ticket_id}/followups", response_model=TicketDetailPublic, status_code=201, responses=CHANGES
+    "/{ticket_id}/followups",
+    response_model=TicketDetailPublic,
+    status_code=201,
+    responses={
+        **NOT_FOUND,
+        403: _error("the token's role may not record follow-ups (needs service or higher)"),
+        409: _error("a re-dispatch would reopen a key that has another open ticket"),
+    },
 )
 def follow_up(
-    ticket_id: str, body: FollowupCreate, service: ServiceDep, user: Engineer
+    ticket_id: str, body: FollowupCreate, service: ServiceDep, user: CustomerService
 ) -> TicketDetailPublic:
-    """Record a customer follow-up (the review step) in the ticket's history."""
+    """Record a customer follow-up (the callback): with a score, 4 or 5 closes a ticket in
+    ``callback`` and 3 or lower re-dispatches a ticket whose fix was recorded (reopened, back to
+    its department, the reason in its history)."""
     try:
-        ticket = service.follow_up(ticket_id, body.note, customer=body.customer, actor=user.name)
+        ticket = service.follow_up(
+            ticket_id, body.note, customer=body.customer, actor=user.name, score=body.verdict()
+        )
     except TicketNotFound as exc:
         raise _not_found(ticket_id) from exc
+    except TicketConflict as exc:
+        raise HTTPException(status_code=status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+    return TicketDetailPublic.model_validate(ticket)
+
+
+@router.post(
+    "/{ticket_id}/verification",
+    response_model=TicketDetailPublic,
+    responses={
+        **CHANGES,
+        409: _error("the ticket is not verifying, or its fix is judged by its units' data"),
+    },
+)
+def check_fix(
+    ticket_id: str, body: CheckCreate, service: ServiceDep, user: Engineer
+) -> TicketDetailPublic:
+    """The quality engineer's verdict on a fix with no units' data: effective (closes, or goes
+    to the customer's callback), not_effective (reopened) or needs_work (back to
+    in_progress)."""
+    try:
+        ticket = service.check_fix(
+            ticket_id, result=body.result.value, note=body.note, actor=user.name
+        )
+    except TicketNotFound as exc:
+        raise _not_found(ticket_id) from exc
+    except (IllegalTransition, TicketConflict) as exc:
+        raise HTTPException(status_code=status.HTTP_409_CONFLICT, detail=str(exc)) from exc
     return TicketDetailPublic.model_validate(ticket)
