@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Set up qloop on a fresh Debian machine with Python >= 3.11: system packages (Mosquitto, and for
-# the tests PostgreSQL, VictoriaMetrics, Chromium and Node.js), a virtualenv in .venv, and qloop
-# with its tools; for the tests also the Flux compiler's checker (npm, in .cache/flux).
+# Set up qloop on a fresh Debian machine with Python >= 3.11: system packages (Mosquitto, the Noto
+# CJK font of the report's PDF, and for the tests PostgreSQL, VictoriaMetrics, Chromium and
+# Node.js), a virtualenv in .venv, and qloop with its tools; for the tests also the Flux
+# compiler's checker (npm, in .cache/flux).
 # Idempotent: what is there already is kept. Usage: scripts/setup.sh [--test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,8 @@ want_test=0
 
 pkgs=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || pkgs+=(mosquitto)
+# the Chinese labels of the monthly report's PDF (found at run time with fc-match)
+[ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || pkgs+=(fonts-noto-cjk fontconfig)
 if [ "$want_test" = 1 ]; then
   [ -x /usr/bin/victoria-metrics ] || pkgs+=(victoria-metrics)
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || pkgs+=(postgresql)

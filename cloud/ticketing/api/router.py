@@ -1,5 +1,5 @@
-"""The API's routes in one place: ``/api/v1`` (tickets, feedback, tokens) and the health
-check."""
+"""The API's routes in one place: ``/api/v1`` (tickets, feedback, tokens, reports) and the
+health check."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from cloud.ticketing.api.routes import feedback, health, tickets, tokens
+from cloud.ticketing.api.routes import feedback, health, reports, tickets, tokens
 
 API_PREFIX = "/api/v1"
 ECHO_CHARS = 200  # the most of a refused input an error answer repeats
@@ -52,6 +52,7 @@ def mount_api(app: FastAPI) -> None:
     api.include_router(tickets.router)
     api.include_router(feedback.router)
     api.include_router(tokens.router)
+    api.include_router(reports.router)
     app.include_router(api)
     app.include_router(health.router)
     app.add_exception_handler(RequestValidationError, _invalid_request)

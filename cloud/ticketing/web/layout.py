@@ -172,7 +172,8 @@ def page(title: str, body: str, *, user: Principal | None) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)} · qloop</title><style>{CSS}</style></head><body>"
         '<header class="top"><a class="brand" href="/tickets">qloop</a>'
-        f'<nav><a href="/tickets">Tickets</a>{file_link}</nav>'
+        f'<nav><a href="/tickets">Tickets</a>{file_link}'
+        '<a id="monthly-report" href="/reports/monthly">Monthly report / 月报</a></nav>'
         f"{who}</header><main>{body}</main></body></html>"
     )
 

@@ -30,7 +30,7 @@ from cloud.ticketing.errors import InvalidCursor
 from cloud.ticketing.lifecycle import Status
 from cloud.ticketing.service import TicketService
 from cloud.ticketing.tokens import Principal
-from cloud.ticketing.web import auth, feedback, feedback_view
+from cloud.ticketing.web import auth, feedback, feedback_view, report
 from cloud.ticketing.web.evidence import EvidenceChart, chart_for_ticket
 from cloud.ticketing.web.layout import (
     esc,
@@ -466,4 +466,5 @@ def mount_pages(
     """Serve the pages from ``app`` (call once in ``create_app``)."""
     app.include_router(pages_router(service, journal=journal, influx=influx))
     app.include_router(feedback.feedback_router(service))  # the complaint form, corrections
+    app.include_router(report.report_router(service))  # the monthly report, page and PDF
     app.add_exception_handler(auth.LoginRequired, auth.login_redirect)

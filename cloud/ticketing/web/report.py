@@ -1,0 +1,431 @@
+"""The monthly quality report as a page (``/reports/monthly``) and a PDF
+(``/reports/monthly.pdf?month=YYYY-MM``), and :func:`render` for the command line.
+
+Both are drawn from one list of :class:`Section` (:func:`sections`): the same bilingual
+headings, tables, notes and SVG charts (``report_charts.py``), so the page and the PDF show the
+same thing; ``report_pdf.py`` writes the PDF (with the CJK font, or without it and saying so).
+
+The page takes the pages' cookie sign-in; the PDF also takes ``Authorization: Bearer`` (a script
+fetching it to mail it), and a bad token there is a 401, not a redirect to the sign-in form.
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads the route functions' annotations.
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from sqlalchemy.orm import Session
+
+from cloud.ticketing.reports import (
+    TOP_PROBLEMS,
+    InvalidMonth,
+    MonthlyReport,
+    latest_month,
+    monthly_report,
+)
+from cloud.ticketing.service import TicketService
+from cloud.ticketing.tokens import Principal
+from cloud.ticketing.web import auth
+from cloud.ticketing.web.feedback_view import CATEGORY_LABELS
+from cloud.ticketing.web.layout import CSS, esc, html, page
+from cloud.ticketing.web.report_charts import bar_chart, line_chart, pareto_chart
+from cloud.ticketing.web.report_pdf import FontFile, write_pdf
+
+TITLE = "月度售后质量报告 / Monthly after-sales quality report"
+CATEGORIES_ZH = {**CATEGORY_LABELS, "sensor": "传感器", "connectivity": "通信"}
+FAULTS_ZH = {
+    "cooling_decline": "制冷下降", "noise_rise": "噪音增大", "vibration_rise": "振动增大",
+    "overcurrent": "过流", "overheat": "过热", "sensor_stuck": "传感器卡滞",
+    "clock_skew": "时钟偏差", "device_offline": "设备离线", "anomaly": "异常",
+}  # fmt: skip
+STATUS_ZH = {
+    "open": "待受理", "acknowledged": "已受理", "in_progress": "处理中", "resolved": "已定因",
+    "verifying": "验证中", "callback": "待回访", "closed": "已关闭", "reopened": "重开",
+}  # fmt: skip
+DEFINITIONS = (
+    "统计口径 / Definitions: a ticket belongs to the month (UTC) its detected_at falls in "
+    "(for feedback: when it was received); device tickets folded into a batch ticket are left "
+    "out (the batch ticket counts their units); the numbers are as the tickets stand now.",
+    "响应时长 / Ack time: hours from opening to the first move to acknowledged, over the "
+    "tickets the department leads; tickets not acknowledged yet are left out (pending).",
+    "处理时长 / Resolve time: hours from opening to the first move to resolved, verifying or "
+    "callback (cause found or fix recorded); a dismissal or a merge is not resolved.",
+    "及时率 / On-time rate: share of the department's tickets never flagged overdue.",
+    "满意度 / Satisfaction: customer callbacks with a score (1-5, 5 best) recorded in the month, "
+    "whichever month their ticket is from; low = 3 or lower (re-dispatched).",
+    "复发率 / Recurrence rate: share of the month's tickets that came back after a verified fix "
+    "(regression) or were re-dispatched after a low callback score.",
+    "措施完成率 / Measure completion: not available, corrective measures are not recorded yet.",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    head: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    widths: tuple[int, ...]  # relative column widths (the PDF's)
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """One part of the report: a heading, charts (SVG), tables and notes, in that order."""
+
+    id: str
+    heading: str
+    charts: tuple[str, ...] = ()
+    tables: tuple[Table, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+# --- what the report shows ----------------------------------------------------------------------
+def problem(key: str) -> str:
+    """A problem's key with its Chinese name: ``cooling_decline 制冷下降``."""
+    zh = FAULTS_ZH.get(key) or CATEGORIES_ZH.get(key)
+    return f"{key} {zh}" if zh else key
+
+
+def _hours(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.1f}"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def _score(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def sections(r: MonthlyReport) -> list[Section]:
+    """The report's content, shared by the page and the PDF."""
+    feedback, telemetry = r.by_source["feedback"], r.by_source["telemetry"]
+    sat = r.satisfaction
+    summary = Table(
+        ("指标 / Figure", "数值 / Value"),
+        (
+            ("工单总数 / Tickets", f"{r.tickets:,}"),
+            ("数据发现 / Detected by telemetry", f"{telemetry:,}"),
+            ("客户反馈 / Reported by people", f"{feedback:,}"),
+            ("复发率 / Recurrence rate", f"{_pct(r.recurrence_rate)} ({r.recurrences})"),
+            ("并入批次工单 / Folded into batch tickets", f"{r.merged:,}"),
+            ("回访数 / Callbacks scored", f"{sat.responses:,}"),
+            ("平均满意度 / Mean score (1-5)", _score(sat.mean_score)),
+            ("低分数 / Low scores (≤3)", f"{sat.low_scores:,}"),
+        ),
+        (3, 2),
+    )
+    out = [
+        Section(
+            "summary",
+            "概览 / Summary",
+            charts=(
+                bar_chart(
+                    [("telemetry 数据发现", telemetry), ("people 客户反馈", feedback)],
+                    title="数据发现 vs 客户反馈 / Telemetry-detected vs people-reported",
+                ),
+            ),
+            tables=(summary,),
+            notes=() if r.tickets else (f"该月无工单 / No tickets were detected in {r.month}.",),
+        )
+    ]
+    if r.tickets:
+        out += _ticket_sections(r)
+    trend = r.satisfaction_trend
+    out.append(
+        Section(
+            "satisfaction",
+            "客户满意度趋势 / Satisfaction trend",
+            charts=(
+                line_chart(
+                    [p.month for p in trend],
+                    [("mean score 平均分", [p.mean_score for p in trend])],
+                    title="平均满意度（近12个月） / Mean score, last 12 months",
+                    y_range=(1.0, 5.0),
+                ),
+            ),
+            tables=(
+                Table(
+                    ("月份 / Month", *(p.month[2:] for p in trend)),
+                    (
+                        ("回访 / Responses", *(f"{p.responses:,}" for p in trend)),
+                        ("平均分 / Mean", *(_score(p.mean_score) for p in trend)),
+                        ("低分 / Low (≤3)", *(f"{p.low_scores:,}" for p in trend)),
+                    ),
+                    (5, *(2 for _ in trend)),
+                ),
+            ),
+        )
+    )
+    months = [p.month for p in r.ticket_trend]
+    out.append(
+        Section(
+            "trend",
+            "工单趋势 / Tickets per month",
+            charts=(
+                line_chart(
+                    months,
+                    [
+                        ("all 全部", [float(p.tickets) for p in r.ticket_trend]),
+                        ("telemetry 数据", [float(p.telemetry) for p in r.ticket_trend]),
+                        ("people 反馈", [float(p.feedback) for p in r.ticket_trend]),
+                    ],
+                    title="工单数（近12个月） / Tickets detected, last 12 months",
+                ),
+            ),
+        )
+    )
+    out.append(Section("definitions", "口径说明 / Definitions", notes=DEFINITIONS))
+    return out
+
+
+def _ticket_sections(r: MonthlyReport) -> list[Section]:
+    categories = sorted(r.by_category.items(), key=lambda kv: (-kv[1], kv[0]))
+    faults = [
+        Table(
+            ("#", f"{label} / Problem", "工单 / Tickets", "影响台数 / Units"),
+            tuple(
+                (str(i), problem(f.key), f"{f.tickets:,}", f"{f.units:,}")
+                for i, f in enumerate(ranking, 1)
+            ),
+            (1, 5, 2, 2),
+        )
+        for label, ranking in (
+            ("按工单数 by tickets", r.top_faults),
+            ("按影响台数 by units", r.top_faults_by_units),
+        )
+    ]
+    departments = Table(
+        (
+            "部门 / Department",
+            "工单 / Tickets",
+            "待受理 / Not acked",
+            "响应 h / Ack h",
+            "已处理 / Resolved",
+            "处理 h / Resolve h",
+            "及时率 / On time",
+            "措施完成 / Measures",
+        ),  # fmt: skip
+        tuple(
+            (
+                d.department,
+                f"{d.tickets:,}",
+                f"{d.tickets - d.acknowledged:,}",
+                _hours(d.mean_ack_h),
+                f"{d.resolved:,}",
+                _hours(d.mean_resolve_h),
+                _pct(d.on_time_rate),
+                "—",
+            )  # fmt: skip
+            for d in r.departments
+        ),
+        (3, 2, 2, 2, 2, 2, 2, 2),
+    )
+    progress = Table(
+        (
+            "问题 / Problem",
+            "工单 / Tickets",
+            "状态 / Statuses",
+            "已处理 / Resolved",
+            "关闭 / Closed",
+        ),
+        tuple(
+            (
+                problem(p.key),
+                f"{p.tickets:,}",
+                ", ".join(f"{s} {STATUS_ZH.get(s, '')} {n}" for s, n in p.statuses.items()),
+                f"{p.resolved:,} ({_pct(p.resolved / p.tickets)})",
+                f"{p.closed:,}",
+            )
+            for p in r.top_problems
+        ),
+        (3, 1, 5, 2, 1),
+    )
+    return [
+        Section(
+            "categories",
+            "问题类型占比 / Problem types",
+            charts=(
+                bar_chart(
+                    [(f"{c} {CATEGORIES_ZH.get(c, '')}".strip(), n) for c, n in categories],
+                    title="问题类型占比 / Problem types (tickets, share)",
+                ),
+            ),
+        ),
+        Section(
+            "faults",
+            "高频故障TOP5 / Top 5 faults",
+            charts=(
+                pareto_chart(
+                    [(f.key, f.tickets) for f in r.faults],
+                    title="故障帕累托图 / Pareto of faults (tickets, cumulative share)",
+                ),
+            ),
+            tables=tuple(faults),
+            notes=("A problem is the ticket's fault, or its category where it has no fault.",),
+        ),
+        Section(
+            "departments",
+            "责任部门处理效率 / Department efficiency",
+            tables=(departments,),
+            notes=("Over the tickets each department leads; hours from the ticket's opening.",),
+        ),
+        Section(
+            "progress",
+            f"TOP{TOP_PROBLEMS}问题整改进度 / Top-{TOP_PROBLEMS} problems' corrective progress",
+            tables=(progress,),
+        ),
+    ]
+
+
+# --- HTML ---------------------------------------------------------------------------------------
+_NUMERIC = re.compile(r"[\d—.,% ()]+")
+
+
+def _cell(i: int, c: str) -> str:
+    return f"<td{' class=num' if i and _NUMERIC.fullmatch(c) else ''}>{esc(c)}</td>"
+
+
+def _table_html(t: Table) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in t.head)
+    rows = "".join(
+        "<tr>" + "".join(_cell(i, c) for i, c in enumerate(row)) + "</tr>" for row in t.rows
+    )
+    if not t.rows:
+        rows = f'<tr><td class="empty" colspan="{len(t.head)}">—</td></tr>'
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    return f'<div class="table-wrap">{table}</div>'
+
+
+def report_html(r: MonthlyReport) -> str:
+    """The report's body as HTML (the charts inline)."""
+    parts = [f'<h1>{esc(TITLE)}</h1><p class="sub" id="report-month">{esc(r.month)} (UTC)</p>']
+    for s in sections(r):
+        charts = "".join(f'<div class="chart-wrap">{svg}</div>' for svg in s.charts)
+        tables = "".join(_table_html(t) for t in s.tables)
+        notes = "".join(f'<p class="note">{esc(n)}</p>' for n in s.notes)
+        parts.append(
+            f'<section class="card" id="{s.id}"><h2>{esc(s.heading)}</h2>{charts}{tables}{notes}'
+            "</section>"
+        )
+    return "".join(parts)
+
+
+def _month_form(month: str, error: str | None = None) -> str:
+    alert = f'<div class="error" role="alert">{esc(error)}</div>' if error else ""
+    pdf = (
+        f' <a class="button" id="report-pdf" href="/reports/monthly.pdf?month={esc(month)}">PDF</a>'
+    )
+    return (
+        f'{alert}<form class="filters card" method="get" action="/reports/monthly">'
+        f'<label>月份 / Month<input type="month" name="month" value="{esc(month)}"></label>'
+        '<button class="primary" type="submit">Show</button>'
+        f"{pdf if month and not error else ''}</form>"
+    )
+
+
+def standalone_html(r: MonthlyReport) -> str:
+    """The report as a whole HTML document of its own (no navigation), e.g. to mail."""
+    return (
+        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
+        f"<title>{esc(TITLE)} {esc(r.month)}</title><style>{CSS}</style></head>"
+        f"<body><main>{report_html(r)}</main></body></html>"
+    )
+
+
+def report_pdf(r: MonthlyReport, font: FontFile | None = None) -> bytes:
+    """The report as an A4 PDF (``report_pdf.py``)."""
+    return write_pdf(TITLE, f"{r.month} (UTC)", sections(r), font)
+
+
+# --- for the command line -----------------------------------------------------------------------
+Format = Literal["json", "html", "pdf"]
+
+
+def render(report: MonthlyReport, fmt: Format) -> bytes:
+    """``report`` as JSON (the API's answer), a standalone HTML document or a PDF."""
+    if fmt == "json":
+        return json.dumps(report.as_dict(), ensure_ascii=False, indent=2).encode()
+    if fmt == "html":
+        return standalone_html(report).encode()
+    if fmt == "pdf":
+        return report_pdf(report)
+    raise ValueError(f"unknown report format {fmt!r}; one of json, html, pdf")
+
+
+# --- routes -------------------------------------------------------------------------------------
+def _bearer_or_cookie(service: TicketService) -> Callable[[Request], Principal]:
+    """The caller by ``Authorization: Bearer`` when it sends one (401 if it is not valid), else
+    by the pages' cookie (a redirect to sign in without one)."""
+    cookie = auth.cookie_user(service)
+
+    def dependency(request: Request) -> Principal:
+        header = request.headers.get("authorization")
+        if header is None:
+            return cookie(request)
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        principal = None
+        if scheme.lower() == "bearer" and token and len(token) <= auth.MAX_TOKEN_CHARS:
+            principal = service.authenticate(token)
+        if principal is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                detail="missing or invalid bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return principal
+
+    return dependency
+
+
+def _bad_month(message: str) -> HTTPException:
+    detail = [{"type": "value_error", "loc": ["query", "month"], "msg": message}]
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
+
+
+def report_router(service: TicketService) -> APIRouter:
+    """``/reports/monthly`` (page) and ``/reports/monthly.pdf`` over ``service``'s database."""
+    router = APIRouter(include_in_schema=False)
+    User = Annotated[Principal, Depends(auth.cookie_user(service))]
+    Caller = Annotated[Principal, Depends(_bearer_or_cookie(service))]
+
+    @router.get("/reports/monthly")
+    def monthly(user: User, month: str | None = None) -> Response:
+        with Session(service.engine) as s:
+            if not month:  # the latest month with tickets
+                latest = latest_month(s)
+                if latest is None:
+                    body = _month_form("") + '<p class="note">No tickets yet.</p>'
+                    return html(page("Monthly report", body, user=user))
+                month = str(latest)
+            try:
+                report = monthly_report(s, month)
+            except InvalidMonth as exc:
+                return html(page("Monthly report", _month_form(month, str(exc)), user=user), 422)
+        body = _month_form(report.month) + report_html(report)
+        return html(page(f"Monthly report {report.month}", body, user=user))
+
+    @router.get("/reports/monthly.pdf")
+    def monthly_pdf(_user: Caller, month: str | None = None) -> Response:
+        if not month:
+            raise _bad_month("month is required: ?month=YYYY-MM")
+        with Session(service.engine) as s:
+            try:
+                report = monthly_report(s, month)
+            except InvalidMonth as exc:
+                raise _bad_month(str(exc)) from exc
+        name = f"qloop-quality-report-{report.month}.pdf"
+        return Response(
+            report_pdf(report),
+            media_type="application/pdf",
+            headers={
+                "Content-Disposition": f'inline; filename="{name}"',
+                "Cache-Control": "no-store",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
+    return router
