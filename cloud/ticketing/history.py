@@ -44,11 +44,17 @@ class HistoryKind(StrEnum):
     JOINED = "joined"  # a ticket from people joined its unit's batch ticket
     COMPLAINT = "complaint"  # a batch ticket counted a complaint about one of its units
     PARENT_VERIFIED = "parent_verified"  # the batch ticket it joined was fixed: callback due
+    REPEAT_ALERT = "repeat_alert"  # repeated complaints: the department head is alerted
     # people
     TRANSITION = "transition"
     COMMENT = "comment"
     FOLLOWUP = "followup"
     FIX = "fix"
+    MEASURE = "measure"  # a corrective or preventive measure added or moved on
+    CAUSE = "cause_analysis"  # the cause analysis recorded
+    MEASURE_DUE_SOON = "measure_due_soon"
+    MEASURE_OVERDUE = "measure_overdue"
+    DUE_SOON = "due_soon"  # the current stage is near its deadline
     REPEAT = "repeat"  # the same problem reported again while the ticket is open
     RECLASSIFIED = "reclassified"  # a person corrected the automatic classification
     CHECKED = "checked"  # the quality engineer judged a fix that has no units' data

@@ -15,6 +15,8 @@
   outbox of the escalation webhook (delivery attempts, next attempt, delivered at).
 - ``api_tokens``: bearer tokens (stored as SHA-256 digests) with a role.
 - ``ticket_serials``: the per-month serial counter behind ticket ids.
+- ``measures``: a ticket's corrective (short-term) and preventive (long-term) measures, each with
+  an owner, a department, a due date, a status and a completion record.
 - ``feedback``: every piece of feedback from people as it was given (the customer's words
   verbatim), the ticket it opened or repeated, and its content digest (a second import of the
   same export finds it); ``feedback_corrections``: people's corrections of the automatic
@@ -155,6 +157,7 @@ class Ticket(Base):
     parent: Mapped[str | None] = mapped_column(String(32), index=True)
     repeats: Mapped[int] = mapped_column(Integer, server_default="0")
     contact: Mapped[str | None] = mapped_column(String(128), index=True)  # normalised
+    cause_analysis: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # 5-Why, fishbone
 
     history: Mapped[list[TicketHistory]] = relationship(
         back_populates="ticket", order_by="TicketHistory.id", cascade="all, delete-orphan"
@@ -311,3 +314,25 @@ class FeedbackCorrection(Base):
     fault: Mapped[str | None] = mapped_column(String(64))
     severity: Mapped[str] = mapped_column(String(4))
     before: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Measure(Base):
+    """A corrective or preventive measure on a ticket (纠正与预防措施): who does what by when."""
+
+    __tablename__ = "measures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id"), index=True)
+    term: Mapped[str] = mapped_column(String(8))  # short (units sold) | long (prevention)
+    kind: Mapped[str] = mapped_column(String(16))  # repair, recall, design, supplier, ...
+    action: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(64))
+    department: Mapped[str] = mapped_column(String(64))
+    due_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))  # planned | in_progress | done | cancelled
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(64))
+    completed_at: Mapped[datetime | None]
+    record: Mapped[str | None] = mapped_column(Text)  # what was done, when done or cancelled
+
+    __table_args__ = (Index("ix_measures_status_due", "status", "due_at"),)

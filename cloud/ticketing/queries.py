@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from cloud.ticketing.context import Context
 from cloud.ticketing.corroboration import telemetry_verdict
 from cloud.ticketing.errors import InvalidCursor
+from cloud.ticketing.measures import as_dict, figures, measures_of
 from cloud.ticketing.models import Ticket, TicketFix
 from cloud.ticketing.policy import TicketPolicy
 from cloud.ticketing.verification import Outcome, judge_fix
@@ -137,7 +138,12 @@ def detail(s: Session, policy: TicketPolicy, t: Ticket, now: datetime) -> Ticket
             summary,
             units,
         )
-    checked = view(policy, t, now, with_history=True, fix=fix_view)
+    rows = measures_of(s, t.id)
+    checked = dataclasses.replace(
+        view(policy, t, now, with_history=True, fix=fix_view),
+        measures=[as_dict(m, now) for m in rows],
+        measure_figures=figures(rows, now).as_dict() if rows else None,
+    )
     if t.source == "feedback" and t.device is not None:
         verdict = telemetry_verdict(s, t.device, t.fault)
         if verdict is not None:
@@ -191,6 +197,7 @@ def view(
         classification=None if t.classification is None else dict(t.classification),
         parent=t.parent,
         repeats=t.repeats or 0,
+        cause_analysis=None if t.cause_analysis is None else dict(t.cause_analysis),
         history=history,
         fix=fix,
     )

@@ -12,6 +12,8 @@ Context` (session factories, clock, policy, notifier) and hands it to
 - ``queries.py``: pages of tickets and one ticket with its history and fix (``views.py``);
 - ``actions.py``: what people do (lifecycle moves, comments, the fix record); ``verdicts.py``:
   the engineer's check of a fix without units' data, and the customer's callback score;
+- ``capa.py`` (with ``measures.py``): corrective and preventive measures, the cause analysis,
+  and their reminders;
 - ``verification.py``: whether a fix holds, from the units' data;
 - ``overdue.py``: SLA checks and the escalation outbox;
 - ``tokens.py``: API tokens and roles.
@@ -31,6 +33,7 @@ from sqlalchemy import Engine
 
 from cloud.ticketing import (
     actions,
+    capa,
     complaints,
     imports,
     intake,
@@ -111,6 +114,12 @@ class TicketService:
     comment = _forward(actions.comment)
     follow_up = _forward(verdicts.follow_up)
     check_fix = _forward(verdicts.check_fix)
+    # corrective and preventive measures, cause analysis
+    add_measure = _forward(capa.add_measure)
+    update_measure = _forward(capa.update_measure)
+    set_cause = _forward(capa.set_cause)
+    measures = _forward(capa.list_measures)
+    measure_figures = _forward(capa.department_figures)
     record_fix = _forward(actions.record_fix)
     # SLA clocks and escalations
     check_sla = _forward(overdue.check_sla)

@@ -57,6 +57,8 @@ class SlaPolicy:
     fix: timedelta = timedelta(days=14)
     verification: timedelta = timedelta(hours=48)
     callback_working_days: int = 3
+    measure_remind_before: timedelta = timedelta(days=2)  # a measure's reminder before due
+    due_soon_share: float = 0.25  # a stage is due soon with this share of its time left
 
     def ack_deadline(self, priority: str) -> timedelta:
         return self.ack.get(priority, timedelta(hours=1))
@@ -77,6 +79,21 @@ class SlaPolicy:
             case Status.CALLBACK:
                 return Stage.CALLBACK
         return None
+
+    def duration(self, stage: Stage, priority: str) -> timedelta:
+        """How long ``stage`` lasts at most (a callback's working days counted as days)."""
+        match stage:
+            case Stage.ACKNOWLEDGE:
+                return self.ack_deadline(priority)
+            case Stage.CONTAINMENT:
+                return self.containment
+            case Stage.CAUSE:
+                return self.cause
+            case Stage.FIX:
+                return self.fix
+            case Stage.CALLBACK:
+                return timedelta(days=self.callback_working_days)
+        return self.verification
 
     def due(self, stage: Stage, priority: str, cycle_at: datetime, fix_at: datetime) -> datetime:
         """Deadline of ``stage``: from the cycle start, or for verification and callback from

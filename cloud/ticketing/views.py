@@ -70,6 +70,9 @@ class TicketView:
     classification: dict[str, Any] | None = None
     parent: str | None = None
     repeats: int = 0
+    cause_analysis: dict[str, Any] | None = None
+    measures: list[dict[str, Any]] = field(default_factory=list)  # with the history only
+    measure_figures: dict[str, Any] | None = None
     history: list[HistoryEntry] = field(default_factory=list)
     fix: FixView | None = None
 

@@ -11,7 +11,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from cloud.ticketing.api.routes import feedback, health, reports, tickets, tokens
+from cloud.ticketing.api.routes import feedback, health, measures, reports, tickets, tokens
 
 API_PREFIX = "/api/v1"
 ECHO_CHARS = 200  # the most of a refused input an error answer repeats
@@ -51,6 +51,7 @@ def mount_api(app: FastAPI) -> None:
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(tickets.router)
     api.include_router(feedback.router)
+    api.include_router(measures.router)
     api.include_router(tokens.router)
     api.include_router(reports.router)
     app.include_router(api)

@@ -20,6 +20,7 @@ from cloud.feedback.extract import DEMANDS
 from cloud.feedback.labelled import CHANNELS
 from cloud.feedback.sources import MAX_TEXT
 from cloud.ticketing.lifecycle import Status
+from cloud.ticketing.measures import DEPARTMENTS, FISHBONE
 from cloud.ticketing.verdicts import SATISFACTION
 from contract.clock import EARLIEST_TS
 from contract.faults import FEEDBACK_CATEGORIES
@@ -36,6 +37,22 @@ class Scope(StrEnum):
     BATCH = "batch"
     DEVICE = "device"
     CUSTOMER = "customer"  # feedback from a person whose unit is not known
+
+
+class MeasureTerm(StrEnum):
+    SHORT = "short"
+    LONG = "long"
+
+
+class MeasureStatus(StrEnum):
+    PLANNED = "planned"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+Department = StrEnum("Department", {d.upper().replace("&", ""): d for d in DEPARTMENTS})  # type: ignore[misc]
+FishboneBranch = StrEnum("FishboneBranch", {b.upper(): b for b in FISHBONE})  # type: ignore[misc]
 
 
 class Source(StrEnum):
@@ -156,9 +173,88 @@ class HistoryPublic(BaseModel):
     data: dict[str, Any]
 
 
+class MeasurePublic(BaseModel):
+    """A corrective (short-term) or preventive (long-term) measure: who does what by when."""
+
+    id: int
+    ticket: str
+    term: str = Field(description="short (units already sold) or long (against the cause)")
+    kind: str = Field(examples=["recall", "design"])
+    action: str
+    owner: str
+    department: str
+    due_at: UTCTime
+    status: str = Field(description="planned, in_progress, done or cancelled")
+    overdue: bool
+    created_at: UTCTime
+    created_by: str
+    completed_at: UTCTime | None
+    record: str | None = Field(description="what was done (done or cancelled)")
+
+
+class FiguresPublic(BaseModel):
+    """The procedure's tracking figures over measures (cancelled ones left out)."""
+
+    measures: int
+    done: int
+    open_overdue: int
+    completion_rate: float | None
+    delay_rate: float | None = Field(description="done late or open past due, of all")
+
+
+class DepartmentFiguresPublic(FiguresPublic):
+    department: str
+
+
 class TicketDetailPublic(TicketPublic):
     history: list[HistoryPublic]
     fix: FixPublic | None = Field(None, description="the latest fix record and its verification")
+    cause_analysis: dict[str, Any] | None = Field(
+        None, description="5-Why chain and fishbone branches, when recorded"
+    )
+    measures: list[MeasurePublic] = Field(default_factory=list)
+    measure_figures: FiguresPublic | None = None
+
+
+class MeasureCreate(BaseModel):
+    term: MeasureTerm
+    kind: str = Field(
+        min_length=1,
+        max_length=16,
+        description="short: repair, replace, recall, compensation, other; long: design, "
+        "process, inspection, supplier, training, other",
+    )
+    action: str = Field(min_length=1, max_length=10_000, description="what is to be done")
+    owner: str = Field(min_length=1, max_length=64)
+    department: Department
+    due_at: AwareDatetime
+
+    @field_validator("due_at")
+    @classmethod
+    def _believable(cls, value: datetime) -> datetime:
+        if not (EARLIEST_TS <= value.timestamp() < _LATEST_TS):
+            raise ValueError("due_at must lie between 2000 and 2100")
+        return value
+
+
+class MeasureUpdate(BaseModel):
+    status: MeasureStatus
+    record: str | None = Field(
+        None, max_length=10_000, description="what was done; needed for done and cancelled"
+    )
+
+
+class CauseCreate(BaseModel):
+    """The cause analysis: a 5-Why chain and the fishbone's branches."""
+
+    five_why: list[Annotated[str, Field(max_length=2_000)]] = Field(
+        default_factory=list, max_length=10, description="each answer the cause of the one before"
+    )
+    fishbone: dict[FishboneBranch, list[Annotated[str, Field(max_length=2_000)]]] = Field(
+        default_factory=dict,
+        description="man, machine, material, method, environment, measurement",
+    )
+    summary: str | None = Field(None, max_length=10_000)
 
 
 class TicketsPublic(BaseModel):

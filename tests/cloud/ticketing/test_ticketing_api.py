@@ -18,6 +18,7 @@ TICKET_KEYS = {
 }  # fmt: skip
 EXTENSIONS = {"stage", "overdue", "overdue_stage"}  # optional fields beyond the contract
 FEEDBACK = {"source", "channel", "classification", "parent", "repeats"}  # §4.1
+DETAIL = {"history", "fix", "cause_analysis", "measures", "measure_figures"}
 
 
 def test_healthz_needs_no_token(app) -> None:
@@ -110,7 +111,7 @@ def test_paging_with_cursor(client: TestClient, seeded) -> None:
 def test_one_ticket_with_history_and_404(client: TestClient, seeded) -> None:
     tid = client.get("/api/v1/tickets", params={"scope": "batch"}).json()["items"][0]["id"]
     body = client.get(f"/api/v1/tickets/{tid}").json()
-    assert set(body) == TICKET_KEYS | EXTENSIONS | FEEDBACK | {"history", "fix"}
+    assert set(body) == TICKET_KEYS | EXTENSIONS | FEEDBACK | DETAIL
     assert body["fix"] is None
     assert [h["action"] for h in body["history"]][:2] == ["opened", "absorbed"]
     r = client.get("/api/v1/tickets/PF209901999")
