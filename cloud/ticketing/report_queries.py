@@ -24,7 +24,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from cloud.ticketing.history import HistoryKind
 from cloud.ticketing.lifecycle import Status
-from cloud.ticketing.models import Ticket, TicketHistory
+from cloud.ticketing.models import Measure, Ticket, TicketHistory
 from cloud.ticketing.verdicts import LOW_SCORE
 
 #: Reaching one of these is "resolved" (``reports.py``).
@@ -178,3 +178,28 @@ def scores_by_month(s: Session, start: datetime, end: datetime) -> dict[str, tup
 
 def newest_detection(s: Session) -> datetime | None:
     return s.scalar(select(func.max(Ticket.detected_at)))
+
+
+def measures_by_department(
+    s: Session, start: datetime, end: datetime
+) -> dict[str, tuple[int, int]]:
+    """Measures (not cancelled) on the tickets detected in [start, end), by the measure's
+    department: (measures, done)."""
+    m = Measure
+    return {
+        department: (int(n), int(done or 0))
+        for department, n, done in s.execute(
+            select(
+                m.department,
+                func.count(),
+                func.sum(case((m.status == "done", 1), else_=0)),
+            )
+            .join(Ticket, Ticket.id == m.ticket_id)
+            .where(
+                Ticket.detected_at >= start,
+                Ticket.detected_at < end,
+                m.status != "cancelled",
+            )
+            .group_by(m.department)
+        )
+    }

@@ -23,7 +23,9 @@ is built: a ticket of May acknowledged in June counts in May's acknowledgement t
   these, while a dismissal (``acknowledged → closed``) or a merge into a batch ticket does not
   count as resolved; tickets not resolved yet are left out. ``on_time_rate`` — the share of the
   department's tickets with no ``overdue`` history entry (in any cycle, so far).
-  ``measure_completion_rate`` is null: corrective measures are not recorded yet.
+  ``measure_completion_rate`` — of the measures (not cancelled) on the month's tickets that the
+  department owns, the share done (null when it owns none); a department that owns measures but
+  leads none of the month's tickets is listed with ``tickets: 0``.
 - ``satisfaction``: the follow-ups (customer callbacks, history ``followup``) that carry a score
   and were *recorded* in the month, whichever month their ticket is from — so a month's score
   never changes afterwards and the 12-month trend reads as "callbacks made each month".
@@ -139,10 +141,16 @@ class DepartmentStats:
     resolved: int
     mean_resolve_h: float | None
     overdue: int  # tickets with at least one overdue entry
+    measures: int = 0  # measures it owns on the month's tickets, not cancelled
+    measures_done: int = 0
 
     @property
     def on_time_rate(self) -> float | None:
         return _rate(self.tickets - self.overdue, self.tickets)
+
+    @property
+    def measure_completion_rate(self) -> float | None:
+        return _rate(self.measures_done, self.measures)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -155,7 +163,8 @@ class DepartmentStats:
             "pending_ack": self.tickets - self.acknowledged,
             "resolved": self.resolved,
             "overdue": self.overdue,
-            "measure_completion_rate": None,  # corrective measures are not recorded yet
+            "measures": self.measures,
+            "measure_completion_rate": _round(self.measure_completion_rate, 4),
         }
 
 
@@ -294,6 +303,7 @@ def monthly_report(source: Session | Context, month: Month | str) -> MonthlyRepo
         groups = q.ticket_groups(s, month.start, month.end)
         counts = q.tickets_by_month(s, *window)
         scores = q.scores_by_month(s, *window)
+        measures = q.measures_by_department(s, month.start, month.end)
     ticket_trend = [
         TrendPoint(str(m), counts[str(m), "telemetry"], counts[str(m), "feedback"]) for m in months
     ]
@@ -347,8 +357,10 @@ def monthly_report(source: Session | Context, month: Month | str) -> MonthlyRepo
                 resolved=int(d["resolved"]),
                 mean_resolve_h=d["resolve_h"] / d["resolved"] if d["resolved"] else None,
                 overdue=int(d["late"]),
+                measures=measures.get(name, (0, 0))[0],
+                measures_done=measures.get(name, (0, 0))[1],
             )
-            for name, d in departments.items()
+            for name, d in {**{m: Counter() for m in measures}, **departments}.items()
         ),
         key=lambda d: (-d.tickets, d.department),
     )

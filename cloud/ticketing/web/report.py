@@ -58,7 +58,8 @@ DEFINITIONS = (
     "whichever month their ticket is from; low = 3 or lower (re-dispatched).",
     "复发率 / Recurrence rate: share of the month's tickets that came back after a verified fix "
     "(regression) or were re-dispatched after a low callback score.",
-    "措施完成率 / Measure completion: not available, corrective measures are not recorded yet.",
+    "措施完成率 / Measure completion: of the measures (not cancelled) on the month's tickets "
+    "that the department owns, the share done.",
 )
 
 
@@ -217,7 +218,7 @@ def _ticket_sections(r: MonthlyReport) -> list[Section]:
                 f"{d.resolved:,}",
                 _hours(d.mean_resolve_h),
                 _pct(d.on_time_rate),
-                "—",
+                _pct(d.measure_completion_rate),
             )  # fmt: skip
             for d in r.departments
         ),

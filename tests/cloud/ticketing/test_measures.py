@@ -166,3 +166,21 @@ def test_measures_and_cause_over_http(client: TestClient) -> None:
         {"department": "R&D", "measures": 1, "done": 1, "open_overdue": 0,
          "completion_rate": 1.0, "delay_rate": 0.0},
     ]  # fmt: skip
+
+
+def test_the_monthly_report_counts_each_departments_measures(svc, clock) -> None:
+    from cloud.ticketing.reports import monthly_report
+
+    tid = ticket(svc)
+    due = clock.now + timedelta(days=5)
+    for owner, department in (("a", "Service"), ("b", "Service"), ("c", "Purchasing")):
+        t = svc.add_measure(
+            tid, term="short", kind="repair", action="x", owner=owner, department=department,
+            due_at=due, actor="lead",
+        )  # fmt: skip
+    svc.update_measure(tid, t.measures[0]["id"], status="done", record="done", actor="a")
+    svc.update_measure(tid, t.measures[2]["id"], status="cancelled", record="n/a", actor="c")
+    report = monthly_report(svc._ctx, clock.now.strftime("%Y-%m")).as_dict()
+    rates = {d["department"]: (d["measures"], d["measure_completion_rate"]) for d in report["departments"]}  # noqa: E501
+    assert rates["Service"] == (2, 0.5)
+    assert "Purchasing" not in rates or rates["Purchasing"] == (0, None)
