@@ -5,8 +5,9 @@ ticketing API as child processes — the same commands an operator runs — then
 in which one production batch develops a cooling defect. When the fleet's data is ingested it
 prints the tickets through the API, files complaints from several channels for units of the
 fleet (``demo_complaints.py``: they are classified, routed, joined to the batch ticket and
-checked against the units' telemetry), prints the address and a token to query it, and keeps
-serving until Ctrl-C (or ``--duration``).
+checked against the units' telemetry), works one of them through the whole loop to the
+customer's verdict and prints the month's report (``demo_loop.py``), prints the address and a
+token to query it, and keeps serving until Ctrl-C (or ``--duration``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 from cloud.store.journal import Journal, JournalError
 from qloop.broker import free_port, start_broker, wait_port
 from qloop.demo_complaints import file_complaints
+from qloop.demo_loop import Api, print_report, work_complaint
 
 
 def _spawn(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
@@ -177,8 +179,14 @@ def run_demo(
                 "their batch ticket once the batch stood out)"
             )
         truth = json.loads((run_dir / "truth.json").read_text())["faults"]
-        file_complaints(base, token, scenario, truth)
+        answers = file_complaints(base, token, scenario, truth)
+        api = Api(base, token)
+        dealer = answers.get("dealer")
+        if dealer is not None and dealer.status == 201:
+            work_complaint(api, dealer.body["id"])
+        print_report(api, time.strftime("%Y-%m", time.gmtime()))
         print(f"\nPages: {base}/tickets   (sign in with the token)")
+        print(f"Report: {base}/reports/monthly   PDF: {base}/reports/monthly.pdf")
         print(f"API:   {base}/api/v1/tickets   (OpenAPI: {base}/docs)")
         print(f"Token: {token}")
         print(f"Try:   curl -H 'Authorization: Bearer {token}' {base}/api/v1/tickets\n", flush=True)

@@ -133,13 +133,14 @@ def describe(body: dict[str, Any], filed: Filed) -> str:
     return "\n".join(lines)
 
 
-def file_complaints(base: str, token: str, scenario: str, truth: list[dict[str, Any]]) -> int:
-    """File the demo's complaints and print what became of each; how many were taken."""
+def file_complaints(
+    base: str, token: str, scenario: str, truth: list[dict[str, Any]]
+) -> dict[str, Filed]:
+    """File the demo's complaints and print what became of each; the answers by channel."""
     leaking, healthy = pick_units(scenario, truth)
-    taken = 0
+    answers = {}
     print("\nqloop demo: complaints from people arrive on several channels:")
     for body in complaints(leaking, healthy):
-        filed = post(base, token, body)
-        taken += filed.status in (200, 201)
+        answers[body["channel"]] = filed = post(base, token, body)
         print(describe(body, filed), flush=True)
-    return taken
+    return answers

@@ -331,3 +331,7 @@ def test_demo_command_ends_with_a_batch_ticket(tmp_path):
     assert "ecommerce -> repeat #1 of" in people  # the same customer, another channel
     assert "telemetry normal" in people.split("store")[1].split("platform")[0]
     assert "safety, severity III urgent" in people
+    loop = out.stdout.split("the loop on")[1]
+    assert "→ callback" in loop and "dissatisfied (2) → reopened" in loop
+    assert "callback: 5 → closed" in loop and "measures done 100%" in loop
+    assert "satisfaction: 2 callbacks, mean 3.5, 1 low" in out.stdout
