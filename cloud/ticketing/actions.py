@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cloud.ticketing.context import Context, serialize, utc
+from cloud.ticketing.context import Context, lock_ticket, utc
 from cloud.ticketing.cycles import reopen, restage
 from cloud.ticketing.errors import InvalidFix, TicketConflict, TicketNotFound
 from cloud.ticketing.history import HistoryKind, write_history
@@ -44,9 +44,7 @@ def transition(
     now = ctx.now()
     sla = ctx.policy.sla
     with ctx.sessions.begin() as s:
-        t = s.get(Ticket, ticket_id, with_for_update=True)
-        if t is None:
-            raise TicketNotFound(ticket_id)
+        t = lock_ticket(s, ticket_id)
         current = Status(t.status)
         target = check_transition(current, to, t.id)
         if target is Status.REOPENED:  # to be acknowledged again, clocks restart
@@ -122,11 +120,7 @@ def record_fix(
         )
     now = ctx.now()
     with ctx.sessions.begin() as s:
-        t = s.get(Ticket, ticket_id)
-        if t is None:
-            raise TicketNotFound(ticket_id)
-        serialize(s, t.model, t.fault)
-        s.refresh(t, with_for_update=True)
+        t = lock_ticket(s, ticket_id, serial=True)
         target = check_action(t.status, Action.FIX, t.id)
         units = _fix_units(s, t, devices)
         fix = TicketFix(

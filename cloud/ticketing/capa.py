@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import String, case, cast, literal, select
 from sqlalchemy.orm import Session
 
-from cloud.ticketing.context import Context
+from cloud.ticketing.context import Context, lock_ticket
 from cloud.ticketing.errors import InvalidFix, TicketNotFound
 from cloud.ticketing.history import HistoryKind, write_history
 from cloud.ticketing.lifecycle import Status
@@ -43,13 +43,6 @@ from cloud.ticketing.outbox import enqueue, iso_z, ticket_payload
 from cloud.ticketing.policy import TicketPolicy
 from cloud.ticketing.queries import detail
 from cloud.ticketing.views import TicketView
-
-
-def _ticket(s: Session, ticket_id: str) -> Ticket:
-    t = s.get(Ticket, ticket_id, with_for_update=True)
-    if t is None:
-        raise TicketNotFound(ticket_id)
-    return t
 
 
 def add_measure(
@@ -75,7 +68,7 @@ def add_measure(
         raise InvalidFix("due_at needs a time zone", field="due_at")
     now = ctx.now()
     with ctx.sessions.begin() as s:
-        t = _ticket(s, ticket_id)
+        t = lock_ticket(s, ticket_id)
         if t.status == Status.CLOSED:
             raise InvalidFix(f"{t.id} is closed: reopen it to add measures", field="ticket")
         m = Measure(
@@ -110,7 +103,7 @@ def update_measure(
         raise InvalidFix(f"a measure {status} needs a record of what was done", field="record")
     now = ctx.now()
     with ctx.sessions.begin() as s:
-        t = _ticket(s, ticket_id)
+        t = lock_ticket(s, ticket_id)
         m = s.get(Measure, measure_id)
         if m is None or m.ticket_id != t.id:
             raise TicketNotFound(f"{ticket_id} measure {measure_id}")
@@ -161,7 +154,7 @@ def set_cause(
         "at": iso_z(now),
     }  # fmt: skip
     with ctx.sessions.begin() as s:
-        t = _ticket(s, ticket_id)
+        t = lock_ticket(s, ticket_id)
         t.cause_analysis, t.updated_at = analysis, now
         root = analysis["five_why"][-1] if analysis["five_why"] else summary
         write_history(

@@ -23,7 +23,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud.feedback.classify import FeedbackClassifier
 from cloud.feedback.model import shipped_classifier
 from cloud.ticketing.db import for_writing
+from cloud.ticketing.errors import TicketNotFound
 from cloud.ticketing.escalation import Notifier
+from cloud.ticketing.models import Ticket
 from cloud.ticketing.policy import TicketPolicy
 
 Clock = Callable[[], datetime]
@@ -63,7 +65,7 @@ class Context:
         return now.astimezone(UTC)
 
 
-def serialize(s: Session, model: str, fault: str) -> None:
+def serialize(s: Session, model: str | None, fault: str | None) -> None:
     """On PostgreSQL, wait for other transactions changing tickets of (model, fault).
 
     A transaction-scoped advisory lock: statements after it see what the previous holder
@@ -80,3 +82,16 @@ def serialize(s: Session, model: str, fault: str) -> None:
 def utc(ts: float) -> datetime:
     """An event time (Unix seconds) as an aware UTC datetime."""
     return datetime.fromtimestamp(ts, UTC)
+
+
+def lock_ticket(s: Session, ticket_id: str, *, serial: bool = False) -> Ticket:
+    """The ticket ``ticket_id`` with its row locked for the transaction (raises
+    :class:`TicketNotFound`); with ``serial``, the (model, fault) lock the data's decisions take
+    comes first (:func:`serialize`), so its batch and verification state are current."""
+    t = s.get(Ticket, ticket_id)
+    if t is None:
+        raise TicketNotFound(ticket_id)
+    if serial:
+        serialize(s, t.model, t.fault)
+    s.refresh(t, with_for_update=True)
+    return t

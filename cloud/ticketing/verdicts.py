@@ -25,9 +25,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from cloud.ticketing.closing import close_verified
-from cloud.ticketing.context import Context, serialize
+from cloud.ticketing.context import Context, lock_ticket
 from cloud.ticketing.cycles import reopen, restage
-from cloud.ticketing.errors import InvalidFix, TicketConflict, TicketNotFound
+from cloud.ticketing.errors import InvalidFix, TicketConflict
 from cloud.ticketing.history import HistoryKind, write_history
 from cloud.ticketing.lifecycle import ACTIONS, Action, Status, check_action
 from cloud.ticketing.models import Ticket, TicketFix
@@ -48,11 +48,7 @@ def check_fix(
         raise InvalidFix(f"result must be one of {', '.join(RESULTS)}", field="result")
     now = ctx.now()
     with ctx.sessions.begin() as s:
-        t = s.get(Ticket, ticket_id)
-        if t is None:
-            raise TicketNotFound(ticket_id)
-        serialize(s, t.model, t.fault)
-        s.refresh(t, with_for_update=True)
+        t = lock_ticket(s, ticket_id, serial=True)
         check_action(t.status, Action.NEEDS_WORK, t.id)  # i.e. the ticket is verifying
         fix = s.scalars(
             select(TicketFix).where(
@@ -101,11 +97,7 @@ def follow_up(
         raise InvalidFix("score must be 1 to 5 (5 best)", field="score")
     now = ctx.now()
     with ctx.sessions.begin() as s:
-        t = s.get(Ticket, ticket_id)
-        if t is None:
-            raise TicketNotFound(ticket_id)
-        serialize(s, t.model, t.fault)
-        s.refresh(t, with_for_update=True)
+        t = lock_ticket(s, ticket_id, serial=True)
         data: dict[str, Any] = {"customer": customer}
         if score is not None:
             data["score"] = score

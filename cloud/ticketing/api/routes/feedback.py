@@ -7,21 +7,16 @@ move them along the lifecycle.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, Response, status
 
 from cloud.ticketing.api.deps import CustomerService, ServiceDep
-from cloud.ticketing.api.routes.tickets import NOT_FOUND, _error, _not_found
+from cloud.ticketing.api.refusals import answering
+from cloud.ticketing.api.routes.tickets import NOT_FOUND, _error
 from cloud.ticketing.api.schemas import ClassificationCorrect, FeedbackCreate, TicketDetailPublic
 from cloud.ticketing.complaints import FeedbackIn
-from cloud.ticketing.errors import InvalidFeedback, TicketConflict, TicketNotFound
 
 router = APIRouter(tags=["feedback"], responses={401: _error("missing or invalid bearer token")})
 _ROLE = {403: _error("the token's role may not file feedback (needs service or higher)")}
-
-
-def _invalid(exc: InvalidFeedback) -> HTTPException:
-    detail = [{"type": "value_error", "loc": ["body", exc.field], "msg": str(exc)}]
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
 
 
 @router.post(
@@ -56,10 +51,8 @@ def file_feedback(
         purchase_date=body.purchase_date,
         demand=None if body.demand is None else body.demand.value,
     )
-    try:
+    with answering():
         filed = service.file_feedback(feedback, actor=user.name)
-    except InvalidFeedback as exc:
-        raise _invalid(exc) from exc
     if not filed.created:
         response.status_code = status.HTTP_200_OK
     return TicketDetailPublic.model_validate(filed.ticket)
@@ -80,7 +73,7 @@ def correct_classification(
 ) -> TicketDetailPublic:
     """Correct a feedback ticket's classification: it is regraded and rerouted, and the
     correction is kept to retrain the classifier (``qloop feedback retrain``)."""
-    try:
+    with answering():
         ticket = service.correct_classification(
             ticket_id,
             actor=user.name,
@@ -89,10 +82,4 @@ def correct_classification(
             severity=body.severity.value,
             note=body.note,
         )
-    except TicketNotFound as exc:
-        raise _not_found(ticket_id) from exc
-    except InvalidFeedback as exc:
-        raise _invalid(exc) from exc
-    except TicketConflict as exc:
-        raise HTTPException(status_code=status.HTTP_409_CONFLICT, detail=str(exc)) from exc
     return TicketDetailPublic.model_validate(ticket)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 
 from cloud.ticketing.api.deps import CurrentUser, Engineer, ServiceDep
-from cloud.ticketing.api.routes.tickets import CHANGES, _error, _not_found
+from cloud.ticketing.api.refusals import answering
+from cloud.ticketing.api.routes.tickets import CHANGES, _error
 from cloud.ticketing.api.schemas import (
     CauseCreate,
     Department,
@@ -20,15 +21,9 @@ from cloud.ticketing.api.schemas import (
     MeasureUpdate,
     TicketDetailPublic,
 )
-from cloud.ticketing.errors import InvalidFix, TicketNotFound
 
 router = APIRouter(tags=["measures"], responses={401: _error("missing or invalid bearer token")})
 REFUSED = {422: _error("a field that is wrong, or a move the measure's status does not allow")}
-
-
-def _invalid(exc: InvalidFix) -> HTTPException:
-    detail = [{"type": "value_error", "loc": ["body", exc.field], "msg": str(exc)}]
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
 
 
 @router.post(
@@ -42,7 +37,7 @@ def add_measure(
 ) -> TicketDetailPublic:
     """Add a corrective (short-term) or preventive (long-term) measure with its owner,
     department and due date."""
-    try:
+    with answering():
         ticket = service.add_measure(
             ticket_id,
             term=body.term.value,
@@ -53,10 +48,6 @@ def add_measure(
             due_at=body.due_at,
             actor=user.name,
         )
-    except TicketNotFound as exc:
-        raise _not_found(ticket_id) from exc
-    except InvalidFix as exc:
-        raise _invalid(exc) from exc
     return TicketDetailPublic.model_validate(ticket)
 
 
@@ -70,14 +61,10 @@ def update_measure(
 ) -> TicketDetailPublic:
     """Move a measure on: planned → in_progress → done, or → cancelled (done and cancelled
     need a record of what was done)."""
-    try:
+    with answering():
         ticket = service.update_measure(
             ticket_id, measure_id, status=body.status.value, record=body.record, actor=user.name
         )
-    except TicketNotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
-    except InvalidFix as exc:
-        raise _invalid(exc) from exc
     return TicketDetailPublic.model_validate(ticket)
 
 
@@ -87,7 +74,7 @@ def set_cause(
 ) -> TicketDetailPublic:
     """Record the cause analysis (5-Why chain, fishbone branches, summary); replaces any
     earlier one, which stays in the history."""
-    try:
+    with answering():
         ticket = service.set_cause(
             ticket_id,
             five_why=body.five_why,
@@ -95,10 +82,6 @@ def set_cause(
             summary=body.summary,
             actor=user.name,
         )
-    except TicketNotFound as exc:
-        raise _not_found(ticket_id) from exc
-    except InvalidFix as exc:
-        raise _invalid(exc) from exc
     return TicketDetailPublic.model_validate(ticket)
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, status
 
 from cloud.ticketing.api.deps import CurrentUser, CustomerService, Engineer, ServiceDep
+from cloud.ticketing.api.refusals import answering, unprocessable
 from cloud.ticketing.api.schemas import (
     Channel,
     CheckCreate,
@@ -22,8 +23,8 @@ from cloud.ticketing.api.schemas import (
     TicketsPublic,
     TransitionCreate,
 )
-from cloud.ticketing.errors import InvalidCursor, InvalidFix, TicketConflict, TicketNotFound
-from cloud.ticketing.lifecycle import IllegalTransition, Status
+from cloud.ticketing.errors import InvalidCursor
+from cloud.ticketing.lifecycle import Status
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -42,12 +43,6 @@ CHANGES = {
 }
 
 MAX_LIMIT = 500
-
-
-def _unprocessable(field: str, message: str) -> HTTPException:
-    """A 422 shaped like FastAPI's own validation errors."""
-    detail = [{"type": "value_error", "loc": ["query", field], "msg": message}]
-    return HTTPException(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
 
 
 def _not_found(ticket_id: str) -> HTTPException:
@@ -92,7 +87,7 @@ def list_tickets(
             cursor=cursor,
         )
     except InvalidCursor as exc:
-        raise _unprocessable("cursor", str(exc)) from exc
+        raise unprocessable("cursor", str(exc), "query") from exc
     items = [TicketPublic.model_validate(t) for t in page.items]
     return TicketsPublic(items=items, next=page.next)
 
@@ -115,12 +110,8 @@ def transition_ticket(
     ticket_id: str, body: TransitionCreate, service: ServiceDep, user: Engineer
 ) -> TicketDetailPublic:
     """Move the ticket along its lifecycle (409 names the legal moves)."""
-    try:
+    with answering():
         ticket = service.transition(ticket_id, body.to, actor=user.name, note=body.note)
-    except TicketNotFound as exc:
-        raise _not_found(ticket_id) from exc
-    except (IllegalTransition, TicketConflict) as exc:
-        raise HTTPException(status_code=status.HTTP_409_CONFLICT, detail=str(exc)) from exc
     return TicketDetailPublic.model_validate(ticket)
 
 
@@ -131,10 +122,8 @@ def comment_ticket(
     ticket_id: str, body: CommentCreate, service: ServiceDep, user: Engineer
 ) -> TicketDetailPublic:
     """Add a comment to the ticket's history."""
-    try:
+    with answering():
         ticket = service.comment(ticket_id, body.text, actor=user.name)
-    except TicketNotFound as exc:
-        raise _not_found(ticket_id) from exc
     return TicketDetailPublic.model_validate(ticket)
 
 
@@ -154,7 +143,7 @@ def record_fix(
     """Record the fix (what, which units, effective from which event time): the ticket goes to
     verifying, and the service closes it when every fixed unit's fault clears after
     ``effective_from``, or reopens it when one shows the fault again or never clears."""
-    try:
+    with answering():
         ticket = service.record_fix(
             ticket_id,
             description=body.description,
@@ -162,13 +151,6 @@ def record_fix(
             devices=body.devices,
             actor=user.name,
         )
-    except TicketNotFound as exc:
-        raise _not_found(ticket_id) from exc
-    except IllegalTransition as exc:
-        raise HTTPException(status_code=status.HTTP_409_CONFLICT, detail=str(exc)) from exc
-    except InvalidFix as exc:
-        detail = [{"type": "value_error", "loc": ["body", exc.field], "msg": str(exc)}]
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail) from exc
     return TicketDetailPublic.model_validate(ticket)
 
 
@@ -188,14 +170,10 @@ def follow_up(
     """Record a customer follow-up (the callback): with a score, 4 or 5 closes a ticket in
     ``callback`` and 3 or lower re-dispatches a ticket whose fix was recorded (reopened, back to
     its department, the reason in its history)."""
-    try:
+    with answering():
         ticket = service.follow_up(
             ticket_id, body.note, customer=body.customer, actor=user.name, score=body.verdict()
         )
-    except TicketNotFound as exc:
-        raise _not_found(ticket_id) from exc
-    except TicketConflict as exc:
-        raise HTTPException(status_code=status.HTTP_409_CONFLICT, detail=str(exc)) from exc
     return TicketDetailPublic.model_validate(ticket)
 
 
@@ -213,12 +191,8 @@ def check_fix(
     """The quality engineer's verdict on a fix with no units' data: effective (closes, or goes
     to the customer's callback), not_effective (reopened) or needs_work (back to
     in_progress)."""
-    try:
+    with answering():
         ticket = service.check_fix(
             ticket_id, result=body.result.value, note=body.note, actor=user.name
         )
-    except TicketNotFound as exc:
-        raise _not_found(ticket_id) from exc
-    except (IllegalTransition, TicketConflict) as exc:
-        raise HTTPException(status_code=status.HTTP_409_CONFLICT, detail=str(exc)) from exc
     return TicketDetailPublic.model_validate(ticket)
