@@ -29,6 +29,7 @@ from benchmarks.embedded_store import bench_embedded_store
 from benchmarks.feedback import bench_feedback
 from benchmarks.ingest import bench_ingest
 from benchmarks.memory import bench_memory
+from benchmarks.report import bench_report
 from benchmarks.scale import bench_scale, bench_scale_day
 
 BENCHES: dict[str, Callable[[bool], Result]] = {
@@ -43,6 +44,7 @@ BENCHES: dict[str, Callable[[bool], Result]] = {
     "edge_drain": bench_edge_drain,
     "embedded_store": bench_embedded_store,
     "accuracy": bench_accuracy,
+    "report": bench_report,
     "feedback": bench_feedback,
 }
 
