@@ -16,7 +16,7 @@ A ticket's feedback is rendered by ``feedback_view.py``.
 import re
 from collections.abc import Mapping
 from typing import Annotated
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -37,11 +37,11 @@ from cloud.ticketing.web.feedback_view import (
     DEMAND_LABELS,
     select_options,
 )
+from cloud.ticketing.web.forms import posted, problem
 from cloud.ticketing.web.layout import esc, html, page
 from contract.errors import QloopError
 
 ROLE = "service"  # the least role that may file feedback and correct its classification
-MAX_FORM_BYTES = 256 * 1024  # MAX_TEXT Chinese characters percent-encoded, and the other fields
 DEFAULT_OFFSET = "+08:00"
 _FORM_LAYOUT = (
     ("customer_name", "客户 / Customer", "text", "", ' maxlength="200"'),
@@ -75,25 +75,6 @@ class FormInvalid(QloopError, ValueError):
 
 
 # --- reading the complaint form -----------------------------------------------------------------
-async def read_form(request: Request) -> dict[str, str] | str:
-    """The URL-encoded form of ``request`` (each field's first value), or why it is refused."""
-    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        return "the form must be sent URL-encoded"
-    too_big = f"the form is over {MAX_FORM_BYTES // 1024} KiB"
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
-        return too_big
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            return too_big
-    try:  # strict: a customer's words are refused rather than garbled
-        text = body.decode("ascii")
-        fields = parse_qs(text, keep_blank_values=True, max_num_fields=32, errors="strict")
-    except ValueError:  # raw bytes, %-escapes that are not UTF-8, far more fields than ours
-        return "the form could not be read (not URL-encoded UTF-8)"
-    return {k: v[0] for k, v in fields.items()}
 
 
 def _received_at(form: Mapping[str, str], errors: dict[str, str]) -> str | None:
@@ -194,13 +175,7 @@ def forbidden_page(user: Principal) -> Response:
         f"(customer-service staff) or higher; you are signed in as {user.name} with the role "
         f"{user.role}. Ask an administrator for a token with that role."
     )
-    return _problem(user, "Not allowed / 无权限", why, 403, "/tickets")
-
-
-def _problem(user: Principal, title: str, message: str, status: int, back: str) -> Response:
-    body = f'<h1>{esc(title)}</h1><div class="error" role="alert">{esc(message)}</div>'
-    body += f'<p class="sub"><a href="{esc(back)}">Back</a></p>'
-    return html(page(title, body, user=user), status)
+    return problem(user, "Not allowed / 无权限", why, 403, "/tickets")
 
 
 # --- routes -------------------------------------------------------------------------------------
@@ -212,24 +187,13 @@ def feedback_router(service: TicketService) -> APIRouter:
     def form_page(user: Principal, values: dict, errors: dict | None, status: int) -> Response:
         return html(page("New complaint", complaint_form(values, errors), user=user), status)
 
-    async def posted(request: Request, user: Principal, back: str) -> dict[str, str] | Response:
-        """The posted form, or the page refusing it (role, another site, unreadable)."""
-        if not user.can(ROLE):
-            return forbidden_page(user)
-        if not auth.same_origin(request):
-            return _problem(user, "Refused", "cross-site form refused", 403, back)
-        form = await read_form(request)
-        if isinstance(form, str):
-            return _problem(user, "Cannot read the form", form, 400, back)
-        return form
-
     @router.get("/feedback/new")
     def new_complaint(user: User) -> Response:
         return form_page(user, {}, None, 200) if user.can(ROLE) else forbidden_page(user)
 
     @router.post("/feedback")
     async def file_complaint(request: Request, user: User) -> Response:
-        form = await posted(request, user, "/feedback/new")
+        form = await posted(request, user, ROLE, "/feedback/new", forbidden_page)
         if isinstance(form, Response):
             return form
         values = {k: form.get(k, "") for k in FORM_FIELDS}
@@ -247,7 +211,7 @@ def feedback_router(service: TicketService) -> APIRouter:
     @router.post("/tickets/{ticket_id}/classification")
     async def correct(ticket_id: str, request: Request, user: User) -> Response:
         back = f"/tickets/{quote(ticket_id)}"
-        form = await posted(request, user, back)
+        form = await posted(request, user, ROLE, back, forbidden_page)
         if isinstance(form, Response):
             return form
         fields = ("category", "fault", "severity", "note")
@@ -264,13 +228,13 @@ def feedback_router(service: TicketService) -> APIRouter:
             )
         except ValidationError as exc:
             message = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
-            return _problem(user, "Not corrected", message, 422, back)
+            return problem(user, "Not corrected", message, 422, back)
         except InvalidFeedback as exc:
-            return _problem(user, "Not corrected", str(exc), 422, back)
+            return problem(user, "Not corrected", str(exc), 422, back)
         except TicketNotFound:
-            return _problem(user, "Not found", f"no ticket {ticket_id}", 404, "/tickets")
+            return problem(user, "Not found", f"no ticket {ticket_id}", 404, "/tickets")
         except TicketConflict as exc:
-            return _problem(user, "Not corrected", str(exc), 409, back)
+            return problem(user, "Not corrected", str(exc), 409, back)
         return RedirectResponse(f"{back}?corrected=1", status_code=303)
 
     return router
