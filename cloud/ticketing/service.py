@@ -34,6 +34,7 @@ from sqlalchemy import Engine
 from cloud.ticketing import (
     actions,
     capa,
+    cases,
     complaints,
     imports,
     intake,
@@ -109,6 +110,8 @@ class TicketService:
     # reading
     tickets = _forward(queries.tickets)
     get_ticket = _forward(queries.get_ticket)
+    similar_cases = _forward(cases.similar_cases)  # past cases to learn from
+    search_cases = _forward(cases.search_cases)
     # people's actions
     transition = _forward(actions.transition)
     comment = _forward(actions.comment)
