@@ -106,6 +106,8 @@ DANGER_PHRASINGS = [
     "漏保一开机就跳",
     "断路器老是跳，只能关掉空调",
     "用了十分钟保险丝烧了",
+    "接线端子被引燃，一直在燃烧",
+    "滤网靠近电加热的地方起燃了",
     "电线裸露在外面，孩子够得着",
     "I saw arcing inside the control box",
     "blue flash from the outlet when it switched on",
@@ -119,6 +121,7 @@ DANGER_PHRASINGS = [
     "GFCI keeps tripping when the compressor starts",
     "it pops the breaker every night",
     "the circuit breaker cuts out after a minute",
+    "the breaker in the hallway trips when it starts",
     "the unit keeps blowing fuses",
     "exposed wires behind the panel",
     "It shocked me when I changed the filter",
@@ -221,6 +224,43 @@ def test_deterministic_for_a_fixed_random_state(train, test_split, model):
 def test_survives_pickling(model, test_split):
     texts = [e.text for e in test_split]
     assert pickle.loads(pickle.dumps(model)).predict_many(texts) == model.predict_many(texts)
+
+
+def test_english_words_are_features_beside_the_character_ngrams(model, train):
+    worded = FeedbackClassifier(words=True).fit(train)
+    blocks = worded._vectorizer.blocks
+    assert set(blocks) == {"chars", "words"}
+    assert {"not start", "no response"} <= set(blocks["words"].vocabulary_)
+    assert worded.params["words"] is True and model.params["words"] is False
+    assert pickle.loads(pickle.dumps(worded)).predict_many([PROCEDURE_EXAMPLE, "no response"]) == (
+        worded.predict_many([PROCEDURE_EXAMPLE, "no response"])
+    )
+    c = worded.predict(PROCEDURE_EXAMPLE)
+    assert (c.category, c.fault, c.severity) == ("performance", "cooling_decline", "II")
+
+
+def test_texts_without_english_words_leave_the_words_out():
+    texts = [LabelledText(f"制冷 {n}", "performance") for n in range(3)]
+    texts += [LabelledText(f"售后 {n}", "service") for n in range(3)]
+    m = FeedbackClassifier(words=True).fit(texts)
+    assert not hasattr(m._vectorizer, "blocks")
+    assert m.predict("not cooling").category in ("performance", "service")
+
+
+def test_a_model_pickled_before_word_features_loads_as_characters_only(model, test_split):
+    texts = [e.text for e in test_split[:20]]
+    state = dict(model.__dict__)
+    del state["words"]  # what an older qloop wrote
+    loaded = FeedbackClassifier.__new__(FeedbackClassifier)
+    loaded.__setstate__(state)
+    assert loaded.params == model.params and loaded.words is False
+    assert loaded.predict_many(texts) == model.predict_many(texts)
+
+
+def test_held_out_floors_with_english_words(train, test_split):
+    e = evaluate(train, test_split, random_state=0, words=True)
+    assert e.accuracy >= 0.8 and e.accuracy_not_triaged >= 0.9 and e.triage_share <= 0.4
+    assert e.safety_recall >= 0.95 and e.fault_accuracy >= 0.75
 
 
 def test_predict_before_fit_is_refused():
