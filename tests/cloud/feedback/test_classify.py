@@ -231,7 +231,7 @@ def test_english_words_are_features_beside_the_character_ngrams(model, train):
     blocks = worded._vectorizer.blocks
     assert set(blocks) == {"chars", "words"}
     assert {"not start", "no response"} <= set(blocks["words"].vocabulary_)
-    assert worded.params["words"] is True and model.params["words"] is False
+    assert worded.params["words"] is True and model.params["words"] is True  # the default
     assert pickle.loads(pickle.dumps(worded)).predict_many([PROCEDURE_EXAMPLE, "no response"]) == (
         worded.predict_many([PROCEDURE_EXAMPLE, "no response"])
     )
@@ -247,8 +247,9 @@ def test_texts_without_english_words_leave_the_words_out():
     assert m.predict("not cooling").category in ("performance", "service")
 
 
-def test_a_model_pickled_before_word_features_loads_as_characters_only(model, test_split):
+def test_a_model_pickled_before_word_features_loads_as_characters_only(train, test_split):
     texts = [e.text for e in test_split[:20]]
+    model = FeedbackClassifier(words=False, random_state=0).fit(train)
     state = dict(model.__dict__)
     del state["words"]  # what an older qloop wrote
     loaded = FeedbackClassifier.__new__(FeedbackClassifier)
