@@ -131,6 +131,15 @@ class TicketPolicy:
     sla: SlaPolicy = field(default_factory=SlaPolicy)
     verify_window_s: float = 48 * 3600.0
     repeat_similarity: float = 0.8  # complaints about one unit this alike are one problem
+    # repeated complaints alert the department head (``alerts.py``): this many complaints
+    # received within the window of each other about one unit or from one contact, or this many
+    # units of one batch complaining about one problem
+    repeat_alert_window_s: float = 30 * SECONDS_PER_DAY
+    repeat_alert_unit_min: int = 2
+    repeat_alert_customer_min: int = 2
+    repeat_alert_batch_min: int = 3
+    # who heads each department ("*": everyone else's), named in the alerts
+    department_heads: dict[str, str] = field(default_factory=dict)
 
     # --- grading ---------------------------------------------------------------------------
     def severity(self, category: str, affected: int, share: float) -> str:
