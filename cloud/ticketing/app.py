@@ -7,7 +7,10 @@ other's wiring and the ticketing core imports neither.
 
 While it runs, a background task calls :meth:`TicketService.check_sla` every ``sla_check_s`` (in a
 worker thread, with the injected clock), so overdue tickets are flagged and escalated even when no
-one is looking; several API processes may do this at once (the service makes it once-only).
+one is looking; several API processes may do this at once (the service makes it once-only). The
+same task checks the quality targets (:meth:`~cloud.ticketing.board.Board.check_targets`): a
+figure below target two weeks running is alerted once. The dashboard's :class:`Board` is in
+``app.state.board`` for the API and the pages.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -27,10 +30,13 @@ from sqlalchemy import Engine
 from cloud.feedback.model import load_classifier
 from cloud.store.readback import InfluxTarget
 from cloud.ticketing.api.router import mount_api
+from cloud.ticketing.board import Board
+from cloud.ticketing.context import Context
 from cloud.ticketing.db import make_engine
 from cloud.ticketing.escalation import Notifier
 from cloud.ticketing.policy import TicketPolicy
 from cloud.ticketing.service import TicketService
+from cloud.ticketing.targets import Targets
 from cloud.ticketing.web import mount_pages
 from contract.clock import utcnow
 
@@ -51,14 +57,16 @@ class ApiConfig:
     influx: InfluxTarget | None  # the InfluxDB the charts read, if any
     notifier: Notifier | None  # where overdue tickets are escalated, if anywhere
     feedback_model: str | None = None  # a retrained feedback classifier; None: the shipped one
+    targets: Targets = field(default_factory=Targets)  # the quality targets of the dashboard
 
 
-async def _check_sla_forever(service: TicketService, every_s: float) -> None:
+async def _check_sla_forever(service: TicketService, board: Board, every_s: float) -> None:
     while True:
         try:
             report = await asyncio.to_thread(service.check_sla)
             if report.flagged or report.failed:
                 log.info("SLA: flagged %s, escalations failed %d", report.flagged, report.failed)
+            await asyncio.to_thread(board.check_targets)
         except Exception:  # a database hiccup must not end the clock; try again next round
             log.exception("SLA check failed")
         await asyncio.sleep(every_s)
@@ -83,10 +91,12 @@ def create_app(
     )
     if config.api_token is not None:
         service.ensure_token(config.api_token, name=config.api_token_name, role="admin")
+    context = Context(engine, clock or utcnow, config.policy, notifier=config.notifier)
+    board = Board(context, config.targets)  # the dashboard: its figures, targets and alerts
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_check_sla_forever(service, config.sla_check_s))
+        task = asyncio.create_task(_check_sla_forever(service, board, config.sla_check_s))
         # fit the shipped classifier in the background, so the first feedback does not wait
         warm = asyncio.get_running_loop().run_in_executor(None, service.classifier)
         try:
@@ -108,6 +118,7 @@ def create_app(
     )
     app.state.config = config
     app.state.service = service
+    app.state.board = board
     mount_api(app)  # /api/v1 and /healthz (cloud/ticketing/api)
     # the HTML pages (cloud/ticketing/web); their charts read InfluxDB if set, else the journal
     mount_pages(app, service, journal=config.journal, influx=config.influx)

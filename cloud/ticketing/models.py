@@ -17,6 +17,8 @@
 - ``ticket_serials``: the per-month serial counter behind ticket ids.
 - ``measures``: a ticket's corrective (short-term) and preventive (long-term) measures, each with
   an owner, a department, a due date, a status and a completion record.
+- ``target_alerts``: a department's figure below its quality target two ISO weeks running, one
+  row per (department, figure, week), doubling as the outbox of its alert (``board.py``).
 - ``feedback``: every piece of feedback from people as it was given (the customer's words
   verbatim), the ticket it opened or repeated, and its content digest (a second import of the
   same export finds it); ``feedback_corrections``: people's corrections of the automatic
@@ -336,3 +338,28 @@ class Measure(Base):
     record: Mapped[str | None] = mapped_column(Text)  # what was done, when done or cancelled
 
     __table_args__ = (Index("ix_measures_status_due", "status", "due_at"),)
+
+
+class TargetAlert(Base):
+    """A department's figure that missed its target two complete ISO weeks running
+    (``board.py``): one row per (department, figure, week of the second miss), which is also the
+    alert's outbox, delivered like ``sla_escalations``. A table of its own because the alert
+    belongs to a department, not to a ticket."""
+
+    __tablename__ = "target_alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    department: Mapped[str] = mapped_column(String(64))
+    figure: Mapped[str] = mapped_column(String(16))  # collection | completion | satisfaction | ...
+    week: Mapped[str] = mapped_column(String(8))  # ISO week, 2026-W47
+    created_at: Mapped[datetime]
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("uq_target_alerts_week", "department", "figure", "week", unique=True),
+        Index("ix_target_alerts_pending", "delivered_at", "next_attempt_at"),
+    )

@@ -71,7 +71,7 @@ def _month_sqlite(element: month_key, compiler: SQLCompiler, **kw: Any) -> str:
     return f"strftime('%Y-%m', {compiler.process(next(iter(element.clauses)), **kw)})"
 
 
-def _first(*where: ColumnElement[bool]) -> Any:
+def first_at(*where: ColumnElement[bool]) -> Any:
     """The time of the ticket's first history entry matching ``where`` (a correlated subquery:
     an index seek per ticket, within the one query)."""
     h = TicketHistory
@@ -84,10 +84,12 @@ def _has(*where: ColumnElement[bool]) -> ColumnElement[int]:
     return case((select(h.id).where(h.ticket_id == Ticket.id, *where).exists(), 1), else_=0)
 
 
-def ticket_groups(s: Session, start: datetime, end: datetime) -> list[Any]:
-    """The tickets detected in [start, end) grouped by (merged, department, category, fault,
-    source, status), with their history's sums: acknowledged and resolved tickets and hours,
-    overdue and recurred tickets."""
+def ticket_groups(
+    s: Session, start: datetime, end: datetime, *where: ColumnElement[bool]
+) -> list[Any]:
+    """The tickets detected in [start, end) (and matching ``where``, conditions on ``Ticket``)
+    grouped by (merged, department, category, fault, source, status), with their history's
+    sums: acknowledged and resolved tickets and hours, overdue and recurred tickets."""
     h = TicketHistory
     per_ticket = (
         select(
@@ -97,15 +99,15 @@ def ticket_groups(s: Session, start: datetime, end: datetime) -> list[Any]:
             Ticket.source,
             Ticket.status,
             Ticket.affected_devices,
-            hours_between(Ticket.opened_at, _first(h.to_status == Status.ACKNOWLEDGED.value)).label(
-                "ack_h"
-            ),
-            hours_between(Ticket.opened_at, _first(h.to_status.in_(RESOLVED))).label("resolve_h"),
+            hours_between(
+                Ticket.opened_at, first_at(h.to_status == Status.ACKNOWLEDGED.value)
+            ).label("ack_h"),
+            hours_between(Ticket.opened_at, first_at(h.to_status.in_(RESOLVED))).label("resolve_h"),
             _has(h.action == HistoryKind.OVERDUE.value).label("late"),
             _has(h.action.in_(RECURRED)).label("recurred"),
             case((_was_merged(), 1), else_=0).label("merged"),
         )
-        .where(Ticket.detected_at >= start, Ticket.detected_at < end)
+        .where(Ticket.detected_at >= start, Ticket.detected_at < end, *where)
         .cte("per_ticket")
         .prefix_with("MATERIALIZED")  # each look-up once, not again in every aggregate
     )
@@ -156,22 +158,37 @@ def tickets_by_month(s: Session, start: datetime, end: datetime) -> Counter[tupl
 def scores_by_month(s: Session, start: datetime, end: datetime) -> dict[str, tuple[int, int, int]]:
     """The follow-ups' scores recorded in [start, end) by ``YYYY-MM``: (responses, sum of the
     scores, low scores)."""
+    return _scores(s, start, end, month_key(TicketHistory.at))
+
+
+def scores_by_department(
+    s: Session, start: datetime, end: datetime, *where: ColumnElement[bool]
+) -> dict[str, tuple[int, int, int]]:
+    """The same by the lead department of the follow-ups' tickets (matching ``where``)."""
+    return _scores(s, start, end, Ticket.department, *where)
+
+
+def _scores(
+    s: Session, start: datetime, end: datetime, key: Any, *where: ColumnElement[bool]
+) -> dict[str, tuple[int, int, int]]:
     h = TicketHistory
     score = h.data["score"].as_integer()
     scored = (
-        select(month_key(h.at).label("month"), score.label("score"))
-        .where(h.action == HistoryKind.FOLLOWUP.value, h.at >= start, h.at < end)
+        select(key.label("key"), score.label("score"))
+        .select_from(h)
+        .join(Ticket, Ticket.id == h.ticket_id)
+        .where(h.action == HistoryKind.FOLLOWUP.value, h.at >= start, h.at < end, *where)
         .subquery()
     )
     return {
-        m: (n, int(total or 0), int(low or 0))
-        for m, n, total, low in s.execute(
+        k: (n, int(total or 0), int(low or 0))
+        for k, n, total, low in s.execute(
             select(
-                scored.c.month,
+                scored.c.key,
                 func.count(scored.c.score),
                 func.sum(scored.c.score),
                 func.sum(case((scored.c.score <= LOW_SCORE, 1), else_=0)),
-            ).group_by(scored.c.month)
+            ).group_by(scored.c.key)
         )
     }
 
