@@ -66,6 +66,12 @@ _POLICY = tuple(
     )
 )
 
+# who repeated complaints alert, and when: wherever feedback is filed (the SMTP password, like
+# the API token, only from the environment or the config file)
+_REPEAT_ALERTS = tuple(n for n in Settings.model_fields if n.startswith("repeat_alert_")) + (
+    "alert_emails",
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -101,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     api = sub.add_parser("api", help="the ticketing API and pages")
     _add(api, *_SERVICE, "influx_query", "host", "port", "api_token_name", *_POLICY)
+    _add(api, *_REPEAT_ALERTS, "smtp_host", "smtp_port", "smtp_starttls", "smtp_user", "smtp_from")
     api.set_defaults(func=_cmd_api, section="api", label="api")
 
     fb = sub.add_parser("feedback", help="people's feedback: bulk import, retraining")
@@ -110,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fi.add_argument("file", help="the export: .csv, .xlsx, .eml or an mbox file")
     _add(fi, "db", "channel", "mapping", "utc_offset", "feedback_model", *_POLICY)
+    _add(fi, *_REPEAT_ALERTS)
     _add(fi, "json_path", json_path="--json")
     fi.set_defaults(func=_cmd_feedback_import, section="feedback", label="feedback import")
     fr = fb_sub.add_parser(
@@ -135,6 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add(export, "db", "since", "until", "output")
     export.set_defaults(func=_cmd_export, section="export", label="export")
+
+    report = sub.add_parser("report", help="quality reports for scripts and cron")
+    report_sub = report.add_subparsers(dest="report_command", required=True, metavar="REPORT")
+    rm = report_sub.add_parser(
+        "monthly", help="the month's quality report (CONTRACTS.md 4.3) as JSON, HTML or PDF"
+    )
+    _add(rm, "db", "month", "output")
+    _add(rm, "report_format", report_format="--format")
+    rm.set_defaults(func=_cmd_report_monthly, section="report", label="report monthly")
 
     sim = sub.add_parser("simulate", help="run a simulated fleet against a broker")
     sim.add_argument("scenario", help="built-in scenario name or TOML file")
@@ -315,6 +332,12 @@ def _cmd_export(args: argparse.Namespace, s: Settings) -> int:
     return 0
 
 
+def _cmd_report_monthly(args: argparse.Namespace, s: Settings) -> int:
+    from qloop.reporting import run_report
+
+    return run_report(s)
+
+
 def _cmd_simulate(args: argparse.Namespace, s: Settings) -> int:
     from dataclasses import replace
 
@@ -405,7 +428,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=settings.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
-        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # start-up noise
+        for noisy in ("alembic.runtime.plugins", "alembic.runtime.migration", "fontTools"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)  # start-up and PDF noise
         return int(args.func(args, settings) or 0)
     except QloopError as e:  # refused with a reason: one line, not a traceback
         raise SystemExit(f"qloop {args.label}: {e}") from None

@@ -22,17 +22,20 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from cloud.anomaly.clock import ClockCheck
+from cloud.ticketing.escalation import parse_recipients
 from cloud.ticketing.policy import TicketPolicy
 from cloud.ticketing.sla import SlaPolicy
+from cloud.ticketing.targets import Targets
 from contract.errors import QloopError
 from contract.mqtt import BrokerAddress
 
 if TYPE_CHECKING:
     from cloud.store.readback import InfluxTarget
     from cloud.ticketing.app import ApiConfig
+    from cloud.ticketing.escalation import Notifier
     from cloud.worker import WorkerSettings
 
 ENV_PREFIX = "QLOOP_"
@@ -141,11 +144,61 @@ class Settings(BaseModel):
     )
     sla_check_s: float = Field(60.0, gt=0, description="how often the API checks the SLA clocks")
     escalation_webhook: str | None = Field(
-        None, description="URL that overdue tickets are POSTed to (JSON), once per stage"
+        None,
+        description="URL that overdue tickets (once per stage) and repeated-complaint alerts are"
+        " POSTed to (JSON)",
     )
-    escalation_max_attempts: int = Field(8, ge=1, description="webhook delivery attempts")
+    escalation_max_attempts: int = Field(
+        8, ge=1, description="delivery attempts of an escalation (webhook and e-mail)"
+    )
     escalation_retry_s: float = Field(
-        60.0, gt=0, description="first webhook retry delay (s), then doubled"
+        60.0, gt=0, description="first delivery retry delay (s), then doubled"
+    )
+    alert_emails: str | None = Field(
+        None,
+        description="department heads: DEPARTMENT=ADDRESS pairs, * for the rest, e.g."
+        " 'R&D=rd-head@example.com,*=quality-manager@example.com'; alerts name them and, with"
+        " --smtp-host, are e-mailed to them",
+    )
+    smtp_host: str | None = Field(
+        None, description="SMTP server that escalations and alerts are e-mailed through"
+    )
+    smtp_port: int = Field(25, ge=1, le=65535, description="port of the SMTP server")
+    smtp_starttls: bool = Field(False, description="switch the SMTP connection to TLS first")
+    smtp_user: str | None = Field(None, description="SMTP login, if the server wants one")
+    smtp_password: SecretStr | None = Field(
+        None, description="SMTP password (environment or config file only)"
+    )
+    smtp_from: str = Field("qloop@localhost", description="sender of the e-mails")
+    # repeated complaints (cloud/ticketing/alerts.py)
+    repeat_alert_window_s: float = Field(
+        _POLICY.repeat_alert_window_s,
+        gt=0,
+        description="complaints received within this time of each other count together (s)",
+    )
+    repeat_alert_unit_min: int = Field(
+        _POLICY.repeat_alert_unit_min,
+        ge=2,
+        description="complaints about one unit in the window that alert its department head",
+    )
+    repeat_alert_customer_min: int = Field(
+        _POLICY.repeat_alert_customer_min,
+        ge=2,
+        description="complaints from one contact in the window that alert the department head",
+    )
+    repeat_alert_batch_min: int = Field(
+        _POLICY.repeat_alert_batch_min,
+        ge=2,
+        description="units of one batch complaining about one problem in the window that alert"
+        " the department head",
+    )
+    # the dashboard's quality targets (cloud/ticketing/targets.py)
+    targets: str = Field(
+        "",
+        description="quality targets per figure, a department's own as DEPARTMENT.FIGURE, e.g."
+        " 'collection>=0.95,completion>=0.9,satisfaction>=4.0,recurrence<=0.05,"
+        "R&D.completion>=0.95' (what is left out keeps that default); a figure below target"
+        " two ISO weeks running is alerted",
     )
     # people's feedback
     feedback_model: str | None = Field(
@@ -192,10 +245,31 @@ class Settings(BaseModel):
     until: date | None = Field(
         None, description="export tickets opened on or before this day, YYYY-MM-DD (UTC)"
     )
+    month: str | None = Field(
+        None,
+        pattern=r"^\d{4}-\d{2}$",
+        description="the report's month, YYYY-MM (UTC; default: the latest month with tickets)",
+    )
+    report_format: Literal["json", "html", "pdf"] = Field(
+        "json", description="the report as JSON, one HTML page, or PDF"
+    )
     latest: int = Field(10, ge=0, description="show this many of the latest dead letters")
     output: str | None = Field(None, description="output file (default: stdout)")
     config: str | None = Field(None, description="the edge agent's TOML config file")
     log_level: str = Field("INFO", description="logging level")
+
+    @field_validator("alert_emails")
+    @classmethod
+    def _recipients(cls, value: str | None) -> str | None:
+        if value:
+            parse_recipients(value)  # refused here, naming the option and where it came from
+        return value
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, value: str) -> str:
+        Targets.parse(value)  # refused here, naming the option and where it came from
+        return value
 
     def ticket_policy(self) -> TicketPolicy:
         """Batch statistics, grading, SLA clocks and verification as the options say."""
@@ -216,6 +290,11 @@ class Settings(BaseModel):
                 verification=timedelta(seconds=self.sla_verification_s),
             ),
             verify_window_s=self.verify_window_s,
+            repeat_alert_window_s=self.repeat_alert_window_s,
+            repeat_alert_unit_min=self.repeat_alert_unit_min,
+            repeat_alert_customer_min=self.repeat_alert_customer_min,
+            repeat_alert_batch_min=self.repeat_alert_batch_min,
+            department_heads=parse_recipients(self.alert_emails or ""),
         )
 
     def _secret(self, value: SecretStr | None) -> str | None:
@@ -237,29 +316,58 @@ class Settings(BaseModel):
 
     def api(self) -> ApiConfig:
         """What :func:`cloud.ticketing.app.create_app` needs."""
-        from datetime import timedelta
-
         from cloud.ticketing.app import ApiConfig
-        from cloud.ticketing.escalation import WebhookNotifier
 
-        notifier = None
-        if self.escalation_webhook:
-            notifier = WebhookNotifier(
-                self.escalation_webhook,
-                max_attempts=self.escalation_max_attempts,
-                retry_base=timedelta(seconds=self.escalation_retry_s),
-            )
         return ApiConfig(
             db=self.db,
             journal=self.journal or None,
             influx=self.influx_target(),
             policy=self.ticket_policy(),
-            notifier=notifier,
+            notifier=self.notifier(),
             api_token=self._secret(self.api_token),
             api_token_name=self.api_token_name,
             sla_check_s=self.sla_check_s,
             feedback_model=self.feedback_model,
+            targets=Targets.parse(self.targets),
         )
+
+    def notifier(self) -> Notifier | None:
+        """Where escalations and alerts go: the webhook, e-mail, both, or nowhere."""
+        from datetime import timedelta
+
+        from cloud.ticketing.escalation import ANYONE, EmailNotifier, FanOut, WebhookNotifier
+
+        attempts, retry = self.escalation_max_attempts, timedelta(seconds=self.escalation_retry_s)
+        notifiers: list[Notifier] = []
+        if self.escalation_webhook:
+            notifiers.append(
+                WebhookNotifier(self.escalation_webhook, max_attempts=attempts, retry_base=retry)
+            )
+        if self.smtp_host:
+            heads = parse_recipients(self.alert_emails or "")
+            if ANYONE not in heads:
+                raise SettingsError(
+                    "--alert-emails (QLOOP_ALERT_EMAILS): e-mail with --smtp-host needs a"
+                    f" default, {ANYONE}=ADDRESS, for the departments it does not name"
+                )
+            try:
+                email = EmailNotifier(
+                    self.smtp_host,
+                    heads,
+                    sender=self.smtp_from,
+                    port=self.smtp_port,
+                    starttls=self.smtp_starttls,
+                    user=self.smtp_user,
+                    password=self._secret(self.smtp_password),
+                    max_attempts=attempts,
+                    retry_base=retry,
+                )
+            except ValueError as e:
+                raise SettingsError(f"--smtp-from (QLOOP_SMTP_FROM): {e}") from None
+            notifiers.append(email)
+        if len(notifiers) > 1:
+            return FanOut(tuple(notifiers), max_attempts=attempts, retry_base=retry)
+        return notifiers[0] if notifiers else None
 
     def worker(self) -> WorkerSettings:
         """What :class:`cloud.worker.Worker` needs."""

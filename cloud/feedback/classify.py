@@ -53,9 +53,9 @@ Two parts, in this order:
    words take category accuracy from 0.922 to 0.951 (Chinese 0.940 -> 0.960, English
    0.888 -> 0.935) with 4.5 % triaged instead of 8.8 %; the held-out split was looked at more
    than once while choosing (the current model, the jieba variant, this one), so those figures
-   lean optimistic. ``words`` is on by default. The words cost about 1 ms a text (predicting one text took
-   4.3-5.2 ms of CPU against 3.3-4.3 ms here, most of either in the calibrated classifier's
-   input checks) and nothing at fitting (about half a second on the corpus).
+   lean optimistic. ``words`` is on by default. The words cost about 1 ms a text
+   (predicting one text took 4.3-5.2 ms of CPU against 3.3-4.3 ms here, most of either in the
+   calibrated classifier's input checks) and nothing at fitting (about half a second on the corpus).
 
 The fault is chosen only among the faults of the predicted category (CONTRACTS.md §3), so a
 classification is never self-contradictory. Departments follow §3's lead department by

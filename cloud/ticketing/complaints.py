@@ -48,8 +48,9 @@ from cloud.feedback.extract import DEMANDS, Extracted, extract
 from cloud.feedback.labelled import CHANNELS
 from cloud.feedback.similar import similarity
 from cloud.feedback.sources import MAX_TEXT
+from cloud.ticketing.alerts import raise_repeat_alert
 from cloud.ticketing.complaint_batches import open_if_standing_out
-from cloud.ticketing.context import Context, serialize
+from cloud.ticketing.context import Context, lock_ticket, serialize
 from cloud.ticketing.errors import InvalidFeedback, TicketConflict, TicketNotFound
 from cloud.ticketing.history import HistoryKind, write_history
 from cloud.ticketing.ids import next_ticket_id
@@ -168,6 +169,7 @@ def file_feedback(
             _opened_by(s, ticket, now, c, fb.channel, actor)
             _join_batch(s, ctx.policy, ticket, complaint, now)
             outcome = "opened"
+        raise_repeat_alert(s, ctx.policy, ticket, dev, complaint, now)
         s.add(
             Feedback(
                 digest=key,
@@ -411,9 +413,7 @@ def correct(
         raise InvalidFeedback("severity", f"unknown severity {severity!r}; one of I, II, III")
     now = ctx.now()
     with ctx.sessions.begin() as s:
-        t = s.get(Ticket, ticket_id, with_for_update=True)
-        if t is None:
-            raise TicketNotFound(ticket_id)
+        t = lock_ticket(s, ticket_id)
         first = s.scalars(
             select(Feedback).where(Feedback.ticket_id == t.id).order_by(Feedback.id)
         ).first()

@@ -145,3 +145,21 @@ def test_retrain_learns_the_corrections_and_the_api_can_load_it(tmp_path) -> Non
     assert "corrections: 4" in text and "before" in text and "after" in text
     model = load_classifier(model_file)
     assert model.predict("风里有异味").category == "material"
+
+
+def test_the_monthly_report_for_scripts(tmp_path, capsys) -> None:
+    db = f"sqlite:///{tmp_path / 't.db'}"
+    engine = make_engine(db)
+    svc = TicketService(engine, lambda: datetime(2026, 11, 20, tzinfo=UTC))
+    from cloud.ticketing.complaints import FeedbackIn
+
+    svc.file_feedback(FeedbackIn("hotline", "空调不制冷，出风口不凉", contact="1"))
+    engine.dispose()
+    code, out = run(capsys, "report", "monthly", "--db", db)
+    assert code == 0 and json.loads(out)["month"] == "2026-11" and json.loads(out)["tickets"] == 1
+    pdf = tmp_path / "r.pdf"
+    code, _ = run(capsys, "report", "monthly", "--db", db, "--month", "2026-11",
+                  "--format", "pdf", "--output", str(pdf))  # fmt: skip
+    assert code == 0 and pdf.read_bytes().startswith(b"%PDF")
+    code, message = run(capsys, "report", "monthly", "--db", db, "--month", "2026-13")
+    assert code != 0 and "--month" in message and "\n" not in message

@@ -1,5 +1,5 @@
-"""The API's routes in one place: ``/api/v1`` (tickets, feedback, tokens, reports) and the
-health check."""
+"""The API's routes in one place: ``/api/v1`` (tickets, feedback, tokens, reports, the board)
+and the health check."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from cloud.ticketing.api.routes import feedback, health, measures, reports, tickets, tokens
+from cloud.ticketing.api.routes import board, feedback, health, measures, reports, tickets, tokens
+from cloud.ticketing.api.routes.cases import router as cases_router
 
 API_PREFIX = "/api/v1"
 ECHO_CHARS = 200  # the most of a refused input an error answer repeats
@@ -54,6 +55,8 @@ def mount_api(app: FastAPI) -> None:
     api.include_router(measures.router)
     api.include_router(tokens.router)
     api.include_router(reports.router)
+    api.include_router(board.router)
+    api.include_router(cases_router)  # past cases
     app.include_router(api)
     app.include_router(health.router)
     app.add_exception_handler(RequestValidationError, _invalid_request)

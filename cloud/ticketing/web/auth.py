@@ -20,7 +20,7 @@ from cloud.ticketing.tokens import Principal
 from contract.errors import QloopError
 
 COOKIE = "qloop_token"
-HOME = "/tickets"
+HOME = "/dashboard"  # where signing in lands: the dashboard
 MAX_TOKEN_CHARS = 512  # generated tokens are 43; anything far longer is not a token
 
 
@@ -33,10 +33,10 @@ class LoginRequired(QloopError):
 
 
 def safe_next(target: str | None) -> str:
-    """``target`` if it is a path on this site, else the ticket list (no open redirect).
+    """``target`` if it is a path on this site, else the dashboard (no open redirect).
 
     >>> safe_next("/tickets/PF202405001"), safe_next("//evil.example/x"), safe_next("https://x")
-    ('/tickets/PF202405001', '/tickets', '/tickets')
+    ('/tickets/PF202405001', '/dashboard', '/dashboard')
     """
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return HOME

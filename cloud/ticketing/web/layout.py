@@ -107,6 +107,8 @@ form.complaint .wide,form.complaint button{grid-column:1/-1}
 form.complaint label{font-size:12px;color:#57606a}form.complaint textarea{font:inherit;padding:6px}
 .hint{font-size:12px;color:#57606a}.field-error{font-size:12px;color:#cf222e;font-weight:600}
 .field.invalid input,.field.invalid select,.field.invalid textarea{border-color:#cf222e}
+td.miss b{color:#cf222e}td.met b{color:#1a7f37}.alerting{border-left:4px solid #cf222e}
+ul.alerts{margin:0;padding-left:20px}
 """
 
 
@@ -171,8 +173,9 @@ def page(title: str, body: str, *, user: Principal | None) -> str:
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)} · qloop</title><style>{CSS}</style></head><body>"
-        '<header class="top"><a class="brand" href="/tickets">qloop</a>'
-        f'<nav><a href="/tickets">Tickets</a>{file_link}'
+        '<header class="top"><a class="brand" href="/dashboard">qloop</a>'
+        '<nav><a id="dashboard" href="/dashboard">Dashboard / 看板</a>'
+        f'<a href="/tickets">Tickets</a>{file_link}'
         '<a id="monthly-report" href="/reports/monthly">Monthly report / 月报</a></nav>'
         f"{who}</header><main>{body}</main></body></html>"
     )

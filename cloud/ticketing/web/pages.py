@@ -30,7 +30,8 @@ from cloud.ticketing.errors import InvalidCursor
 from cloud.ticketing.lifecycle import Status
 from cloud.ticketing.service import TicketService
 from cloud.ticketing.tokens import Principal
-from cloud.ticketing.web import auth, feedback, feedback_view, report
+from cloud.ticketing.web import auth, cases_view, feedback, feedback_view, loop_view, report
+from cloud.ticketing.web.dashboard import dashboard_router
 from cloud.ticketing.web.evidence import EvidenceChart, chart_for_ticket
 from cloud.ticketing.web.layout import (
     esc,
@@ -329,10 +330,16 @@ def _subject(t: Mapping[str, Any]) -> str:
 
 
 def ticket_page(
-    t: Mapping[str, Any], chart: EvidenceChart, *, can_correct: bool = False, notice: str = ""
+    t: Mapping[str, Any],
+    chart: EvidenceChart,
+    *,
+    can_correct: bool = False,
+    notice: str = "",
+    cases: str = "",
+    loop: str = "",
 ) -> str:
     """One ticket; ``notice`` tops it (what became of a form just sent), ``can_correct`` shows
-    the form correcting a feedback ticket's classification."""
+    the form correcting a feedback ticket's classification, ``cases`` its similar past cases."""
     history = f'<section class="card" id="history"><h2>History</h2>{_history(t["history"])}'
     history += "</section>"
     if feedback_view.from_complaint(t):  # one unit or none: no batch statistics, no units table
@@ -355,7 +362,7 @@ def ticket_page(
         f'<section class="card">{_facts(t)}</section>'
         f"{feedback_view.feedback_sections(t, can_correct=can_correct)}"
         f'<section class="card" id="evidence-chart"><h2>Evidence</h2>{_chart(chart)}</section>'
-        f"{rest}"
+        f"{loop}{cases}{rest}"
     )
 
 
@@ -454,7 +461,15 @@ def pages_router(
             detected = datetime.fromisoformat(t["detected_at"]).timestamp()
             chart = chart_for_ticket(t, journal, detected_ts=detected, influx=influx)
         notice = feedback_view.notice(request.query_params, t)
-        body = ticket_page(t, chart, can_correct=user.can(feedback.ROLE), notice=notice)
+        cases = cases_view.similar_section(service.similar_cases(ticket_id))
+        body = ticket_page(
+            t,
+            chart,
+            can_correct=user.can(feedback.ROLE),
+            notice=notice,
+            cases=cases,
+            loop=loop_view.loop_sections(t, user),
+        )
         return html(page(t["id"], body, user=user))
 
     return router
@@ -467,4 +482,7 @@ def mount_pages(
     app.include_router(pages_router(service, journal=journal, influx=influx))
     app.include_router(feedback.feedback_router(service))  # the complaint form, corrections
     app.include_router(report.report_router(service))  # the monthly report, page and PDF
+    app.include_router(dashboard_router(service))  # the landing page, /dashboard
+    app.include_router(cases_view.cases_router(service))  # past cases: search
+    app.include_router(loop_view.loop_router(service))  # measures, cause, check, callback
     app.add_exception_handler(auth.LoginRequired, auth.login_redirect)

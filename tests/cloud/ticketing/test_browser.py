@@ -19,7 +19,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -348,3 +348,67 @@ def test_customer_service_registers_a_complaint_the_data_confirms_in_chromium(
         lines = tab.eval("document.querySelectorAll('#evidence-chart svg path.series').length")
         assert lines == 1  # the unit's own ΔT from the journal
         screenshot(tab, tmp_path / "complaint.png")
+
+
+def _api(base: str, path: str, body: dict) -> dict:
+    """POST ``body`` to the API as the administrator; the answer."""
+    request = urllib.request.Request(
+        f"{base}/api/v1{path}",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=120) as r:  # the classifier may be fitting
+        return json.load(r)
+
+
+@pytest.mark.browser
+def test_signing_in_lands_on_the_dashboard_in_chromium(
+    chromium: str, api_server: str, tmp_path
+) -> None:
+    # this morning's complaints: one taken up at once, with a measure of Service already late
+    complaints = [("外壳有明显划痕，面板颜色不均匀。", "13800000101"),
+                  ("室外机噪音很大，晚上吵得睡不着。", "13800000102")]  # fmt: skip
+    ids = [
+        _api(api_server, "/feedback", {"channel": "hotline", "text": text,
+                                       "customer": {"name": "客户", "contact": contact}})["id"]
+        for text, contact in complaints
+    ]  # fmt: skip
+    _api(api_server, f"/tickets/{ids[0]}/transitions", {"to": "acknowledged"})
+    due = (datetime.now(UTC) - timedelta(minutes=2)).isoformat()
+    _api(api_server, f"/tickets/{ids[0]}/measures", {
+        "term": "short", "kind": "replace", "action": "replace the panel", "owner": "王工",
+        "department": "Service", "due_at": due,
+    })  # fmt: skip
+
+    with chromium_tab(chromium, tmp_path / "profile") as tab:
+        tab.call("Page.navigate", url=f"{api_server}/")  # the home page asks to sign in
+        sign_in(tab, ADMIN)
+        wait_for(lambda: tab.at("/dashboard"), what="the dashboard after signing in")
+        assert tab.eval("document.querySelector('header nav a').id") == "dashboard"
+        first = tab.eval("document.querySelector('#triage-list tr.ticket').innerText")
+        assert "B-LEAK" in first and "III" in first  # the leaking batch tops the triage list
+        listed = tab.eval("[...document.querySelectorAll('#triage-list tr.ticket')].length")
+        assert listed == int(tab.eval("document.getElementById('open-total').innerText"))
+        batch = tab.eval("document.querySelector('#batches tbody tr').innerText")
+        assert "B-LEAK" in batch and "cooling_decline" in batch
+        late = "#figures tr[data-department=Service] td[data-figure=completion]"
+        assert tab.eval(f"document.querySelector({json.dumps(late)}).dataset.missed") == "true"
+        labels = tab.eval("document.querySelector('#figures thead').innerText")
+        assert all(
+            zh in labels for zh in ("反馈收集率", "整改完成率", "客户满意度", "同类问题重复率")
+        )
+        screenshot(tab, tmp_path / "dashboard.png")
+
+        # drill down to the batch's model: every ticket listed is of that model
+        tab.click("#batches a[href^='/dashboard?model=']")
+        wait_for(lambda: tab.location().startswith("/dashboard?model="), what="the model's board")
+        models = tab.eval(
+            "[...document.querySelectorAll('#triage-list tr.ticket td:nth-child(7)')]"
+            ".map(td => td.innerText)"
+        )
+        assert (
+            models
+            and len(set(models)) == 1
+            and "B-LEAK" in tab.eval("document.getElementById('batches').innerText")
+        )

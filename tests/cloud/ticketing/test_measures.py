@@ -181,6 +181,9 @@ def test_the_monthly_report_counts_each_departments_measures(svc, clock) -> None
     svc.update_measure(tid, t.measures[0]["id"], status="done", record="done", actor="a")
     svc.update_measure(tid, t.measures[2]["id"], status="cancelled", record="n/a", actor="c")
     report = monthly_report(svc._ctx, clock.now.strftime("%Y-%m")).as_dict()
-    rates = {d["department"]: (d["measures"], d["measure_completion_rate"]) for d in report["departments"]}  # noqa: E501
+    rates = {
+        d["department"]: (d["measures"], d["measure_completion_rate"])
+        for d in report["departments"]
+    }  # noqa: E501
     assert rates["Service"] == (2, 0.5)
     assert "Purchasing" not in rates or rates["Purchasing"] == (0, None)

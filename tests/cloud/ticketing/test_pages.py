@@ -54,7 +54,7 @@ def test_create_app_serves_the_pages(app) -> None:
 @pytest.mark.usefixtures("seeded")
 def test_unauthenticated_pages_redirect_to_login_and_back(app) -> None:
     with TestClient(app, base_url="http://qloop.test") as c:
-        assert c.get("/", follow_redirects=False).headers["location"] == "/tickets"
+        assert c.get("/", follow_redirects=False).headers["location"] == auth.HOME == "/dashboard"
         r = c.get("/tickets/PF202611001?x=1", follow_redirects=False)
         assert r.status_code == 303
         assert r.headers["location"] == "/login?next=/tickets/PF202611001%3Fx%3D1"
@@ -82,7 +82,7 @@ def test_login_refuses_open_redirects_and_cross_site_posts(app) -> None:
     with TestClient(app, base_url="http://qloop.test") as c:
         for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
             r = c.post("/login", data={"token": ADMIN, "next": target}, follow_redirects=False)
-            assert r.headers["location"] == "/tickets", target
+            assert r.headers["location"] == "/dashboard", target
         r = c.post(
             "/login",
             data={"token": ADMIN},

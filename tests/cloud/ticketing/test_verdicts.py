@@ -53,7 +53,9 @@ def test_a_complaint_through_check_callback_redispatch_and_close(svc, clock) -> 
     assert [c["score"] for c in t.evidence["callbacks"]] == [2, 5]
 
 
-@pytest.mark.parametrize(("result", "status"), [("not_effective", "reopened"), ("needs_work", "in_progress")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("result", "status"), [("not_effective", "reopened"), ("needs_work", "in_progress")]
+)
 def test_the_check_can_send_the_work_back(svc, result, status) -> None:
     tid = complaint(svc)
     fixed(svc, tid)
