@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine
@@ -20,6 +20,20 @@ DAY = 86_400.0
 HOUR = 3_600.0
 T0 = 1_700_000_000.0  # units went into the field here
 NOW_TS = T0 + 30 * DAY  # event time of the findings
+
+
+class Inbox:
+    """A notifier that keeps what it is sent."""
+
+    max_attempts = 3
+    retry_base = timedelta(minutes=1)
+    retry_cap = timedelta(hours=1)
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+
+    def send(self, payload) -> None:
+        self.sent.append(dict(payload))
 
 
 class Clock:

@@ -52,17 +52,17 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, and_, case, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, Float, and_, case, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from cloud.ticketing import report_queries as q
 from cloud.ticketing.context import Context
-from cloud.ticketing.escalation import DeliveryError, Notifier
 from cloud.ticketing.lifecycle import Status
 from cloud.ticketing.models import Measure, TargetAlert, Ticket, TicketHistory
+from cloud.ticketing.outbox import deliver
 from cloud.ticketing.reports import Month
-from cloud.ticketing.sla import SlaPolicy, backoff
+from cloud.ticketing.sla import SlaPolicy
 from cloud.ticketing.targets import (
     Counts,
     FigureRow,
@@ -401,7 +401,7 @@ def check_targets(ctx: Context, targets: Targets, now: datetime | None = None) -
                 select(TargetAlert.department, TargetAlert.figure, TargetAlert.week).where(
                     TargetAlert.week.in_(weeks)
                 )
-            ).tuples()
+            ).all()
         )
     fresh = [m for m in found if (m.department, m.figure, m.weeks[-1]) not in known]
     raised: list[Miss] = []
@@ -409,7 +409,7 @@ def check_targets(ctx: Context, targets: Targets, now: datetime | None = None) -
         with ctx.sessions.begin() as s:
             raised = [m for m in fresh if _raise(s, m, now)]
     if ctx.notifier is not None:
-        _deliver(ctx, ctx.notifier, now)
+        deliver(ctx, ctx.notifier, now, TargetAlert)
     return raised
 
 
@@ -428,44 +428,6 @@ def _raise(s: Session, m: Miss, now: datetime) -> bool:
         return False
     log.info("target alert: %s %s missed %s in %s", m.department, m.figure, m.target, m.weeks)
     return True
-
-
-def _deliver(ctx: Context, notifier: Notifier, now: datetime) -> tuple[int, int]:
-    """Send the due alerts, each claimed first (as ``overdue.py`` sends escalations)."""
-    a = TargetAlert
-    with ctx.sessions.begin() as s:
-        due = s.execute(
-            select(a.id, a.attempts, a.payload)
-            .where(
-                a.delivered_at.is_(None),
-                a.next_attempt_at <= now,
-                a.attempts < notifier.max_attempts,
-            )
-            .order_by(a.id)
-        ).all()
-        claimed = []
-        for row_id, attempts, payload in due:
-            wait = backoff(attempts + 1, base=notifier.retry_base, cap=notifier.retry_cap)
-            won = s.execute(
-                update(a)
-                .where(a.id == row_id, a.attempts == attempts)
-                .values(attempts=attempts + 1, next_attempt_at=now + wait)
-            ).rowcount
-            if won == 1:
-                claimed.append((row_id, payload))
-    delivered = failed = 0
-    for row_id, payload in claimed:  # outside any transaction: the network may be slow
-        try:
-            notifier.send(payload)
-            values: dict[str, Any] = {"delivered_at": now, "last_error": None}
-            delivered += 1
-        except DeliveryError as exc:
-            log.warning("target alert %s not delivered: %s", row_id, exc)
-            values = {"last_error": str(exc)[:1000]}
-            failed += 1
-        with ctx.sessions.begin() as s:
-            s.execute(update(a).where(a.id == row_id).values(**values))
-    return delivered, failed
 
 
 @dataclass(frozen=True)

@@ -3,20 +3,31 @@
 Overdue stages (``overdue.py``), stages and measures near their deadline and overdue measures
 (``measures.py``) all alert the same way: :func:`enqueue` writes the row once — the unique
 (ticket, cycle, stage) index makes a second writer's attempt a no-op — with the payload the
-notifier will send, and ``overdue._deliver`` sends it with retries. ``stage`` names what is due
+notifier will send, and :func:`deliver` sends it with retries. ``stage`` names what is due
 in at most 16 characters: ``cause``, ``fix-soon``, ``m-late-12``.
+
+:func:`deliver` sends the due rows of an outbox table (``sla_escalations``, or the dashboard's
+``target_alerts``, which have the same delivery columns): each row is claimed first (bumping
+``attempts`` and pushing ``next_attempt_at`` out by the backoff), so two callers never send one
+row at the same time and a crash retries later, and sent outside any transaction.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cloud.ticketing.models import SlaEscalation, Ticket
+from cloud.ticketing.context import Context
+from cloud.ticketing.escalation import DeliveryError, Notifier
+from cloud.ticketing.models import SlaEscalation, TargetAlert, Ticket
+from cloud.ticketing.sla import backoff
+
+log = logging.getLogger(__name__)
 
 STAGE_CHARS = 16
 
@@ -73,3 +84,45 @@ def ticket_payload(t: Ticket) -> dict[str, Any]:
 
 def iso_z(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
+
+
+def deliver(
+    ctx: Context,
+    notifier: Notifier,
+    now: datetime,
+    table: type[SlaEscalation] | type[TargetAlert] = SlaEscalation,
+) -> tuple[int, int]:
+    """Send the due rows of ``table`` through ``notifier``; (delivered, failed) counts."""
+    with ctx.sessions.begin() as s:
+        due = s.execute(
+            select(table.id, table.attempts, table.payload)
+            .where(
+                table.delivered_at.is_(None),
+                table.next_attempt_at <= now,
+                table.attempts < notifier.max_attempts,
+            )
+            .order_by(table.id)
+        ).all()
+        claimed = []
+        for row_id, attempts, payload in due:
+            wait = backoff(attempts + 1, base=notifier.retry_base, cap=notifier.retry_cap)
+            won = s.execute(
+                update(table)
+                .where(table.id == row_id, table.attempts == attempts)
+                .values(attempts=attempts + 1, next_attempt_at=now + wait)
+            ).rowcount
+            if won == 1:
+                claimed.append((row_id, payload))
+    delivered = failed = 0
+    for row_id, payload in claimed:  # outside any transaction: the network may be slow
+        try:
+            notifier.send(payload)
+            values: dict[str, Any] = {"delivered_at": now, "last_error": None}
+            delivered += 1
+        except DeliveryError as exc:
+            log.warning("%s %s not delivered: %s", table.__tablename__, row_id, exc)
+            values = {"last_error": str(exc)[:1000]}
+            failed += 1
+        with ctx.sessions.begin() as s:
+            s.execute(update(table).where(table.id == row_id).values(**values))
+    return delivered, failed

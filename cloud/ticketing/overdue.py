@@ -15,19 +15,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.ticketing.capa import flag_measures
 from cloud.ticketing.context import Context
-from cloud.ticketing.escalation import DeliveryError, Notifier
 from cloud.ticketing.history import HistoryKind, TicketChange, write_history
 from cloud.ticketing.lifecycle import Status
 from cloud.ticketing.models import SlaEscalation, Ticket
-from cloud.ticketing.outbox import enqueue, iso_z, ticket_payload
-from cloud.ticketing.sla import SlaPolicy, Stage, backoff
+from cloud.ticketing.outbox import deliver, enqueue, iso_z, ticket_payload
+from cloud.ticketing.sla import SlaPolicy, Stage
 from cloud.ticketing.verification import verify_pending
 
 log = logging.getLogger(__name__)
@@ -78,7 +76,7 @@ def check_sla(ctx: Context, now: datetime | None = None) -> SlaReport:
             if _flag_overdue(s, sla, t, now):
                 flagged.append((t.id, str(sla.stage(t.status, t.priority))))
         reminded = _flag_due_soon(s, sla, now) + flag_measures(s, ctx.policy, now)
-    delivered, failed = (0, 0) if ctx.notifier is None else _deliver(ctx, ctx.notifier, now)
+    delivered, failed = (0, 0) if ctx.notifier is None else deliver(ctx, ctx.notifier, now)
     return SlaReport(flagged, delivered, failed, changes, reminded)
 
 
@@ -136,40 +134,3 @@ def _flag_due_soon(s: Session, sla: SlaPolicy, now: datetime) -> list[tuple[str,
         write_history(s, t, now, HistoryKind.DUE_SOON, note=note, data={"stage": stage.value})
         flagged.append((t.id, code))
     return flagged
-
-
-def _deliver(ctx: Context, notifier: Notifier, now: datetime) -> tuple[int, int]:
-    """Send due escalations through ``notifier``; (delivered, failed) counts."""
-    with ctx.sessions.begin() as s:
-        due = s.execute(
-            select(SlaEscalation.id, SlaEscalation.attempts, SlaEscalation.payload)
-            .where(
-                SlaEscalation.delivered_at.is_(None),
-                SlaEscalation.next_attempt_at <= now,
-                SlaEscalation.attempts < notifier.max_attempts,
-            )
-            .order_by(SlaEscalation.id)
-        ).all()
-        claimed = []
-        for row_id, attempts, payload in due:
-            wait = backoff(attempts + 1, base=notifier.retry_base, cap=notifier.retry_cap)
-            won = s.execute(
-                update(SlaEscalation)
-                .where(SlaEscalation.id == row_id, SlaEscalation.attempts == attempts)
-                .values(attempts=attempts + 1, next_attempt_at=now + wait)
-            ).rowcount
-            if won == 1:
-                claimed.append((row_id, payload))
-    delivered = failed = 0
-    for row_id, payload in claimed:  # outside any transaction: the network may be slow
-        try:
-            notifier.send(payload)
-            values: dict[str, Any] = {"delivered_at": now, "last_error": None}
-            delivered += 1
-        except DeliveryError as exc:
-            log.warning("escalation %s not delivered: %s", row_id, exc)
-            values = {"last_error": str(exc)[:1000]}
-            failed += 1
-        with ctx.sessions.begin() as s:
-            s.execute(update(SlaEscalation).where(SlaEscalation.id == row_id).values(**values))
-    return delivered, failed

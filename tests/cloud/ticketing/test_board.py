@@ -25,7 +25,7 @@ from cloud.ticketing.sla import SlaPolicy
 from cloud.ticketing.targets import DEFAULTS, IsoWeek, Targets, TargetsError, complete_weeks
 from qloop.settings import SettingsError, load
 from tests import ticketing_support as support
-from tests.ticketing_support import Clock, run_together
+from tests.ticketing_support import Clock, Inbox, run_together
 
 clock, db_url, engine = support.clock, support.db_url, support.engine
 
@@ -46,20 +46,6 @@ COMPLAINTS = [  # (text, contact): distinct customers, so none repeats another
     ("制冷不行，开了一小时房间还是很热。", "13900000006"),
 ]
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-
-
-class Inbox:
-    """A notifier that keeps what it is sent."""
-
-    max_attempts = 3
-    retry_base = timedelta(minutes=1)
-    retry_cap = timedelta(hours=1)
-
-    def __init__(self) -> None:
-        self.sent: list[dict] = []
-
-    def send(self, payload) -> None:
-        self.sent.append(dict(payload))
 
 
 # --- the app and a month of tickets -------------------------------------------------------------

@@ -12,22 +12,9 @@ from cloud.ticketing.complaints import FeedbackIn
 from cloud.ticketing.errors import InvalidFix
 from cloud.ticketing.service import TicketService
 from tests import ticketing_support as support
+from tests.ticketing_support import Inbox
 
 clock, db_url, engine, svc = support.clock, support.db_url, support.engine, support.svc
-
-
-class Inbox:
-    """A notifier that keeps what it is sent."""
-
-    max_attempts = 3
-    retry_base = timedelta(minutes=1)
-    retry_cap = timedelta(hours=1)
-
-    def __init__(self) -> None:
-        self.sent: list[dict] = []
-
-    def send(self, payload) -> None:
-        self.sent.append(dict(payload))
 
 
 def ticket(svc: TicketService) -> str:
