@@ -64,6 +64,7 @@ def check_sla(ctx: Context, now: datetime | None = None) -> SlaReport:
                 SlaEscalation.ticket_id == Ticket.id,
                 SlaEscalation.cycle == Ticket.cycle,
                 SlaEscalation.due_at == Ticket.due_at,
+                SlaEscalation.stage.in_([stage.value for stage in Stage]),  # not a notice
             )
             .exists()
         )

@@ -174,3 +174,16 @@ def test_the_monthly_report_counts_each_departments_measures(svc, clock) -> None
     }  # noqa: E501
     assert rates["Service"] == (2, 0.5)
     assert "Purchasing" not in rates or rates["Purchasing"] == (0, None)
+
+
+def test_a_stage_announced_due_soon_is_still_flagged_when_overdue(engine, clock) -> None:
+    inbox = Inbox()
+    svc = TicketService(engine, clock, notifier=inbox)
+    tid = ticket(svc)
+    svc.transition(tid, "acknowledged", actor="a")
+    svc.transition(tid, "in_progress", actor="a")
+    clock.now += timedelta(days=2, hours=12)
+    assert (tid, "cause-soon") in svc.check_sla().reminded
+    clock.now += timedelta(days=1)
+    assert (tid, "cause") in svc.check_sla().flagged
+    assert [p["event"] for p in inbox.sent] == ["sla_due_soon", "sla_overdue"]
