@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     api = sub.add_parser("api", help="the ticketing API and pages")
     _add(api, *_SERVICE, "influx_query", "host", "port", "api_token_name", *_POLICY)
     _add(api, *_REPEAT_ALERTS, "smtp_host", "smtp_port", "smtp_starttls", "smtp_user", "smtp_from")
+    _add(api, "targets")
     api.set_defaults(func=_cmd_api, section="api", label="api")
 
     fb = sub.add_parser("feedback", help="people's feedback: bulk import, retraining")
