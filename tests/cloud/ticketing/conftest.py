@@ -48,3 +48,31 @@ def seeded(app) -> TicketService:
     for u in range(7):
         svc.record_finding(Finding(f"ac-{1 + u % 3}-{u:02d}", "noise_rise", T0 + 30 * DAY, T0, 0.8))
     return svc
+
+
+def signed_in(app, role: str) -> TestClient:
+    """A browser-like client signed in through the login form with a token of ``role``."""
+    token = app.state.service.create_token(name=f"{role}-1", role=role)
+    client = TestClient(app, base_url="http://qloop.test")
+    r = client.post("/login", data={"token": token}, follow_redirects=False)
+    assert r.status_code == 303
+    return client
+
+
+@pytest.fixture
+def cs(app):
+    """Customer-service staff signed in to the pages."""
+    with signed_in(app, "service") as c:
+        yield c
+
+
+@pytest.fixture
+def viewer(app):
+    with signed_in(app, "viewer") as c:
+        yield c
+
+
+@pytest.fixture
+def engineer(app):
+    with signed_in(app, "engineer") as c:
+        yield c

@@ -66,27 +66,6 @@ def leaking(svc: TicketService) -> str:
     return batch.id
 
 
-def signed_in(app, role: str) -> TestClient:
-    """A browser-like client signed in through the login form with a token of ``role``."""
-    token = app.state.service.create_token(name=f"{role}-1", role=role)
-    client = TestClient(app, base_url="http://qloop.test")
-    r = client.post("/login", data={"token": token}, follow_redirects=False)
-    assert r.status_code == 303
-    return client
-
-
-@pytest.fixture
-def cs(app):
-    with signed_in(app, "service") as c:
-        yield c
-
-
-@pytest.fixture
-def viewer(app):
-    with signed_in(app, "viewer") as c:
-        yield c
-
-
 def file(client: TestClient, **change: str):
     return client.post("/feedback", data=FORM | change, follow_redirects=False)
 

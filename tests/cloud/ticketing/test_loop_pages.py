@@ -12,25 +12,6 @@ from cloud.ticketing.complaints import FeedbackIn
 from cloud.ticketing.service import TicketService
 
 
-def signed_in(app, role: str) -> TestClient:
-    token = app.state.service.create_token(name=f"{role}-1", role=role)
-    client = TestClient(app, base_url="http://qloop.test")
-    assert client.post("/login", data={"token": token}, follow_redirects=False).status_code == 303
-    return client
-
-
-@pytest.fixture
-def engineer(app):
-    with signed_in(app, "engineer") as c:
-        yield c
-
-
-@pytest.fixture
-def cs(app):
-    with signed_in(app, "service") as c:
-        yield c
-
-
 @pytest.fixture
 def tid(app) -> str:
     svc: TicketService = app.state.service
