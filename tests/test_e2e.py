@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,9 +153,14 @@ class System:
         return t
 
     def page(self, path: str) -> str:
-        """A page as a signed-in engineer sees it (the token in the pages' cookie)."""
+        """A page as a signed-in engineer sees it (signed in through the login form)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        conn.request("POST", "/login", body=urllib.parse.urlencode({"token": TOKEN}), headers=form)
+        session = conn.getresponse().getheader("Set-Cookie", "").split(";")[0]
+        conn.close()
         req = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}", headers={"Cookie": f"qloop_token={TOKEN}"}
+            f"http://127.0.0.1:{self.port}{path}", headers={"Cookie": session}
         )
         with urllib.request.urlopen(req, timeout=30) as r:
             return r.read().decode()

@@ -79,7 +79,7 @@ def create_app(
     clock: Callable[[], datetime] | None = None,
 ) -> FastAPI:
     """The ticketing API and pages over ``config.db`` (or ``engine``), with the admin token
-    bootstrapped."""
+    bootstrapped (replacing the one bootstrapped before)."""
     owns_engine = engine is None
     engine = engine if engine is not None else make_engine(config.db)
     classifier = None
@@ -90,7 +90,7 @@ def create_app(
         engine, clock or utcnow, config.policy, notifier=config.notifier, classifier=classifier
     )
     if config.api_token is not None:
-        service.ensure_token(config.api_token, name=config.api_token_name, role="admin")
+        service.bootstrap_token(config.api_token, name=config.api_token_name)
     context = Context(engine, clock or utcnow, config.policy, notifier=config.notifier)
     board = Board(context, config.targets)  # the dashboard: its figures, targets and alerts
 

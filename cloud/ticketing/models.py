@@ -13,7 +13,10 @@
   time) and their verification outcome; a partial unique index allows one pending fix per ticket.
 - ``sla_escalations``: one row per (ticket, cycle, stage) that went overdue, doubling as the
   outbox of the escalation webhook (delivery attempts, next attempt, delivered at).
-- ``api_tokens``: bearer tokens (stored as SHA-256 digests) with a role.
+- ``api_tokens``: bearer tokens (stored as SHA-256 digests) with a unique name, a role and an
+  optional expiry; ``bootstrap`` marks the administrator token from the environment.
+- ``page_sessions``: the pages' sign-in sessions (random ids, stored as digests) and the token
+  each was opened with (``tokens.py``).
 - ``ticket_serials``: the per-month serial counter behind ticket ids.
 - ``measures``: a ticket's corrective (short-term) and preventive (long-term) measures, each with
   an owner, a department, a due date, a status and a completion record.
@@ -269,6 +272,21 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(64))
     role: Mapped[str] = mapped_column(String(16))  # viewer | service | engineer | admin
     created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    bootstrap: Mapped[bool] = mapped_column(default=False)  # QLOOP_API_TOKEN's
+
+    __table_args__ = (Index("uq_api_tokens_name", "name", unique=True),)
+
+
+class PageSession(Base):
+    __tablename__ = "page_sessions"
+
+    id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(
+        ForeignKey("api_tokens.token_sha256", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class TicketSerial(Base):

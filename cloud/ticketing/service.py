@@ -128,5 +128,13 @@ class TicketService:
     check_sla = _forward(overdue.check_sla)
     # tokens
     ensure_token = _forward(tokens.ensure_token)
+    bootstrap_token = _forward(tokens.bootstrap_token)
     create_token = _forward(tokens.create_token)
+    list_tokens = _forward(tokens.list_tokens)
+    revoke_token = _forward(tokens.revoke_token)
+    check_token = _forward(tokens.check_token)
     authenticate = _forward(tokens.authenticate)
+    # the pages' sign-in sessions
+    start_session = _forward(tokens.start_session)
+    session_user = _forward(tokens.session_user)
+    end_session = _forward(tokens.end_session)

@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from cloud.ticketing.service import TicketService
-from cloud.ticketing.tokens import Principal, lookup_token
+from cloud.ticketing.tokens import Principal, TokenRefused
 
 _bearer = HTTPBearer(auto_error=False, description="an API token")
 
@@ -29,19 +29,20 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def get_current_user(
-    session: SessionDep,
+    service: ServiceDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    principal = None if credentials is None else lookup_token(session, credentials.credentials)
-    if principal is None:
+    """The caller by its bearer token; 401 saying why (none, unknown, expired) otherwise."""
+    try:
+        if credentials is None:
+            raise TokenRefused("missing 'Authorization: Bearer <token>' header")
+        return service.check_token(credentials.credentials)
+    except TokenRefused as exc:
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,
-            detail="missing or invalid bearer token"
-            if credentials
-            else "missing 'Authorization: Bearer <token>' header",
+            detail=str(exc),
             headers={"WWW-Authenticate": "Bearer"},
-        )
-    return principal
+        ) from exc
 
 
 CurrentUser = Annotated[Principal, Depends(get_current_user)]

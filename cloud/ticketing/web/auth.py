@@ -1,10 +1,18 @@
-"""Signing in to the pages: the API token, typed once into a form, kept in a cookie.
+"""Signing in to the pages: the API token, typed once into a form, opens a session kept in a
+cookie.
 
-A browser cannot send ``Authorization: Bearer`` on a link, so the login form stores the token in
-an HttpOnly (no script can read it), SameSite=Strict (no other site can make the browser send it)
-cookie. The cookie is accepted by the pages only, never by ``/api/v1``: the API stays bearer-only,
-so a cross-site request can never act through it. Whether a token is valid is decided by
-:meth:`TicketService.authenticate`, the same lookup the API uses.
+A browser cannot send ``Authorization: Bearer`` on a link, so the login form opens a page session
+(``tokens.start_session``: a random id of its own, never the token) and keeps its id in an
+HttpOnly (no script can read it), SameSite=Strict (no other site can make the browser send it)
+cookie. The session ends on sign-out, when its token is revoked or expires, or after
+``tokens.SESSION_TTL``. The cookie is accepted by the pages only, never by ``/api/v1``: the API
+stays bearer-only, so a cross-site request can never act through it.
+
+The cookie is ``Secure`` when the page was requested over HTTPS as the application sees it:
+directly, or through a reverse proxy that sends ``X-Forwarded-Proto: https`` *from an address the
+server trusts* (uvicorn's ``--forwarded-allow-ips`` / ``FORWARDED_ALLOW_IPS``, 127.0.0.1 unless
+set; uvicorn then rewrites the request's scheme). The header from any other client is ignored,
+so a client cannot choose the flag.
 """
 
 from __future__ import annotations
@@ -16,12 +24,12 @@ from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
 
 from cloud.ticketing.service import TicketService
+from cloud.ticketing.tokens import MAX_TOKEN_CHARS as MAX_TOKEN_CHARS  # the pages' forms use it
 from cloud.ticketing.tokens import Principal
 from contract.errors import QloopError
 
-COOKIE = "qloop_token"
+COOKIE = "qloop_session"
 HOME = "/dashboard"  # where signing in lands: the dashboard
-MAX_TOKEN_CHARS = 512  # generated tokens are 43; anything far longer is not a token
 
 
 class LoginRequired(QloopError):
@@ -51,13 +59,11 @@ def login_redirect(_request: Request, exc: Exception) -> Response:
 
 
 def cookie_user(service: TicketService) -> Callable[[Request], Principal]:
-    """A dependency: the principal whose token is in the cookie, else :class:`LoginRequired`."""
+    """A dependency: the principal whose session is in the cookie, else :class:`LoginRequired`."""
 
     def dependency(request: Request) -> Principal:
-        token = request.cookies.get(COOKIE)
-        principal = None
-        if token and len(token) <= MAX_TOKEN_CHARS:
-            principal = service.authenticate(token)
+        session_id = request.cookies.get(COOKIE)
+        principal = service.session_user(session_id) if session_id else None
         if principal is None:
             path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             raise LoginRequired(path)
@@ -75,10 +81,15 @@ def same_origin(request: Request) -> bool:
 
 
 def sign_in(response: Response, request: Request, token: str) -> None:
-    """Put ``token`` in the pages' cookie (only over HTTPS when the page came over HTTPS)."""
+    """Open a page session for the holder of ``token`` (checked by the caller) and put its id in
+    the pages' cookie, ``Secure`` when the page came over HTTPS (see the module)."""
+    service: TicketService = request.app.state.service
+    session_id = service.start_session(token)
+    if session_id is None:  # revoked or expired since the caller checked it: stay signed out
+        return
     response.set_cookie(
         COOKIE,
-        token,
+        session_id,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
@@ -86,5 +97,9 @@ def sign_in(response: Response, request: Request, token: str) -> None:
     )
 
 
-def sign_out(response: Response) -> None:
+def sign_out(response: Response, request: Request | None = None) -> None:
+    """Forget the cookie, and with ``request`` end its session on the server too."""
+    if request is not None and (session_id := request.cookies.get(COOKIE)):
+        service: TicketService = request.app.state.service
+        service.end_session(session_id)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")

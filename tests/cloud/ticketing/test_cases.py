@@ -12,6 +12,7 @@ from cloud.ticketing.cases import MIN_SHARE
 from cloud.ticketing.complaints import FeedbackIn
 from cloud.ticketing.errors import TicketNotFound
 from cloud.ticketing.service import TicketService
+from cloud.ticketing.web import auth
 from tests import ticketing_support as support
 from tests.ticketing_support import HOUR, NOW_TS, dev_id, finding, open_tickets, register_fleet
 
@@ -218,7 +219,8 @@ def test_the_ticket_page_shows_similar_cases_and_the_search_page_finds_them(clie
         fix="更换贯流风扇",
     )  # fmt: skip
     new = complaint(service, "室内机噪音大")
-    client.cookies.set("qloop_token", client.headers["Authorization"].split()[1])
+    token = client.headers["Authorization"].split()[1]
+    client.cookies.set(auth.COOKIE, service.start_session(token))  # signed in to the pages
     page = client.get(f"/tickets/{new}").text
     assert "相似历史案例 / Similar past cases" in page and f'href="/tickets/{case}"' in page
     assert "风扇叶片松动" in page and "紧固风扇叶片" in page and 'data-worked="true"' in page
