@@ -9,6 +9,13 @@ threads.
 Reconnects are paho's: un-acknowledged QoS 1 publications stay in paho's queue and are resent
 (with DUP set) after the connection is back, so an acknowledgement can arrive for a message
 published before the outage.
+
+A broker that cannot be reached and one that refuses this client's identity (a wrong password,
+an unknown certificate, an ACL that denies the will) are both logged at every attempt with the
+reason, and the link keeps trying. A refusal is also kept (:attr:`MqttLink.refusal`,
+:meth:`MqttLink.wait_connected` raises it), so a caller for whom retrying the same credentials
+is pointless can stop with one clear line: the worker and the simulator do; an edge device,
+which must never give up, does not.
 """
 
 from __future__ import annotations
@@ -23,7 +30,22 @@ from dataclasses import dataclass
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from contract.errors import QloopError
+
 log = logging.getLogger(__name__)
+
+# CONNACK reason codes (MQTT 5 numbering; paho maps 3.1.1's return codes onto them) that say
+# "not you", as opposed to "not now": client id not valid, bad user name or password, not
+# authorized, banned, bad authentication method
+_IDENTITY_REFUSED = frozenset({0x85, 0x86, 0x87, 0x8A, 0x8C})
+
+
+class BrokerError(QloopError, ConnectionError):
+    """The broker cannot be reached or will not take this client."""
+
+
+class BrokerRefused(BrokerError):
+    """The broker refused this client's identity: its username, password or certificate."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +126,8 @@ class MqttLink:
         self._user_on_disconnect = on_disconnect
         self._keepalive = keepalive
         self._connected = threading.Event()
+        self._changed = threading.Condition()  # notified on every connect and refusal
+        self.refusal: BrokerRefused | None = None  # the broker's latest "not you", until a connect
         self._subscribed = threading.Event()  # every filter acknowledged (SUBACK) on this link
         self._pending_subs: set[int] = set()
         self._lock = threading.Lock()  # guards the ack callbacks; never held while in paho
@@ -148,7 +172,19 @@ class MqttLink:
         self._client.loop_start()
 
     def wait_connected(self, timeout: float | None = None) -> bool:
-        return self._connected.wait(timeout)
+        """Until connected (True) or ``timeout`` (False); raises :class:`BrokerRefused` if the
+        broker refused this client's identity meanwhile."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._connected.is_set() or self.refusal, timeout)
+            if self.refusal is not None and not self._connected.is_set():
+                raise self.refusal
+            return self._connected.is_set()
+
+    def wait_refused(self, timeout: float | None = None) -> BrokerRefused | None:
+        """Until the broker refuses this client's identity (on any attempt), or ``timeout``."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.refusal is not None, timeout)
+            return self.refusal
 
     @property
     def connected(self) -> bool:
@@ -206,7 +242,22 @@ class MqttLink:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
         if reason_code.is_failure:
-            log.warning("%s: broker refused connection: %s", self.client_id, reason_code)
+            log.warning(
+                "%s: the broker at %s:%d refused the connection (%s); retrying",
+                self.client_id,
+                self.broker.host,
+                self.broker.port,
+                reason_code,
+            )
+            if reason_code.value in _IDENTITY_REFUSED:
+                with self._changed:
+                    self.refusal = BrokerRefused(
+                        f"the broker at {self.broker.host}:{self.broker.port} refused"
+                        f" {self.client_id}"
+                        + (f" (user {self.broker.username})" if self.broker.username else "")
+                        + f": {reason_code}"
+                    )
+                    self._changed.notify_all()
             return
         self._generation += 1
         with self._lock:
@@ -217,7 +268,10 @@ class MqttLink:
                     self._pending_subs.add(mid)
             if not self._pending_subs:
                 self._subscribed.set()
-        self._connected.set()
+        with self._changed:
+            self.refusal = None
+            self._connected.set()
+            self._changed.notify_all()
         if self._user_on_connect is not None:
             self._user_on_connect()
 
@@ -247,6 +301,17 @@ class MqttLink:
         return self._subscribed.wait(timeout)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+        if not self._connected.is_set() and self.refusal is None and reason_code.is_failure:
+            # dropped before any CONNACK: a TLS listener that refused our certificate (or wants
+            # one), or something that is not an MQTT broker
+            log.warning(
+                "%s: the broker at %s:%d closed the connection before accepting it (%s; a TLS"
+                " listener does so to a client without a certificate it accepts); retrying",
+                self.client_id,
+                self.broker.host,
+                self.broker.port,
+                reason_code,
+            )
         self._connected.clear()
         if self._user_on_disconnect is not None:
             self._user_on_disconnect()

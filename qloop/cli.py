@@ -24,7 +24,7 @@ from qloop.settings import Settings, SettingsError, env_name, load, read_config_
 from qloop.tools import ToolMissing, import_tool
 
 if TYPE_CHECKING:
-    from contract.mqtt import MqttLink
+    from contract.mqtt import BrokerRefused, MqttLink
 
 log = logging.getLogger("qloop")
 
@@ -49,6 +49,13 @@ def _add(parser: argparse.ArgumentParser, *names: str, **flags: str) -> None:
         )
 
 
+# how a worker or the simulator logs in to the broker (the password, like the API token, only
+# from the environment or the config file: a command line is visible to every local user)
+_BROKER = tuple(
+    n
+    for n in Settings.model_fields
+    if n.startswith("broker") and n not in ("broker_port", "broker_password")
+)
 _SERVICE = ("db", "journal", "influx_url", "influx_token", "influx_org", "influx_bucket")
 _POLICY = tuple(
     name
@@ -95,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     cloud = sub.add_parser("cloud", help="the cloud worker")
     cloud_sub = cloud.add_subparsers(dest="cloud_command", required=True, metavar="COMMAND")
     cr = cloud_sub.add_parser("run", help="run a cloud worker (ingest, detectors, tickets)")
-    _add(cr, "broker", "partitions", *_SERVICE, "checkpoint_db", "client_id", "queue_size")
+    _add(cr, *_BROKER, "partitions", *_SERVICE, "checkpoint_db", "client_id", "queue_size")
     _add(cr, "clock_tolerance_s")
     _add(cr, "duration", "ready_file", *_POLICY)
     cr.set_defaults(func=_cmd_cloud_run, section="cloud", label="cloud run")
@@ -156,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("simulate", help="run a simulated fleet against a broker")
     sim.add_argument("scenario", help="built-in scenario name or TOML file")
-    _add(sim, "broker", "speed", "ground_truth", "client_prefix")
+    _add(sim, *_BROKER, "speed", "ground_truth", "client_prefix")
     sim.set_defaults(func=_cmd_simulate, section="simulate", label="simulate")
 
     ev = sub.add_parser("eval", help="detector accuracy on a simulated fleet with known faults")
@@ -222,12 +229,15 @@ def _cmd_cloud_run(args: argparse.Namespace, s: Settings) -> int:
         raise SettingsError(str(e)) from None
     worker = Worker(settings)
     _stop_on_signals(worker.stop)
+    _stop_when_refused(worker.link, worker.stop)
     if s.ready_file:
         _announce_ready(worker.link, Path(s.ready_file))
     log.info(
         "cloud worker %s on %s, partitions %s", settings.mqtt_client_id(), s.broker, s.partitions
     )
     worker.run(duration_s=s.duration)
+    if worker.link.refusal is not None:
+        raise _refused(worker.link.refusal)
     return 0
 
 
@@ -238,6 +248,25 @@ def _cmd_dead_letters(args: argparse.Namespace, s: Settings) -> int:
         raise SettingsError("--journal (QLOOP_JOURNAL): which worker's journal to read")
     print(report(s.journal, latest=s.latest))
     return 0
+
+
+def _stop_when_refused(link: MqttLink, stop: Callable[[], None]) -> None:
+    """A broker that refuses our credentials will refuse them again: stop (and say why) rather
+    than retry for ever. A broker that cannot be reached is retried, warned at each attempt."""
+    import threading
+
+    def wait() -> None:
+        if link.wait_refused(timeout=None) is not None:
+            stop()
+
+    threading.Thread(target=wait, name="broker-refusal", daemon=True).start()
+
+
+def _refused(refusal: BrokerRefused) -> SettingsError:
+    return SettingsError(
+        f"{refusal}; check --broker-username and {env_name('broker_password')} (or"
+        " --broker-tls-cert) against the broker's password file, certificates and ACL"
+    )
 
 
 def _announce_ready(link: MqttLink, path: Path) -> None:
@@ -342,15 +371,15 @@ def _cmd_report_monthly(args: argparse.Namespace, s: Settings) -> int:
 def _cmd_simulate(args: argparse.Namespace, s: Settings) -> int:
     from dataclasses import replace
 
-    from contract.mqtt import BrokerAddress
+    from contract.mqtt import BrokerRefused
     from simulators.runner import FleetRunner, Progress
     from simulators.scenario import load_scenario
 
     try:
         scenario = load_scenario(args.scenario)
-        broker = BrokerAddress.parse(s.broker)
     except ValueError as e:
         raise SettingsError(str(e)) from None
+    broker = s.broker_address()
     if s.speed is not None:
         scenario = replace(scenario, speed=s.speed)
     tty = sys.stderr.isatty()
@@ -374,7 +403,10 @@ def _cmd_simulate(args: argparse.Namespace, s: Settings) -> int:
     if s.ground_truth:
         runner.fleet.write_ground_truth(s.ground_truth)
     _stop_on_signals(runner.stop)
-    n = runner.run()
+    try:
+        n = runner.run()
+    except BrokerRefused as e:
+        raise _refused(e) from None
     if tty:
         print(file=sys.stderr)
     log.info("simulated %d readings from %d units", n, len(runner.cores))

@@ -56,6 +56,20 @@ class Settings(BaseModel):
     broker: str = Field(
         f"{BrokerAddress().host}:{BrokerAddress().port}", description="MQTT broker HOST:PORT"
     )
+    broker_username: str | None = Field(
+        None, description="MQTT username (a worker's account, e.g. qloop-worker)"
+    )
+    broker_password: SecretStr | None = Field(
+        None, description="MQTT password (environment or config file only)"
+    )
+    broker_tls_ca: str | None = Field(
+        None, description="CA certificate file that signed the broker's: connect over TLS"
+    )
+    broker_tls_cert: str | None = Field(None, description="client certificate file (TLS)")
+    broker_tls_key: str | None = Field(None, description="the client certificate's key file")
+    broker_tls_insecure: bool = Field(
+        False, description="skip the check of the broker's host name (test rigs only)"
+    )
     partitions: str = Field("0-63", description="partitions to serve, e.g. 0-15,32")
     db: str = Field("sqlite:///var/qloop.db", description="ticket database URL (SQLAlchemy)")
     journal: str | None = Field(
@@ -369,6 +383,37 @@ class Settings(BaseModel):
             return FanOut(tuple(notifiers), max_attempts=attempts, retry_base=retry)
         return notifiers[0] if notifiers else None
 
+    def broker_address(self) -> BrokerAddress:
+        """The broker and how to prove who we are to it: address, login and TLS files."""
+        try:
+            address = BrokerAddress.parse(
+                self.broker,
+                username=self.broker_username or None,
+                password=self._secret(self.broker_password),
+                tls_ca=self.broker_tls_ca or None,
+                tls_cert=self.broker_tls_cert or None,
+                tls_key=self.broker_tls_key or None,
+                tls_insecure=self.broker_tls_insecure,
+            )
+        except ValueError as e:
+            raise SettingsError(f"--broker ({env_name('broker')}): {e}") from None
+        if address.password is not None and address.username is None:
+            raise SettingsError(
+                f"{env_name('broker_password')} is set but no --broker-username"
+                f" ({env_name('broker_username')}) to go with it"
+            )
+        if address.tls_cert and not address.tls_ca:
+            raise SettingsError(
+                "--broker-tls-cert needs --broker-tls-ca (the CA that signed the broker's"
+                " certificate)"
+            )
+        for name in ("broker_tls_ca", "broker_tls_cert", "broker_tls_key"):
+            path = getattr(self, name)
+            if path and not Path(path).is_file():
+                flag = "--" + name.replace("_", "-")
+                raise SettingsError(f"{flag} ({env_name(name)}): no file {path}")
+        return address
+
     def worker(self) -> WorkerSettings:
         """What :class:`cloud.worker.Worker` needs."""
         from cloud.worker import WorkerSettings
@@ -377,7 +422,7 @@ class Settings(BaseModel):
         if not self.journal:
             raise SettingsError("--journal (QLOOP_JOURNAL): a worker needs its journal")
         return WorkerSettings(
-            broker=BrokerAddress.parse(self.broker),
+            broker=self.broker_address(),
             partitions=parse_partitions(self.partitions),
             db_url=self.db,
             journal_path=self.journal,

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from contract.clock import Clock, SystemClock
-from contract.mqtt import BrokerAddress, MqttLink
+from contract.mqtt import BrokerAddress, BrokerError, MqttLink
 from contract.protocol import Message, Status
 from edge_agent.buffer import MemoryBuffer
 from edge_agent.core import DeviceCore, Identity
@@ -191,12 +191,17 @@ class FleetRunner:
         sc = self.scenario
         for lk in self.links:
             lk.link.start()
-        for lk in self.links:
-            if not lk.link.wait_connected(connect_timeout):
-                raise ConnectionError(
-                    f"no connection to the MQTT broker at "
-                    f"{lk.link.broker.host}:{lk.link.broker.port}"
-                )
+        try:
+            for lk in self.links:
+                if not lk.link.wait_connected(connect_timeout):  # a refusal raises at once
+                    raise BrokerError(
+                        f"no connection to the MQTT broker at {lk.link.broker.host}:"
+                        f"{lk.link.broker.port} within {connect_timeout:g} s"
+                    )
+        except BrokerError:
+            for lk in self.links:
+                lk.link.close()
+            raise
         steps = int(sc.duration_s // sc.sample_period_s)
         wall0 = self.clock.monotonic()
         try:
