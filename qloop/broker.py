@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +105,37 @@ def mosquitto_config(port: int, data_dir: Path, *, persistence: bool = True) -> 
     )
 
 
+def _started(
+    kind: str, proc: subprocess.Popen, data: Path, ports: Sequence[int], timeout: float
+) -> BrokerProcess:
+    """The broker once every port accepts; killed, with its log's tail, if it does not."""
+    broker = BrokerProcess(kind, "127.0.0.1", ports[0], proc, data)
+    deadline = time.monotonic() + timeout
+    for port in ports:
+        if not wait_port("127.0.0.1", port, deadline - time.monotonic()) or proc.poll() is not None:
+            broker.kill()
+            tail = (data / "broker.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{kind} did not start on port {port}:\n{tail}")
+    return broker
+
+
+def start_mosquitto(
+    config: str, data_dir: str | Path, ports: Sequence[int], *, timeout: float = 15.0
+) -> BrokerProcess:
+    """Mosquitto with the given configuration text (its listeners on 127.0.0.1 at ``ports``),
+    once every listener accepts; its log goes to ``data_dir/broker.log``."""
+    mosquitto = find_mosquitto()
+    if mosquitto is None:
+        raise RuntimeError("Mosquitto is not installed (apt-get install mosquitto)")
+    data = Path(data_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    conf = data / "mosquitto.conf"
+    conf.write_text(config)
+    with open(data / "broker.log", "ab") as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen([mosquitto, "-c", str(conf)], stdout=log, stderr=log)
+    return _started("mosquitto", proc, data, ports, timeout)
+
+
 def start_broker(
     data_dir: str | Path,
     *,
@@ -116,31 +148,21 @@ def start_broker(
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    mosquitto = find_mosquitto() if prefer == "mosquitto" else None
-    log = open(data / "broker.log", "ab")  # noqa: SIM115 - lives as long as the broker
-    if mosquitto:
-        conf = data / "mosquitto.conf"
-        conf.write_text(mosquitto_config(port, data, persistence=persistence))
-        proc = subprocess.Popen([mosquitto, "-c", str(conf)], stdout=log, stderr=log)
-        kind = "mosquitto"
-    else:
-        conf = data / "amqtt.yaml"
-        conf.write_text(
-            "listeners:\n  default:\n    type: tcp\n"
-            f"    bind: 127.0.0.1:{port}\n"
-            "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
-            "    allow_anonymous: true\n"
+    if prefer == "mosquitto" and find_mosquitto():
+        config = mosquitto_config(port, data, persistence=persistence)
+        return start_mosquitto(config, data, [port], timeout=timeout)
+    conf = data / "amqtt.yaml"
+    conf.write_text(
+        "listeners:\n  default:\n    type: tcp\n"
+        f"    bind: 127.0.0.1:{port}\n"
+        "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
+        "    allow_anonymous: true\n"
+    )
+    amqtt = Path(sys.executable).with_name("amqtt")
+    if not amqtt.exists():
+        raise RuntimeError(
+            "no MQTT broker: install Mosquitto (apt-get install mosquitto) or the amqtt package"
         )
-        amqtt = Path(sys.executable).with_name("amqtt")
-        if not amqtt.exists():
-            raise RuntimeError(
-                "no MQTT broker: install Mosquitto (apt-get install mosquitto) or the amqtt package"
-            )
+    with open(data / "broker.log", "ab") as log:
         proc = subprocess.Popen([str(amqtt), "-c", str(conf)], stdout=log, stderr=log)
-        kind = "amqtt"
-    broker = BrokerProcess(kind, "127.0.0.1", port, proc, data)
-    if not wait_port("127.0.0.1", port, timeout) or proc.poll() is not None:
-        broker.kill()
-        tail = (data / "broker.log").read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"{kind} did not start on port {port}:\n{tail}")
-    return broker
+    return _started("amqtt", proc, data, [port], timeout)
