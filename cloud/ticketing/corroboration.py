@@ -45,6 +45,8 @@ class Verdict:
     since: str | None = None  # ISO date the statement holds from
     baseline: float | None = None
     current: float | None = None
+    onset: str | None = None  # extension: ISO date a recovered fault began
+    days: float | None = None  # extension: days of data a "normal" or too-short verdict rests on
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -89,11 +91,13 @@ def telemetry_verdict(s: Session, device: str, fault: str | None) -> Verdict | N
     days = (dev.last_seen_ts - dev.first_seen_ts) / _SECONDS_PER_DAY
     if state is not None:
         text = f"telemetry showed {name} from {_day(state.onset_ts)}; back at baseline since"
-        return Verdict("recovered", f"{text} {_day(state.last_ts)}", fault, _day(state.last_ts))
+        last, onset = _day(state.last_ts), _day(state.onset_ts)
+        return Verdict("recovered", f"{text} {last}", fault, last, onset=onset)
     if days < 1.0:
-        return Verdict("no_data", f"too little telemetry to judge {name} (under a day)", fault)
+        text = f"too little telemetry to judge {name} (under a day)"
+        return Verdict("no_data", text, fault, days=round(days, 3))
     text = (
         f"telemetry normal for {name} since {since} ({days:.0f} days of data):"
         " check installation or usage"
     )
-    return Verdict("normal", text, fault, since)
+    return Verdict("normal", text, fault, since, days=round(days, 1))

@@ -18,12 +18,10 @@ from cloud.ticketing.cases import Case
 from cloud.ticketing.service import TicketService
 from cloud.ticketing.tokens import Principal
 from cloud.ticketing.web import auth
-from cloud.ticketing.web.layout import esc, html, page
+from cloud.ticketing.web.i18n import tr
+from cloud.ticketing.web.layout import esc, html, named, page
 
 SEARCH_LIMIT = 20
-HEADS = (
-    "case", "score", "problem / 问题", "root cause / 根本原因", "measures / 措施", "fix / 修复",
-)  # fmt: skip
 
 
 def _public(cases: Iterable[Case]) -> list[dict[str, Any]]:
@@ -32,16 +30,17 @@ def _public(cases: Iterable[Case]) -> list[dict[str, Any]]:
 
 def _worked(worked: bool) -> str:
     if worked:
-        return '<span class="badge st-open" data-worked="true">worked / 有效</span>'
-    return '<span class="badge unmatched" data-worked="false">did not hold / 未奏效</span>'
+        return f'<span class="badge st-open" data-worked="true">{esc(tr("worked"))}</span>'
+    held = esc(tr("did not hold"))
+    return f'<span class="badge unmatched" data-worked="false">{held}</span>'
 
 
 def _measures(measures: list[Mapping[str, Any]]) -> str:
     if not measures:
         return '<span class="note">—</span>'
     items = "".join(
-        f"<li><b>{esc(m['kind'])}</b> {esc(m['action'])} "
-        f'<span class="note">({esc(m["status"])})</span></li>'
+        f"<li><b>{named('kind', m['kind'])}</b> {esc(m['action'])} "
+        f'<span class="note">({named("measure_status", m["status"])})</span></li>'
         for m in measures
     )
     return f'<ul class="measures" style="margin:0;padding-left:16px">{items}</ul>'
@@ -50,23 +49,28 @@ def _measures(measures: list[Mapping[str, Any]]) -> str:
 def _outcome(fix: Mapping[str, Any]) -> str:
     """A fix that did not work: ``failed``, ``withdrawn``, or verified but the problem came back."""
     if fix["outcome"] == "verified":
-        return "verified, came back / 复发"
-    return esc(fix["outcome"])
+        return esc(tr("verified, came back"))
+    return named("outcome", fix["outcome"])
 
 
 def _fix(c: Mapping[str, Any]) -> str:
     fix = c["fix"]
-    last = f"{esc(fix['description'])} " if fix else '<span class="note">the batch fix</span> '
+    last = (
+        f"{esc(fix['description'])} "
+        if fix
+        else f'<span class="note">{esc(tr("the batch fix"))}</span> '
+    )
     earlier = [f for f in c["fixes"][:-1] if not f["worked"]]
     tried = ""
     if earlier:
         listed = "; ".join(f"{esc(f['description'])} ({_outcome(f)})" for f in earlier)
-        tried = f'<div class="note">tried before / 曾尝试: {listed}</div>'
+        tried = f'<div class="note">{tr("tried before: {listed}", listed=listed)}</div>'
     return f"{last}{_worked(c['worked'])}{tried}"
 
 
 def _row(c: Mapping[str, Any]) -> str:
-    what = " · ".join(esc(x) for x in (c["model"], c["fault"] or c["category"]) if x)
+    problem = named("fault", c["fault"]) if c["fault"] else named("category", c["category"])
+    what = " · ".join(x for x in (esc(c["model"]) if c["model"] else "", problem) if x)
     return (
         f'<tr class="case" data-id="{esc(c["id"])}">'
         f'<td class="nowrap"><a href="/tickets/{esc(c["id"])}">{esc(c["id"])}</a>'
@@ -81,18 +85,21 @@ def cases_table(cases: list[Mapping[str, Any]], empty: str) -> str:
     """Cases (as the API gives them) in a table, or ``empty`` as a note."""
     if not cases:
         return f'<p class="note" id="no-cases">{esc(empty)}</p>'
-    head = "".join(f"<th{' class=num' if h == 'score' else ''}>{h}</th>" for h in HEADS)
+    heads = (tr("case"), tr("score"), tr("problem"), tr("root cause"), tr("measures"), tr("fix"))
+    head = "".join(
+        f"<th{' class=num' if i == 1 else ''}>{esc(h)}</th>" for i, h in enumerate(heads)
+    )
     rows = "".join(_row(c) for c in cases)
     return f'<table id="cases"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
 
 def similar_section(cases: Iterable[Case]) -> str:
     """The ticket page's section of its most similar past cases."""
-    table = cases_table(_public(cases), "No solved case like this one yet / 暂无相似案例.")
+    table = cases_table(_public(cases), tr("No solved case like this one yet."))
     return (
-        '<section class="card" id="similar-cases"><h2>相似历史案例 / Similar past cases</h2>'
-        '<p class="note">Closed tickets whose problem was solved, most alike first. '
-        '<a href="/cases">Search past cases / 搜索历史案例</a></p>'
+        f'<section class="card" id="similar-cases"><h2>{esc(tr("Similar past cases"))}</h2>'
+        f'<p class="note">{esc(tr("Closed tickets whose problem was solved, most alike first."))} '
+        f'<a href="/cases">{esc(tr("Search past cases"))}</a></p>'
         f'<div class="table-wrap">{table}</div></section>'
     )
 
@@ -102,20 +109,19 @@ def search_page(q: str, cases: list[Mapping[str, Any]], error: str | None = None
     alert = f'<div class="error" role="alert">{esc(error)}</div>' if error else ""
     form = (
         '<form class="filters card" method="get" action="/cases">'
-        f'<label>词语 / Words<input name="q" value="{esc(q)}" maxlength="{MAX_QUERY}" size="50"'
-        ' placeholder="不制冷 冷媒泄漏 / water leak drain pipe" autofocus></label>'
-        '<button class="primary" id="search" type="submit">Search / 搜索</button></form>'
+        f'<label>{esc(tr("Words"))}<input name="q" value="{esc(q)}" maxlength="{MAX_QUERY}"'
+        ' size="50" placeholder="不制冷 冷媒泄漏 / water leak drain pipe" autofocus></label>'
+        f'<button class="primary" id="search" type="submit">{esc(tr("Search"))}</button></form>'
     )
     results = ""
     if q.strip() and not error:
-        table = cases_table(cases, "No past case matches / 无匹配案例.")
+        table = cases_table(cases, tr("No past case matches."))
         results = f'<div class="card table-wrap">{table}</div>'
-    return (
-        "<h1>历史案例 / Past cases</h1>"
-        '<p class="sub">Closed tickets whose problem was solved: search their problem, cause '
-        "analysis and measures, in Chinese or English.</p>"
-        f"{alert}{form}{results}"
+    intro = tr(
+        "Closed tickets whose problem was solved: search their problem, cause analysis and "
+        "measures, in Chinese or English."
     )
+    return f'<h1>{esc(tr("Past cases"))}</h1><p class="sub">{esc(intro)}</p>{alert}{form}{results}'
 
 
 def cases_router(service: TicketService) -> APIRouter:
@@ -126,10 +132,11 @@ def cases_router(service: TicketService) -> APIRouter:
     @router.get("/cases")
     def cases(user: User, q: str = "") -> Response:
         if len(q) > MAX_QUERY:
-            error = f"at most {MAX_QUERY} characters, please"
-            return html(page("Past cases", search_page(q[:MAX_QUERY], [], error), user=user), 422)
+            error = tr("at most {n} characters, please", n=MAX_QUERY)
+            body = search_page(q[:MAX_QUERY], [], error)
+            return html(page(tr("Past cases"), body, user=user), 422)
         found = service.search_cases(q, k=SEARCH_LIMIT) if q.strip() else []
-        title = f"Past cases: {q}" if q.strip() else "Past cases"
+        title = f"{tr('Past cases')}: {q}" if q.strip() else tr("Past cases")
         return html(page(title, search_page(q, _public(found)), user=user))
 
     return router

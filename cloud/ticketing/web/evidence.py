@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from cloud.store.journal import Journal, JournalError
 from cloud.store.readback import InfluxTarget, ReadbackError, open_reader
 from cloud.ticketing.web.chart import Marker, Point, Series, bucket_means, bucket_width, line_chart
+from cloud.ticketing.web.i18n import tr
 
 DAY = 86_400.0
 
@@ -88,6 +89,8 @@ SIGNALS: dict[str, Signal] = {
     "overcurrent": Signal("compressor current (A)", "current_a"),
     "overheat": Signal("return air (°C)", "return_c"),
 }
+#: The known signals' labels, which the pages translate (``tr``; a test checks the catalogue).
+SIGNAL_LABELS = frozenset(s.label for s in SIGNALS.values())
 
 
 def signal_for(fault: str, devices: Sequence[Mapping[str, Any]]) -> Signal | None:
@@ -117,15 +120,16 @@ def build_chart(
     max_points: int = 100,
     lookback_s: float = 2 * DAY,
     max_span_s: float = 12 * DAY,
-    store: str = "the journal",
+    store: str | None = None,
 ) -> EvidenceChart:
     """The chart of the first ``max_devices`` affected units (earliest first) of a ticket,
     in buckets of :func:`bucket_width` for ``max_points`` (a few days: hourly means)."""
+    store = store or tr("the journal")
     signal = signal_for(fault, devices)
     if signal is None:
-        return EvidenceChart(None, f"no signal is known to show {fault}")
+        return EvidenceChart(None, tr("no signal is known to show {fault}", fault=fault))
     if not devices:
-        return EvidenceChart(None, "the ticket names no affected unit")
+        return EvidenceChart(None, tr("the ticket names no affected unit"))
     shown = list(devices[:max_devices])
     starts = [e.get("onset_ts") or e["first_ts"] for e in shown]
     start = min(starts) - lookback_s
@@ -136,20 +140,32 @@ def build_chart(
         for e in shown
     ]
     if not any(s.points for s in series):
-        return EvidenceChart(None, f"{store} holds no {signal.field} for these units")
-    markers = [] if detected_ts is None else [Marker(detected_ts, "first detection")]
+        return EvidenceChart(
+            None, tr("{store} holds no {field} for these units", store=store, field=signal.field)
+        )
+    markers = [] if detected_ts is None else [Marker(detected_ts, tr("first detection"))]
+    label = tr(signal.label) if signal.label in SIGNAL_LABELS else signal.label
     try:
         svg = line_chart(
-            series, y_label=signal.label, markers=markers, gap_s=2.5 * width, width=1120, height=320
+            series, y_label=label, markers=markers, gap_s=2.5 * width, width=1120, height=320
         )
     except ValueError:  # every value was beyond what can be drawn
-        return EvidenceChart(None, f"{store} holds no plottable {signal.field} for these units")
+        return EvidenceChart(
+            None,
+            tr("{store} holds no plottable {field} for these units", store=store,
+               field=signal.field),
+        )  # fmt: skip
     hours = width / 3600
-    mean = "hourly means" if hours == 1 else f"{hours:g}-hour means"
-    of = f"{len(shown)} of {len(devices)}" if len(devices) > len(shown) else f"{len(shown)}"
+    mean = tr("hourly means") if hours == 1 else tr("{h}-hour means", h=f"{hours:g}")
+    of = (
+        tr("{n} of {m}", n=len(shown), m=len(devices)) if len(devices) > len(shown)
+        else f"{len(shown)}"
+    )  # fmt: skip
     return EvidenceChart(
-        svg, f"{signal.label}, {mean}; {of} affected unit(s), earliest first; from {store}"
-    )
+        svg,
+        tr("{label}, {mean}; {of} affected unit(s), earliest first; from {store}",
+           label=label, mean=mean, of=of, store=store),
+    )  # fmt: skip
 
 
 def chart_for_ticket(

@@ -32,34 +32,53 @@ from cloud.ticketing.errors import InvalidFeedback, TicketConflict, TicketNotFou
 from cloud.ticketing.service import TicketService
 from cloud.ticketing.tokens import Principal
 from cloud.ticketing.web import auth
-from cloud.ticketing.web.feedback_view import (
-    CHANNEL_LABELS,
-    DEMAND_LABELS,
-    select_options,
-)
+from cloud.ticketing.web.feedback_view import names, select_options
 from cloud.ticketing.web.forms import posted, problem
+from cloud.ticketing.web.i18n import tr
 from cloud.ticketing.web.layout import esc, html, page
 from contract.errors import QloopError
 
 ROLE = "service"  # the least role that may file feedback and correct its classification
 DEFAULT_OFFSET = "+08:00"
+#: The form's fields in order: name, input type, extra attributes (labels: :func:`_labels`).
 _FORM_LAYOUT = (
-    ("customer_name", "客户 / Customer", "text", "", ' maxlength="200"'),
-    ("contact", "联系方式 / Contact", "text", "phone or e-mail", ' maxlength="200"'),
-    ("model", "型号 / Model", "text", "", ' maxlength="64"'),
-    ("serial", "序列号 / Serial number", "text", "", ' maxlength="128"'),
-    ("purchase_date", "购买日期 / Purchase date", "date", "", ""),
-    ("received_at", "受理时间 / Time received", "datetime-local", "empty: now", ""),
-    ("utc_offset", "时区 / UTC offset", "text", "China +08:00", ' list="offsets" size="6"'),
-    ("channel", "渠道 / Channel", "select", "", " required"),
-    ("demand", "客户诉求 / What the customer wants", "select", "", ""),
-    ("text", "客户原话 / The customer's own words", "textarea", "verbatim", " required"),
+    ("customer_name", "text", ' maxlength="200"'),
+    ("contact", "text", ' maxlength="200"'),
+    ("model", "text", ' maxlength="64"'),
+    ("serial", "text", ' maxlength="128"'),
+    ("purchase_date", "date", ""),
+    ("received_at", "datetime-local", ""),
+    ("utc_offset", "text", ' list="offsets" size="6"'),
+    ("channel", "select", " required"),
+    ("demand", "select", ""),
+    ("text", "textarea", " required"),
 )
 FORM_FIELDS = tuple(f[0] for f in _FORM_LAYOUT)
-_CHOICES = {
-    "channel": ({c: f"{c} {CHANNEL_LABELS[c]}" for c in CHANNELS}, "— choose —"),
-    "demand": ({d: f"{d} {DEMAND_LABELS[d]}" for d in DEMANDS}, "— not said —"),
-}
+
+
+def _labels() -> dict[str, tuple[str, str]]:
+    """Each field's label and hint in the viewer's language."""
+    return {
+        "customer_name": (tr("Customer"), ""),
+        "contact": (tr("Contact"), tr("phone or e-mail")),
+        "model": (tr("Model"), ""),
+        "serial": (tr("Serial number"), ""),
+        "purchase_date": (tr("Purchase date"), ""),
+        "received_at": (tr("Time received"), tr("empty: now")),
+        "utc_offset": (tr("UTC offset"), tr("China +08:00")),
+        "channel": (tr("Channel"), ""),
+        "demand": (tr("What the customer wants"), ""),
+        "text": (tr("The customer's own words"), tr("verbatim")),
+    }
+
+
+def _choices(field: str) -> tuple[dict[str, str], str]:
+    """A select's options (value → name) and its blank choice."""
+    if field == "channel":
+        return names("channel", CHANNELS), tr("— choose —")
+    return names("demand", DEMANDS), tr("— not said —")
+
+
 _OFFSET = re.compile(r"[+-](?:0\d|1[0-4]):[0-5]\d")
 _LOCAL_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?")
 #: The schema's error locations as the form's field names.
@@ -82,9 +101,13 @@ def _received_at(form: Mapping[str, str], errors: dict[str, str]) -> str | None:
     local = form.get("received_at", "").strip()
     offset = form.get("utc_offset", "").strip() or DEFAULT_OFFSET
     if not _OFFSET.fullmatch(offset):
-        errors["utc_offset"] = f"write the offset from UTC as +08:00 or -05:00, not {offset!r}"
+        errors["utc_offset"] = tr(
+            "write the offset from UTC as +08:00 or -05:00, not {value}", value=repr(offset)
+        )
     if local and not _LOCAL_TIME.fullmatch(local):
-        errors["received_at"] = f"use the date and time picker (2024-05-10T14:30), not {local!r}"
+        errors["received_at"] = tr(
+            "use the date and time picker (2024-05-10T14:30), not {value}", value=repr(local)
+        )
     return local + offset if local and not errors else None
 
 
@@ -105,8 +128,8 @@ def complaint_from_form(form: Mapping[str, str]) -> FeedbackIn:
             loc = tuple(str(part) for part in e["loc"])
             field = _FIELD_OF_LOC.get(loc[:2], loc[0] if loc else "form")
             message = {
-                "enum": f"choose the {field} from the list",
-                "string_too_short": "write down what the customer said",
+                "enum": tr("choose the {field} from the list", field=field),
+                "string_too_short": tr("write down what the customer said"),
             }.get(e["type"], e["msg"])
             errors.setdefault(field, message)
     if errors:
@@ -129,7 +152,7 @@ def complaint_from_form(form: Mapping[str, str]) -> FeedbackIn:
 
 def _control(name: str, kind: str, value: str, extra: str) -> str:
     if kind == "select":
-        choices, blank = _CHOICES[name]
+        choices, blank = _choices(name)
         options = select_options(choices, value, blank)
         return f'<select id="{name}" name="{name}"{extra}>{options}</select>'
     if kind == "textarea":
@@ -142,40 +165,46 @@ def complaint_form(values: Mapping[str, str], errors: Mapping[str, str] | None =
     """The form, showing ``values`` and each error beside its field."""
     errors = errors or {}
     fields = []
-    for name, label, kind, hint, extra in _FORM_LAYOUT:
+    labels = _labels()
+    for name, kind, extra in _FORM_LAYOUT:
+        label, hint = labels[name]
         value = values.get(name, "") or (DEFAULT_OFFSET if name == "utc_offset" else "")
         note = f'<span class="hint">{esc(hint)}</span>' if hint else ""
         if name in errors:
             note += f'<span class="field-error" id="err-{name}">{esc(errors[name])}</span>'
         cls = "field" + (" invalid" if name in errors else "") + (" wide" * (kind == "textarea"))
         fields.append(
-            f'<div class="{cls}" data-field="{name}"><label for="{name}">{label}</label>'
+            f'<div class="{cls}" data-field="{name}"><label for="{name}">{esc(label)}</label>'
             f"{_control(name, kind, value, extra)}{note}</div>"
         )
     others = " ".join(f"{k}: {v}" for k, v in errors.items() if k not in FORM_FIELDS)
-    alert = (
-        f'<div class="error" role="alert">Please correct the fields / 请更正。{esc(others)}</div>'
-    )
-    alert = alert if errors else ""
+    alert = ""
+    if errors:
+        correct = esc(tr("Please correct the fields."))
+        alert = f'<div class="error" role="alert">{correct} {esc(others)}</div>'
     offsets = "".join(f'<option value="{o}">' for o in ("+08:00", "+00:00", "+09:00", "+07:00"))
+    intro = tr(
+        "Register a complaint as the quality procedure lists it: it is classified at once and "
+        "checked against the unit's telemetry."
+    )
     return (
-        "<h1>New complaint / 登记投诉</h1>"
-        '<p class="sub">Register a complaint as the quality procedure lists it: it is classified '
-        "at once and checked against the unit's telemetry.</p>"
+        f'<h1>{esc(tr("New complaint"))}</h1><p class="sub">{esc(intro)}</p>'
         f'{alert}<form class="card complaint" method="post" action="/feedback"'
         f' accept-charset="utf-8">{"".join(fields)}<datalist id="offsets">{offsets}</datalist>'
-        '<button class="primary" id="file-complaint" type="submit">Register / 登记</button></form>'
-    )  # fmt: skip
+        f'<button class="primary" id="file-complaint" type="submit">{esc(tr("Register"))}'
+        "</button></form>"
+    )
 
 
 def forbidden_page(user: Principal) -> Response:
     """403: the signed-in person's role may not file or correct feedback."""
-    why = (
-        f"Registering complaints and correcting their classification needs the role {ROLE} "
-        f"(customer-service staff) or higher; you are signed in as {user.name} with the role "
-        f"{user.role}. Ask an administrator for a token with that role."
-    )
-    return problem(user, "Not allowed / 无权限", why, 403, "/tickets")
+    why = tr(
+        "Registering complaints and correcting their classification needs the role {role} "
+        "(customer-service staff) or higher; you are signed in as {name} with the role {own}. "
+        "Ask an administrator for a token with that role.",
+        role=ROLE, name=user.name, own=user.role,
+    )  # fmt: skip
+    return problem(user, tr("Not allowed"), why, 403, "/tickets")
 
 
 # --- routes -------------------------------------------------------------------------------------
@@ -185,7 +214,7 @@ def feedback_router(service: TicketService) -> APIRouter:
     User = Annotated[Principal, Depends(auth.cookie_user(service))]
 
     def form_page(user: Principal, values: dict, errors: dict | None, status: int) -> Response:
-        return html(page("New complaint", complaint_form(values, errors), user=user), status)
+        return html(page(tr("New complaint"), complaint_form(values, errors), user=user), status)
 
     @router.get("/feedback/new")
     def new_complaint(user: User) -> Response:
@@ -228,13 +257,14 @@ def feedback_router(service: TicketService) -> APIRouter:
             )
         except ValidationError as exc:
             message = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
-            return problem(user, "Not corrected", message, 422, back)
+            return problem(user, tr("Not corrected"), message, 422, back)
         except InvalidFeedback as exc:
-            return problem(user, "Not corrected", str(exc), 422, back)
+            return problem(user, tr("Not corrected"), str(exc), 422, back)
         except TicketNotFound:
-            return problem(user, "Not found", f"no ticket {ticket_id}", 404, "/tickets")
+            missing = tr("No ticket {id}", id=ticket_id)
+            return problem(user, tr("Not found"), missing, 404, "/tickets")
         except TicketConflict as exc:
-            return problem(user, "Not corrected", str(exc), 409, back)
+            return problem(user, tr("Not corrected"), str(exc), 409, back)
         return RedirectResponse(f"{back}?corrected=1", status_code=303)
 
     return router

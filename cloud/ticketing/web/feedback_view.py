@@ -1,44 +1,33 @@
 """A ticket's feedback on the pages: the complaints in the customers' own words, the
 classification with its confidence, the unit, what was read from the words, the telemetry
 verdict, a person's correction form (:func:`feedback_sections`); a ticket's source in the list
-(:func:`source_badge`); the chart of the unit a complaint names (:func:`feedback_chart`); and the
-bilingual labels the complaint form shares.
+(:func:`source_badge`); and the chart of the unit a complaint names (:func:`feedback_chart`).
 """
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from cloud.store.readback import InfluxTarget
+from cloud.ticketing.corroboration import WATCHED
+from cloud.ticketing.web import i18n
 from cloud.ticketing.web.evidence import EvidenceChart, chart_for_ticket
-from cloud.ticketing.web.layout import esc, severity_badge, when
+from cloud.ticketing.web.i18n import name, tr
+from cloud.ticketing.web.layout import esc, named, severity_badge, when
 from contract.faults import FAULTS, FEEDBACK_CATEGORIES
 
-CHANNEL_LABELS = {
-    "hotline": "热线", "online": "在线客服", "email": "邮件", "ecommerce": "电商",
-    "store": "门店", "dealer": "经销商", "platform": "投诉平台", "internal": "内部",
-    "partner": "合作方", "survey": "回访问卷",
-}  # fmt: skip
-DEMAND_LABELS = {
-    "repair": "维修", "replace": "换货", "refund": "退货退款", "compensation": "赔偿",
-    "suggestion": "建议", "other": "其他",
-}  # fmt: skip
-CATEGORY_LABELS = {
-    "functional": "功能", "performance": "性能", "workmanship": "工艺", "material": "材料",
-    "service": "服务", "safety": "安全",
-}  # fmt: skip
-SEVERITY_LABELS = {"I": "I general 一般", "II": "II serious 严重", "III": "III urgent 紧急"}
-VERDICT_LABELS = {"confirms": "数据证实", "recovered": "已恢复", "normal": "数据正常"}
-TRIAGE = '<span class="badge triage">needs triage / 待人工确认</span>'
 #: Evidence keys rendered here; the batch statistics leave them out.
 EVIDENCE_KEYS = frozenset({"complaints", "unit", "extracted", "telemetry"})
-#: The form's fields in order: name, bilingual label, input type, hint, extra attributes.
 
 
-def labelled(value: str | None, labels: Mapping[str, str]) -> str:
-    """A vocabulary value with its Chinese label beside it, as HTML: ``hotline 热线``."""
-    return esc(value) + (f" {esc(labels[value])}" if value in labels else "")
+def triage_badge() -> str:
+    return f'<span class="badge triage">{esc(tr("needs triage"))}</span>'
+
+
+def names(kind: str, values: Iterable[str]) -> dict[str, str]:
+    """``values`` with their names in the viewer's language (a select's options)."""
+    return {v: name(kind, v) for v in values}
 
 
 def select_options(values: Mapping[str, str], current: str, blank: str | None = None) -> str:
@@ -56,96 +45,147 @@ def from_complaint(t: Mapping[str, Any]) -> bool:
 
 
 def source_badge(t: Mapping[str, Any], *, compact: bool = False) -> str:
-    """``telemetry``, or ``feedback · hotline 热线`` (``compact``: ``hotline 热线``) and a triage
-    badge when a person must confirm the classification."""
+    """``telemetry``, or ``feedback · hotline`` (``compact``: ``hotline``) and a triage badge
+    when a person must confirm the classification."""
     if t.get("source") != "feedback":
-        return '<span class="badge src-telemetry">telemetry</span>'
-    channel = labelled(t["channel"], CHANNEL_LABELS) if t.get("channel") else "complaints"
-    text = channel if compact else f"feedback · {channel}"
+        return f'<span class="badge src-telemetry">{esc(name("source", "telemetry"))}</span>'
+    channel = named("channel", t["channel"]) if t.get("channel") else esc(tr("complaints"))
+    text = channel if compact else f"{esc(name('source', 'feedback'))} · {channel}"
     mark = ""
     if (t.get("classification") or {}).get("needs_triage"):
-        mark = ' <span class="badge triage">triage</span>' if compact else f" {TRIAGE}"
-    return f'<span class="badge src-feedback" title="from feedback">{text}</span>{mark}'
+        short = f' <span class="badge triage">{esc(tr("triage"))}</span>'
+        mark = short if compact else f" {triage_badge()}"
+    title = esc(tr("from feedback"))
+    return f'<span class="badge src-feedback" title="{title}">{text}</span>{mark}'
 
 
 def notice(query: Mapping[str, str], t: Mapping[str, Any]) -> str:
     """What became of the form just sent (``?filed=…`` or ``?corrected=1``), as a banner."""
     n = query.get("n", "")
-    text = {
-        "opened": "Registered as this new ticket, classified automatically / 投诉已登记。",
-        "repeat": f"Merged into this open ticket as repeat #{n if n.isdigit() else t['repeats']}"
-        " / 已作为重复投诉合并。",
-        "duplicate": "This complaint had been registered before: nothing new was recorded.",
-    }.get(query.get("filed") or "")
+    filed = query.get("filed") or ""
+    text = None
+    if filed == "opened":
+        text = tr("Registered as this new ticket, classified automatically.")
+    elif filed == "repeat":
+        number = n if n.isdigit() else t["repeats"]
+        text = tr("Merged into this open ticket as repeat #{n}.", n=number)
+    elif filed == "duplicate":
+        text = tr("This complaint had been registered before: nothing new was recorded.")
     if query.get("corrected") == "1":
-        text = "Classification corrected / 分类已更正。"
+        text = tr("Classification corrected.")
     return f'<div class="notice" id="filed" role="status">{esc(text)}</div>' if text else ""
+
+
+def verdict_sentence(v: Mapping[str, Any]) -> str:
+    """What the unit's telemetry says (``corroboration.Verdict``): in English the API's own
+    sentence, in Chinese the same said from the verdict's fields."""
+    if not i18n.current().zh:
+        return str(v.get("text", ""))
+    status, fault, since = v.get("status"), str(v.get("fault")), v.get("since")
+    what, watched = name("fault", fault), WATCHED.get(fault)
+    baseline, current = v.get("baseline"), v.get("current")
+    if status == "confirms" and watched and baseline is not None and current is not None:
+        return tr(
+            "telemetry confirms: {quantity} {moved} from {baseline} to {current} {unit} since "
+            "{since}",
+            quantity=tr(watched[0]), moved=tr("fell") if current < baseline else tr("rose"),
+            baseline=f"{baseline:.1f}", current=f"{current:.1f}", unit=watched[1], since=since,
+        )  # fmt: skip
+    if status == "confirms":
+        return tr("telemetry confirms: {what} reported since {since}", what=what, since=since)
+    if status == "recovered" and v.get("onset"):
+        return tr(
+            "telemetry showed {what} from {onset}; back at baseline since {since}",
+            what=what, onset=v["onset"], since=since,
+        )  # fmt: skip
+    if status == "normal" and v.get("days") is not None:
+        return tr(
+            "telemetry normal for {what} since {since} ({days} days of data): check installation "
+            "or usage", what=what, since=since, days=f"{v['days']:.0f}",
+        )  # fmt: skip
+    if status == "no_data" and v.get("days") is not None:
+        return tr("too little telemetry to judge {what} (under a day)", what=what)
+    if status == "no_data":
+        return tr("no telemetry: the unit has never reported")
+    return str(v.get("text", ""))
 
 
 def _verdict(t: Mapping[str, Any]) -> str:
     verdict = t["evidence"].get("telemetry") or {}
     status = str(verdict.get("status", "none"))
     if verdict:
-        text = f"<b>{esc(VERDICT_LABELS.get(status, '无数据'))}</b> {esc(verdict.get('text'))}"
+        text = f"<b>{esc(name('verdict', status))}</b> {esc(verdict_sentence(verdict))}"
     elif t["device"] is None:
-        text = "no telemetry to check: the complaint names no registered unit"
+        text = esc(tr("no telemetry to check: the complaint names no registered unit"))
     else:
-        text = f"no telemetry verdict: no detector watches {esc(t['fault'] or t['category'])}"
+        watched = named("fault", t["fault"]) if t["fault"] else named("category", t["category"])
+        text = tr("no telemetry verdict: no detector watches {what}", what=watched)
     attrs = f'class="verdict v-{esc(status)}" id="telemetry-verdict" data-status="{esc(status)}"'
     return f"<p {attrs}>{text}</p>"
 
 
 def _dl(rows: list[tuple[str, str]], ident: str) -> str:
-    items = "".join(f"<div><dt>{k}</dt><dd>{v}</dd></div>" for k, v in rows)
+    items = "".join(f"<div><dt>{esc(k)}</dt><dd>{v}</dd></div>" for k, v in rows)
     return f'<dl class="facts one" id="{ident}">{items}</dl>'
 
 
 def _classification(c: Mapping[str, Any]) -> str:
     confidence = c.get("confidence")
+    departments = c.get("departments") or [c.get("department")]
     rows = [
-        ("category 类别", labelled(c.get("category"), CATEGORY_LABELS)),
-        ("fault 故障", esc(c.get("fault"))),
-        ("severity 严重度", severity_badge(str(c.get("severity")))),
-        ("confidence 置信度", "—" if confidence is None else f"{confidence:.0%}"),
-        ("priority", esc(c.get("priority"))),
-        ("departments", esc(", ".join(c.get("departments") or [c.get("department", "—")]))),
+        (tr("category"), named("category", c.get("category"))),
+        (tr("fault"), named("fault", c.get("fault"))),
+        (tr("severity"), severity_badge(str(c.get("severity")))),
+        (tr("confidence"), "—" if confidence is None else f"{confidence:.0%}"),
+        (tr("priority"), named("priority", c.get("priority"))),
+        (tr("departments"), ", ".join(named("department", d) for d in departments)),
     ]
-    rows += [(k.replace("_", " "), esc(c[k])) for k in ("rule", "corrected_by") if c.get(k)]
+    labels = {"rule": tr("rule"), "corrected_by": tr("corrected by")}
+    rows += [(labels[k], esc(c[k])) for k in ("rule", "corrected_by") if c.get(k)]
     triage = ""
     if c.get("needs_triage"):
-        triage = (
-            f'<p id="needs-triage">{TRIAGE} the classifier is unsure: confirm or correct it.</p>'
-        )
+        unsure = esc(tr("the classifier is unsure: confirm or correct it."))
+        triage = f'<p id="needs-triage">{triage_badge()} {unsure}</p>'
     return triage + _dl(rows, "classification")
 
 
 def _unit(unit: Mapping[str, Any], read: Mapping[str, Any]) -> str:
-    rows = [(k, esc(unit[k])) for k in ("device", "serial", "model", "batch") if unit.get(k)]
+    labels = {
+        "device": tr("device"), "serial": tr("serial"), "model": tr("model"),
+        "batch": tr("batch"), "demand": tr("demand"),
+    }  # fmt: skip
+    rows = [
+        (labels[k], esc(unit[k])) for k in ("device", "serial", "model", "batch") if unit.get(k)
+    ]
     if unit.get("matched") is False:
-        rows.append(
-            ("match", '<span class="badge unmatched">serial matches no unit / 未匹配</span>')
-        )
+        unmatched = esc(tr("serial matches no unit"))
+        rows.append((tr("match"), f'<span class="badge unmatched">{unmatched}</span>'))
     if unit.get("model_given"):
-        rows.append(("model given", esc(unit["model_given"])))
+        rows.append((tr("model given"), esc(unit["model_given"])))
     temps = ", ".join(
         f"{x['value_c']:g} °C" + (f" ({esc(x['kind'])})" if x.get("kind") else "")
         for x in read.get("temperatures", [])
     )
-    listed = {
-        k.replace("_", " "): esc(", ".join(read.get(k, []))) for k in ("error_codes", "dates")
-    }
-    found = [(k, v or "—") for k, v in {"temperatures": temps, **listed}.items()]
-    found += [(k, esc(read[k])) for k in ("model", "serial", "demand") if read.get(k)]
-    none = '<p class="note" id="unit">The complaint names no unit.</p>'
-    out = f"<h3>Unit / 机组</h3>{_dl(rows, 'unit') if rows else none}"
-    return out + f"<h3>Read from the words / 文本提取</h3>{_dl(found, 'extracted')}"
+    found = [
+        (tr("temperatures"), temps or "—"),
+        (tr("error codes"), esc(", ".join(read.get("error_codes", []))) or "—"),
+        (tr("dates"), esc(", ".join(read.get("dates", []))) or "—"),
+    ]
+    found += [(labels[k], esc(read[k])) for k in ("model", "serial") if read.get(k)]
+    if read.get("demand"):
+        found.append((labels["demand"], named("demand", read["demand"])))
+    none = f'<p class="note" id="unit">{esc(tr("The complaint names no unit."))}</p>'
+    out = f"<h3>{esc(tr('Unit'))}</h3>{_dl(rows, 'unit') if rows else none}"
+    return out + f"<h3>{esc(tr('Read from the words'))}</h3>{_dl(found, 'extracted')}"
 
 
 def _complaint(c: Mapping[str, Any]) -> str:
-    parts = [labelled(c.get("channel"), CHANNEL_LABELS), when(c.get("received_at"))]
+    parts = [named("channel", c.get("channel")), when(c.get("received_at"))]
     parts += [esc(c[k]) for k in ("customer", "contact") if c.get(k)]
-    parts += ["wants " + labelled(c["demand"], DEMAND_LABELS)] if c.get("demand") else []
-    parts += [f"{k} {esc(c[k])}" for k in ("serial", "model", "purchase_date") if c.get(k)]
+    if c.get("demand"):
+        parts.append(tr("wants {demand}", demand=named("demand", c["demand"])))
+    labels = {"serial": tr("serial"), "model": tr("model"), "purchase_date": tr("purchased")}
+    parts += [f"{labels[k]} {esc(c[k])}" for k in labels if c.get(k)]
     return (
         f'<li class="complaint"><div class="meta">{" · ".join(parts)}</div>'
         f'<blockquote class="words">{esc(c.get("text"))}</blockquote></li>'
@@ -155,37 +195,36 @@ def _complaint(c: Mapping[str, Any]) -> str:
 def correction_form(t: Mapping[str, Any]) -> str:
     """Category, fault and severity selects; the faults are the vocabulary's, by category."""
     c = t.get("classification") or {}
-    categories = {k: f"{k} {CATEGORY_LABELS.get(k, '')}" for k in FEEDBACK_CATEGORIES}
+    categories = names("category", FEEDBACK_CATEGORIES)
     groups = ""
     for cat in FEEDBACK_CATEGORIES:
-        if faults := {f: f for f, of in FAULTS.items() if of == cat}:
+        if faults := names("fault", (f for f, of in FAULTS.items() if of == cat)):
             options = select_options(faults, c.get("fault") or "")
             groups += f'<optgroup label="{esc(categories[cat])}">{options}</optgroup>'
     none = "" if c.get("fault") else " selected"
     category = select_options(categories, c.get("category", ""))
-    severity = select_options(SEVERITY_LABELS, str(c.get("severity", "")))
+    severity = select_options(names("severity", ("I", "II", "III")), str(c.get("severity", "")))
     return (
         f'<form class="filters correct" method="post"'
         f' action="/tickets/{esc(t["id"])}/classification">'
-        f'<label>类别 / Category<select name="category">{category}</select></label>'
-        f'<label>故障 / Fault<select name="fault">'
-        f'<option value=""{none}>no fault of the vocabulary / 无</option>{groups}</select></label>'
-        f'<label>严重度 / Severity<select name="severity">{severity}</select></label>'
-        '<label>说明 / Note<input name="note" maxlength="2000"></label>'
-        '<button class="primary" id="correct" type="submit">Correct / 更正</button></form>'
+        f'<label>{esc(tr("Category"))}<select name="category">{category}</select></label>'
+        f'<label>{esc(tr("Fault"))}<select name="fault"><option value=""{none}>'
+        f"{esc(tr('no fault of the vocabulary'))}</option>{groups}</select></label>"
+        f'<label>{esc(tr("Severity"))}<select name="severity">{severity}</select></label>'
+        f'<label>{esc(tr("Note"))}<input name="note" maxlength="2000"></label>'
+        f'<button class="primary" id="correct" type="submit">{esc(tr("Correct"))}</button></form>'
     )
 
 
 def _children(entries: list[Mapping[str, Any]]) -> str:
     channels = Counter(str(e.get("channel")) for e in entries)
-    counts = ", ".join(f"{labelled(ch, CHANNEL_LABELS)} {n}" for ch, n in channels.most_common())
+    counts = ", ".join(f"{named('channel', ch)} {n}" for ch, n in channels.most_common())
     tickets = dict.fromkeys(str(e["ticket"]) for e in entries)
     links = ", ".join(f'<a href="/tickets/{esc(x)}">{esc(x)}</a>' for x in tickets)
-    plural = "s" if len(entries) != 1 else ""
     return (
-        '<section class="card" id="complaints"><h2>Customer complaints / 客户投诉</h2>'
-        f"<p>{len(entries)} complaint{plural} from channels: {counts}</p>"
-        f'<p class="note">Their tickets: {links}</p></section>'
+        f'<section class="card" id="complaints"><h2>{esc(tr("Customer complaints"))}</h2>'
+        f"<p>{tr('{n} complaint(s) from channels: {counts}', n=len(entries), counts=counts)}</p>"
+        f'<p class="note">{tr("Their tickets: {links}", links=links)}</p></section>'
     )
 
 
@@ -203,19 +242,22 @@ def feedback_sections(t: Mapping[str, Any], *, can_correct: bool) -> str:
     links = []
     if t.get("parent"):
         parent = esc(t["parent"])
-        links.append(f'joined batch ticket <a id="parent" href="/tickets/{parent}">{parent}</a>')
-    links.append(f'<span id="repeats">repeat complaints / 重复投诉: {t.get("repeats", 0)}</span>')
+        link = f'<a id="parent" href="/tickets/{parent}">{parent}</a>'
+        links.append(tr("joined batch ticket {link}", link=link))
+    repeats = tr("repeat complaints: {n}", n=t.get("repeats", 0))
+    links.append(f'<span id="repeats">{esc(repeats)}</span>')
     body = f'<p class="note">{" · ".join(links)}</p>'
     if feedback:
         c, unit, read = t.get("classification"), evidence.get("unit"), evidence.get("extracted")
-        left = f"<div><h3>Classification / 分类</h3>{_classification(c or {})}</div>"
+        left = f"<div><h3>{esc(tr('Classification'))}</h3>{_classification(c or {})}</div>"
         right = f"<div>{_unit(unit or {}, read or {})}</div>"
         body = f'{_verdict(t)}{body}<div class="grid2">{left}{right}</div>'
     listed = "".join(_complaint(x) for x in words)
-    body += f'<h3>Complaints ({len(words)}) / 投诉记录</h3><ol class="complaints">{listed}</ol>'
+    heading = esc(tr("Complaints ({n})", n=len(words)))
+    body += f'<h3>{heading}</h3><ol class="complaints">{listed}</ol>'
     if feedback and can_correct and t.get("classification"):
-        body += f"<h3>Correct the classification / 更正分类</h3>{correction_form(t)}"
-    head = '<section class="card" id="feedback"><h2>Customer feedback / 客户反馈</h2>'
+        body += f"<h3>{esc(tr('Correct the classification'))}</h3>{correction_form(t)}"
+    head = f'<section class="card" id="feedback"><h2>{esc(tr("Customer feedback"))}</h2>'
     return f"{out}{head}{body}</section>"
 
 
@@ -226,9 +268,14 @@ def feedback_chart(
     for its fault: from the onset the data shows (when it confirms or recovered) to the
     complaint, else around the complaint."""
     if t["fault"] is None:
-        return EvidenceChart(None, f"no fault of the vocabulary: no signal shows {t['category']}")
+        category = name("category", t["category"])
+        return EvidenceChart(
+            None, tr("no fault of the vocabulary: no signal shows {category}", category=category)
+        )
     if t["device"] is None:
-        return EvidenceChart(None, "the complaint names no registered unit, so no data to chart")
+        return EvidenceChart(
+            None, tr("the complaint names no registered unit, so no data to chart")
+        )
     first = last = received = datetime.fromisoformat(t["detected_at"]).timestamp()
     verdict = t["evidence"].get("telemetry") or {}
     if verdict.get("since") and verdict.get("status") in ("confirms", "recovered"):

@@ -11,6 +11,7 @@ from fastapi import Request, Response
 
 from cloud.ticketing.tokens import Principal
 from cloud.ticketing.web import auth
+from cloud.ticketing.web.i18n import tr
 from cloud.ticketing.web.layout import esc, html, page
 
 MAX_FORM_BYTES = 256 * 1024  # a complaint's 20,000 Chinese characters percent-encoded, and more
@@ -19,8 +20,8 @@ MAX_FORM_BYTES = 256 * 1024  # a complaint's 20,000 Chinese characters percent-e
 async def read_form(request: Request) -> dict[str, str] | str:
     """The URL-encoded form of ``request`` (each field's first value), or why it is refused."""
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        return "the form must be sent URL-encoded"
-    too_big = f"the form is over {MAX_FORM_BYTES // 1024} KiB"
+        return tr("the form must be sent URL-encoded")
+    too_big = tr("the form is over {n} KiB", n=MAX_FORM_BYTES // 1024)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
         return too_big
@@ -33,13 +34,13 @@ async def read_form(request: Request) -> dict[str, str] | str:
         text = body.decode("ascii")
         fields = parse_qs(text, keep_blank_values=True, max_num_fields=32, errors="strict")
     except ValueError:  # raw bytes, %-escapes that are not UTF-8, far more fields than ours
-        return "the form could not be read (not URL-encoded UTF-8)"
+        return tr("the form could not be read (not URL-encoded UTF-8)")
     return {k: v[0] for k, v in fields.items()}
 
 
 def problem(user: Principal, title: str, message: str, status: int, back: str) -> Response:
     body = f'<h1>{esc(title)}</h1><div class="error" role="alert">{esc(message)}</div>'
-    body += f'<p class="sub"><a href="{esc(back)}">Back</a></p>'
+    body += f'<p class="sub"><a href="{esc(back)}">{esc(tr("Back"))}</a></p>'
     return html(page(title, body, user=user), status)
 
 
@@ -55,11 +56,14 @@ async def posted(
     if not user.can(role):
         if forbidden is not None:
             return forbidden(user)
-        why = f"this needs the role {role} or higher; you are {user.name} ({user.role})"
-        return problem(user, "Not allowed / 无权限", why, 403, back)
+        why = tr(
+            "this needs the role {role} or higher; you are {name} ({own})",
+            role=role, name=user.name, own=user.role,
+        )  # fmt: skip
+        return problem(user, tr("Not allowed"), why, 403, back)
     if not auth.same_origin(request):
-        return problem(user, "Refused", "cross-site form refused", 403, back)
+        return problem(user, tr("Refused"), tr("cross-site form refused"), 403, back)
     form = await read_form(request)
     if isinstance(form, str):
-        return problem(user, "Cannot read the form", form, 400, back)
+        return problem(user, tr("Cannot read the form"), form, 400, back)
     return form

@@ -10,10 +10,13 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from html import escape
+from urllib.parse import urlencode
 
 from fastapi.responses import HTMLResponse
 
 from cloud.ticketing.tokens import Principal
+from cloud.ticketing.web import i18n
+from cloud.ticketing.web.i18n import name, tr
 
 #: No script, nothing from elsewhere; inline styles only (the stylesheet below, SVG attributes).
 SECURITY_HEADERS = {
@@ -109,6 +112,10 @@ form.complaint label{font-size:12px;color:#57606a}form.complaint textarea{font:i
 .field.invalid input,.field.invalid select,.field.invalid textarea{border-color:#cf222e}
 td.miss b{color:#cf222e}td.met b{color:#1a7f37}.alerting{border-left:4px solid #cf222e}
 ul.alerts{margin:0;padding-left:20px}
+header.top .langs a,header.top .langs b{color:#d0d7de;margin:0}
+footer.foot{max-width:1240px;margin:0 auto;padding:0 24px 32px;color:#57606a;font-size:12px}
+footer.foot select{min-width:0;padding:2px 4px;font-size:12px}
+footer.foot button{font-size:12px;padding:2px 8px}
 """
 
 
@@ -118,12 +125,11 @@ def esc(value: object) -> str:
 
 
 def when(iso: str | None) -> str:
-    """An ISO-8601 UTC time as ``<time>`` reading ``2024-05-17 08:00 UTC``."""
+    """An ISO-8601 time as ``<time>`` in the viewer's zone: ``2024-05-17 16:00 CST``."""
     if not iso:
         return "—"
     at = datetime.fromisoformat(iso)  # a complaint keeps the offset it was received with
-    text = (at.astimezone(UTC) if at.tzinfo else at).strftime("%Y-%m-%d %H:%M UTC")
-    return f'<time datetime="{esc(iso)}">{text}</time>'
+    return f'<time datetime="{esc(iso)}">{esc(i18n.clock(at))}</time>'
 
 
 def when_ts(ts: float | None) -> str:
@@ -149,35 +155,84 @@ def number(value: object) -> str:
 
 
 def severity_badge(severity: str) -> str:
+    """The grade (I, II, III), its name as the badge's tooltip."""
     cls = severity if severity in ("I", "II", "III") else "I"
-    return f'<span class="badge sev-{cls}" title="severity">{esc(severity)}</span>'
+    title = esc(f"{tr('severity')} {name('severity', severity)}")
+    return f'<span class="badge sev-{cls}" title="{title}">{esc(severity)}</span>'
 
 
 def status_badge(status: str) -> str:
+    """The status by its name in the viewer's language (the value in ``data-status``)."""
     cls = status if status in ("open", "reopened", "closed") else "other"
-    return f'<span class="badge st-{cls}">{esc(status)}</span>'
+    shown = esc(name("status", status))
+    return f'<span class="badge st-{cls}" data-status="{esc(status)}">{shown}</span>'
+
+
+def named(kind: str, value: str | None) -> str:
+    """A vocabulary value as HTML, by its name in the viewer's language; the value itself is
+    the tooltip where the two differ (people quote the value to the API and each other)."""
+    shown = name(kind, value)
+    if value is None or shown == value:
+        return esc(shown)
+    return f'<span title="{esc(value)}">{esc(shown)}</span>'
+
+
+def _switch() -> str:
+    """Links to the page in each language (the one shown is marked, not linked)."""
+    here, now = i18n.current().here, i18n.current().lang
+    links = []
+    for lang in i18n.LANGS:
+        label = esc(name("lang", lang))
+        if lang == now:
+            links.append(f'<b lang="{lang}" aria-current="true">{label}</b>')
+        else:
+            href = "/lang?" + urlencode({"to": lang, "next": here})
+            links.append(f'<a id="lang-{lang}" lang="{lang}" hreflang="{lang}" href="{esc(href)}">'
+                         f"{label}</a>")  # fmt: skip
+    return f'<span class="langs" id="language">{" · ".join(links)}</span>'
+
+
+def _zone_picker() -> str:
+    """The footer's form choosing the time zone the pages show times in (no script needed)."""
+    locale = i18n.current()
+    zones = list(i18n.ZONES)
+    if locale.zone_name not in zones:
+        zones.insert(0, locale.zone_name)
+    options = "".join(
+        f'<option value="{esc(z)}"{" selected" if z == locale.zone_name else ""}>{esc(z)}</option>'
+        for z in zones
+    )
+    return (
+        '<footer class="foot"><form method="get" action="/lang" id="zone-form">'
+        f'<input type="hidden" name="next" value="{esc(locale.here)}">'
+        f'<label>{esc(tr("Times are shown in"))} <select name="tz" id="tz">{options}</select>'
+        f'</label> <button type="submit">{esc(tr("Set"))}</button></form></footer>'
+    )
 
 
 def page(title: str, body: str, *, user: Principal | None) -> str:
-    """A whole HTML document: the top bar (with sign-out when signed in) around ``body``."""
+    """A whole HTML document in the viewer's language: the top bar (with the language switch,
+    and sign-out when signed in) around ``body``, the time zone picker below it."""
     who = file_link = ""
     if user is not None and user.can("service"):  # customer service files complaints
-        file_link = '<a id="new-complaint" href="/feedback/new">New complaint / 登记投诉</a>'
+        file_link = f'<a id="new-complaint" href="/feedback/new">{esc(tr("New complaint"))}</a>'
     if user is not None:
         who = (
-            f'<div class="who"><span>{esc(user.name)} · {esc(user.role)}</span>'
-            '<form method="post" action="/logout"><button type="submit">Sign out</button></form>'
-            "</div>"
+            f"<span>{esc(user.name)} · {esc(name('role', user.role))}</span>"
+            f'<form method="post" action="/logout"><button type="submit">{esc(tr("Sign out"))}'
+            "</button></form>"
         )
     return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<!doctype html><html lang="{i18n.current().lang}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)} · qloop</title><style>{CSS}</style></head><body>"
         '<header class="top"><a class="brand" href="/dashboard">qloop</a>'
-        '<nav><a id="dashboard" href="/dashboard">Dashboard / 看板</a>'
-        f'<a href="/tickets">Tickets</a>{file_link}'
-        '<a id="monthly-report" href="/reports/monthly">Monthly report / 月报</a></nav>'
-        f"{who}</header><main>{body}</main></body></html>"
+        f'<nav><a id="dashboard" href="/dashboard">{esc(tr("Dashboard"))}</a>'
+        f'<a id="tickets-link" href="/tickets">{esc(tr("Tickets"))}</a>{file_link}'
+        f'<a id="monthly-report" href="/reports/monthly">{esc(tr("Monthly report"))}</a>'
+        f'<a id="cases-link" href="/cases">{esc(tr("Past cases"))}</a></nav>'
+        f'<div class="who">{_switch()}{who}</div></header>'
+        f"<main>{body}</main>{_zone_picker()}</body></html>"
     )
 
 

@@ -34,20 +34,13 @@ from cloud.ticketing.errors import (
 from cloud.ticketing.measures import DEPARTMENTS, FISHBONE, MOVES, TERMS
 from cloud.ticketing.service import TicketService
 from cloud.ticketing.tokens import Principal
-from cloud.ticketing.web import auth
+from cloud.ticketing.web import auth, i18n
+from cloud.ticketing.web.feedback_view import names
 from cloud.ticketing.web.forms import posted, problem
-from cloud.ticketing.web.layout import esc, when
+from cloud.ticketing.web.i18n import name, tr
+from cloud.ticketing.web.layout import esc, named, when
 
-BRANCHES = {
-    "man": "人 man",
-    "machine": "机 machine",
-    "material": "料 material",
-    "method": "法 method",
-    "environment": "环 environment",
-    "measurement": "测 measurement",
-}
-RESULTS = {"effective": "有效 effective", "not_effective": "无效 not effective",
-           "needs_work": "需进一步优化 needs further work"}  # fmt: skip
+RESULTS = ("effective", "not_effective", "needs_work")
 
 
 def _pct(value: float | None) -> str:
@@ -65,52 +58,55 @@ def _options(values: Mapping[str, str] | list[str], chosen: str = "") -> str:
 def _measures(t: Mapping[str, Any], can_work: bool) -> str:
     rows = []
     for m in t.get("measures") or []:
-        late = ' <span class="badge overdue">overdue 逾期</span>' if m["overdue"] else ""
+        late = f' <span class="badge overdue">{esc(tr("overdue"))}</span>' if m["overdue"] else ""
         move = ""
         if can_work and MOVES.get(m["status"]):
             move = (
                 f'<form method="post" action="/tickets/{quote(t["id"])}/measures/{m["id"]}" '
                 'class="inline"><select name="status">'
-                f"{_options(sorted(MOVES[m['status']]))}</select>"
-                '<input name="record" placeholder="record 完成记录" maxlength="10000">'
-                '<button type="submit">Move</button></form>'
+                f"{_options(names('measure_status', sorted(MOVES[m['status']])))}</select>"
+                f'<input name="record" placeholder="{esc(tr("completion record"))}"'
+                ' maxlength="10000">'
+                f'<button type="submit">{esc(tr("Move"))}</button></form>'
             )
         rows.append(
-            f'<tr data-measure="{m["id"]}"><td>{esc(m["term"])}</td><td>{esc(m["kind"])}</td>'
+            f'<tr data-measure="{m["id"]}"><td>{named("term", m["term"])}</td>'
+            f"<td>{named('kind', m['kind'])}</td>"
             f"<td>{esc(m['action'])}</td><td>{esc(m['owner'])}</td>"
-            f"<td>{esc(m['department'])}</td><td>{when(m['due_at'])}</td>"
-            f"<td>{esc(m['status'])}{late}</td><td>{esc(m.get('record') or '')}</td>"
-            f"<td>{move}</td></tr>"
+            f"<td>{named('department', m['department'])}</td><td>{when(m['due_at'])}</td>"
+            f"<td>{named('measure_status', m['status'])}{late}</td>"
+            f"<td>{esc(m.get('record') or '')}</td><td>{move}</td></tr>"
         )
     figures = t.get("measure_figures") or {}
     summary = (
-        f'<p class="note" id="measure-figures">completion 完成率 '
-        f"{_pct(figures.get('completion_rate'))} · milestone delay 延期率 "
+        f'<p class="note" id="measure-figures">{esc(tr("completion rate"))} '
+        f"{_pct(figures.get('completion_rate'))} · {esc(tr('milestone delay rate'))} "
         f"{_pct(figures.get('delay_rate'))}</p>"
         if figures
-        else '<p class="note">No measures yet.</p>'
+        else f'<p class="note">{esc(tr("No measures yet."))}</p>'
     )
-    head = (
-        "<tr><th>term</th><th>kind</th><th>what 措施</th><th>owner 责任人</th>"
-        "<th>department</th><th>due 期限</th><th>status</th><th>record</th><th></th></tr>"
-    )
+    heads = (
+        tr("term"), tr("kind"), tr("measure"), tr("owner"), tr("department"), tr("due"),
+        tr("status"), tr("record"), "",
+    )  # fmt: skip
+    head = "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in heads) + "</tr>"
     table = f'<table id="measures"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
     form = ""
     if can_work and t["status"] != "closed":
         kinds = sorted({k for ks in TERMS.values() for k in ks})
         form = (
             f'<form method="post" action="/tickets/{quote(t["id"])}/measures" class="stack">'
-            f'<select name="term">{_options({"short": "short 短期 (units sold)", "long": "long 长期 (cause)"})}</select>'  # noqa: E501
-            f'<select name="kind">{_options(kinds)}</select>'
-            '<input name="action" required maxlength="10000" placeholder="what 措施内容">'
-            '<input name="owner" required maxlength="64" placeholder="owner 责任人">'
-            f'<select name="department">{_options(list(DEPARTMENTS))}</select>'
+            f'<select name="term">{_options(names("term", TERMS))}</select>'
+            f'<select name="kind">{_options(names("kind", kinds))}</select>'
+            f'<input name="action" required maxlength="10000" placeholder="{esc(tr("measure"))}">'
+            f'<input name="owner" required maxlength="64" placeholder="{esc(tr("owner"))}">'
+            f'<select name="department">{_options(names("department", DEPARTMENTS))}</select>'
             '<input name="due_date" type="date" required>'
-            '<button type="submit">Add measure 添加措施</button></form>'
+            f'<button type="submit">{esc(tr("Add measure"))}</button></form>'
         )
     return (
-        '<section class="card" id="capa"><h2>纠正与预防措施 / Measures</h2>'
-        f"{summary}{table}{form}</section>"
+        f'<section class="card" id="capa"><h2>{esc(tr("Corrective and preventive measures"))}'
+        f"</h2>{summary}{table}{form}</section>"
     )
 
 
@@ -118,29 +114,29 @@ def _cause(t: Mapping[str, Any], can_work: bool) -> str:
     c = t.get("cause_analysis") or {}
     whys = "".join(f"<li>{esc(w)}</li>" for w in c.get("five_why", []))
     bones = "".join(
-        f"<div><dt>{esc(BRANCHES.get(b, b))}</dt><dd>{esc('; '.join(v))}</dd></div>"
+        f"<div><dt>{named('branch', b)}</dt><dd>{esc('; '.join(v))}</dd></div>"
         for b, v in (c.get("fishbone") or {}).items()
     )
     shown = (
         f'<ol class="whys">{whys}</ol><dl class="facts">{bones}</dl>'
         f"<p>{esc(c.get('summary') or '')}</p>"
         if c
-        else '<p class="note">No cause analysis yet.</p>'
+        else f'<p class="note">{esc(tr("No cause analysis yet."))}</p>'
     )
     form = ""
     if can_work:
         fields = "".join(
-            f'<input name="fishbone_{b}" placeholder="{esc(label)}" maxlength="2000">'
-            for b, label in BRANCHES.items()
+            f'<input name="fishbone_{b}" placeholder="{esc(name("branch", b))}" maxlength="2000">'
+            for b in FISHBONE
         )
+        why = tr("5-Why: one answer a line, each the cause of the one before")
         form = (
             f'<form method="post" action="/tickets/{quote(t["id"])}/cause" class="stack">'
-            '<textarea name="five_why" rows="5" placeholder="5-Why: one answer a line, each the'
-            ' cause of the one before"></textarea>'
-            f'{fields}<input name="summary" placeholder="summary 结论" maxlength="10000">'
-            '<button type="submit">Record the cause 记录原因</button></form>'
+            f'<textarea name="five_why" rows="5" placeholder="{esc(why)}"></textarea>'
+            f'{fields}<input name="summary" placeholder="{esc(tr("summary"))}" maxlength="10000">'
+            f'<button type="submit">{esc(tr("Record the cause"))}</button></form>'
         )
-    head = '<section class="card" id="cause"><h2>原因分析 / Cause analysis</h2>'
+    head = f'<section class="card" id="cause"><h2>{esc(tr("Cause analysis"))}</h2>'
     return f"{head}{shown}{form}</section>"
 
 
@@ -148,45 +144,47 @@ def _check(t: Mapping[str, Any]) -> str:
     fix = t.get("fix") or {}
     if t["status"] != "verifying" or fix.get("devices"):
         return ""
+    why = tr("No units' data can judge this fix: the quality engineer's check decides.")
     return (
-        '<section class="card" id="check"><h2>验证 / Verification</h2>'
-        "<p>No units' data can judge this fix: the quality engineer's check decides.</p>"
+        f'<section class="card" id="check"><h2>{esc(tr("Verification"))}</h2><p>{esc(why)}</p>'
         f'<form method="post" action="/tickets/{quote(t["id"])}/verification" class="inline">'
-        f'<select name="result">{_options(RESULTS)}</select>'
-        '<input name="note" maxlength="10000" placeholder="note">'
-        '<button type="submit">Record the check 记录验证</button></form></section>'
+        f'<select name="result">{_options(names("result", RESULTS))}</select>'
+        f'<input name="note" maxlength="10000" placeholder="{esc(tr("note"))}">'
+        f'<button type="submit">{esc(tr("Record the check"))}</button></form></section>'
     )
 
 
 def _callback(t: Mapping[str, Any], can_call: bool) -> str:
     done = (t.get("evidence") or {}).get("callbacks") or []
     rows = "".join(
-        f"<li>{esc(c.get('at', ''))[:16]} · {esc(c.get('customer'))}: score {c.get('score')}</li>"
+        f"<li>{when(c.get('at'))} · {esc(c.get('customer'))}: "
+        f"{esc(tr('score {n}', n=c.get('score')))}</li>"
         for c in done
     )
     if not (done or t["status"] == "callback" or t.get("source") == "feedback"):
         return ""
     due = ""
     if t["status"] == "callback":
-        due = f'<p class="note">Callback due 回访期限 {when(t["due_at"])}.</p>'
+        due = f'<p class="note">{tr("Callback due {at}.", at=when(t["due_at"]))}</p>'
     form = ""
     if can_call and t["status"] != "closed":
+        scores = {
+            "5": f"5 {tr('satisfied')}", "4": f"4 {tr('basically satisfied')}", "3": "3",
+            "2": f"2 {tr('dissatisfied')}", "1": "1",
+        }  # fmt: skip
         form = (
             f'<form method="post" action="/tickets/{quote(t["id"])}/followups" class="inline">'
-            '<input name="customer" required maxlength="200" placeholder="customer 客户">'
-            '<select name="score">'
-            '<option value="5">5 满意 satisfied</option>'
-            '<option value="4">4 基本满意 basically satisfied</option>'
-            '<option value="3">3</option><option value="2">2 不满意 dissatisfied</option>'
-            '<option value="1">1</option></select>'
-            '<input name="note" required maxlength="10000" placeholder="what they said 客户原话">'
-            '<button type="submit">Record the callback 记录回访</button></form>'
+            f'<input name="customer" required maxlength="200" placeholder="{esc(tr("customer"))}">'
+            f'<select name="score">{_options(scores)}</select>'
+            '<input name="note" required maxlength="10000"'
+            f' placeholder="{esc(tr("what they said"))}">'
+            f'<button type="submit">{esc(tr("Record the callback"))}</button></form>'
         )
     listed = f'<ul id="callbacks">{rows}</ul>' if rows else ""
+    redispatch = tr("A score of 3 or lower re-dispatches the ticket to its department.")
     return (
-        f'<section class="card" id="callback"><h2>回访 / Callback</h2>{due}{listed}'
-        '<p class="note">A score of 3 or lower re-dispatches the ticket to its department.</p>'
-        f"{form}</section>"
+        f'<section class="card" id="callback"><h2>{esc(tr("Callback"))}</h2>{due}{listed}'
+        f'<p class="note">{esc(redispatch)}</p>{form}</section>'
     )
 
 
@@ -208,10 +206,10 @@ _REFUSALS: tuple[tuple[type[Exception], int], ...] = (
 
 
 def _due(form: Mapping[str, str]) -> datetime:
-    """A measure's due date: the end of that day in China Standard Time (the pages run no
-    script, so the browser's zone is not known; the procedures' deadlines are local days)."""
+    """A measure's due date: the end of that day in the viewer's time zone (the procedures'
+    deadlines are local days)."""
     day = datetime.strptime(form.get("due_date", ""), "%Y-%m-%d")
-    return datetime.fromisoformat(f"{day:%Y-%m-%d}T23:59:59+08:00")
+    return day.replace(hour=23, minute=59, second=59, tzinfo=i18n.current().tz)
 
 
 def loop_router(service: TicketService) -> APIRouter:
@@ -231,7 +229,7 @@ def loop_router(service: TicketService) -> APIRouter:
             await run_in_threadpool(work, form)
         except tuple(e for e, _ in _REFUSALS) as exc:
             code = next(c for e, c in _REFUSALS if isinstance(exc, e))
-            return problem(user, "Not recorded / 未记录", str(exc), code, back)
+            return problem(user, tr("Not recorded"), str(exc), code, back)
         return RedirectResponse(back, status_code=303)
 
     @router.post("/tickets/{ticket_id}/measures")

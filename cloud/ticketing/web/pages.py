@@ -33,9 +33,12 @@ from cloud.ticketing.tokens import Principal
 from cloud.ticketing.web import auth, cases_view, feedback, feedback_view, loop_view, report
 from cloud.ticketing.web.dashboard import dashboard_router
 from cloud.ticketing.web.evidence import EvidenceChart, chart_for_ticket
+from cloud.ticketing.web.i18n import name, tr
+from cloud.ticketing.web.language import LocaleMiddleware, language_router
 from cloud.ticketing.web.layout import (
     esc,
     html,
+    named,
     number,
     page,
     severity_badge,
@@ -57,16 +60,21 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "channel": tuple(c.value for c in Channel),
     "needs_triage": ("true", "false"),
 }
-#: How a choice reads in its select, where it is more than the value.
-CHOICE_LABELS = {
-    "channel": {c: f"{c} {zh}" for c, zh in feedback_view.CHANNEL_LABELS.items()},
-    "needs_triage": {"true": "yes 待人工确认", "false": "no"},
-}
+#: The vocabulary whose names (``i18n.name``) a filter's choices read as.
+CHOICE_KINDS = {"status": "status", "scope": "scope", "source": "source", "channel": "channel",
+                "severity": "severity"}  # fmt: skip
+#: The filters' labels, in the viewer's language.
+FILTER_LABELS = {
+    "status": "status", "scope": "scope", "model": "model", "batch": "batch", "fault": "fault",
+    "severity": "severity", "source": "source", "channel": "channel",
+    "needs_triage": "needs triage",
+}  # fmt: skip
 FILTERS = (
     "status", "scope", "model", "batch", "fault", "severity", "source", "channel", "needs_triage",
 )  # fmt: skip
 TRIAGE_QUEUE = "/tickets?needs_triage=true"
-#: How the batch test's numbers are labelled, in the order an engineer reads them.
+#: How the batch test's numbers are labelled (in English: ``t`` translates), in the order an
+#: engineer reads them.
 STAT_LABELS = {
     "batch_affected": "affected units in the batch",
     "batch_units": "units in the batch",
@@ -91,13 +99,16 @@ class BadFilter(QloopError, ValueError):
 def parse_filters(query: Mapping[str, str]) -> dict[str, str]:
     """The non-empty filters of a list request; raises :class:`BadFilter` naming the choices."""
     out = {}
-    for name in FILTERS:
-        value = (query.get(name) or "").strip()
+    for key in FILTERS:
+        value = (query.get(key) or "").strip()
         if not value:
             continue
-        if name in CHOICES and value not in CHOICES[name]:
-            raise BadFilter(f"unknown {name} {value!r}; one of {', '.join(CHOICES[name])}")
-        out[name] = value
+        if key in CHOICES and value not in CHOICES[key]:
+            raise BadFilter(
+                tr("unknown {name} {value}; one of {choices}", name=key, value=repr(value),
+                  choices=", ".join(CHOICES[key]))
+            )  # fmt: skip
+        out[key] = value
     return out
 
 
@@ -106,7 +117,10 @@ def parse_limit(value: str | None) -> int:
     if not value:
         return PAGE_SIZE
     if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE_SIZE:
-        raise BadFilter(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}, got {value!r}")
+        raise BadFilter(
+            tr("limit must be a whole number from 1 to {n}, got {value}", n=MAX_PAGE_SIZE,
+              value=repr(value))
+        )  # fmt: skip
     return int(value)
 
 
@@ -116,7 +130,7 @@ def _is_overdue(t: Mapping[str, Any]) -> bool:
 
 def _where(t: Mapping[str, Any]) -> str:
     if t["scope"] == "customer":
-        return "customer"
+        return esc(name("scope", "customer"))
     if t["scope"] == "device":
         anchor = "feedback" if t.get("source") == "feedback" else "units"
         unit = f'<a href="/tickets/{esc(t["id"])}#{anchor}">{esc(t["device"])}</a>'
@@ -126,46 +140,61 @@ def _where(t: Mapping[str, Any]) -> str:
 
 def _problem(t: Mapping[str, Any]) -> str:
     """The fault, or the category of a complaint about no fault of the vocabulary."""
-    return esc(t["fault"]) if t["fault"] else f'<span class="note">{esc(t["category"])}</span>'
+    if t["fault"]:
+        return named("fault", t["fault"])
+    return f'<span class="note">{named("category", t["category"])}</span>'
 
 
 def _due(t: Mapping[str, Any]) -> str:
     if _is_overdue(t):
         due = when(t["due_at"])
-        return f'<span class="overdue-due">{due}</span> <span class="badge late">overdue</span>'
+        late = f'<span class="badge late">{esc(tr("overdue"))}</span>'
+        return f'<span class="overdue-due">{due}</span> {late}'
     return when(t["due_at"])
 
 
 # --- the ticket list ----------------------------------------------------------------------------
+def _choice(key: str, value: str) -> str:
+    """How a filter's choice reads in its select."""
+    if key == "needs_triage":
+        return tr("yes, needs triage") if value == "true" else tr("no")
+    kind = CHOICE_KINDS.get(key)
+    return name(kind, value) if kind else value
+
+
 def _filter_form(filters: Mapping[str, str]) -> str:
     fields = []
-    for name in FILTERS:
-        current = filters.get(name, "")
-        if name in CHOICES:
-            labels = CHOICE_LABELS.get(name, {})
+    anything = esc(tr("any"))
+    for key in FILTERS:
+        current = filters.get(key, "")
+        if key in CHOICES:
             options = "".join(
                 f'<option value="{esc(v)}"{" selected" if v == current else ""}>'
-                f"{esc(labels.get(v, v))}</option>"
-                for v in CHOICES[name]
+                f"{esc(_choice(key, v))}</option>"
+                for v in CHOICES[key]
             )
-            control = f'<select name="{name}"><option value="">any</option>{options}</select>'
+            control = f'<select name="{key}"><option value="">{anything}</option>{options}</select>'
         else:
-            listed = ' list="faults"' if name == "fault" else ""
-            control = f'<input name="{name}" value="{esc(current)}" placeholder="any"{listed}>'
-        fields.append(f"<label>{name.replace('_', ' ')}{control}</label>")
-    faults = "".join(f'<option value="{esc(f)}">' for f in FAULTS)
+            listed = ' list="faults"' if key == "fault" else ""
+            control = (
+                f'<input name="{key}" value="{esc(current)}" placeholder="{anything}"{listed}>'
+            )
+        fields.append(f"<label>{esc(tr(FILTER_LABELS[key]))}{control}</label>")
+    faults = "".join(f'<option value="{esc(f)}" label="{esc(name("fault", f))}">' for f in FAULTS)
     return (
         f'<form class="filters card" method="get" action="/tickets">{"".join(fields)}'
         f'<datalist id="faults">{faults}</datalist>'
-        '<button class="primary" type="submit">Filter</button>'
-        '<a class="button" href="/tickets">Clear</a></form>'
+        f'<button class="primary" type="submit">{esc(tr("Filter"))}</button>'
+        f'<a class="button" href="/tickets">{esc(tr("Clear"))}</a></form>'
     )
 
 
 def _ticket_row(t: Mapping[str, Any]) -> str:
     lead, rest = t["department"], [d for d in t["departments"] if d != t["department"]]
-    departments = f"<b>{esc(lead)}</b>" + "".join(f", {esc(d)}" for d in rest)
-    priority = f'<span class="pr-{esc(t["priority"])}">{esc(t["priority"])}</span>'
+    departments = f"<b>{named('department', lead)}</b>" + "".join(
+        f", {named('department', d)}" for d in rest
+    )
+    priority = f'<span class="pr-{esc(t["priority"])}">{named("priority", t["priority"])}</span>'
     return (
         f'<tr class="ticket{" overdue" if _is_overdue(t) else ""}" data-id="{esc(t["id"])}">'
         f'<td><a href="/tickets/{esc(t["id"])}">{esc(t["id"])}</a></td>'
@@ -188,23 +217,30 @@ def ticket_list_page(
     error: str | None = None,
 ) -> str:
     heads = (
-        "id", "source", "fault", "model", "batch / device", "severity", "priority", "departments",
-        "status", "affected / batch", "detected", "due",
+        tr("id"), tr("source"), tr("fault"), tr("model"), tr("batch / device"), tr("severity"),
+        tr("priority"), tr("departments"), tr("status"), tr("affected / batch"), tr("detected"),
+        tr("due"),
     )  # fmt: skip
-    head = "".join(f"<th{' class=num' if h.startswith('affected') else ''}>{h}</th>" for h in heads)
+    head = "".join(
+        f"<th{' class=num' if i == 9 else ''}>{esc(h)}</th>" for i, h in enumerate(heads)
+    )
     rows = "".join(_ticket_row(t) for t in items)
     if not items:
-        rows = f'<tr><td class="empty" colspan="{len(heads)}">No tickets match.</td></tr>'
+        empty = esc(tr("No tickets match."))
+        rows = f'<tr><td class="empty" colspan="{len(heads)}">{empty}</td></tr>'
     pager = []
     if paged:
-        pager.append(f'<a class="button" href="/tickets?{urlencode(filters)}">← First page</a>')
+        first = esc(tr("← First page"))
+        pager.append(f'<a class="button" href="/tickets?{urlencode(filters)}">{first}</a>')
     if next_cursor:
         query = urlencode({**filters, "cursor": next_cursor})
-        pager.append(f'<a class="button" rel="next" href="/tickets?{query}">Next page →</a>')
+        after = esc(tr("Next page →"))
+        pager.append(f'<a class="button" rel="next" href="/tickets?{query}">{after}</a>')
+    intro = tr("Opened from field telemetry and customer feedback, newest first.")
     body = (
-        "<h1>Quality tickets</h1>"
-        '<p class="sub">Opened from field telemetry and customer feedback, newest first. '
-        f'<a class="button" id="triage-queue" href="{TRIAGE_QUEUE}">Triage queue / 待人工确认</a>'
+        f"<h1>{esc(tr('Quality tickets'))}</h1>"
+        f'<p class="sub">{esc(intro)} '
+        f'<a class="button" id="triage-queue" href="{TRIAGE_QUEUE}">{esc(tr("Triage queue"))}</a>'
         "</p>"
         + (f'<div class="error" role="alert">{esc(error)}</div>' if error else "")
         + _filter_form(filters)
@@ -219,32 +255,37 @@ def ticket_list_page(
 def _facts(t: Mapping[str, Any]) -> str:
     """The ticket's fields; an unknown model, batch or fault (a customer's ticket) reads "—"."""
     parent = t.get("parent")
-    affected = f"{t['affected_devices']} of {t['batch_devices']} in the batch"
-    facts = [
-        ("scope", esc(t["scope"])),
-        ("model", esc(t["model"])),
-        ("batch", esc(t["batch"])),
-        ("device", esc(t["device"])),
-        ("fault", esc(t["fault"])),
-        ("category", esc(t["category"])),
-        ("severity", severity_badge(t["severity"])),
-        ("priority", esc(t["priority"])),
-        ("lead department", esc(t["department"])),
-        ("departments", esc(", ".join(t["departments"]))),
-        ("status", status_badge(t["status"])),
-        ("source", feedback_view.source_badge(t)),
-        ("affected units", affected if t["batch"] is not None else "—"),
-        ("received" if feedback_view.from_complaint(t) else "detected", when(t["detected_at"])),
-        ("opened", when(t["opened_at"])),
-        ("due", _due(t)),
-        ("parent", f'<a href="/tickets/{esc(parent)}">{esc(parent)}</a>' if parent else "—"),
-        ("repeats", esc(t.get("repeats", 0))),
-    ]
+    affected = tr("{n} of {m} in the batch", n=t["affected_devices"], m=t["batch_devices"])
+    received = "received" if feedback_view.from_complaint(t) else "detected"
+    facts = [  # (field, its label, the value as HTML)
+        ("scope", tr("scope"), named("scope", t["scope"])),
+        ("model", tr("model"), esc(t["model"])),
+        ("batch", tr("batch"), esc(t["batch"])),
+        ("device", tr("device"), esc(t["device"])),
+        ("fault", tr("fault"), named("fault", t["fault"])),
+        ("category", tr("category"), named("category", t["category"])),
+        ("severity", tr("severity"), severity_badge(t["severity"])),
+        ("priority", tr("priority"), named("priority", t["priority"])),
+        ("lead department", tr("lead department"), named("department", t["department"])),
+        ("departments", tr("departments"), ", ".join(named("department", d)
+                                                    for d in t["departments"])),
+        ("status", tr("status"), status_badge(t["status"])),
+        ("source", tr("source"), feedback_view.source_badge(t)),
+        ("affected units", tr("affected units"), esc(affected) if t["batch"] is not None else "—"),
+        (received, tr(received), when(t["detected_at"])),
+        ("opened", tr("opened"), when(t["opened_at"])),
+        ("due", tr("due"), _due(t)),
+        ("parent", tr("parent"),
+         f'<a href="/tickets/{esc(parent)}">{esc(parent)}</a>' if parent else "—"),
+        ("repeats", tr("repeats"), esc(t.get("repeats", 0))),
+    ]  # fmt: skip
     shown = {"id", "history", "evidence", "department", "affected_devices", "batch_devices"}
     shown |= {"detected_at", "opened_at", "due_at", "overdue", "channel", "classification"}
-    shown |= {k for k, _ in facts}
-    facts += [(k, esc(v)) for k, v in t.items() if k not in shown]  # fields added later
-    items = "".join(f'<div><dt>{k}</dt><dd data-field="{k}">{v}</dd></div>' for k, v in facts)
+    shown |= {k for k, _, _ in facts}
+    facts += [(k, k, esc(v)) for k, v in t.items() if k not in shown]  # fields added later
+    items = "".join(
+        f'<div><dt>{esc(label)}</dt><dd data-field="{k}">{v}</dd></div>' for k, label, v in facts
+    )
     return f'<dl class="facts">{items}</dl>'
 
 
@@ -259,21 +300,24 @@ def _statistics(evidence: Mapping[str, Any]) -> str:
     for k in order:
         v = stats[k]
         text = f"{v:.1%}" if k == "share" and isinstance(v, int | float) else number(v)
+        if isinstance(v, str):  # a named method (policy.TEST_*): its translation if it has one
+            text = esc(tr(v))
         rows.append(
-            f'<div><dt>{esc(STAT_LABELS.get(k, k))}</dt><dd data-stat="{esc(k)}">{text}</dd></div>'
+            f"<div><dt>{esc(tr(STAT_LABELS[k]) if k in STAT_LABELS else k)}</dt>"
+            f'<dd data-stat="{esc(k)}">{text}</dd></div>'
         )
     merged = evidence.get("merged_tickets") or []
     if merged:
         links = ", ".join(f'<a href="/tickets/{esc(m)}">{esc(m)}</a>' for m in merged)
-        rows.append(f"<div><dt>merged tickets</dt><dd>{links}</dd></div>")
+        rows.append(f"<div><dt>{esc(tr('merged tickets'))}</dt><dd>{links}</dd></div>")
     if not rows:
-        return '<p class="note">No batch statistics: a single unit stands out.</p>'
+        return f'<p class="note">{esc(tr("No batch statistics: a single unit stands out."))}</p>'
     return f'<dl class="facts" style="grid-template-columns:1fr">{"".join(rows)}</dl>'
 
 
 def _units(devices: list[Mapping[str, Any]]) -> str:
     if not devices:
-        return '<p class="note">No units are listed.</p>'
+        return f'<p class="note">{esc(tr("No units are listed."))}</p>'
     rows = []
     for d in devices:
         chips = "".join(
@@ -282,28 +326,36 @@ def _units(devices: list[Mapping[str, Any]]) -> str:
         cls, state = ("st-open", "active") if d.get("active") else ("st-closed", "recovered")
         rows.append(
             f'<tr data-device="{esc(d["device"])}"><td>{esc(d["device"])}</td>'
-            f'<td><span class="badge {cls}">{state}</span></td>'
+            f'<td><span class="badge {cls}" data-state="{state}">{esc(name("unit_state", state))}'
+            "</span></td>"
             f"<td>{when_ts(d.get('onset_ts'))}</td><td>{when_ts(d.get('first_ts'))}</td>"
             f"<td>{when_ts(d.get('last_ts'))}</td><td class=num>{number(d.get('score'))}</td>"
             f'<td class="chips">{chips}</td></tr>'
         )
-    head = "<tr><th>unit</th><th>state</th><th>onset (estimate)</th><th>detected</th>"
-    head += "<th>last finding</th><th class=num>score</th><th>evidence</th></tr>"
+    heads = (
+        tr("unit"), tr("state"), tr("onset (estimate)"), tr("detected"), tr("last finding"),
+        tr("score"), tr("evidence"),
+    )  # fmt: skip
+    head = "".join(
+        f"<th{' class=num' if i == 5 else ''}>{esc(h)}</th>" for i, h in enumerate(heads)
+    )
+    head = f"<tr>{head}</tr>"
     return f'<table id="units"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
 
 
 def _history(history: list[Mapping[str, Any]]) -> str:
     if not history:
-        return '<p class="note">No history yet.</p>'
+        return f'<p class="note">{esc(tr("No history yet."))}</p>'
     items = []
     for h in history:
         move = ""
         if h.get("to_status"):
-            source = f"{esc(h['from_status'])} " if h.get("from_status") else ""
-            move = f" · {source}→ {esc(h['to_status'])}"
+            source = f"{named('status', h['from_status'])} " if h.get("from_status") else ""
+            move = f" · {source}→ {named('status', h['to_status'])}"
         note = f"<div>{esc(h['note'])}</div>" if h.get("note") else ""
         items.append(
-            f'<li><b>{esc(h["action"])}</b>{move}<div class="meta">{when(h["at"])} · '
+            f'<li data-action="{esc(h["action"])}"><b>{esc(name("action", h["action"]))}</b>'
+            f'{move}<div class="meta">{when(h["at"])} · '
             f"{esc(h['actor'])}</div>{note}</li>"
         )
     return f'<ol class="timeline">{"".join(items)}</ol>'
@@ -317,16 +369,20 @@ def _chart(chart: EvidenceChart) -> str:
 
 def _subject(t: Mapping[str, Any]) -> str:
     """What the ticket is about and where (the line under its id)."""
-    what = f"{esc(t['fault'])} ({esc(t['category'])})" if t["fault"] else esc(t["category"])
-    via = f" via {esc(t['channel'])}" if t.get("channel") else ""
+    fault, category = named("fault", t["fault"]), named("category", t["category"])
+    what = f"{fault} ({category})" if t["fault"] else category
+    channel = named("channel", t.get("channel")) if t.get("channel") else ""
+    via = tr(" via {channel}", channel=channel) if channel else ""
     if t["scope"] == "customer":
-        return f"{what} from a customer{via}"
+        return tr("{what} from a customer{via}", what=what, via=via)
+    model, batch = esc(t["model"]), esc(t["batch"])
     if t["scope"] == "device":
-        told = f", reported{via}" if t.get("source") == "feedback" else ""
-        unit = f"{esc(t['device'])} ({esc(t['model'])}, batch {esc(t['batch'])})"
-        return f"{what} on unit {unit}{told}"
-    basis = ", standing out by complaints" if t["evidence"].get("basis") == "complaints" else ""
-    return f"{what} in batch {esc(t['batch'])} of {esc(t['model'])}{basis}"
+        told = tr(", reported{via}", via=via) if t.get("source") == "feedback" else ""
+        return tr("{what} on unit {unit} ({model}, batch {batch}){told}", what=what,
+                  unit=esc(t["device"]), model=model, batch=batch, told=told)  # fmt: skip
+    basis = tr(", standing out by complaints") if t["evidence"].get("basis") == "complaints" else ""
+    return tr("{what} in batch {batch} of {model}{basis}", what=what, batch=batch, model=model,
+              basis=basis)  # fmt: skip
 
 
 def ticket_page(
@@ -340,7 +396,8 @@ def ticket_page(
 ) -> str:
     """One ticket; ``notice`` tops it (what became of a form just sent), ``can_correct`` shows
     the form correcting a feedback ticket's classification, ``cases`` its similar past cases."""
-    history = f'<section class="card" id="history"><h2>History</h2>{_history(t["history"])}'
+    history = f'<section class="card" id="history"><h2>{esc(tr("History"))}</h2>'
+    history += _history(t["history"])
     history += "</section>"
     if feedback_view.from_complaint(t):  # one unit or none: no batch statistics, no units table
         rest = history
@@ -348,20 +405,21 @@ def ticket_page(
         devices = t["evidence"].get("devices", [])
         rest = (
             '<div class="grid2">'
-            f'<section class="card" id="statistics"><h2>Batch statistics</h2>'
+            f'<section class="card" id="statistics"><h2>{esc(tr("Batch statistics"))}</h2>'
             f"{_statistics(t['evidence'])}</section>{history}</div>"
-            f'<section class="card"><h2>Affected units ({len(devices)})</h2>'
+            f'<section class="card"><h2>{esc(tr("Affected units ({n})", n=len(devices)))}</h2>'
             f"{_units(devices)}</section>"
         )
     return (
-        '<p class="sub"><a href="/tickets">← All tickets</a></p>'
+        f'<p class="sub"><a href="/tickets">{esc(tr("← All tickets"))}</a></p>'
         f"{notice}"
         f'<h1 id="ticket-id">{esc(t["id"])} {severity_badge(t["severity"])} '
         f"{status_badge(t['status'])}</h1>"
         f'<p class="sub" id="subject">{_subject(t)}</p>'
         f'<section class="card">{_facts(t)}</section>'
         f"{feedback_view.feedback_sections(t, can_correct=can_correct)}"
-        f'<section class="card" id="evidence-chart"><h2>Evidence</h2>{_chart(chart)}</section>'
+        f'<section class="card" id="evidence-chart"><h2>{esc(tr("Evidence"))}</h2>'
+        f"{_chart(chart)}</section>"
         f"{loop}{cases}{rest}"
     )
 
@@ -370,14 +428,15 @@ def ticket_page(
 def login_page(next_url: str, error: str | None = None) -> str:
     alert = f'<div class="error" role="alert">{esc(error)}</div>' if error else ""
     return (
-        '<div class="login card"><h1>Sign in</h1>'
-        '<p class="sub">Use your qloop API token (ask an administrator for one).</p>'
-        f'{alert}<form method="post" action="/login">'
+        f'<div class="login card"><h1>{esc(tr("Sign in"))}</h1>'
+        f'<p class="sub">{esc(tr("Use your qloop API token (ask an administrator for one)."))}'
+        f'</p>{alert}<form method="post" action="/login">'
         f'<input type="hidden" name="next" value="{esc(next_url)}">'
-        '<label for="token">API token</label>'
+        f'<label for="token">{esc(tr("API token"))}</label>'
         '<input id="token" name="token" type="password" autocomplete="current-password"'
         " required autofocus>"
-        '<button class="primary" id="sign-in" type="submit">Sign in</button></form></div>'
+        f'<button class="primary" id="sign-in" type="submit">{esc(tr("Sign in"))}</button>'
+        "</form></div>"
     )
 
 
@@ -396,14 +455,13 @@ def pages_router(
 
     @router.get("/login")
     def login_form(next: str | None = None) -> Response:
-        return html(page("Sign in", login_page(auth.safe_next(next)), user=None))
+        return html(page(tr("Sign in"), login_page(auth.safe_next(next)), user=None))
 
     @router.post("/login")
     async def login(request: Request) -> Response:
         if not auth.same_origin(request):
-            return html(
-                page("Sign in", login_page(auth.HOME, "cross-site sign-in refused"), user=None), 403
-            )
+            refused = login_page(auth.HOME, tr("cross-site sign-in refused"))
+            return html(page(tr("Sign in"), refused, user=None), 403)
         form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=10)
         token = (form.get("token") or [""])[0].strip()
         target = auth.safe_next((form.get("next") or [None])[0])
@@ -411,8 +469,10 @@ def pages_router(
         if token and len(token) <= auth.MAX_TOKEN_CHARS:
             principal = await run_in_threadpool(service.authenticate, token)
         if principal is None:
-            body = login_page(target, "That token is not valid." if token else "Enter a token.")
-            return html(page("Sign in", body, user=None), 401)
+            body = login_page(
+                target, tr("That token is not valid.") if token else tr("Enter a token.")
+            )
+            return html(page(tr("Sign in"), body, user=None), 401)
         response = RedirectResponse(target, status_code=303)
         auth.sign_in(response, request, token)
         return response
@@ -438,22 +498,23 @@ def pages_router(
                 k: v for k, v in request.query_params.items() if k in FILTERS and k not in CHOICES
             }
             body = ticket_list_page([], safe, None, paged=False, error=str(exc))
-            return html(page("Tickets", body, user=user), 422)
+            return html(page(tr("Tickets"), body, user=user), 422)
         items = [TicketPublic.model_validate(t).model_dump(mode="json") for t in result.items]
         if limit != PAGE_SIZE:  # keep a chosen page size on the paging links
             filters = {**filters, "limit": str(limit)}
         body = ticket_list_page(items, filters, result.next, paged=cursor is not None)
-        return html(page("Tickets", body, user=user))
+        return html(page(tr("Tickets"), body, user=user))
 
     @router.get("/tickets/{ticket_id}")
     def ticket(ticket_id: str, request: Request, user: User) -> Response:
         view = service.get_ticket(ticket_id)
         if view is None:
             body = (
-                f'<h1>No ticket {esc(ticket_id)}</h1><p class="sub">It may have been mistyped.'
-                ' <a href="/tickets">Back to all tickets</a>.</p>'
+                f"<h1>{esc(tr('No ticket {id}', id=ticket_id))}</h1>"
+                f'<p class="sub">{esc(tr("It may have been mistyped."))} '
+                f'<a href="/tickets">{esc(tr("Back to all tickets"))}</a></p>'
             )
-            return html(page("Not found", body, user=user), 404)
+            return html(page(tr("Not found"), body, user=user), 404)
         t = TicketDetailPublic.model_validate(view).model_dump(mode="json")
         if feedback_view.from_complaint(t) or t["fault"] is None:
             chart = feedback_view.feedback_chart(t, journal, influx)
@@ -485,4 +546,6 @@ def mount_pages(
     app.include_router(dashboard_router(service))  # the landing page, /dashboard
     app.include_router(cases_view.cases_router(service))  # past cases: search
     app.include_router(loop_view.loop_router(service))  # measures, cause, check, callback
+    app.include_router(language_router())  # the language switch, the time zone picker
     app.add_exception_handler(auth.LoginRequired, auth.login_redirect)
+    app.add_middleware(LocaleMiddleware)  # each request's language and time zone

@@ -1,9 +1,10 @@
 """The monthly quality report as a page (``/reports/monthly``) and a PDF
 (``/reports/monthly.pdf?month=YYYY-MM``), and :func:`render` for the command line.
 
-Both are drawn from one list of :class:`Section` (:func:`sections`): the same bilingual
-headings, tables, notes and SVG charts (``report_charts.py``), so the page and the PDF show the
-same thing; ``report_pdf.py`` writes the PDF (with the CJK font, or without it and saying so).
+Both are drawn from one list of :class:`Section` (:func:`sections`): the same headings, tables,
+notes and SVG charts (``report_charts.py``) in the viewer's language (``i18n.py``), so the page
+and the PDF show the same thing; ``report_pdf.py`` writes the PDF (with the CJK font, or, without
+one, in English and saying so). The command line picks the language with ``--lang``.
 
 The page takes the pages' cookie sign-in; the PDF also takes ``Authorization: Bearer`` (a script
 fetching it to mail it), and a bad token there is a 401, not a redirect to the sign-in form.
@@ -28,39 +29,48 @@ from cloud.ticketing.reports import (
 )
 from cloud.ticketing.service import TicketService
 from cloud.ticketing.tokens import Principal
-from cloud.ticketing.web import auth
-from cloud.ticketing.web.feedback_view import CATEGORY_LABELS
+from cloud.ticketing.web import auth, i18n
+from cloud.ticketing.web import report_pdf as pdf_writer
+from cloud.ticketing.web.i18n import name, tr
 from cloud.ticketing.web.layout import CSS, esc, html, page
 from cloud.ticketing.web.report_charts import bar_chart, line_chart, pareto_chart
 from cloud.ticketing.web.report_pdf import FontFile, write_pdf
 
-TITLE = "月度售后质量报告 / Monthly after-sales quality report"
-CATEGORIES_ZH = {**CATEGORY_LABELS, "sensor": "传感器", "connectivity": "通信"}
-FAULTS_ZH = {
-    "cooling_decline": "制冷下降", "noise_rise": "噪音增大", "vibration_rise": "振动增大",
-    "overcurrent": "过流", "overheat": "过热", "sensor_stuck": "传感器卡滞",
-    "clock_skew": "时钟偏差", "device_offline": "设备离线", "anomaly": "异常",
-}  # fmt: skip
-STATUS_ZH = {
-    "open": "待受理", "acknowledged": "已受理", "in_progress": "处理中", "resolved": "已定因",
-    "verifying": "验证中", "callback": "待回访", "closed": "已关闭", "reopened": "重开",
-}  # fmt: skip
-DEFINITIONS = (
-    "统计口径 / Definitions: a ticket belongs to the month (UTC) its detected_at falls in "
-    "(for feedback: when it was received); device tickets folded into a batch ticket are left "
-    "out (the batch ticket counts their units); the numbers are as the tickets stand now.",
-    "响应时长 / Ack time: hours from opening to the first move to acknowledged, over the "
-    "tickets the department leads; tickets not acknowledged yet are left out (pending).",
-    "处理时长 / Resolve time: hours from opening to the first move to resolved, verifying or "
-    "callback (cause found or fix recorded); a dismissal or a merge is not resolved.",
-    "及时率 / On-time rate: share of the department's tickets never flagged overdue.",
-    "满意度 / Satisfaction: customer callbacks with a score (1-5, 5 best) recorded in the month, "
-    "whichever month their ticket is from; low = 3 or lower (re-dispatched).",
-    "复发率 / Recurrence rate: share of the month's tickets that came back after a verified fix "
-    "(regression) or were re-dispatched after a low callback score.",
-    "措施完成率 / Measure completion: of the measures (not cancelled) on the month's tickets "
-    "that the department owns, the share done.",
-)
+
+def title() -> str:
+    return tr("Monthly after-sales quality report")
+
+
+def definitions() -> tuple[str, ...]:
+    """How each figure is counted (the report's last section)."""
+    return (
+        tr(
+            "Definitions: a ticket belongs to the month (UTC) its detected_at falls in (for "
+            "feedback: when it was received); device tickets folded into a batch ticket are left "
+            "out (the batch ticket counts their units); the numbers are as the tickets stand now."
+        ),
+        tr(
+            "Ack time: hours from opening to the first move to acknowledged, over the tickets the "
+            "department leads; tickets not acknowledged yet are left out (pending)."
+        ),
+        tr(
+            "Resolve time: hours from opening to the first move to resolved, verifying or "
+            "callback (cause found or fix recorded); a dismissal or a merge is not resolved."
+        ),
+        tr("On-time rate: share of the department's tickets never flagged overdue."),
+        tr(
+            "Satisfaction: customer callbacks with a score (1-5, 5 best) recorded in the month, "
+            "whichever month their ticket is from; low = 3 or lower (re-dispatched)."
+        ),
+        tr(
+            "Recurrence rate: share of the month's tickets that came back after a verified fix "
+            "(regression) or were re-dispatched after a low callback score."
+        ),
+        tr(
+            "Measure completion: of the measures (not cancelled) on the month's tickets that the "
+            "department owns, the share done."
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +93,9 @@ class Section:
 
 # --- what the report shows ----------------------------------------------------------------------
 def problem(key: str) -> str:
-    """A problem's key with its Chinese name: ``cooling_decline 制冷下降``."""
-    zh = FAULTS_ZH.get(key) or CATEGORIES_ZH.get(key)
-    return f"{key} {zh}" if zh else key
+    """A problem (a fault, or a category where a ticket has no fault) by its name."""
+    fault = name("fault", key)
+    return fault if fault != key else name("category", key)
 
 
 def _hours(value: float | None) -> str:
@@ -105,31 +115,31 @@ def sections(r: MonthlyReport) -> list[Section]:
     feedback, telemetry = r.by_source["feedback"], r.by_source["telemetry"]
     sat = r.satisfaction
     summary = Table(
-        ("指标 / Figure", "数值 / Value"),
+        (tr("Figure"), tr("Value")),
         (
-            ("工单总数 / Tickets", f"{r.tickets:,}"),
-            ("数据发现 / Detected by telemetry", f"{telemetry:,}"),
-            ("客户反馈 / Reported by people", f"{feedback:,}"),
-            ("复发率 / Recurrence rate", f"{_pct(r.recurrence_rate)} ({r.recurrences})"),
-            ("并入批次工单 / Folded into batch tickets", f"{r.merged:,}"),
-            ("回访数 / Callbacks scored", f"{sat.responses:,}"),
-            ("平均满意度 / Mean score (1-5)", _score(sat.mean_score)),
-            ("低分数 / Low scores (≤3)", f"{sat.low_scores:,}"),
+            (tr("Tickets"), f"{r.tickets:,}"),
+            (tr("Detected by telemetry"), f"{telemetry:,}"),
+            (tr("Reported by people"), f"{feedback:,}"),
+            (tr("Recurrence rate"), f"{_pct(r.recurrence_rate)} ({r.recurrences})"),
+            (tr("Folded into batch tickets"), f"{r.merged:,}"),
+            (tr("Callbacks scored"), f"{sat.responses:,}"),
+            (tr("Mean score (1-5)"), _score(sat.mean_score)),
+            (tr("Low scores (≤3)"), f"{sat.low_scores:,}"),
         ),
         (3, 2),
     )
     out = [
         Section(
             "summary",
-            "概览 / Summary",
+            tr("Summary"),
             charts=(
                 bar_chart(
-                    [("telemetry 数据发现", telemetry), ("people 客户反馈", feedback)],
-                    title="数据发现 vs 客户反馈 / Telemetry-detected vs people-reported",
+                    [(tr("telemetry"), telemetry), (tr("people"), feedback)],
+                    title=tr("Telemetry-detected vs people-reported"),
                 ),
             ),
             tables=(summary,),
-            notes=() if r.tickets else (f"该月无工单 / No tickets were detected in {r.month}.",),
+            notes=() if r.tickets else (tr("No tickets were detected in {month}.", month=r.month),),
         )
     ]
     if r.tickets:
@@ -138,22 +148,22 @@ def sections(r: MonthlyReport) -> list[Section]:
     out.append(
         Section(
             "satisfaction",
-            "客户满意度趋势 / Satisfaction trend",
+            tr("Satisfaction trend"),
             charts=(
                 line_chart(
                     [p.month for p in trend],
-                    [("mean score 平均分", [p.mean_score for p in trend])],
-                    title="平均满意度（近12个月） / Mean score, last 12 months",
+                    [(tr("mean score"), [p.mean_score for p in trend])],
+                    title=tr("Mean score, last 12 months"),
                     y_range=(1.0, 5.0),
                 ),
             ),
             tables=(
                 Table(
-                    ("月份 / Month", *(p.month[2:] for p in trend)),
+                    (tr("Month"), *(p.month[2:] for p in trend)),
                     (
-                        ("回访 / Responses", *(f"{p.responses:,}" for p in trend)),
-                        ("平均分 / Mean", *(_score(p.mean_score) for p in trend)),
-                        ("低分 / Low (≤3)", *(f"{p.low_scores:,}" for p in trend)),
+                        (tr("Responses"), *(f"{p.responses:,}" for p in trend)),
+                        (tr("Mean"), *(_score(p.mean_score) for p in trend)),
+                        (tr("Low (≤3)"), *(f"{p.low_scores:,}" for p in trend)),
                     ),
                     (5, *(2 for _ in trend)),
                 ),
@@ -164,21 +174,21 @@ def sections(r: MonthlyReport) -> list[Section]:
     out.append(
         Section(
             "trend",
-            "工单趋势 / Tickets per month",
+            tr("Tickets per month"),
             charts=(
                 line_chart(
                     months,
                     [
-                        ("all 全部", [float(p.tickets) for p in r.ticket_trend]),
-                        ("telemetry 数据", [float(p.telemetry) for p in r.ticket_trend]),
-                        ("people 反馈", [float(p.feedback) for p in r.ticket_trend]),
+                        (tr("all"), [float(p.tickets) for p in r.ticket_trend]),
+                        (tr("telemetry"), [float(p.telemetry) for p in r.ticket_trend]),
+                        (tr("people"), [float(p.feedback) for p in r.ticket_trend]),
                     ],
-                    title="工单数（近12个月） / Tickets detected, last 12 months",
+                    title=tr("Tickets detected, last 12 months"),
                 ),
             ),
         )
     )
-    out.append(Section("definitions", "口径说明 / Definitions", notes=DEFINITIONS))
+    out.append(Section("definitions", tr("Definitions"), notes=definitions()))
     return out
 
 
@@ -186,7 +196,7 @@ def _ticket_sections(r: MonthlyReport) -> list[Section]:
     categories = sorted(r.by_category.items(), key=lambda kv: (-kv[1], kv[0]))
     faults = [
         Table(
-            ("#", f"{label} / Problem", "工单 / Tickets", "影响台数 / Units"),
+            ("#", label, tr("Tickets"), tr("Units")),
             tuple(
                 (str(i), problem(f.key), f"{f.tickets:,}", f"{f.units:,}")
                 for i, f in enumerate(ranking, 1)
@@ -194,24 +204,24 @@ def _ticket_sections(r: MonthlyReport) -> list[Section]:
             (1, 5, 2, 2),
         )
         for label, ranking in (
-            ("按工单数 by tickets", r.top_faults),
-            ("按影响台数 by units", r.top_faults_by_units),
+            (tr("Problem, by tickets"), r.top_faults),
+            (tr("Problem, by units"), r.top_faults_by_units),
         )
     ]
     departments = Table(
         (
-            "部门 / Department",
-            "工单 / Tickets",
-            "待受理 / Not acked",
-            "响应 h / Ack h",
-            "已处理 / Resolved",
-            "处理 h / Resolve h",
-            "及时率 / On time",
-            "措施完成 / Measures",
+            tr("Department"),
+            tr("Tickets"),
+            tr("Not acked"),
+            tr("Ack h"),
+            tr("Resolved"),
+            tr("Resolve h"),
+            tr("On time"),
+            tr("Measures"),
         ),  # fmt: skip
         tuple(
             (
-                d.department,
+                name("department", d.department),
                 f"{d.tickets:,}",
                 f"{d.tickets - d.acknowledged:,}",
                 _hours(d.mean_ack_h),
@@ -225,18 +235,12 @@ def _ticket_sections(r: MonthlyReport) -> list[Section]:
         (3, 2, 2, 2, 2, 2, 2, 2),
     )
     progress = Table(
-        (
-            "问题 / Problem",
-            "工单 / Tickets",
-            "状态 / Statuses",
-            "已处理 / Resolved",
-            "关闭 / Closed",
-        ),
+        (tr("Problem"), tr("Tickets"), tr("Statuses"), tr("Resolved"), tr("Closed")),
         tuple(
             (
                 problem(p.key),
                 f"{p.tickets:,}",
-                ", ".join(f"{s} {STATUS_ZH.get(s, '')} {n}" for s, n in p.statuses.items()),
+                ", ".join(f"{name('status', s)} {n}" for s, n in p.statuses.items()),
                 f"{p.resolved:,} ({_pct(p.resolved / p.tickets)})",
                 f"{p.closed:,}",
             )
@@ -247,35 +251,35 @@ def _ticket_sections(r: MonthlyReport) -> list[Section]:
     return [
         Section(
             "categories",
-            "问题类型占比 / Problem types",
+            tr("Problem types"),
             charts=(
                 bar_chart(
-                    [(f"{c} {CATEGORIES_ZH.get(c, '')}".strip(), n) for c, n in categories],
-                    title="问题类型占比 / Problem types (tickets, share)",
+                    [(name("category", c), n) for c, n in categories],
+                    title=tr("Problem types (tickets, share)"),
                 ),
             ),
         ),
         Section(
             "faults",
-            "高频故障TOP5 / Top 5 faults",
+            tr("Top 5 faults"),
             charts=(
                 pareto_chart(
-                    [(f.key, f.tickets) for f in r.faults],
-                    title="故障帕累托图 / Pareto of faults (tickets, cumulative share)",
+                    [(problem(f.key), f.tickets) for f in r.faults],
+                    title=tr("Pareto of faults (tickets, cumulative share)"),
                 ),
             ),
             tables=tuple(faults),
-            notes=("A problem is the ticket's fault, or its category where it has no fault.",),
+            notes=(tr("A problem is the ticket's fault, or its category where it has no fault."),),
         ),
         Section(
             "departments",
-            "责任部门处理效率 / Department efficiency",
+            tr("Department efficiency"),
             tables=(departments,),
-            notes=("Over the tickets each department leads; hours from the ticket's opening.",),
+            notes=(tr("Over the tickets each department leads; hours from the ticket's opening."),),
         ),
         Section(
             "progress",
-            f"TOP{TOP_PROBLEMS}问题整改进度 / Top-{TOP_PROBLEMS} problems' corrective progress",
+            tr("Top-{n} problems' corrective progress", n=TOP_PROBLEMS),
             tables=(progress,),
         ),
     ]
@@ -302,7 +306,7 @@ def _table_html(t: Table) -> str:
 
 def report_html(r: MonthlyReport) -> str:
     """The report's body as HTML (the charts inline)."""
-    parts = [f'<h1>{esc(TITLE)}</h1><p class="sub" id="report-month">{esc(r.month)} (UTC)</p>']
+    parts = [f'<h1>{esc(title())}</h1><p class="sub" id="report-month">{esc(r.month)} (UTC)</p>']
     for s in sections(r):
         charts = "".join(f'<div class="chart-wrap">{svg}</div>' for svg in s.charts)
         tables = "".join(_table_html(t) for t in s.tables)
@@ -321,8 +325,8 @@ def _month_form(month: str, error: str | None = None) -> str:
     )
     return (
         f'{alert}<form class="filters card" method="get" action="/reports/monthly">'
-        f'<label>月份 / Month<input type="month" name="month" value="{esc(month)}"></label>'
-        '<button class="primary" type="submit">Show</button>'
+        f'<label>{esc(tr("Month"))}<input type="month" name="month" value="{esc(month)}"></label>'
+        f'<button class="primary" type="submit">{esc(tr("Show"))}</button>'
         f"{pdf if month and not error else ''}</form>"
     )
 
@@ -330,29 +334,36 @@ def _month_form(month: str, error: str | None = None) -> str:
 def standalone_html(r: MonthlyReport) -> str:
     """The report as a whole HTML document of its own (no navigation), e.g. to mail."""
     return (
-        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
-        f"<title>{esc(TITLE)} {esc(r.month)}</title><style>{CSS}</style></head>"
+        f'<!doctype html><html lang="{i18n.current().lang}"><head><meta charset="utf-8">'
+        f"<title>{esc(title())} {esc(r.month)}</title><style>{CSS}</style></head>"
         f"<body><main>{report_html(r)}</main></body></html>"
     )
 
 
 def report_pdf(r: MonthlyReport, font: FontFile | None = None) -> bytes:
-    """The report as an A4 PDF (``report_pdf.py``)."""
-    return write_pdf(TITLE, f"{r.month} (UTC)", sections(r), font)
+    """The report as an A4 PDF (``report_pdf.py``) in the viewer's language; in English when
+    there is no CJK font to write Chinese with (the PDF then says so)."""
+    font = font or pdf_writer.find_cjk_font()
+    if font is None and i18n.current().zh:
+        with i18n.use(i18n.Locale("en", i18n.current().tz, i18n.current().here)):
+            return report_pdf(r, None)
+    return write_pdf(title(), f"{r.month} (UTC)", sections(r), font)
 
 
 # --- for the command line -----------------------------------------------------------------------
 Format = Literal["json", "html", "pdf"]
 
 
-def render(report: MonthlyReport, fmt: Format) -> bytes:
-    """``report`` as JSON (the API's answer), a standalone HTML document or a PDF."""
+def render(report: MonthlyReport, fmt: Format, lang: str = "zh-CN") -> bytes:
+    """``report`` as JSON (the API's answer), a standalone HTML document or a PDF, the last two
+    in ``lang`` (zh-CN or en)."""
     if fmt == "json":
         return json.dumps(report.as_dict(), ensure_ascii=False, indent=2).encode()
-    if fmt == "html":
-        return standalone_html(report).encode()
-    if fmt == "pdf":
-        return report_pdf(report)
+    with i18n.use(i18n.for_lang(lang)):
+        if fmt == "html":
+            return standalone_html(report).encode()
+        if fmt == "pdf":
+            return report_pdf(report)
     raise ValueError(f"unknown report format {fmt!r}; one of json, html, pdf")
 
 
@@ -399,15 +410,16 @@ def report_router(service: TicketService) -> APIRouter:
             if not month:  # the latest month with tickets
                 latest = latest_month(s)
                 if latest is None:
-                    body = _month_form("") + '<p class="note">No tickets yet.</p>'
-                    return html(page("Monthly report", body, user=user))
+                    body = _month_form("") + f'<p class="note">{esc(tr("No tickets yet."))}</p>'
+                    return html(page(tr("Monthly report"), body, user=user))
                 month = str(latest)
             try:
                 report = monthly_report(s, month)
             except InvalidMonth as exc:
-                return html(page("Monthly report", _month_form(month, str(exc)), user=user), 422)
+                body = _month_form(month, str(exc))
+                return html(page(tr("Monthly report"), body, user=user), 422)
         body = _month_form(report.month) + report_html(report)
-        return html(page(f"Monthly report {report.month}", body, user=user))
+        return html(page(f"{tr('Monthly report')} {report.month}", body, user=user))
 
     @router.get("/reports/monthly.pdf")
     def monthly_pdf(_user: Caller, month: str | None = None) -> Response:

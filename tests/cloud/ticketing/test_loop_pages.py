@@ -42,12 +42,14 @@ def test_an_engineer_works_the_loop_on_the_page(app, engineer, cs, tid) -> None:
     cause = {"five_why": "划伤\n运输摩擦\n无护角", "fishbone_method": "包装规范", "summary": "包装"}
     assert post(engineer, f"{url}/cause", cause) == 303
     page = engineer.get(url).text
-    assert "<li>无护角</li>" in page and "法 method" in page and "completion 完成率 100%" in page
+    assert "<li>无护角</li>" in page and ">method<" in page and "completion rate 100%" in page
+    zh = engineer.get(url, headers={"Accept-Language": "zh-CN"}).text
+    assert ">法<" in zh and "完成率 100%" in zh and "纠正与预防措施" in zh and ">已完成<" in zh
     app.state.service.record_fix(tid, description="x", effective_from=1.76e9, actor="e")
     assert 'id="check"' in engineer.get(url).text
     assert post(engineer, f"{url}/verification", {"result": "effective"}) == 303
     page = cs.get(url).text
-    assert "Callback due 回访期限" in page and 'action="/tickets/' + tid + '/followups"' in page
+    assert "Callback due" in page and 'action="/tickets/' + tid + '/followups"' in page
     assert post(cs, f"{url}/measures", measure) == 403  # customer service records callbacks only
     assert post(cs, f"{url}/followups", {"customer": "d", "score": "2", "note": "还有划痕"}) == 303
     assert app.state.service.get_ticket(tid).status == "reopened"

@@ -334,20 +334,24 @@ def pdf_text(content: bytes) -> str:
 @sqlite_only
 def test_the_pdf_for_a_bearer_token_has_the_chinese_labels(client, may) -> None:
     assert report_pdf.find_cjk_font() is not None, "no CJK font: apt-get install fonts-noto-cjk"
-    r = client.get("/reports/monthly.pdf", params={"month": "2024-05"})
+    r = client.get("/reports/monthly.pdf", params={"month": "2024-05", "lang": "zh-CN"})
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/pdf" and r.content.startswith(b"%PDF")
     text = pdf_text(r.content)
-    for label in (*LABELS, "Problemtypes", "cooling_decline制冷下降", "2024-05"):
+    for label in (*LABELS, "月度售后质量报告", "制冷下降", "研发部", "2024-05"):
         assert label in text, label
+    assert "Problemtypes" not in text  # one language, the one asked for
     tickets = client.get("/api/v1/reports/monthly", params={"month": "2024-05"}).json()["tickets"]
-    assert f"工单总数/Tickets{tickets}" in text
+    assert f"工单{tickets}" in text
+    english = pdf_text(client.get("/reports/monthly.pdf", params={"month": "2024-05"}).content)
+    assert "Problemtypes" in english and "Top5faults" in english and f"Tickets{tickets}" in english
+    assert "问题类型占比" not in english
 
 
 @sqlite_only
 def test_without_a_cjk_font_the_pdf_says_so_in_english(client, monkeypatch) -> None:
     monkeypatch.setattr(report_pdf, "find_cjk_font", lambda: None)
-    r = client.get("/reports/monthly.pdf", params={"month": "2021-01"})
+    r = client.get("/reports/monthly.pdf", params={"month": "2021-01", "lang": "zh-CN"})
     assert r.status_code == 200
     text = pdf_text(r.content)
     assert "Monthlyafter-salesqualityreport" in text
@@ -363,7 +367,12 @@ def test_the_page_and_its_pdf_with_the_cookie_sign_in(app, may) -> None:
         page = browser.get("/reports/monthly")  # the latest month with tickets
         assert page.status_code == 200 and 'id="report-month">2024-06' in page.text
         page = browser.get("/reports/monthly", params={"month": "2024-05"})
-        assert page.status_code == 200
+        assert page.status_code == 200 and "Problem types" in page.text
+        switched = browser.get(
+            "/lang", params={"to": "zh-CN", "next": "/reports/monthly?month=2024-05"}
+        )
+        assert switched.url.path == "/reports/monthly"  # back where the switch was pressed
+        page = browser.get("/reports/monthly", params={"month": "2024-05"})  # remembered
         for label in LABELS:
             assert label in page.text, label
         assert page.text.count("<svg") == 5 and 'id="monthly-report"' in page.text
@@ -373,7 +382,7 @@ def test_the_page_and_its_pdf_with_the_cookie_sign_in(app, may) -> None:
         assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
         bad = browser.get("/reports/monthly", params={"month": "2024-13"})
         assert bad.status_code == 422 and "month must be YYYY-MM" in bad.text
-        empty = browser.get("/reports/monthly", params={"month": "2021-01"})
+        empty = browser.get("/reports/monthly", params={"month": "2021-01", "lang": "en"})
         assert empty.status_code == 200 and "No tickets were detected in 2021-01" in empty.text
 
 
