@@ -249,3 +249,32 @@ def test_the_simulator_publishes_with_its_credentials(secure_broker, tmp_path):
 
     wait_for(lambda: len(units_heard()) == 6, what="telemetry from each of the six units")
     worker.close()
+
+
+def test_an_absent_worker_finds_its_backlog_whole(secure_broker):
+    """Mosquitto's default queue (1000 messages) would drop most of this backlog."""
+    backlog = 5000
+    login = secure_broker.login("qloop-worker")
+    received: list[InboundMessage] = []
+    away = MqttLink("qloop-cloud-test", login, clean_session=False, subscriptions=["qloop/v1/#"])
+    away.start()
+    assert away.wait_connected(30) and away.wait_subscribed(30)
+    away.close()  # the session and its queue stay on the broker
+    device = _connected("qloop-edge-ac-a", secure_broker.device("ac-a"))
+    acked = threading.Semaphore(0)
+    for seq in range(backlog):
+        msg = _telemetry("ac-a", seq)
+        device.publish(
+            protocol.topic("ac-a", "telemetry"), protocol.encode(msg), on_ack=acked.release
+        )
+    for _ in range(backlog):
+        assert acked.acquire(timeout=60), "the broker did not acknowledge the backlog"
+    device.close()
+    back = MqttLink("qloop-cloud-test", login, clean_session=False, on_message=received.append)
+    back.start()
+    try:
+        wait_for(lambda: len(received) >= backlog, 120, "the whole backlog")
+    finally:
+        back.close()
+    seqs = sorted(protocol.decode(m.topic, m.payload).seq for m in received)
+    assert seqs == list(range(backlog))
