@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from contract import protocol
 from contract.clock import Clock, SystemClock
 from contract.mqtt import BrokerAddress, BrokerError, MqttLink
 from contract.protocol import Message, Status
@@ -225,12 +226,32 @@ class FleetRunner:
             self._drain()
             self._progress(steps, steps, sc.start_ts + steps * sc.sample_period_s)
         finally:
+            self._say_offline()
             for lk in self.links:
-                if lk.link.connected:
-                    for core in lk.cores:
-                        lk.publisher.publish_now(Status(core.identity.device, False))
                 lk.link.close()
         return self.readings
+
+    def _say_offline(self, timeout: float = 10.0) -> None:
+        """A clean stop: each unit's retained ``offline``, acknowledged by the broker before the
+        connections close (closing at once can lose some of them)."""
+        acked = threading.Semaphore(0)
+        sent = 0
+        for lk in self.links:
+            if lk.link.connected:
+                for core in lk.cores:
+                    status = Status(core.identity.device, False)
+                    lk.link.publish(
+                        protocol.topic(status.device, "status"),
+                        protocol.encode(status),
+                        retain=True,
+                        on_ack=acked.release,
+                    )
+                    sent += 1
+        deadline = self.clock.monotonic() + timeout
+        for _ in range(sent):
+            if not acked.acquire(timeout=max(0.0, deadline - self.clock.monotonic())):
+                log.warning("the broker did not acknowledge every unit's offline status")
+                return
 
     def _drain(self, timeout: float = 60.0) -> None:
         deadline = self.clock.monotonic() + timeout

@@ -44,9 +44,12 @@ class Subscriber:
         with self._lock:
             self.messages.append(m)
 
-    def topics(self) -> list[str]:
+    def received(self) -> list[InboundMessage]:
         with self._lock:
-            return [m.topic for m in self.messages]
+            return list(self.messages)
+
+    def topics(self) -> list[str]:
+        return [m.topic for m in self.received()]
 
     def close(self) -> None:
         self.link.close()
@@ -247,7 +250,12 @@ def test_the_simulator_publishes_with_its_credentials(secure_broker, tmp_path):
     def units_heard() -> set[str]:
         return {protocol.parse_topic(t).device for t in worker.topics() if t.endswith("/telemetry")}
 
+    def units_offline() -> set[str]:
+        offline = [m.topic for m in worker.received() if m.payload == b"offline"]
+        return {protocol.parse_topic(t).device for t in offline}
+
     wait_for(lambda: len(units_heard()) == 6, what="telemetry from each of the six units")
+    wait_for(lambda: len(units_offline()) == 6, what="each unit's offline at the clean stop")
     worker.close()
 
 
