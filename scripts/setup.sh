@@ -12,6 +12,7 @@ want_test=0
 
 pkgs=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || pkgs+=(mosquitto)
+command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)  # deploy/mosquitto/make-certs.sh
 # the Chinese labels of the monthly report's PDF (found at run time with fc-match)
 [ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || pkgs+=(fonts-noto-cjk fontconfig)
 if [ "$want_test" = 1 ]; then
