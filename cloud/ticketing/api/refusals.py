@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from fastapi import HTTPException, status
 
+from cloud.ticketing.api.schemas import ErrorPublic, InvalidPublic
 from cloud.ticketing.errors import (
     IllegalTransition,
     InvalidFeedback,
@@ -21,6 +23,12 @@ from cloud.ticketing.errors import (
     TicketConflict,
     TicketNotFound,
 )
+
+
+def documented(description: str, *, invalid: bool = False) -> dict[str, Any]:
+    """An answer as the OpenAPI document lists it: ``{"detail": "…"}``, or with ``invalid`` the
+    422 shape (``{"detail": [{"loc", "msg", "type"}, …]}``)."""
+    return {"model": InvalidPublic if invalid else ErrorPublic, "description": description}
 
 
 def unprocessable(field: str, message: str, where: str = "body") -> HTTPException:

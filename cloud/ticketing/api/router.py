@@ -11,24 +11,29 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from cloud.ticketing.api.limits import MAX_BODY_BYTES, BodyLimit, too_large
 from cloud.ticketing.api.routes import board, feedback, health, measures, reports, tickets, tokens
 from cloud.ticketing.api.routes.cases import router as cases_router
+from cloud.ticketing.api.schemas import ErrorPublic
 
 API_PREFIX = "/api/v1"
 ECHO_CHARS = 200  # the most of a refused input an error answer repeats
 
 
 def _echo(value: Any) -> Any:
-    """A refused input as the answer may repeat it: JSON-safe (NaN and infinities as text) and
-    short (a 10 MB comment comes back as its first characters and its size)."""
+    """A refused input as the answer may repeat it: JSON-safe (NaN and infinities, lone
+    surrogates as text) and short (a 10 MB comment or a 400-digit number comes back as its first
+    characters and its size)."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    if isinstance(value, bool | int | float) or value is None:
+    if isinstance(value, bool | float) or value is None:
+        return value
+    if isinstance(value, int) and abs(value) < 10**ECHO_CHARS:
         return value
     text = value if isinstance(value, str) else repr(value)
-    if len(text) <= ECHO_CHARS:
-        return value if isinstance(value, str) else text
-    return f"{text[:ECHO_CHARS]}… ({len(text):,} characters)"
+    if len(text) > ECHO_CHARS:
+        text = f"{text[:ECHO_CHARS]}… ({len(text):,} characters)"
+    return text.encode("utf-8", "backslashreplace").decode()  # a lone surrogate as \ud800
 
 
 async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -49,7 +54,13 @@ async def _invalid_request(request: Request, exc: RequestValidationError) -> JSO
 def mount_api(app: FastAPI) -> None:
     """Serve the API from ``app`` (call once in ``create_app``); the routes find the service in
     ``app.state.service``."""
-    api = APIRouter(prefix=API_PREFIX)
+    api = APIRouter(
+        prefix=API_PREFIX,
+        responses={
+            400: {"model": ErrorPublic, "description": "a body that cannot be read as JSON"},
+            413: {"model": ErrorPublic, "description": too_large(MAX_BODY_BYTES)},
+        },
+    )
     api.include_router(tickets.router)
     api.include_router(feedback.router)
     api.include_router(measures.router)
@@ -60,3 +71,4 @@ def mount_api(app: FastAPI) -> None:
     app.include_router(api)
     app.include_router(health.router)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_middleware(BodyLimit)  # every request's body, the pages' too

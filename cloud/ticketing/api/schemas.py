@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -31,6 +32,39 @@ def _iso_z(value: datetime) -> str:
 
 
 UTCTime = Annotated[datetime, PlainSerializer(_iso_z, return_type=str)]
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")  # no database stores them (PostgreSQL: no NUL)
+
+
+def _not_text(data: Any) -> str | None:
+    """Where in ``data`` (parsed JSON) a string holds NUL or a lone surrogate, or None. Walks
+    without recursion, so a body as deep as the JSON parser allows cannot overflow the stack."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            if _NOT_TEXT.search(value):
+                return where or "body"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and _NOT_TEXT.search(key):
+                    return f"{where}.{key!r}".lstrip(".")
+                stack.append((f"{where}.{key}".lstrip("."), item))
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+    return None
+
+
+class Body(BaseModel):
+    """What a client sends: its strings are text, without NUL or lone surrogates (neither can be
+    stored, and a surrogate cannot even be encoded), else a 422 naming where."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_is_text(cls, data: Any) -> Any:
+        where = _not_text(data)
+        if where is not None:
+            raise ValueError(f"{where[:100]}: NUL or a lone surrogate is not text")
+        return data
 
 
 class Scope(StrEnum):
@@ -216,7 +250,7 @@ class TicketDetailPublic(TicketPublic):
     measure_figures: FiguresPublic | None = None
 
 
-class MeasureCreate(BaseModel):
+class MeasureCreate(Body):
     term: MeasureTerm
     kind: str = Field(
         min_length=1,
@@ -237,14 +271,14 @@ class MeasureCreate(BaseModel):
         return value
 
 
-class MeasureUpdate(BaseModel):
+class MeasureUpdate(Body):
     status: MeasureStatus
     record: str | None = Field(
         None, max_length=10_000, description="what was done; needed for done and cancelled"
     )
 
 
-class CauseCreate(BaseModel):
+class CauseCreate(Body):
     """The cause analysis: a 5-Why chain and the fishbone's branches."""
 
     five_why: list[Annotated[str, Field(max_length=2_000)]] = Field(
@@ -262,16 +296,16 @@ class TicketsPublic(BaseModel):
     next: str | None = Field(description="cursor of the next page; null on the last page")
 
 
-class TransitionCreate(BaseModel):
+class TransitionCreate(Body):
     to: Status
     note: str | None = Field(None, max_length=10_000)
 
 
-class CommentCreate(BaseModel):
+class CommentCreate(Body):
     text: str = Field(min_length=1, max_length=10_000)
 
 
-class FixCreate(BaseModel):
+class FixCreate(Body):
     description: str = Field(min_length=1, max_length=10_000, description="what was done")
     devices: list[str] | None = Field(
         None, min_length=1, max_length=100_000, description="fixed units; default every affected"
@@ -293,7 +327,7 @@ class Satisfaction(StrEnum):
     DISSATISFIED = "dissatisfied"  # 不满意: 2
 
 
-class FollowupCreate(BaseModel):
+class FollowupCreate(Body):
     """A customer follow-up (callback); a score of 3 or lower re-dispatches the ticket."""
 
     note: str = Field(min_length=1, max_length=10_000, description="what the customer said")
@@ -328,7 +362,7 @@ class CheckResult(StrEnum):
     NEEDS_WORK = "needs_work"  # 需进一步优化
 
 
-class CheckCreate(BaseModel):
+class CheckCreate(Body):
     """The quality engineer's verdict on a fix that has no units' data to judge it."""
 
     result: CheckResult
@@ -339,10 +373,26 @@ class ErrorPublic(BaseModel):
     detail: str
 
 
+class InvalidFieldPublic(BaseModel):
+    """One refused field, as FastAPI's validation errors name it."""
+
+    loc: list[str | int] = Field(description='where: ["body", "effective_from"], ["query", …]')
+    msg: str
+    type: str
+    input: Any = Field(None, description="what was sent: at most a short prefix of it")
+    ctx: dict[str, Any] | None = None
+
+
+class InvalidPublic(BaseModel):
+    """A 422: the fields refused and why."""
+
+    detail: list[InvalidFieldPublic]
+
+
 MAX_TTL_S = 10 * 366 * 86_400  # ten years: a longer-lived token is better without an expiry
 
 
-class TokenCreate(BaseModel):
+class TokenCreate(Body):
     name: str = Field(min_length=1, max_length=64, description="unique: 409 if taken")
     role: Role = Role.VIEWER
     expires_at: AwareDatetime | None = Field(
@@ -393,7 +443,7 @@ class CustomerIn(BaseModel):
     contact: str | None = Field(None, max_length=200, description="phone or e-mail")
 
 
-class FeedbackCreate(BaseModel):
+class FeedbackCreate(Body):
     """One piece of feedback as a person gave it (CONTRACTS.md §4.1); only channel and text are
     required."""
 
@@ -445,7 +495,7 @@ class FeedbackCreate(BaseModel):
 _LATEST_TS = 4_102_444_800.0  # 2100-01-01
 
 
-class ClassificationCorrect(BaseModel):
+class ClassificationCorrect(Body):
     """A person's classification of a feedback ticket, replacing the automatic one."""
 
     category: Category

@@ -27,7 +27,9 @@ QueryText = Annotated[
 
 
 @router.get(
-    "/cases", response_model=CasesPublic, responses={422: _error("an empty query, or a bad limit")}
+    "/cases",
+    response_model=CasesPublic,
+    responses={422: _error("an empty query, or a bad limit", invalid=True)},
 )
 def search_cases(
     service: ServiceDep,

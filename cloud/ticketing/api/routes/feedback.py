@@ -65,7 +65,7 @@ def file_feedback(
         **NOT_FOUND,
         **_ROLE,
         409: _error("the unit already has an open ticket for that fault"),
-        422: _error("a fault outside the category, or a ticket not from feedback"),
+        422: _error("a fault outside the category, or a ticket not from feedback", invalid=True),
     },
 )
 def correct_classification(

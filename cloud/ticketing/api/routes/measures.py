@@ -23,7 +23,11 @@ from cloud.ticketing.api.schemas import (
 )
 
 router = APIRouter(tags=["measures"], responses={401: _error("missing or invalid bearer token")})
-REFUSED = {422: _error("a field that is wrong, or a move the measure's status does not allow")}
+REFUSED = {
+    422: _error(
+        "a field that is wrong, or a move the measure's status does not allow", invalid=True
+    )
+}
 
 
 @router.post(

@@ -19,7 +19,7 @@ router = APIRouter(
 @router.get(
     "/monthly",
     response_model=MonthlyReportPublic,
-    responses={422: _error("a month that is not YYYY-MM")},
+    responses={422: _error("a month that is not YYYY-MM", invalid=True)},
 )
 def monthly(
     session: SessionDep,

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
 from cloud.ticketing.api.deps import CurrentUser, CustomerService, Engineer, ServiceDep
 from cloud.ticketing.api.refusals import answering, unprocessable
+from cloud.ticketing.api.refusals import documented as _error
 from cloud.ticketing.api.schemas import (
     Channel,
     CheckCreate,
     CommentCreate,
-    ErrorPublic,
     FixCreate,
     FollowupCreate,
     Scope,
@@ -25,11 +25,6 @@ from cloud.ticketing.api.schemas import (
 )
 from cloud.ticketing.errors import InvalidCursor
 from cloud.ticketing.lifecycle import Status
-
-
-def _error(description: str) -> dict[str, Any]:
-    return {"model": ErrorPublic, "description": description}
-
 
 router = APIRouter(
     prefix="/tickets",
@@ -134,7 +129,7 @@ def comment_ticket(
     responses={
         **CHANGES,
         409: _error("the ticket is not in_progress or resolved"),
-        422: _error("units outside the ticket, or a bad effective_from"),
+        422: _error("units outside the ticket, or a bad effective_from", invalid=True),
     },
 )
 def record_fix(

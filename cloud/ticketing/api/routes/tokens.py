@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response, status
 
 from cloud.ticketing.api.deps import Admin, ServiceDep
+from cloud.ticketing.api.refusals import documented as _error
 from cloud.ticketing.api.refusals import unprocessable
 from cloud.ticketing.api.schemas import (
-    ErrorPublic,
     TokenCreate,
     TokenInfoPublic,
     TokenPublic,
     TokensPublic,
 )
 from cloud.ticketing.tokens import InvalidExpiry, TokenNameTaken, TokenNotFound
-
-
-def _error(description: str) -> dict[str, Any]:
-    return {"model": ErrorPublic, "description": description}
-
 
 router = APIRouter(
     prefix="/tokens",
