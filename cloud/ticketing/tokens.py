@@ -25,6 +25,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -122,31 +123,38 @@ def _name_holder(s: Session, name: str) -> ApiToken | None:
     return s.scalars(select(ApiToken).where(ApiToken.name == name)).one_or_none()
 
 
-def _save(ctx: Context, row: ApiToken, *, replacing: bool = False) -> None:
-    """Insert ``row`` or update the row of its digest; with ``replacing``, every other bootstrap
-    token, and an administrator token holding its name, go (with their sessions)."""
-    try:
-        with ctx.sessions.begin() as s:
-            holder = _name_holder(s, row.name)
-            if replacing:
-                gone = ApiToken.bootstrap.is_(True)
-                if holder is not None and holder.role == "admin":
-                    gone = or_(gone, ApiToken.name == row.name)  # one bootstrapped before 0006
-                stale = select(ApiToken.token_sha256).where(
-                    gone, ApiToken.token_sha256 != row.token_sha256
-                )
-                _drop(s, list(s.scalars(stale)))
-                holder = _name_holder(s, row.name)
-            if holder is not None and holder.token_sha256 != row.token_sha256:
-                raise TokenNameTaken(row.name)
-            existing = s.get(ApiToken, row.token_sha256)
-            if existing is None:
-                s.add(row)
-            else:  # the same token again: it keeps its creation time
-                existing.name, existing.role = row.name, row.role
-                existing.expires_at, existing.bootstrap = row.expires_at, row.bootstrap
-    except IntegrityError as exc:  # another process took the name meanwhile
-        raise TokenNameTaken(row.name) from exc
+def _save(ctx: Context, fields: dict[str, Any], *, replacing: bool = False) -> None:
+    """Insert the token of ``fields`` or update the row of its digest; with ``replacing``, every
+    other bootstrap token, and an administrator token holding its name, go (with their
+    sessions). Two processes saving the same token at once (API processes starting together)
+    both succeed: the one that loses the insert tries again and finds the row."""
+    for attempt in (1, 2):
+        try:
+            with ctx.sessions.begin() as s:
+                _save_in(s, ApiToken(**fields), replacing)
+            return
+        except IntegrityError as exc:  # another process saved the token or took the name
+            if attempt == 2:
+                raise TokenNameTaken(fields["name"]) from exc
+
+
+def _save_in(s: Session, row: ApiToken, replacing: bool) -> None:
+    holder = _name_holder(s, row.name)
+    if replacing:
+        gone = ApiToken.bootstrap.is_(True)
+        if holder is not None and holder.role == "admin":
+            gone = or_(gone, ApiToken.name == row.name)  # one bootstrapped before 0006
+        stale = select(ApiToken.token_sha256).where(gone, ApiToken.token_sha256 != row.token_sha256)
+        _drop(s, list(s.scalars(stale)))
+        holder = _name_holder(s, row.name)
+    if holder is not None and holder.token_sha256 != row.token_sha256:
+        raise TokenNameTaken(row.name)
+    existing = s.get(ApiToken, row.token_sha256)
+    if existing is None:
+        s.add(row)
+    else:  # the same token again: it keeps its creation time
+        existing.name, existing.role = row.name, row.role
+        existing.expires_at, existing.bootstrap = row.expires_at, row.bootstrap
 
 
 def _drop(s: Session, digests: list[str]) -> None:
@@ -161,11 +169,11 @@ def ensure_token(
     """Make ``token`` valid with ``name`` and ``role`` (idempotent); :class:`TokenNameTaken` if
     another token has the name."""
     _check_role(role)
-    row = ApiToken(
-        token_sha256=hash_token(token), name=name, role=role, created_at=ctx.now(),
-        expires_at=expires_at, bootstrap=False,
-    )  # fmt: skip
-    _save(ctx, row)
+    fields = {
+        "token_sha256": hash_token(token), "name": name, "role": role,
+        "created_at": ctx.now(), "expires_at": expires_at, "bootstrap": False,
+    }  # fmt: skip
+    _save(ctx, fields)
 
 
 def bootstrap_token(ctx: Context, token: str, *, name: str) -> None:
@@ -173,11 +181,11 @@ def bootstrap_token(ctx: Context, token: str, *, name: str) -> None:
     (and any earlier administrator token of the same name): changing ``QLOOP_API_TOKEN`` and
     restarting leaves only the new token valid. :class:`TokenNameTaken` if a token of another
     role has the name."""
-    row = ApiToken(
-        token_sha256=hash_token(token), name=name, role="admin", created_at=ctx.now(),
-        expires_at=None, bootstrap=True,
-    )  # fmt: skip
-    _save(ctx, row, replacing=True)
+    fields = {
+        "token_sha256": hash_token(token), "name": name, "role": "admin",
+        "created_at": ctx.now(), "expires_at": None, "bootstrap": True,
+    }  # fmt: skip
+    _save(ctx, fields, replacing=True)
 
 
 def create_token(

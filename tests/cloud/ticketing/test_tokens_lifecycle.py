@@ -14,11 +14,12 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from cloud.ticketing.app import create_app
 from cloud.ticketing.db import make_engine, migrate
+from cloud.ticketing.service import TicketService
 from cloud.ticketing.tokens import SESSION_TTL, hash_token
 from cloud.ticketing.web import auth
 from qloop.settings import Settings
 from tests import ticketing_support as support
-from tests.ticketing_support import Clock
+from tests.ticketing_support import Clock, run_together
 
 db_url = support.db_url  # fixture: SQLite and PostgreSQL
 clock = support.clock
@@ -130,6 +131,17 @@ def test_a_new_bootstrap_token_replaces_the_previous_one(db_url, clock) -> None:
         assert second.get("/api/v1/tickets", headers=_bearer(ann)).status_code == 200
     with TestClient(_app(db_url, clock, "second-secret")) as again:  # a restart: the same token
         assert again.get("/api/v1/tickets", headers=_bearer("second-secret")).status_code == 200
+
+
+def test_api_processes_starting_together_bootstrap_one_token(db_url, clock) -> None:
+    engine = make_engine(db_url)
+    services = [TicketService(engine, clock) for _ in range(3)]
+    errors = run_together(
+        lambda svc: svc.bootstrap_token(ADMIN, name="admin"), [(s,) for s in services]
+    )
+    assert errors == []
+    assert [(t.name, t.bootstrap) for t in services[0].list_tokens()] == [("admin", True)]
+    engine.dispose()
 
 
 def _new_as(client: TestClient, admin: str, name: str) -> str:
