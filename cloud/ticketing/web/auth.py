@@ -10,7 +10,7 @@ stays bearer-only, so a cross-site request can never act through it.
 
 The cookie is ``Secure`` when the page was requested over HTTPS as the application sees it:
 directly, or through a reverse proxy that sends ``X-Forwarded-Proto: https`` *from an address the
-server trusts* (uvicorn's ``--forwarded-allow-ips`` / ``FORWARDED_ALLOW_IPS``, 127.0.0.1 unless
+server trusts* (uvicorn's ``--forwarded-allow-ips`` / ``FORWARDED_ALLOW_IPS``, the local host unless
 set; uvicorn then rewrites the request's scheme). The header from any other client is ignored,
 so a client cannot choose the flag.
 """
