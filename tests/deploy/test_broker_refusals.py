@@ -7,8 +7,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
+
+from tests.deploy.conftest import edge_config
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -49,3 +53,22 @@ def test_the_simulator_stops_at_refused_credentials(secure_broker):
     del env["QLOOP_BROKER_PASSWORD"]  # anonymous as far as the broker can tell
     env["QLOOP_BROKER_USERNAME"] = "nobody"
     _the_fix(_qloop("simulate", "smoke", env=env), "simulate")
+
+
+def test_an_edge_agent_keeps_trying_and_keeps_its_readings(secure_broker, caplog):
+    from edge_agent.config import build_agent
+    from simulators.source import EDGE_SOURCES
+
+    login = secure_broker.login("ac-a", "guessed-s3cret")
+    config = edge_config("ac-a", login)
+    agent = build_agent(config, EDGE_SOURCES)
+    runner = threading.Thread(target=agent.run)
+    runner.start()
+    try:
+        assert agent.link.wait_refused(30) is not None
+        wait_for(lambda: len(agent.buffer) > 0, what="readings kept while refused")
+        assert runner.is_alive()
+    finally:
+        agent.stop()
+        runner.join(30)
+    assert any("refused the connection (Not authorized)" in r.message for r in caplog.records)

@@ -25,6 +25,7 @@ from contract.mqtt import BrokerAddress, BrokerRefused, InboundMessage, MqttLink
 from contract.protocol import Birth, Event, Status, Telemetry
 from edge_agent.config import build_agent
 from simulators.source import EDGE_SOURCES
+from tests.deploy.conftest import edge_config
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.broker
@@ -174,23 +175,7 @@ def test_only_workers_read_the_fleet(secure_broker):
 def test_an_edge_agent_connects_with_its_certificate(secure_broker, tmp_path):
     device = secure_broker.device("ac-a")
     worker = Subscriber("qloop-worker-test", secure_broker.login("qloop-worker"), ["qloop/v1/#"])
-    config = {
-        "device": {
-            "id": "ac-a",
-            "model": "KFR-35GW",
-            "batch": "B1",
-            "serial": "SN-A",
-            "firmware": "2.3.0",
-        },
-        "broker": {
-            "address": f"127.0.0.1:{device.port}",
-            "tls_ca": device.tls_ca,
-            "tls_cert": device.tls_cert,
-            "tls_key": device.tls_key,
-        },
-        "sampling": {"period_s": 0.01, "block_rows": 5, "block_max_age_s": 0.1},
-        "source": {"kind": "simulated", "seed": 0},
-    }
+    config = edge_config("ac-a", device)
     agent = build_agent(config, EDGE_SOURCES)
     runner = threading.Thread(target=agent.run)
     runner.start()
