@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from qloop import cli
+from qloop.broker import free_port
 from qloop.settings import SettingsError, load
 
 
@@ -93,3 +94,12 @@ def test_a_bad_environment_value_in_one_line():
     line = _one_line(r)
     assert line.startswith("qloop cloud run: --broker-tls-insecure (QLOOP_BROKER_TLS_INSECURE)")
     assert "from the environment" in line
+
+
+@pytest.mark.slow
+def test_the_simulator_gives_up_on_an_unreachable_broker_in_one_line():
+    r = _qloop("simulate", "smoke", "--broker", f"127.0.0.1:{free_port()}")  # nothing listens
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("qloop simulate: no connection to the MQTT broker at 127.0.0.1:")
+    assert "cannot reach the broker" in r.stderr and "Connection refused" in r.stderr  # warned
