@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         "monthly", help="the month's quality report (CONTRACTS.md 4.3) as JSON, HTML or PDF"
     )
     _add(rm, "db", "month", "output")
-    _add(rm, "report_format", report_format="--format")
+    _add(rm, "report_format", "report_lang", report_format="--format", report_lang="--lang")
     rm.set_defaults(func=_cmd_report_monthly, section="report", label="report monthly")
 
     sim = sub.add_parser("simulate", help="run a simulated fleet against a broker")

@@ -2,8 +2,9 @@
 
 Reads the ticket database directly (read-only: a missing SQLite file or an older schema is
 refused in one line, as ``qloop audit`` does), builds the report of CONTRACTS.md §4.3 and writes
-it as JSON, HTML (one self-contained page) or PDF — the same sections as the API's page and PDF
-— to ``--output`` or standard output. Without ``--month``: the latest month with tickets.
+it as JSON, HTML (one self-contained page) or PDF — the same sections as the API's page and PDF,
+in Chinese unless ``--lang en`` — to ``--output`` or standard output. Without ``--month``: the
+latest month with tickets.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def run_report(s: Settings, out: BinaryIO | None = None) -> int:
                 raise SettingsError(f"--month: {e}") from None
     finally:
         engine.dispose()
-    data = render(report, s.report_format)
+    data = render(report, s.report_format, s.report_lang)
     if s.output:
         path = Path(s.output)
         partial = path.with_name(path.name + ".partial")

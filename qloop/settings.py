@@ -267,6 +267,9 @@ class Settings(BaseModel):
     report_format: Literal["json", "html", "pdf"] = Field(
         "json", description="the report as JSON, one HTML page, or PDF"
     )
+    report_lang: Literal["zh-CN", "en"] = Field(
+        "zh-CN", description="the language of an HTML or PDF report: zh-CN or en"
+    )
     latest: int = Field(10, ge=0, description="show this many of the latest dead letters")
     output: str | None = Field(None, description="output file (default: stdout)")
     config: str | None = Field(None, description="the edge agent's TOML config file")

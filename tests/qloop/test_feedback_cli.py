@@ -161,5 +161,11 @@ def test_the_monthly_report_for_scripts(tmp_path, capsys) -> None:
     code, _ = run(capsys, "report", "monthly", "--db", db, "--month", "2026-11",
                   "--format", "pdf", "--output", str(pdf))  # fmt: skip
     assert code == 0 and pdf.read_bytes().startswith(b"%PDF")
+    page = tmp_path / "r.html"
+    for lang, heading in (("zh-CN", "问题类型占比"), ("en", "Problem types")):
+        code, _ = run(capsys, "report", "monthly", "--db", db, "--format", "html", "--lang", lang,
+                      "--output", str(page))  # fmt: skip
+        html = page.read_text(encoding="utf-8")
+        assert code == 0 and f'<html lang="{lang}">' in html and heading in html, lang
     code, message = run(capsys, "report", "monthly", "--db", db, "--month", "2026-13")
     assert code != 0 and "--month" in message and "\n" not in message
