@@ -279,8 +279,15 @@ def _facts(t: Mapping[str, Any]) -> str:
          f'<a href="/tickets/{esc(parent)}">{esc(parent)}</a>' if parent else "—"),
         ("repeats", tr("repeats"), esc(t.get("repeats", 0))),
     ]  # fmt: skip
+    for key, label in (("stage", tr("SLA stage")), ("overdue_stage", tr("overdue stage"))):
+        if t.get(key):
+            facts.append((key, label, named("stage", t[key])))
+    if fix := t.get("fix"):  # the latest fix; its units are judged in the history
+        outcome = named("outcome", fix["outcome"])
+        facts.append(("fix", tr("fix"), f"{esc(fix['description'])} ({outcome})"))
     shown = {"id", "history", "evidence", "department", "affected_devices", "batch_devices"}
     shown |= {"detected_at", "opened_at", "due_at", "overdue", "channel", "classification"}
+    shown |= {"stage", "overdue_stage", "fix", "cause_analysis", "measures", "measure_figures"}
     shown |= {k for k, _, _ in facts}
     facts += [(k, k, esc(v)) for k, v in t.items() if k not in shown]  # fields added later
     items = "".join(

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from html import escape
 
 from cloud.ticketing.web.chart import GRID, PALETTE, nice_ticks
+from cloud.ticketing.web.i18n import tr
 
 FONT = "Noto Sans CJK SC, system-ui, sans-serif"
 INK, MUTED, FRAME = "#1f2328", "#57606a", "#d0d7de"
@@ -83,7 +84,7 @@ def bar_chart(
         note = fmt.format(value) + (f" ({value / total:.1%})" if share and total else "")
         out.append(_text(left + w + 6, y + 15, note))
     if not items:
-        out.append(_text(left, top + 15, "no data"))
+        out.append(_text(left, top + 15, tr("no data")))
     out.append("</svg>")
     return "".join(out)
 
@@ -163,7 +164,7 @@ def pareto_chart(
     ranked = sorted(items, key=lambda it: -it[1])
     if len(ranked) > PARETO_BARS:
         rest = sum(n for _, n in ranked[PARETO_BARS - 1 :])
-        ranked = [*ranked[: PARETO_BARS - 1], ("other 其他", rest)]
+        ranked = [*ranked[: PARETO_BARS - 1], (tr("other"), rest)]
     left, right, top, bottom = 48, 48, 34, 56
     pw, ph = width - left - right, height - top - bottom
     total = sum(n for _, n in ranked)
@@ -204,13 +205,13 @@ def pareto_chart(
             ' stroke-width="2"/>'
         )
     if not ranked:
-        out.append(_text(left + pw / 2, top + ph / 2, "no data", "middle"))
+        out.append(_text(left + pw / 2, top + ph / 2, tr("no data"), "middle"))
     legend_y = height - 12
     out.append(f'<rect x="{left}" y="{legend_y - 8}" width="12" height="8" fill="{PALETTE[0]}"/>')
-    out.append(_text(left + 16, legend_y, "tickets 工单数", size=11))
+    out.append(_text(left + 16, legend_y, tr("tickets"), size=11))
     out.append(
         f'<rect x="{left + 130}" y="{legend_y - 6}" width="12" height="4" fill="{PALETTE[1]}"/>'
     )
-    out.append(_text(left + 146, legend_y, "cumulative share 累计占比", size=11))
+    out.append(_text(left + 146, legend_y, tr("cumulative share"), size=11))
     out.append("</svg>")
     return "".join(out)

@@ -75,6 +75,10 @@ NAMES: dict[str, dict[str, str]] = {
         "recurrence": "同类问题重复率",
     },
     "lang": {"zh-CN": "中文", "en": "English"},
+    "stage": {
+        "acknowledge": "受理", "containment": "围堵", "cause": "原因分析", "fix": "整改",
+        "verification": "验证", "callback": "回访",
+    },
     "outcome": {"pending": "待验证", "verified": "已验证", "failed": "无效", "withdrawn": "已撤回"},
 }  # fmt: skip
 
@@ -427,6 +431,12 @@ MESSAGES: dict[str, str] = {
     "{n} open": "{n} 个未关闭",
     "telemetry confirms: {quantity} {moved} from {baseline} to {current} {unit} since {since}": "数据证实：{quantity}自 {since} 起从 {baseline} {moved}至 {current} {unit}",
     "fell": "降",
+    "other": "其他",
+    "tickets": "工单数",
+    "cumulative share": "累计占比",
+    "no data": "无数据",
+    "SLA stage": "当前阶段",
+    "overdue stage": "超期阶段",
     "rose": "升",
     "telemetry confirms: {what} reported since {since}": "数据证实：自 {since} 起报告{what}",
     "telemetry showed {what} from {onset}; back at baseline since {since}": "数据曾显示{what}（自 {onset} 起），{since} 起已恢复到基线",

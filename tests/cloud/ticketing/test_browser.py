@@ -199,6 +199,15 @@ def chromium_tab(chromium: str, profile: Path) -> Iterator[DevTools]:
         proc.wait(30)
 
 
+def page_lang(tab: DevTools) -> str:
+    """The loaded page's language (``<html lang>``), "" while it navigates."""
+    try:
+        loaded = tab.eval("[document.readyState, document.documentElement.lang]")
+    except RuntimeError:  # the old document went away mid-call
+        return ""
+    return loaded[1] if loaded[0] == "complete" else ""
+
+
 def sign_in(tab: DevTools, token: str) -> None:
     """On the sign-in form: type the token, press the button."""
     wait_for(lambda: tab.at("/login"), what="the sign-in form")
@@ -394,7 +403,8 @@ def test_signing_in_lands_on_the_dashboard_in_chromium(
         assert tab.eval(f"document.querySelector({json.dumps(late)}).dataset.missed") == "true"
         labels = tab.eval("document.querySelector('#figures thead').innerText")
         assert all(
-            zh in labels for zh in ("反馈收集率", "整改完成率", "客户满意度", "同类问题重复率")
+            en in labels
+            for en in ("feedback collection rate", "measure completion rate", "recurrence rate")
         )
         screenshot(tab, tmp_path / "dashboard.png")
 
@@ -410,3 +420,57 @@ def test_signing_in_lands_on_the_dashboard_in_chromium(
             and len(set(models)) == 1
             and "B-LEAK" in tab.eval("document.getElementById('batches').innerText")
         )
+
+
+@pytest.mark.browser
+def test_the_quality_team_reads_the_loop_in_chinese_and_english_in_chromium(
+    chromium: str, api_server: str, tmp_path
+) -> None:
+    """Sign in, land on the dashboard, open a ticket, open the month's report, switch language."""
+    with chromium_tab(chromium, tmp_path / "profile") as tab:
+        tab.call("Page.navigate", url=f"{api_server}/")
+        sign_in(tab, ADMIN)
+        wait_for(lambda: tab.at("/dashboard"), what="the dashboard after signing in")
+        assert page_lang(tab) == "en"  # Chromium asks for en-US
+
+        tab.click("#triage-list tr.ticket a")  # the top of the triage list: the leaking batch
+        wait_for(lambda: tab.location().startswith("/tickets/"), what="the ticket page")
+        tid = tab.location().split("/")[2]
+        assert "B-LEAK" in tab.eval("document.getElementById('subject').innerText")
+        assert tab.eval("document.querySelector('#history h2').innerText") == "History"
+
+        tab.click("#monthly-report")
+        wait_for(lambda: tab.at("/reports/monthly"), what="the monthly report")
+        month = tab.eval("document.getElementById('report-month').innerText").split()[0]
+        assert tab.eval("document.querySelector('#categories h2').innerText") == "Problem types"
+        assert tab.eval("document.querySelectorAll('main svg').length") >= 4  # the charts
+        screenshot(tab, tmp_path / "report.png")
+
+        tab.click("#lang-zh-CN")  # the switch comes back to the same report, in Chinese
+        wait_for(lambda: page_lang(tab) == "zh-CN", what="the report in Chinese")
+        assert tab.location() == f"/reports/monthly?month={month}" or tab.at("/reports/monthly")
+        headings = tab.eval("[...document.querySelectorAll('main h2')].map(h => h.innerText)")
+        for zh in ("问题类型占比", "高频故障TOP5", "责任部门处理效率", "客户满意度趋势"):
+            assert zh in headings, (zh, headings)
+        screenshot(tab, tmp_path / "report_zh.png")
+
+        tab.call("Page.navigate", url=f"{api_server}/dashboard")  # remembered from now on
+        wait_for(lambda: tab.at("/dashboard"), what="the dashboard in Chinese")
+        assert tab.eval("document.querySelector('main h1').innerText") == "看板"
+        labels = tab.eval("document.querySelector('#figures thead').innerText")
+        assert all(
+            zh in labels for zh in ("反馈收集率", "整改完成率", "客户满意度", "同类问题重复率")
+        )
+        screenshot(tab, tmp_path / "dashboard_zh.png")
+
+        tab.call("Page.navigate", url=f"{api_server}/tickets/{tid}")
+        wait_for(lambda: tab.at(f"/tickets/{tid}"), what="the ticket in Chinese")
+        assert tab.eval("document.querySelector('#history h2').innerText") == "处理记录"
+        assert tab.eval("document.querySelector('[data-field=fault]').innerText") == "制冷下降"
+        times = tab.eval("[...document.querySelectorAll('main time')].map(t => t.innerText)")
+        assert times and all(t.endswith(" CST") for t in times)  # China Standard Time
+        screenshot(tab, tmp_path / "ticket_zh.png", height=1120)
+
+        tab.click("#lang-en")  # and back
+        wait_for(lambda: page_lang(tab) == "en", what="English again")
+        assert tab.eval("document.querySelector('#history h2').innerText") == "History"
