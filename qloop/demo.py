@@ -26,7 +26,7 @@ from pathlib import Path
 from cloud.store.journal import Journal, JournalError
 from qloop.broker import free_port, start_broker, wait_port
 from qloop.demo_complaints import file_complaints
-from qloop.demo_loop import Api, print_report, work_complaint
+from qloop.demo_loop import Api, print_board, print_report, work_complaint
 
 
 def _spawn(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
@@ -184,9 +184,12 @@ def run_demo(
         dealer = answers.get("dealer")
         if dealer is not None and dealer.status == 201:
             work_complaint(api, dealer.body["id"])
-        print_report(api, time.strftime("%Y-%m", time.gmtime()))
-        print(f"\nPages: {base}/tickets   (sign in with the token)")
-        print(f"Report: {base}/reports/monthly   PDF: {base}/reports/monthly.pdf")
+        month = time.strftime("%Y-%m", time.gmtime())
+        print_report(api, month)
+        print_board(api)
+        print(f"\nPages: {base}/dashboard   (sign in with the token; 中文: {base}/lang?to=zh-CN)")
+        pdf = f"{base}/reports/monthly.pdf?month={month}&lang=zh-CN"
+        print(f"Report: {base}/reports/monthly   PDF: {pdf}")
         print(f"API:   {base}/api/v1/tickets   (OpenAPI: {base}/docs)")
         print(f"Token: {token}")
         print(f"Try:   curl -H 'Authorization: Bearer {token}' {base}/api/v1/tickets\n", flush=True)

@@ -107,5 +107,30 @@ def print_report(api: Api, month: str) -> None:
     )
 
 
+def print_board(api: Api) -> None:
+    """The dashboard (``GET /api/v1/board``) in a few lines: what is open, the triage list's
+    top, this month's figures against their targets."""
+    b = api.call("GET", "/board")
+    print(
+        f"\nqloop demo: the dashboard: {b['open_tickets']} open ticket(s), {b['overdue']} overdue"
+    )
+    for t in b["triage"][:3]:
+        problem = t["fault"] or t["category"]
+        print(f"    triage: {t['id']} {t['severity']:<3} {t['department']:<10} {problem}")
+    for row in b["figures"][:1]:  # all departments together
+        figures = ", ".join(
+            f"{f} {_value(v['value'])} ({v['op']} {v['target']}{', missed' if v['missed'] else ''})"
+            for f, v in row.items()
+            if isinstance(v, dict)
+        )
+        print(f"    {b['month']}: {figures}")
+    if b["alerts"]:
+        print(f"    {len(b['alerts'])} figure(s) below target two weeks running: alerted")
+
+
+def _value(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.0%}"

@@ -342,3 +342,6 @@ def test_demo_command_ends_with_a_batch_ticket(tmp_path):
     assert "→ callback" in loop and "dissatisfied (2) → reopened" in loop
     assert "callback: 5 → closed" in loop and "measures done 100%" in loop
     assert "satisfaction: 2 callbacks, mean 3.5, 1 low" in out.stdout
+    board = out.stdout.split("the dashboard:")[1]
+    assert "open ticket(s)" in board and "triage: PF" in board and "collection" in board
+    assert "/lang?to=zh-CN" in out.stdout and "monthly.pdf?month=" in out.stdout
