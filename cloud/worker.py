@@ -216,7 +216,8 @@ class Worker:
         self.journal.commit()
 
     def process_batch(self, timeout: float) -> int:
-        """Take up to ``batch_size`` messages, ingest them, commit, then acknowledge them."""
+        """Take up to ``batch_size`` messages (those queued, waiting at most ``batch_wait_s`` for
+        more), ingest them, judge them all at once, commit, then acknowledge them."""
         try:
             first = self._queue.get(timeout=timeout)
         except queue.Empty:
@@ -230,12 +231,16 @@ class Worker:
                 break
         for msg in batch:
             try:
-                self.ingestor.handle(msg)
+                self.ingestor.receive(msg)
             except Exception:  # a bug on one message must not stop the fleet's ingest
                 log.exception("failed to ingest a message on %s", msg.topic)
                 self.journal.dead_letter(
                     msg.topic, msg.payload, "internal error while ingesting", self.clock()
                 )
+        try:
+            self.ingestor.judge()  # the detectors, once over the whole batch
+        except Exception:  # the readings are stored; a detector bug must not stop the ingest
+            log.exception("failed to judge a batch of %d messages", len(batch))
         self.ingestor.check_offline()
         if self.tickets is not None and self.ingestor.processed:
             # keep every unit's event time current for ticketing, not only those with findings:

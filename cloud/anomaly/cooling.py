@@ -12,6 +12,8 @@ at least ``min_drop`` of the baseline ΔT (default 8 %).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from cloud.anomaly.base import Block
@@ -35,6 +37,10 @@ class CoolingDecline(BaselineShift):
     direction = -1
     n_features = 4
 
+    needs = ("compressor_on", "return_c", "supply_c", "ambient_c", "fan_speed")
+
+    _carry = ("_on_since", "_was_on")
+
     __slots__ = ("settle_s", "min_drop", "_on_since", "_was_on")
     _config = BaselineShift._config | {"settle_s", "min_drop"}
 
@@ -48,10 +54,7 @@ class CoolingDecline(BaselineShift):
         self._was_on = False
 
     def _rows(self, block: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        cols = [
-            block.get(n)
-            for n in ("compressor_on", "return_c", "supply_c", "ambient_c", "fan_speed")
-        ]
+        cols = [block.get(n) for n in self.needs]
         if any(c is None for c in cols):
             return _NAN, _NAN.reshape(0, 4), _NAN
         comp, ret, sup, amb, fan = cols
@@ -71,3 +74,28 @@ class CoolingDecline(BaselineShift):
         ok &= np.isfinite(ret) & np.isfinite(sup) & np.isfinite(amb) & np.isfinite(fan)
         x = np.column_stack([np.ones(ok.sum()), amb[ok] - 30.0, fan[ok] - 2.0, ret[ok] - 25.0])
         return ts[ok], x, ret[ok] - sup[ok]
+
+    def _rows_many(
+        self,
+        ts: np.ndarray,
+        cols: Mapping[str, np.ndarray],
+        lengths: np.ndarray,
+        carry: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_rows` of many blocks at once: (blocks × rows) arrays padded with NaN at the
+        end of each row; ``carry`` holds each block's unit's (``_on_since``, ``_was_on``)
+        before it, and the same after it is returned."""
+        comp, ret, sup, amb, fan = (cols[n] for n in self.needs)
+        was_on, on_since = carry[:, 1] != 0.0, carry[:, 0]
+        on = comp > 0.5
+        prev = np.concatenate((was_on[:, None], on[:, :-1]), axis=1)
+        starts = np.where(on & ~prev, ts, -np.inf)
+        starts[:, 0] = np.where(was_on & on[:, 0], on_since, starts[:, 0])
+        since = np.maximum.accumulate(starts, axis=1)
+        last = lengths - 1
+        at = np.arange(len(ts))
+        carry = np.column_stack([since[at, last], on[at, last]]).astype(float)
+        ok = on & (ts - since >= self.settle_s)
+        ok &= np.isfinite(ret) & np.isfinite(sup) & np.isfinite(amb) & np.isfinite(fan)
+        x = np.stack([np.ones_like(ret), amb - 30.0, fan - 2.0, ret - 25.0], axis=-1)
+        return ok, x, ret - sup, carry

@@ -8,6 +8,8 @@ any number of fan steps) plus a compressor term.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from cloud.anomaly.base import Block
@@ -25,6 +27,10 @@ class LevelRise(BaselineShift):
 
     __slots__ = ()
 
+    @property
+    def needs(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (self.field, "fan_speed")
+
     def _rows(self, block: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         y, fan, comp = block.get(self.field), block.get("fan_speed"), block.get("compressor_on")
         if y is None or fan is None:
@@ -34,6 +40,20 @@ class LevelRise(BaselineShift):
         f = fan[ok]
         x = np.column_stack([np.ones(ok.sum()), f, f * f, comp[ok]])
         return block.ts[ok], x, y[ok]
+
+    def _rows_many(
+        self,
+        ts: np.ndarray,
+        cols: Mapping[str, np.ndarray],
+        lengths: np.ndarray,
+        carry: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_rows` of many blocks at once, as (blocks × rows) arrays padded with NaN."""
+        y, fan, comp = cols[self.field], cols["fan_speed"], cols.get("compressor_on")
+        comp = np.zeros_like(y) if comp is None else np.where(np.isnan(comp), 0.0, comp)
+        ok = np.isfinite(y) & np.isfinite(fan)
+        x = np.stack([np.ones_like(y), fan, fan * fan, comp], axis=-1)
+        return ok, x, y, carry
 
 
 class NoiseRise(LevelRise):

@@ -37,6 +37,7 @@ their condition features and the monitored quantity.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -51,6 +52,10 @@ class BaselineShift(Compact):
     fault = ""
     direction = -1
     n_features = 1
+    # the columns a block must have to be judged (:meth:`_rows_many`), and the unit's state
+    # that :meth:`_rows` carries from one block to the next (floats or bools)
+    needs: tuple[str, ...] = ()
+    _carry: tuple[str, ...] = ()
 
     __slots__ = (
         "learn_s",
@@ -137,6 +142,19 @@ class BaselineShift(Compact):
         return self._active
 
     def _rows(self, block: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _rows_many(
+        self,
+        ts: np.ndarray,
+        cols: Mapping[str, np.ndarray],
+        lengths: np.ndarray,
+        carry: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_rows` of many units' blocks at once (``cloud/anomaly/columns.py``): blocks ×
+        rows arrays, each block's rows padded with NaN after its ``lengths``; ``carry`` holds
+        each unit's :attr:`_carry` values before its block. Returns the valid rows' mask, the
+        features (blocks × rows × ``n_features``), the monitored quantity and the carry after."""
         raise NotImplementedError
 
     def update(self, block: Block) -> list[Finding]:

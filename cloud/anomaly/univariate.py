@@ -22,12 +22,16 @@ looks.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import numpy as np
 
 from cloud.anomaly.base import Block, Finding
 from cloud.anomaly.compact import Compact
 from cloud.anomaly.generic import DEFAULT_THRESHOLD, StreamingAnomalyDetector
+
+_NOTHING: Mapping = MappingProxyType({})
 
 
 class UnivariateAnomaly(Compact):
@@ -80,9 +84,20 @@ class UnivariateAnomaly(Compact):
         self._reset()
 
     def _reset(self) -> None:
-        self._detectors: dict[str, StreamingAnomalyDetector] = {}
-        self._bins: dict[str, list[float]] = {}  # field -> [bin start, sum, count]
-        self._mean: dict[str, float] = {}  # slow running mean: the evidence's baseline
+        # one shared read-only empty mapping for all three until a field is watched: a unit
+        # whose fields the domain detectors all cover (every air conditioner) keeps no dicts
+        self._detectors: dict[str, StreamingAnomalyDetector] = _NOTHING  # type: ignore[assignment]
+        self._bins: dict[str, list[float]] = _NOTHING  # type: ignore[assignment]
+        self._mean: dict[str, float] = _NOTHING  # type: ignore[assignment]
+
+    def __getstate__(self) -> tuple:
+        tag, values, extra = super().__getstate__()
+        return tag, tuple({} if v is _NOTHING else v for v in values), extra
+
+    def __setstate__(self, state: object) -> None:
+        super().__setstate__(state)
+        if not self._detectors:
+            self._reset()
 
     def watched(self) -> tuple[str, ...]:
         return tuple(self._detectors)
@@ -90,6 +105,8 @@ class UnivariateAnomaly(Compact):
     def _detector(self, name: str) -> StreamingAnomalyDetector | None:
         det = self._detectors.get(name)
         if det is None and name not in self.exclude and len(self._detectors) < self.max_fields:
+            if self._detectors is _NOTHING:
+                self._detectors, self._bins, self._mean = {}, {}, {}
             det = self._detectors[name] = StreamingAnomalyDetector(
                 window=self.window, warmup=self.warmup, threshold=self.threshold
             )
@@ -98,13 +115,14 @@ class UnivariateAnomaly(Compact):
 
     def update(self, block: Block) -> list[Finding]:
         out: list[Finding] = []
+        dets = [(n, v, self._detector(n)) for n, v in block.columns.items()]
+        watched = [(n, v, d) for n, v, d in dets if d is not None]
+        if not watched:  # an air conditioner's own fields: nothing to do
+            return out
         ok_ts = np.isfinite(block.ts)
         starts = np.floor(block.ts / self.aggregate_s) * self.aggregate_s
         order = np.argsort(starts, kind="stable")  # event time, whatever the block's order
-        for name, values in block.columns.items():
-            det = self._detector(name)
-            if det is None:
-                continue
+        for name, values, det in watched:
             acc = self._bins[name]
             for i in order:
                 x = float(values[i])

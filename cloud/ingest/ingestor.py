@@ -18,6 +18,11 @@ once: an event, a telemetry block with no rows, and a dead letter whose topic an
 still readable (:func:`protocol.salvage_seq`) — otherwise the device's detection would wait for
 it until the reorder buffer gives up.
 
+The worker takes messages in micro-batches: :meth:`Ingestor.receive` for each (everything above
+happens there, and a safety event's finding is handed on at once), then :meth:`Ingestor.judge`
+once, which runs each detector once over the readings of every device in the batch
+(``cloud/anomaly/columns.py``). :meth:`Ingestor.handle` is the two for one message.
+
 Telemetry from a device whose birth has not arrived yet is stored at once but held back from
 the detectors and InfluxDB (which need its model and batch) until the birth comes; births are
 retained, so that is normally a moment. Past ``hold_limit`` messages the device is processed
@@ -109,6 +114,14 @@ class Ingestor:
                 self.registry.apply_birth(protocol.decode_birth(body))
 
     def handle(self, msg: InboundMessage) -> None:
+        """Take one message and judge it: its findings are handed on before this returns."""
+        self.receive(msg)
+        self.judge()
+
+    def receive(self, msg: InboundMessage) -> None:
+        """Take one message: stored, de-duplicated, put in order; event findings (a safety
+        fault) are handed on at once, while the detectors judge its readings at the next
+        :meth:`judge` — once for many messages of many devices (the worker's micro-batch)."""
         self.stats.messages += 1
         try:
             m = protocol.decode(msg.topic, msg.payload)
@@ -212,24 +225,26 @@ class Ingestor:
 
     def _process(self, info: DeviceInfo, m: Telemetry | Event | _Gap) -> None:
         if isinstance(m, _Gap):
-            for f in self.detectors.skip(m.device, info.product, m.seq):
-                self._emit(info, f)
+            self.detectors.fill(m.device, info.product, m.seq)
             return
         self.processed.add(m.device)
         if self.on_points is not None:
             self.on_points(info, m)
         if isinstance(m, Telemetry):
-            findings = self.detectors.update(
-                info.product, Block.from_rows(m.device, m.fields, m.rows), m.seq
-            )
-        else:  # an event takes a seq too: the detectors' reorder buffer must not wait for it
-            findings = self.detectors.skip(m.device, info.product, m.seq)
-        if isinstance(m, Event) and m.kind in FAULTS:
+            self.detectors.feed(info.product, Block.from_rows(m.device, m.fields, m.rows), m.seq)
+            return
+        # an event takes a seq too: the detectors' reorder buffer must not wait for it
+        self.detectors.fill(m.device, info.product, m.seq)
+        if m.kind in FAULTS:  # a safety fault waits for no batch
             passed = self.events.update(m.device, m.kind, m.ts, m.value, m.limit)
             if passed is not None:
-                findings.append(passed)
-        for f in findings:
-            self._emit(info, f)
+                self._emit(info, passed)
+
+    def judge(self) -> None:
+        """Run the detectors over the readings received since the last call, every device at
+        once, and hand on their findings (each device's in the order of its blocks)."""
+        for f in self.detectors.flush():
+            self._emit(self.registry.get(f.device), f)
 
     def lost_seqs(self) -> dict[str, int]:
         """Per device, the seqs between the first and the newest it sent that no accepted

@@ -282,3 +282,19 @@ def test_lost_seqs_are_counted_per_device_until_they_come(ingest):
     ingest.handle(_msg(Event("d1", 2, 25.0, "door_open", None, None)))  # an event is a seq too
     ingest.handle(_msg(_tel("d1", 3, t0=30.0)))
     assert ingest.lost_seqs() == {}
+
+
+def test_a_micro_batch_is_judged_at_once_and_a_safety_event_waits_for_it_not(ingest):
+    """The worker receives a batch and then judges it: readings reach the detectors only at
+    :meth:`Ingestor.judge`, each device's blocks in seq order, but a safety event's finding is
+    handed on as soon as the event is received."""
+    fed = _spy_on_thermometers(ingest)
+    for d in ("d1", "d2"):
+        ingest.handle(_msg(Birth(d, "thermometer", "M", "B", "SN", "1.0", 10.0, 0.0)))
+    for m in (_tel("d1", 0, 0), _tel("d2", 0, 100), _tel("d1", 2, 20), _tel("d1", 1, 10)):
+        ingest.receive(_msg(m))
+    ingest.receive(_msg(Event("d2", 1, 110.0, "overcurrent", 12.5, 10.0)))
+    assert fed == [] and [f.fault for f, _ in ingest.findings] == ["overcurrent"]
+    ingest.judge()
+    assert [t for t in fed if t < 100] == [0.0, 10.0, 20.0] and 100.0 in fed
+    assert ingest.detectors.last_ts("d1") == 22.0 and ingest.detectors.last_ts("d2") == 102.0

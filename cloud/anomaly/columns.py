@@ -1,0 +1,328 @@
+"""Fleet-wide detector state: one row per device in a few arrays, each detector run once per batch.
+
+The per-device detector classes (``shift.py``, ``stuck.py``, ...) are the reference: small
+objects a reader can follow. A worker tracking 100,000 devices cannot afford an object graph per
+device and detector, nor a dozen small numpy calls per detector and block. So the bank
+(``bank.py``) keeps each kind of detector's state here, as columns:
+
+- :class:`ShiftColumns` holds the state of one baseline-shift detector kind (cooling decline,
+  noise rise, vibration rise) for every device as arrays with one row per device (window sums,
+  the baseline's parameters, the CUSUM, the recent window levels), and judges a batch of blocks
+  (one per device) with a few numpy calls over all of them. The common case is vectorised: rows
+  that fall inside the current window and the learned range. A block that closes a window, ends
+  the learning period, lies beyond the learned range, or lacks a column goes through the
+  reference object instead — built from the device's row, updated, written back — so the rare
+  paths are the reference's own code. Sums over a batch are taken in another order than a
+  block's own numpy sums, so figures agree with the reference to rounding (1e-12), not bit for
+  bit.
+- :class:`ObjectColumns` keeps one reference object per device (``sensor_stuck``, the generic
+  detector), with the same interface.
+
+Both export a device's state as the reference object (:meth:`export`) and take it back
+(:meth:`load`): checkpoints stay the per-device pickles of those objects, so a device's state
+moves alone when its partition moves, and a checkpoint written before this module restores.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from cloud.anomaly.base import Block, Detector, Finding
+from cloud.anomaly.baseline import WindowMoments
+from cloud.anomaly.shift import BaselineShift
+
+# columns of ShiftColumns._s (None is NaN for the optional times)
+_FIRST = 0  # first valid reading's time (NaN: none yet)
+_LEARNING = 1
+_ACTIVE = 2
+_ONSET = 3
+_CLEAR_RUN = 4
+_START = 5  # the open window's start (NaN: none yet)
+_N = 6  # rows in the open window
+_SY = 7  # their Σy
+_BASE_N = 8  # rows the baseline learned
+_FITTED = 9
+_LEVEL = 10
+_SIGMA = 11
+_C_SIGMA = 12  # the CUSUM's scale (NaN: not calibrated)
+_C_MIN_SHIFT = 13
+_C_STAT = 14
+_C_RUN = 15  # start of the CUSUM's run of evidence (NaN: none)
+_NEWEST = 16  # start of the newest recent window (NaN: none)
+_CARRY = 17  # then the subclass's carried values (BaselineShift._carry)
+
+
+def _opt(v: float | None) -> float:
+    return math.nan if v is None else float(v)
+
+
+def _unopt(v: float) -> float | None:
+    return None if math.isnan(v) else float(v)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One block per device as (blocks × rows) arrays, each row padded with NaN after its block.
+
+    ``cols`` has every column any block has (NaN where a block lacks it); ``has`` says which
+    blocks had it.
+    """
+
+    blocks: Sequence[Block]
+    ts: np.ndarray
+    lengths: np.ndarray
+    cols: Mapping[str, np.ndarray]
+    has: Mapping[str, np.ndarray]
+
+    @classmethod
+    def of(cls, blocks: Sequence[Block]) -> Batch:
+        lengths = np.fromiter((len(b) for b in blocks), dtype=np.intp, count=len(blocks))
+        width = int(lengths.max()) if len(blocks) else 0
+        names = list(dict.fromkeys(n for b in blocks for n in b.columns))
+        even = bool(len(blocks)) and bool((lengths == width).all())
+        has = {n: np.fromiter((n in b.columns for b in blocks), bool, len(blocks)) for n in names}
+
+        def stack(arrays: list[np.ndarray | None]) -> np.ndarray:
+            if even and all(a is not None for a in arrays):
+                return np.array(arrays, dtype=float)
+            out = np.full((len(arrays), width), np.nan)
+            for i, a in enumerate(arrays):
+                if a is not None:
+                    out[i, : len(a)] = a
+            return out
+
+        ts = stack([b.ts for b in blocks])
+        cols = {n: stack([b.columns.get(n) for b in blocks]) for n in names}
+        return cls(blocks, ts, lengths, cols, has)
+
+
+class ObjectColumns:
+    """One reference detector object per device row (for detectors without a columnar form)."""
+
+    def __init__(self, make: Callable[[], Detector]) -> None:
+        self.make = make
+        self._objects: list[Detector] = []
+
+    def add(self) -> int:
+        self._objects.append(self.make())
+        return len(self._objects) - 1
+
+    def kind(self) -> type:
+        return type(self.make())
+
+    def load(self, row: int, det: Detector) -> None:
+        self._objects[row] = det
+
+    def export(self, row: int) -> Detector:
+        return self._objects[row]
+
+    def update_many(self, rows: Sequence[int], batch: Batch) -> list[list[Finding]]:
+        return [self._objects[r].update(b) for r, b in zip(rows, batch.blocks, strict=True)]
+
+
+class ShiftColumns:
+    """The state of one :class:`BaselineShift` kind for every device, one row each."""
+
+    def __init__(self, make: Callable[[], BaselineShift]) -> None:
+        proto = make()
+        self.make = make
+        self.proto = proto
+        self._config = {name: getattr(proto, name) for name in proto._config}
+        k = proto.n_features
+        self._rows = 0
+        self._s = np.empty((0, _CARRY + len(proto._carry)))
+        self._sx = np.empty((0, k))  # the open window's Σx
+        self._params = np.empty((0, k + 4, k))  # LinearBaseline._params
+        self._levels = np.empty((0, proto.trend_windows), dtype=np.float32)
+        # row -> learning windows, a row (start, n, Σy, Σx...) each (absent: none yet)
+        self._windows: dict[int, np.ndarray] = {}
+        self._beyond: dict[int, WindowMoments] = {}  # row -> open window beyond the range
+        self._blank = self._row_of(proto)  # a fresh detector's row
+        self._scratch = make()  # the slow path's reference object
+
+    def kind(self) -> type:
+        return type(self.proto)
+
+    def _grow(self, need: int) -> None:
+        cap = len(self._s)
+        if need <= cap:
+            return
+        cap = max(need, cap + max(1024, cap // 8))  # a few % spare at 100,000 rows
+        for name in ("_s", "_sx", "_params", "_levels"):
+            old = getattr(self, name)
+            new = np.empty((cap, *old.shape[1:]), dtype=old.dtype)
+            new[: len(old)] = old
+            setattr(self, name, new)
+
+    def add(self) -> int:
+        row = self._rows
+        self._grow(row + 1)
+        self._rows += 1
+        self._set_row(row, self._blank)
+        return row
+
+    # --- between a row and a reference object ---------------------------------------------
+
+    def _row_of(self, det: BaselineShift) -> tuple:
+        s = np.empty(self._s.shape[1])
+        b, c, r, w = det._baseline, det._cusum, det._recent, det._sums
+        s[_FIRST], s[_LEARNING], s[_ACTIVE] = _opt(det._first_ts), det._learning, det._active
+        s[_ONSET], s[_CLEAR_RUN] = det._onset, det._clear_run
+        s[_START], s[_N], s[_SY] = _opt(w.start), w.n, w.sy
+        s[_BASE_N], s[_FITTED], s[_LEVEL], s[_SIGMA] = b.n, b._fitted, b.level, b.sigma
+        s[_C_SIGMA], s[_C_MIN_SHIFT] = _opt(c.sigma), c.min_shift
+        s[_C_STAT], s[_C_RUN] = c.statistic, _opt(c._run_start)
+        s[_NEWEST] = _opt(r._newest)
+        for k, name in enumerate(det._carry):
+            s[_CARRY + k] = getattr(det, name)
+        return s, w.sx, b._params, r._levels, b.windows, det._beyond
+
+    def _set_row(self, row: int, values: tuple) -> None:
+        s, sx, params, levels, windows, beyond = values
+        self._s[row], self._sx[row], self._params[row], self._levels[row] = s, sx, params, levels
+        self._windows.pop(row, None)
+        if windows:  # one small array instead of a tuple, an array and three numbers each
+            self._windows[row] = np.array([(t, n, y, *x) for t, n, x, y in windows])
+        self._beyond.pop(row, None)
+        if beyond is not None:
+            self._beyond[row] = beyond
+
+    def load(self, row: int, det: BaselineShift) -> None:
+        """Take ``det``'s state into ``row``."""
+        if type(det) is not type(self.proto) or det.n_features != self.proto.n_features:
+            raise ValueError(f"a {type(det).__name__} where a {type(self.proto).__name__} was")
+        self._set_row(row, self._row_of(det))
+
+    def export(self, row: int, into: BaselineShift | None = None) -> BaselineShift:
+        """The reference object with ``row``'s state (a new one unless ``into``)."""
+        det = self.make() if into is None else into
+        s = self._s[row].tolist()
+        b, c, r, w = det._baseline, det._cusum, det._recent, det._sums
+        det._first_ts, det._learning = _unopt(s[_FIRST]), bool(s[_LEARNING])
+        det._active, det._onset, det._clear_run = bool(s[_ACTIVE]), s[_ONSET], int(s[_CLEAR_RUN])
+        w.start, w.n, w.sy, w.sx = _unopt(s[_START]), int(s[_N]), s[_SY], self._sx[row].copy()
+        b.n, b._fitted, b.level, b.sigma = int(s[_BASE_N]), bool(s[_FITTED]), s[_LEVEL], s[_SIGMA]
+        b._params = self._params[row].copy()
+        if b._fitted:
+            b.windows = None
+        else:
+            b.windows = [
+                (t, int(n), w[3:].copy(), y)
+                for w in self._windows.get(row, ())
+                for t, n, y in [w[:3].tolist()]
+            ]
+        c.sigma, c.min_shift = _unopt(s[_C_SIGMA]), s[_C_MIN_SHIFT]
+        c.statistic, c._run_start = s[_C_STAT], _unopt(s[_C_RUN])
+        r._newest, r._levels = _unopt(s[_NEWEST]), self._levels[row].copy()
+        for k, name in enumerate(det._carry):
+            v = s[_CARRY + k]
+            setattr(det, name, type(getattr(self.proto, name))(v))
+        beyond = self._beyond.get(row)
+        det._beyond = beyond if into is not None or beyond is None else copy.deepcopy(beyond)
+        return det
+
+    # --- judging ----------------------------------------------------------------------------
+
+    def update_many(self, rows: Sequence[int], batch: Batch) -> list[list[Finding]]:
+        """Judge ``batch`` (one block per device, of the devices in ``rows``, all different):
+        each block's findings, as the reference's ``update`` would give them."""
+        out: list[list[Finding]] = [[] for _ in rows]
+        row = np.asarray(rows, dtype=np.intp)
+        usable = np.ones(len(row), dtype=bool)
+        for name in self.proto.needs:
+            has = batch.has.get(name)
+            usable &= False if has is None else has
+        usable &= batch.lengths > 0
+        usable &= ~np.isnan(self._s[row, _FIRST])  # a unit's first block: the reference's
+        if self._beyond:
+            usable &= [r not in self._beyond for r in rows]
+        fast = np.flatnonzero(usable)
+        slow = set(np.flatnonzero(~usable).tolist())
+        if len(fast):
+            slow.update(self._fast(row, fast, batch))
+        for i in sorted(slow):
+            out[i] = self._reference(int(row[i]), batch.blocks[i])
+        return out
+
+    def _reference(self, row: int, block: Block) -> list[Finding]:
+        det = self.export(row, self._scratch)
+        found = det.update(block)
+        self._set_row(row, self._row_of(det))
+        return found
+
+    def _fast(self, row: np.ndarray, idx: np.ndarray, batch: Batch) -> np.ndarray:
+        """Update the blocks ``idx`` of ``batch`` whose rows stay in their window and range;
+        the others' positions (for the reference) are returned, their state untouched."""
+        p, rows = self.proto, row[idx]
+        s = self._s[rows]
+        ts = batch.ts[idx]
+        cols = {n: c[idx] for n, c in batch.cols.items()}
+        ok, x, y, carry = p._rows_many(ts, cols, batch.lengths[idx], s[:, _CARRY:])
+        learning = s[:, _LEARNING] != 0.0
+        params = self._params[rows]
+        lo, hi = params[:, None, 0], params[:, None, 1]
+        with np.errstate(invalid="ignore"):
+            pad = p.range_margin * (hi - lo)
+            like = ok & np.all((x >= lo - pad) & (x <= hi + pad), axis=-1)
+            if p.extend_margin > 0:
+                wide = (p.range_margin + p.extend_margin) * (hi - lo)
+                near = ok & ~like & np.all((x >= lo - wide) & (x <= hi + wide), axis=-1)
+                beyond = near.any(axis=1) & ~learning
+            else:
+                beyond = np.zeros(len(rows), dtype=bool)
+            take = np.where(learning[:, None], ok, like)
+            wins = np.floor(ts / p.window_s) * p.window_s
+            closes = (take & (wins > s[:, _START, None])).any(axis=1)
+        count = ok.sum(axis=1)
+        last_ok = np.where(count > 0, ts.shape[1] - 1 - np.argmax(ok[:, ::-1], axis=1), 0)
+        last_ts = ts[np.arange(len(rows)), last_ok]
+        n_windows = np.fromiter((len(self._windows.get(r, ())) for r in rows.tolist()), float)
+        fits = (
+            learning
+            & (last_ts - s[:, _FIRST] >= p.learn_s)
+            & (n_windows >= p.min_learn_windows)
+            & (count > 0)
+        )
+        slow = (closes | beyond | fits) & (count > 0)
+        go = ~slow
+        rows, take, x, y = rows[go], take[go], x[go], y[go]
+        s, carry, learn = s[go], carry[go], learning[go] & (count[go] > 0)
+        # the reference's state after the block: carried values, window sums, what was learned
+        s[:, _CARRY:] = carry
+        xz = np.where(take[..., None], x, 0.0)
+        yz = np.where(take, y, 0.0)
+        s[:, _N] += take.sum(axis=1)
+        s[:, _SY] += yz.sum(axis=1)
+        self._sx[rows] += xz.sum(axis=1)
+        if learn.any():
+            lr, xl, yl, tl = rows[learn], xz[learn], yz[learn], take[learn]
+            s[learn, _BASE_N] += tl.sum(axis=1)
+            params = self._params[lr]
+            k = p.n_features
+            params[:, 3 : 3 + k] += np.einsum("sli,slj->sij", xl, xl)
+            params[:, 3 + k] += np.einsum("sli,sl->si", xl, yl)
+            np.minimum(
+                params[:, 0], np.where(tl[..., None], xl, np.inf).min(axis=1), out=params[:, 0]
+            )
+            np.maximum(
+                params[:, 1], np.where(tl[..., None], xl, -np.inf).max(axis=1), out=params[:, 1]
+            )
+            self._params[lr] = params
+        self._s[rows] = s
+        return idx[slow]
+
+    def __len__(self) -> int:
+        return self._rows
+
+
+def columns_for(make: Callable[[], Detector]) -> ShiftColumns | ObjectColumns:
+    """The columnar form of a detector kind: its own where it has one, else one object a row."""
+    probe = make()
+    if isinstance(probe, BaselineShift) and type(probe)._rows_many is not BaselineShift._rows_many:
+        return ShiftColumns(make)  # type: ignore[arg-type]
+    return ObjectColumns(make)

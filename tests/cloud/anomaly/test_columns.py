@@ -1,0 +1,245 @@
+"""The fleet-wide (columnar) detectors against the per-device reference classes.
+
+Random streams of many devices (seeded numpy: cycles, drifts beyond the learned range, steps,
+NaNs, missing columns, outages, blocks of 1 to 90 rows) go through the reference objects one
+block at a time and through :mod:`cloud.anomaly.columns` one round of devices at a time: the
+findings must be the same (kind, time, onset, state exactly; figures to rounding), and so must the
+state each device exports at the end.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import pickle
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from cloud.anomaly.bank import DetectorBank
+from cloud.anomaly.base import Block, Finding
+from cloud.anomaly.columns import Batch, ObjectColumns, ShiftColumns, columns_for
+from cloud.anomaly.cooling import CoolingDecline
+from cloud.anomaly.level import NoiseRise, VibrationRise
+from cloud.anomaly.stuck import SensorStuck
+from cloud.anomaly.univariate import UnivariateAnomaly
+
+H = 3600.0
+FAST = {"learn_s": 8 * H, "window_s": H, "min_learn_windows": 4, "trend_windows": 6}
+
+KINDS: list[tuple[str, Callable]] = [
+    ("cooling", CoolingDecline),
+    ("noise", NoiseRise),
+    ("vibration", VibrationRise),
+    ("cooling-fast", functools.partial(CoolingDecline, **FAST)),
+    ("noise-fast", functools.partial(NoiseRise, **FAST)),
+    ("vibration-fast", functools.partial(VibrationRise, **FAST, extend_margin=0.0)),
+    ("stuck", functools.partial(SensorStuck, learn_rows=200, min_stuck_s=H)),
+    ("univariate", functools.partial(UnivariateAnomaly, warmup=20, window=100)),
+]
+FIELDS = (
+    "compressor_on",
+    "return_c",
+    "supply_c",
+    "ambient_c",
+    "fan_speed",
+    "noise_db",
+    "vibration_g",
+)
+
+
+def _stream(rng: np.random.Generator, device: str, hours: float) -> list[Block]:
+    """One unit's blocks: daily cycles, a season's drift, a fault step, NaNs, gaps, odd blocks."""
+    period = float(rng.choice([10.0, 30.0, 60.0]))
+    ts = np.arange(0.0, hours * H, period) + 1.7e9 + rng.uniform(0, H)
+    # outages: drop stretches of readings
+    keep = np.ones(len(ts), dtype=bool)
+    for _ in range(rng.integers(0, 4)):
+        a = rng.integers(0, len(ts))
+        keep[a : a + rng.integers(10, 600)] = False
+    ts = ts[keep]
+    n, day = len(ts), 2 * math.pi * (ts - ts[0]) / 86400.0
+    drift = np.clip((ts - ts[0]) / (hours * H), 0, 1) * rng.uniform(0, 15)  # out of range later
+    onset, repair = np.sort(rng.uniform(0.3, 1.3, 2)) * hours * H  # some are repaired
+    step = ((ts - ts[0] > onset) & (ts - ts[0] < repair)) * rng.uniform(0, 1)
+    ambient = 28 + 5 * np.sin(day) + drift + rng.normal(0, 0.3, n)
+    fan = rng.integers(1, 4, n).astype(float)
+    fan = np.repeat(fan[:: max(1, n // 50)], max(1, n // 50))[:n]
+    fan = np.concatenate([fan, np.full(n - len(fan), 2.0)])
+    comp = ((np.sin(ts / 900.0) + rng.normal(0, 0.2, n)) > -0.3).astype(float)
+    ret = 25 + 0.2 * (ambient - 28) + rng.normal(0, 0.2, n)
+    dt = (8 - 0.05 * (ambient - 28) + 0.3 * fan) * (1 - 0.4 * step) + rng.normal(0, 0.2, n)
+    cols = {
+        "compressor_on": comp,
+        "return_c": ret,
+        "supply_c": ret - dt,
+        "ambient_c": ambient,
+        "fan_speed": fan,
+        "noise_db": 40 + 2 * fan + 6 * step + rng.normal(0, 0.5, n),
+        "vibration_g": (0.1 + 0.02 * fan) * (1 + step) + rng.normal(0, 0.005, n),
+    }
+    if rng.random() < 0.5:  # a frozen sensor for a while
+        a = rng.integers(0, n)
+        cols["return_c"][a : a + rng.integers(100, 2000)] = cols["return_c"][a]
+    for v in cols.values():
+        v[rng.random(n) < 0.02] = np.nan
+    blocks, i = [], 0
+    while i < n:
+        size = int(rng.choice([1, 5, 12, 60, 60, 60, 90]))
+        names = [f for f in FIELDS if rng.random() > 0.03]
+        blocks.append(Block(device, ts[i : i + size], {f: cols[f][i : i + size] for f in names}))
+        i += size
+    return blocks
+
+
+def _key(f: Finding) -> tuple:
+    return (f.device, f.fault, f.ts, f.onset_ts, f.active, sorted(f.evidence))
+
+
+def _same(a: list[Finding], b: list[Finding]) -> None:
+    assert [_key(f) for f in a] == [_key(f) for f in b]
+    for fa, fb in zip(a, b, strict=True):
+        assert fa.score == pytest.approx(fb.score, rel=1e-9, abs=1e-12)
+        for k, v in fa.evidence.items():
+            assert v == pytest.approx(fb.evidence[k], rel=1e-7, abs=1e-9, nan_ok=True), k
+
+
+def _state(det: object) -> tuple[list[float], list[object]]:
+    """A detector's state, flattened: its numbers (arrays as lists) and everything else."""
+    out: list[float] = []
+    other: list[object] = []
+
+    def walk(v: object) -> None:
+        if hasattr(v, "__getstate__") and type(v).__module__.startswith("cloud."):
+            walk(v.__getstate__())
+        elif isinstance(v, tuple | list):
+            for x in v:
+                walk(x)
+        elif isinstance(v, dict):
+            for k in sorted(v):
+                walk(k)
+                walk(v[k])
+        elif isinstance(v, np.ndarray):
+            out.extend(v.astype(float).ravel().tolist())
+        elif isinstance(v, bool | int | float):
+            out.append(float(v))
+        else:
+            other.append(v)
+
+    walk(det)
+    return out, other
+
+
+def _same_state(a: object, b: object) -> None:
+    (na, oa), (nb, ob) = _state(a), _state(b)
+    assert oa == ob
+    # rel 1e-6: the trend test's window levels are float32 (a rounding apart in float64 can be
+    # one float32 step apart)
+    assert na == pytest.approx(nb, rel=1e-6, abs=1e-9, nan_ok=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(("name", "make"), KINDS, ids=[k for k, _ in KINDS])
+def test_columns_find_what_the_reference_finds(name: str, make: Callable, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    streams = {f"ac-{k}": _stream(rng, f"ac-{k}", 72.0) for k in range(12)}
+    reference = {d: make() for d in streams}
+    columns = columns_for(make)
+    rows = {d: columns.add() for d in streams}
+    expected: list[Finding] = []
+    got: list[Finding] = []
+    for k in range(max(map(len, streams.values()))):
+        live = [d for d, bs in streams.items() if k < len(bs)]
+        blocks = [streams[d][k] for d in live]
+        for d, b in zip(live, blocks, strict=True):
+            expected.extend(reference[d].update(b))
+        for found in columns.update_many([rows[d] for d in live], Batch.of(blocks)):
+            got.extend(found)
+    _same(got, expected)
+    for d, det in reference.items():
+        _same_state(columns.export(rows[d]), det)
+    assert expected, "the streams should give findings to compare"
+
+
+def test_shift_detectors_take_the_column_path() -> None:
+    assert isinstance(columns_for(CoolingDecline), ShiftColumns)
+    assert isinstance(columns_for(NoiseRise), ShiftColumns)
+    assert isinstance(columns_for(SensorStuck), ObjectColumns)
+
+
+def test_a_row_round_trips_through_the_reference_object() -> None:
+    rng = np.random.default_rng(7)
+    det = CoolingDecline(**FAST)
+    for b in _stream(rng, "ac-1", 30.0):
+        det.update(b)
+    columns = ShiftColumns(functools.partial(CoolingDecline, **FAST))
+    row = columns.add()
+    columns.load(row, pickle.loads(pickle.dumps(det)))
+    _same_state(columns.export(row), det)
+    with pytest.raises(ValueError, match="NoiseRise"):
+        columns.load(row, NoiseRise())  # type: ignore[arg-type]
+
+
+def test_bank_fed_in_batches_finds_what_it_finds_block_by_block() -> None:
+    """The bank's :meth:`~DetectorBank.flush` over many devices and several blocks each gives
+    each device's findings in order, as feeding one block at a time does."""
+    rng = np.random.default_rng(11)
+    streams = {f"ac-{k}": _stream(rng, f"ac-{k}", 60.0) for k in range(8)}
+    one, many = DetectorBank(), DetectorBank()
+    expected: dict[str, list[Finding]] = {d: [] for d in streams}
+    got: dict[str, list[Finding]] = {d: [] for d in streams}
+    for d, blocks in streams.items():
+        for seq, b in enumerate(blocks):
+            expected[d].extend(one.update("air_conditioner", b, seq))
+    step = 7  # seven blocks of every device per flush
+    for k in range(0, max(map(len, streams.values())), step):
+        for blocks in streams.values():
+            for seq in range(k, min(k + step, len(blocks))):
+                many.feed("air_conditioner", blocks[seq], seq)
+        for f in many.flush():
+            got[f.device].append(f)
+    for d in streams:
+        _same(got[d], expected[d])
+        assert many.last_ts(d) == one.last_ts(d)
+    assert sum(map(len, expected.values())), "the streams should give findings to compare"
+
+
+def test_checkpoints_of_the_per_device_format_restore_into_columns() -> None:
+    """A checkpoint is the reference objects' pickle, as before the columns: one written by a
+    bank restores into another and judges on identically."""
+    rng = np.random.default_rng(5)
+    blocks = _stream(rng, "ac-1", 60.0)
+    a = DetectorBank()
+    for seq, b in enumerate(blocks[: len(blocks) // 2]):
+        a.update("air_conditioner", b, seq)
+    state = a.snapshot("ac-1")
+    assert state is not None
+    saved = pickle.loads(state)
+    assert [type(d).__name__ for d in saved.detectors] == [
+        "CoolingDecline",
+        "NoiseRise",
+        "VibrationRise",
+        "SensorStuck",
+        "UnivariateAnomaly",
+    ]
+    b = DetectorBank()
+    b.restore("ac-0", DetectorBank().snapshot("ac-0") or state)  # another device first
+    b.restore("ac-1", state)
+    later = list(enumerate(blocks))[len(blocks) // 2 :]
+    _same(
+        [f for seq, blk in later for f in b.update("air_conditioner", blk, seq)],
+        [f for seq, blk in later for f in a.update("air_conditioner", blk, seq)],
+    )
+
+
+def test_a_checkpoint_of_other_detectors_is_refused_by_name() -> None:
+    bank = DetectorBank()
+    other = DetectorBank({"air_conditioner": (CoolingDecline,)}, generic=False)
+    other.update("air_conditioner", Block("ac-1", np.arange(3.0), {"return_c": np.ones(3)}))
+    state = other.snapshot("ac-1")
+    assert state is not None
+    with pytest.raises(ValueError, match="ac-1.*CoolingDecline"):
+        bank.restore("ac-1", state)
+    assert "ac-1" not in bank
