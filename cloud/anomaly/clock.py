@@ -49,11 +49,11 @@ class ClockCheck:
 
     def reason(self, times: Iterable[float], now: float) -> str | None:
         """Why these times cannot be true at ``now``, or None when they can."""
-        latest, earliest = -math.inf, math.inf
-        for ts in times:
-            if not math.isfinite(ts):
-                return f"clock skew: a reading is stamped {ts} (not a time)"
-            latest, earliest = max(latest, ts), min(earliest, ts)
+        times = times if isinstance(times, list | tuple) else list(times)
+        if not all(map(math.isfinite, times)):  # C-level passes over the times, no Python loop
+            bad = next(ts for ts in times if not math.isfinite(ts))
+            return f"clock skew: a reading is stamped {bad} (not a time)"
+        latest, earliest = max(times, default=-math.inf), min(times, default=math.inf)
         if earliest < self.earliest_ts:
             return f"clock skew: a reading is stamped {earliest:.0f}, before 2000 (clock not set)"
         if latest > now + self.ahead_s:

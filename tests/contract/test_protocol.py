@@ -155,6 +155,12 @@ def _tel(**over):
         (_tel(rows=[[1.0, "hot"]]), "not a number"),
         (_tel(rows=[[None, 1.0]]), "'ts' must not be null"),
         (_tel(rows={"a": 1}), "rows"),
+        # the whole block is checked at once; a bad one is then named row by row
+        (_tel(rows=[[1.0, 2.0], [2.0, 3.0], [3.0]]), "row 2 must be a list of 2"),
+        (_tel(rows=[[1.0, 2.0], [2.0, True]]), r"row 1: value True is not a number"),
+        (_tel(rows=[[1.0, 2.0], "3,4"]), "row 1 must be a list of 2"),
+        (_tel(rows=[[1.0, 2.0], [None, 4.0]]), "row 1: 'ts' must not be null"),
+        (_tel(rows=[[1.0, [2.0]]]), "row 0: value"),
     ],
 )
 def test_malformed_telemetry_is_refused_with_a_reason(payload, reason):
