@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
 from cloud.anomaly.base import Finding
+from cloud.ticketing import identity
 from cloud.ticketing.context import Context, serialize
 from cloud.ticketing.decisions import evaluate
 from cloud.ticketing.history import TicketChange
@@ -46,39 +47,22 @@ class DeviceRecord:
 def register_device(ctx: Context, record: DeviceRecord) -> list[TicketChange]:
     """Insert or update a device from its birth message (idempotent).
 
-    A new device, or one whose model or batch changed, adopts its earlier findings and has its
-    active faults evaluated; the resulting ticket changes are returned.
+    A new device adopts its earlier findings and has its active faults evaluated; the resulting
+    ticket changes are returned. A known device that announces another product, model or batch
+    keeps its identity: the announcement waits for a person (``identity.py``).
     """
     now = ctx.now()
     with ctx.sessions.begin() as s:
         dev = s.get(Device, record.device)
-        placed = dev is None or (dev.model, dev.batch) != (record.model, record.batch)
         if dev is None:
             dev = Device(**{f: getattr(record, f) for f in DeviceRecord.__slots__})
             s.add(dev)
-        else:
-            dev.product, dev.model, dev.batch = record.product, record.model, record.batch
-            dev.serial, dev.firmware = record.serial, record.firmware
-            dev.first_seen_ts = min(dev.first_seen_ts, record.first_seen_ts)
-            dev.last_seen_ts = max(dev.last_seen_ts, record.last_seen_ts)
-        if not placed:
-            return []
-        s.flush()
-        s.execute(
-            update(FindingRecord)
-            .where(FindingRecord.device == dev.device, FindingRecord.model.is_(None))
-            .values(model=dev.model, batch=dev.batch)
-        )
-        states = s.scalars(
-            select(DeviceFault).where(
-                DeviceFault.device == dev.device, DeviceFault.active.is_(True)
-            )
-        ).all()
-        changes: list[TicketChange] = []
-        for state in sorted(states, key=lambda st: st.fault):
-            serialize(s, dev.model, state.fault)
-            changes += evaluate(s, ctx.policy, dev, state, now)
-        return changes
+            return identity.place(s, ctx, dev, now)
+        identity.hold(s, dev, identity.identity_of(record), record.last_seen_ts, now)
+        dev.serial, dev.firmware = record.serial, record.firmware
+        dev.first_seen_ts = min(dev.first_seen_ts, record.first_seen_ts)
+        dev.last_seen_ts = max(dev.last_seen_ts, record.last_seen_ts)
+        return []
 
 
 def touch_devices(ctx: Context, last_seen: Mapping[str, float]) -> list[TicketChange]:

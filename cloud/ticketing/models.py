@@ -88,7 +88,31 @@ class Device(Base):
     first_seen_ts: Mapped[float] = mapped_column(Float)
     last_seen_ts: Mapped[float] = mapped_column(Float)
 
-    __table_args__ = (Index("ix_devices_model_batch", "model", "batch"),)
+    __table_args__ = (
+        Index("ix_devices_model_batch", "model", "batch"),
+        Index("ix_devices_serial", "serial"),  # a complaint names its unit by serial
+    )
+
+
+class DeviceChange(Base):
+    """A birth that announced another model, batch or product than the unit had
+    (``identity.py``): kept for a person to accept or reject, not applied in place, since a
+    unit's batch decides which batch ticket its faults count for."""
+
+    __tablename__ = "device_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device: Mapped[str] = mapped_column(String(64))
+    announced_at: Mapped[datetime]  # wall clock, when the birth was taken in
+    birth_ts: Mapped[float] = mapped_column(Float)  # the unit's own time in its birth
+    previous: Mapped[dict[str, Any]] = mapped_column(default=dict)  # product, model, batch
+    announced: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # accepted | rejected
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None]
+    note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_device_changes_status", "status", "device"),)
 
 
 class FindingRecord(Base):

@@ -36,6 +36,7 @@ from cloud.ticketing import (
     capa,
     cases,
     complaints,
+    identity,
     imports,
     intake,
     overdue,
@@ -103,6 +104,8 @@ class TicketService:
     register_device = _forward(intake.register_device)
     touch_devices = _forward(intake.touch_devices)
     record_finding = _forward(intake.record_finding)
+    identity_changes = _forward(identity.identity_changes)  # births announcing another batch
+    decide_identity_change = _forward(identity.decide)
     # people's feedback in
     file_feedback = _forward(complaints.file_feedback)
     correct_classification = _forward(complaints.correct)

@@ -12,7 +12,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from cloud.ticketing.api.limits import MAX_BODY_BYTES, BodyLimit, too_large
-from cloud.ticketing.api.routes import board, feedback, health, measures, reports, tickets, tokens
+from cloud.ticketing.api.routes import (
+    board,
+    devices,
+    feedback,
+    health,
+    measures,
+    reports,
+    tickets,
+    tokens,
+)
 from cloud.ticketing.api.routes.cases import router as cases_router
 from cloud.ticketing.api.schemas import ErrorPublic
 
@@ -68,6 +77,7 @@ def mount_api(app: FastAPI) -> None:
     api.include_router(reports.router)
     api.include_router(board.router)
     api.include_router(cases_router)  # past cases
+    api.include_router(devices.router)  # identity changes held for a person
     app.include_router(api)
     app.include_router(health.router)
     app.add_exception_handler(RequestValidationError, _invalid_request)

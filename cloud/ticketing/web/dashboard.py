@@ -21,7 +21,7 @@ from cloud.ticketing.measures import DEPARTMENTS
 from cloud.ticketing.service import TicketService
 from cloud.ticketing.targets import ALL, FIGURES, FigureRow, Miss, Target
 from cloud.ticketing.tokens import Principal
-from cloud.ticketing.web import auth
+from cloud.ticketing.web import auth, identity_view
 from cloud.ticketing.web.feedback_view import names
 from cloud.ticketing.web.i18n import name, tr
 from cloud.ticketing.web.layout import esc, html, named, page, severity_badge, status_badge, when
@@ -303,8 +303,8 @@ def _form(filters: Filters, models: list[str], error: str | None = None) -> str:
     )
 
 
-def dashboard_page(view: BoardView) -> str:
-    """The dashboard's body."""
+def dashboard_page(view: BoardView, changes: str = "") -> str:
+    """The dashboard's body; ``changes``: the units announcing another identity, if any."""
     models = [m for m, _ in view.models if m]
     narrowed = ", ".join(f"{tr(k)} {v}" for k, v in view.filters.as_dict().items() if v)
     sub = tr("As of {at}", at=when(view.now.isoformat()))
@@ -312,7 +312,7 @@ def dashboard_page(view: BoardView) -> str:
         sub += " · " + esc(tr("narrowed to {what}", what=narrowed))
     return (
         f'<h1>{esc(tr("Dashboard"))}</h1><p class="sub" id="board-as-of">{sub}</p>'
-        f"{_form(view.filters, models)}{alerts_section(view)}{figures_section(view)}"
+        f"{_form(view.filters, models)}{changes}{alerts_section(view)}{figures_section(view)}"
         f"{counts_section(view)}{triage_section(view)}{batches_section(view)}"
         f"{drilldown_section(view)}"
     )
@@ -332,6 +332,8 @@ def dashboard_router(service: TicketService) -> APIRouter:
         except BadDrillDown as exc:
             body = f"<h1>{esc(tr('Dashboard'))}</h1>{_form(Filters(), [], str(exc))}"
             return html(page(tr("Dashboard"), body, user=user), 422)
-        return html(page(tr("Dashboard"), dashboard_page(board.view(filters)), user=user))
+        held = identity_view.changes_section(service.identity_changes("pending", limit=50), user)
+        body = dashboard_page(board.view(filters), held)
+        return html(page(tr("Dashboard"), body, user=user))
 
     return router

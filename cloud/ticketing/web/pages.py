@@ -30,7 +30,15 @@ from cloud.ticketing.errors import InvalidCursor
 from cloud.ticketing.lifecycle import Status
 from cloud.ticketing.service import TicketService
 from cloud.ticketing.tokens import Principal
-from cloud.ticketing.web import auth, cases_view, feedback, feedback_view, loop_view, report
+from cloud.ticketing.web import (
+    auth,
+    cases_view,
+    feedback,
+    feedback_view,
+    identity_view,
+    loop_view,
+    report,
+)
 from cloud.ticketing.web.dashboard import dashboard_router
 from cloud.ticketing.web.evidence import EvidenceChart, chart_for_ticket
 from cloud.ticketing.web.i18n import name, tr
@@ -553,6 +561,7 @@ def mount_pages(
     app.include_router(dashboard_router(service))  # the landing page, /dashboard
     app.include_router(cases_view.cases_router(service))  # past cases: search
     app.include_router(loop_view.loop_router(service))  # measures, cause, check, callback
+    app.include_router(identity_view.identity_router(service))  # identity changes: decide
     app.include_router(language_router())  # the language switch, the time zone picker
     app.add_exception_handler(auth.LoginRequired, auth.login_redirect)
     app.add_middleware(LocaleMiddleware)  # each request's language and time zone
