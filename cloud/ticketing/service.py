@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from datetime import datetime
 from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Engine
@@ -99,6 +100,10 @@ class TicketService:
     @property
     def notifier(self) -> Notifier | None:
         return self._ctx.notifier
+
+    def now(self) -> datetime:
+        """The service's wall clock (injected)."""
+        return self._ctx.now()
 
     # devices and findings in, tickets opened and updated
     register_device = _forward(intake.register_device)

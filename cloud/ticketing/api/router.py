@@ -10,8 +10,10 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
 
 from cloud.ticketing.api.limits import MAX_BODY_BYTES, BodyLimit, too_large
+from cloud.ticketing.api.metrics import RequestMetrics, TicketCollector
 from cloud.ticketing.api.routes import (
     board,
     devices,
@@ -82,3 +84,7 @@ def mount_api(app: FastAPI) -> None:
     app.include_router(health.router)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_middleware(BodyLimit)  # every request's body, the pages' too
+    app.state.metrics = registry = CollectorRegistry()
+    service = app.state.service
+    registry.register(TicketCollector(lambda: service.engine, service.now))
+    app.add_middleware(RequestMetrics, registry=registry)  # outermost: times everything
