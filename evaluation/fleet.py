@@ -2,9 +2,12 @@
 
 ``qloop eval SCENARIO`` runs one fleet of the scenario per seed (seed, seed + 1, ...: independent
 fleets) through the edge's cores and the cloud's :class:`~cloud.ingest.ingestor.Ingestor`
-(:mod:`evaluation.replay`), then matches the findings to the fleet's ground truth
-(:mod:`evaluation.scoring`) and prints the per-fault table. :func:`evaluate` is the same as a
-function (the accuracy benchmark calls it); :func:`run` is the command.
+(:mod:`evaluation.replay`), its findings on into a ticket service, and the static-rule baseline
+(:mod:`evaluation.static_rule`) over the same readings; then matches the findings, tickets and
+alarms to the fleet's ground truth (:mod:`evaluation.scoring`) and prints the per-fault table,
+qloop's tickets and the batch delays of qloop and the static rule side by side.
+:func:`evaluate` is the same as a function (the accuracy benchmark calls it); :func:`run` is the
+command.
 """
 
 from __future__ import annotations
@@ -35,14 +38,16 @@ def evaluate(
     *,
     detectors: Mapping[str, Sequence[DetectorFactory]] | None = None,
     seeds: int = 1,
-    block_rows: int = 60,
+    block_rows: int | None = None,
     horizon_s: float = DEFAULT_HORIZON_S,
     judged_after_s: float = DEFAULT_JUDGED_AFTER_S,
 ) -> Report:
-    """Run ``seeds`` fleets of ``scenario`` (seed, seed + 1, ...) and score their findings."""
+    """Run ``seeds`` fleets of ``scenario`` (seed, seed + 1, ...) and score their findings, the
+    tickets they opened and the static rule beside them. ``block_rows`` (readings per telemetry
+    block, default 60) applies to a scenario that does not set its own."""
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
-    if block_rows < 1:
+    if block_rows is not None and block_rows < 1:
         raise ValueError(f"block_rows must be >= 1, got {block_rows}")
     runs = [
         run_fleet(
@@ -57,7 +62,7 @@ def run(
     scenario_name: str,
     *,
     seeds: int = 1,
-    block_rows: int = 60,
+    block_rows: int | None = None,
     horizon_h: float = DEFAULT_HORIZON_S / 3600.0,
     json_path: str | Path | None = None,
 ) -> int:

@@ -17,6 +17,11 @@ period are handled in the order the cores produced them, in batches of at most t
 ``batch_size``, each batch followed by :meth:`Ingestor.check_offline` and one journal commit.
 Rows a unit takes while offline are not sent (the simulator has no readings for them): the unit
 takes no sample, and its open block waits for it to come back, as on a device.
+
+In the same run, beside qloop: the findings go on to a real ticket service as the worker hands
+them on (:mod:`evaluation.tickets`), so the run also says which batch and device tickets qloop
+opened and when; and every telemetry block that reaches the ingest also feeds the static-rule
+baseline (:mod:`evaluation.static_rule`), one rule per unit and threshold, on the same readings.
 """
 
 from __future__ import annotations
@@ -33,8 +38,10 @@ from cloud.store.journal import Journal
 from cloud.worker import WorkerSettings
 from contract import protocol
 from contract.mqtt import InboundMessage
-from contract.protocol import Birth, Message, Status
+from contract.protocol import Birth, Message, Status, Telemetry
 from evaluation.scoring import FleetRun
+from evaluation.static_rule import THRESHOLD_C, DeltaTRule
+from evaluation.tickets import EvalTickets
 from simulators.fleet import Fleet
 from simulators.runner import FleetEdge
 from simulators.scenario import Scenario
@@ -59,51 +66,105 @@ def run_fleet(
     scenario: Scenario,
     *,
     detectors: Mapping[str, Sequence[DetectorFactory]] | None = None,
-    block_rows: int = 60,
+    block_rows: int | None = None,
     offline: OfflineWatch | None = None,
+    static_thresholds: Sequence[float] = (THRESHOLD_C,),
+    tickets: bool = True,
 ) -> FleetRun:
-    """One fleet of ``scenario`` (its own seed) through the edge and the ingest; the raw findings
-    and the ingest's counters."""
+    """One fleet of ``scenario`` (its own seed) through the edge and the ingest: the raw
+    findings, the ingest's counters, the tickets qloop opened (unless ``tickets`` is False) and
+    the static rule's unit alarms at each of ``static_thresholds``. ``block_rows``: readings per
+    telemetry block when the scenario does not set its own (default 60)."""
     fleet = Fleet(scenario)
+    block_rows = scenario.block_rows or block_rows or 60
     edge = FleetEdge(fleet, scenario.sample_period_s, block_rows=block_rows)
     run = FleetRun(scenario.seed, devices=[u.device for u in fleet.units])
+    run.batch_of = {u.device: u.batch for u in fleet.units}
+    rules = _StaticRules(static_thresholds)
     period = scenario.sample_period_s
     n_steps = int(math.floor(scenario.duration_s / period + 1e-9))
     with tempfile.TemporaryDirectory(prefix="qloop-eval-") as tmp:
         journal = Journal(Path(tmp) / "journal.db")
+        desk = EvalTickets(Path(tmp), lambda: fleet.ts) if tickets else None
         try:
+            bank = DetectorBank(detectors)
+
+            def on_finding(f, _info) -> None:
+                run.findings.append(f)
+                if desk is not None:
+                    desk.finding(f, bank)
+
             ingestor = Ingestor(
                 journal,
-                DetectorBank(detectors),
-                lambda f, _info: run.findings.append(f),
+                bank,
+                on_finding,
+                on_birth=desk.birth if desk is not None else None,
                 offline=offline,
                 clock=lambda: fleet.ts,  # received at the fleet's event time: no wall clock
             )
             pending: list[Message] = []
             for core in edge.cores:
                 pending += (core.birth(fleet.ts), Status(core.identity.device, True))
-            _deliver(ingestor, pending)
+            _deliver(ingestor, pending, desk, rules)
             for i in range(1, n_steps + 1):
                 edge.sample(scenario.start_ts + i * period, lambda _unit, m: pending.append(m))
                 if i == n_steps:
                     edge.flush(lambda _unit, m: pending.append(m))
                 elif i % block_rows:
                     continue
-                _deliver(ingestor, pending)
+                _deliver(ingestor, pending, desk, rules)
             run.late_blocks = ingestor.detectors.late_blocks
             run.ingest = ingestor.stats
+            if desk is not None:
+                run.tickets = desk.opened()
         finally:
             journal.close()
+            if desk is not None:
+                desk.close()
     run.truth = list(fleet.ground_truth)
+    run.static_alarms = rules.alarms
     return run
 
 
-def _deliver(ingestor: Ingestor, messages: list[Message]) -> None:
+class _StaticRules:
+    """The static-rule baseline for every unit at every threshold, fed the telemetry blocks
+    the ingest is handed."""
+
+    _FIELDS = ("ts", "compressor_on", "return_c", "supply_c")
+
+    def __init__(self, thresholds: Sequence[float]) -> None:
+        self.thresholds = tuple(thresholds)
+        self.alarms: dict[float, list[tuple[float, str]]] = {t: [] for t in self.thresholds}
+        self._rules: dict[str, tuple[DeltaTRule, ...]] = {}
+
+    def feed(self, msg: Telemetry) -> None:
+        rules = self._rules.get(msg.device)
+        if rules is None:
+            rules = self._rules[msg.device] = tuple(DeltaTRule(t) for t in self.thresholds)
+        columns = list(zip(*msg.rows, strict=True))
+        if not columns:
+            return
+        block = [columns[msg.fields.index(f)] for f in self._FIELDS]
+        for rule in rules:
+            for ts in rule.update(*block):
+                self.alarms[rule.threshold_c].append((ts, msg.device))
+
+
+def _deliver(
+    ingestor: Ingestor,
+    messages: list[Message],
+    desk: EvalTickets | None = None,
+    rules: _StaticRules | None = None,
+) -> None:
     """``messages`` into the ingest as the worker takes them from its queue; then empties it."""
     for k in range(0, len(messages), BATCH_SIZE):
         for msg in messages[k : k + BATCH_SIZE]:
             ingestor.handle(inbound(msg))
+            if rules is not None and isinstance(msg, Telemetry):
+                rules.feed(msg)
         ingestor.check_offline()
+        if desk is not None and ingestor.processed:
+            desk.touch(ingestor.processed, ingestor.detectors)
         ingestor.processed.clear()
         ingestor.journal.commit()
     messages.clear()

@@ -13,6 +13,20 @@
   false findings per 1,000 healthy device-days.
 
 Rows of the report are per reported fault name (CONTRACTS.md §3).
+
+Tickets and the static-rule baseline (:mod:`evaluation.static_rule`), same run:
+
+- a **false ticket** is a device ticket on a unit with no injected fault, or a batch ticket of a
+  fault in a batch where no unit has an injected fault that accepts it (or opened before the
+  first such onset); per fault, per 1,000 healthy device-days;
+- a **drifting batch** is one with at least ``BATCH_MIN_UNITS`` units with a cooling fault
+  (``refrigerant_leak``, ``clogged_filter``); its **batch delay** is from the first of those
+  onsets to qloop's first ``cooling_decline`` batch ticket for it, and to the static rule's
+  batch alarm (the third unit alarmed); a ticket or alarm before that onset is a false one, and
+  a batch with none in the run has no delay (it is counted as missed);
+- the static rule's **false unit alarms** are alarms on units with no injected fault, counted
+  after ``judged_after_s`` as qloop's findings are; its **false batch alarms** are batch alarms
+  in batches that are not drifting, or before their first onset.
 """
 
 from __future__ import annotations
@@ -24,11 +38,15 @@ from dataclasses import asdict, dataclass, field
 
 from cloud.anomaly.base import Finding
 from cloud.ingest.ingestor import IngestStats
+from evaluation.static_rule import BATCH_MIN_UNITS, THRESHOLD_C, batch_alarms
+from evaluation.tickets import OpenedTicket
 from simulators.fleet import InjectedFault
 from simulators.scenario import FAULT_KINDS, Scenario
 
 DEFAULT_HORIZON_S = 48 * 3600.0
 DEFAULT_JUDGED_AFTER_S = 36 * 3600.0
+COOLING = "cooling_decline"
+COOLING_KINDS = tuple(k for k, v in FAULT_KINDS.items() if COOLING in v.expected_faults)
 
 
 @dataclass(frozen=True)
@@ -63,6 +81,42 @@ class FaultScore:
 
 
 @dataclass(frozen=True)
+class TicketScore:
+    """qloop's tickets for one fault name."""
+
+    fault: str
+    device_tickets: int
+    false_device_tickets: int  # on units with no injected fault
+    batch_tickets: int
+    false_batch_tickets: int
+
+
+@dataclass(frozen=True)
+class BatchDelay:
+    """One drifting batch: from its first cooling onset to qloop's batch ticket and to the
+    static rule's batch alarm (NaN: none in the run)."""
+
+    seed: int
+    batch: str
+    affected: int
+    first_onset_ts: float
+    qloop_s: float
+    static_s: float
+    watched_s: float  # run left after the first onset: a delay NaN above is longer than this
+
+
+@dataclass(frozen=True)
+class StaticScore:
+    """The static rule at its one threshold, over all seeds."""
+
+    threshold_c: float
+    unit_alarms: int
+    false_unit_alarms: int  # on units with no injected fault, after judged_after_s
+    batch_alarms: int
+    false_batch_alarms: int
+
+
+@dataclass(frozen=True)
 class Report:
     scenario: str
     seeds: tuple[int, ...]
@@ -71,11 +125,35 @@ class Report:
     horizon_s: float
     rows: tuple[FaultScore, ...]
     late_blocks: int = 0
+    tickets: tuple[TicketScore, ...] = ()
+    batch_delays: tuple[BatchDelay, ...] = ()
+    static: StaticScore | None = None
 
     def false_rate(self, row: FaultScore) -> float:
         """False findings per 1,000 healthy device-days."""
+        return self.per_1000(row.false_on_healthy)
+
+    def per_1000(self, count: int) -> float:
+        """``count`` per 1,000 healthy device-days."""
         d = self.healthy_device_days
-        return 1000.0 * row.false_on_healthy / d if d > 0 else math.nan
+        return 1000.0 * count / d if d > 0 else math.nan
+
+    def delays(self) -> tuple[float, float, float]:
+        """Median batch delay of qloop and of the static rule (s) over the drifting batches
+        each found, and their ratio (qloop / static; NaN when either found none)."""
+        q = [b.qloop_s for b in self.batch_delays if not math.isnan(b.qloop_s)]
+        st = [b.static_s for b in self.batch_delays if not math.isnan(b.static_s)]
+        mq = statistics.median(q) if q else math.nan
+        ms = statistics.median(st) if st else math.nan
+        return mq, ms, mq / ms if ms > 0 else math.nan
+
+    def ratio_bound(self) -> float:
+        """When the static rule found no drifting batch but qloop did: the ratio is below this
+        (qloop's median delay over the shortest time the run watched a batch after its onset)."""
+        q, s, _ = self.delays()
+        if not self.batch_delays or not math.isnan(s) or math.isnan(q):
+            return math.nan
+        return q / min(b.watched_s for b in self.batch_delays)
 
     def row(self, fault: str) -> FaultScore:
         for r in self.rows:
@@ -107,7 +185,65 @@ class Report:
             f"{days:,.0f} healthy device-days judged; {total_false} false findings on healthy "
             f"units in all ({rate} per 1,000 healthy device-days)."
         )
+        if self.tickets:
+            lines += ["", *self._ticket_table()]
+        if self.static is not None:
+            lines += ["", *self._baseline_lines()]
         return "\n".join(lines)
+
+    def _ticket_table(self) -> list[str]:
+        lines = [
+            "| fault | device tickets | false (/ 1,000 healthy device-days) | batch tickets "
+            "| false (/ 1,000 healthy device-days) |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for t in self.tickets:
+            lines.append(
+                f"| `{t.fault}` | {t.device_tickets} "
+                f"| {t.false_device_tickets} ({_num(self.per_1000(t.false_device_tickets), 2)}) "
+                f"| {t.batch_tickets} "
+                f"| {t.false_batch_tickets} ({_num(self.per_1000(t.false_batch_tickets), 2)}) |"
+            )
+        return lines
+
+    def _baseline_lines(self) -> list[str]:
+        st = self.static
+        assert st is not None
+        q, s, ratio = self.delays()
+        n = len(self.batch_delays)
+        found_q = sum(not math.isnan(b.qloop_s) for b in self.batch_delays)
+        found_s = sum(not math.isnan(b.static_s) for b in self.batch_delays)
+        cooling = next((r for r in self.rows if r.fault == COOLING), None)
+        false_q = cooling.false_on_healthy if cooling else 0
+        return [
+            f"Static rule (compressor on and ΔT < {st.threshold_c:g} °C for an hour; batch alarm "
+            "at the third unit), same run:",
+            "",
+            "| | qloop | static rule |",
+            "| --- | ---: | ---: |",
+            f"| drifting batches found | {found_q}/{n} | {found_s}/{n} |",
+            f"| median batch delay (h) | {_num(q / 3600)} | {_num(s / 3600)} |",
+            f"| false unit alarms (qloop: `{COOLING}` findings) / 1,000 healthy device-days "
+            f"| {_num(self.per_1000(false_q), 2)} ({false_q}) "
+            f"| {_num(self.per_1000(st.false_unit_alarms), 2)} ({st.false_unit_alarms}) |",
+            f"| false batch alarms (qloop: `{COOLING}` batch tickets) / 1,000 healthy "
+            f"device-days | {self._false_batch(COOLING)} "
+            f"| {_num(self.per_1000(st.false_batch_alarms), 2)} ({st.false_batch_alarms}) |",
+            "",
+            f"Batch delay ratio qloop / static rule: {self._ratio_text(ratio)} (goal ≤ 0.33).",
+        ]
+
+    def _ratio_text(self, ratio: float) -> str:
+        bound = self.ratio_bound()
+        if not math.isnan(bound):
+            watched = min(b.watched_s for b in self.batch_delays) / 3600
+            return f"< {bound:.2f} (no static batch alarm within {watched:.0f} h of an onset)"
+        return _num(ratio, 2)
+
+    def _false_batch(self, fault: str) -> str:
+        t = next((t for t in self.tickets if t.fault == fault), None)
+        n = t.false_batch_tickets if t else 0
+        return f"{_num(self.per_1000(n), 2)} ({n})"
 
     def to_json(self) -> dict:
         doc = asdict(self)
@@ -141,6 +277,10 @@ class FleetRun:
     devices: list[str] = field(default_factory=list)
     late_blocks: int = 0
     ingest: IngestStats = field(default_factory=IngestStats)
+    batch_of: dict[str, str] = field(default_factory=dict)  # device -> batch
+    tickets: list[OpenedTicket] = field(default_factory=list)
+    # the static rule's unit alarms (ts, device) per threshold
+    static_alarms: dict[float, list[tuple[float, str]]] = field(default_factory=dict)
 
 
 def score(
@@ -224,7 +364,87 @@ def score(
         horizon_s,
         rows,
         sum(r.late_blocks for r in runs),
+        _score_tickets(runs, names),
+        tuple(d for r in runs for d in _batch_delays(r, end)),
+        _score_static(scenario, runs, THRESHOLD_C, judged_after_s),
     )
+
+
+def _first_onsets(run: FleetRun, fault: str) -> dict[str, float]:
+    """Per batch, the first onset of an injected fault that ``fault`` explains."""
+    first: dict[str, float] = {}
+    for t in run.truth:
+        if fault in FAULT_KINDS[t.kind].expected_faults:
+            first[t.batch] = min(first.get(t.batch, math.inf), t.onset_ts)
+    return first
+
+
+def _drifting(run: FleetRun) -> dict[str, tuple[int, float]]:
+    """Batches with >= BATCH_MIN_UNITS units with a cooling fault: (units, first onset)."""
+    units: dict[str, set[str]] = {}
+    for t in run.truth:
+        if t.kind in COOLING_KINDS:
+            units.setdefault(t.batch, set()).add(t.device)
+    first = _first_onsets(run, COOLING)
+    return {b: (len(u), first[b]) for b, u in units.items() if len(u) >= BATCH_MIN_UNITS}
+
+
+def _score_tickets(runs: Sequence[FleetRun], names: Sequence[str]) -> tuple[TicketScore, ...]:
+    counts = {n: [0, 0, 0, 0] for n in names}
+    for run in runs:
+        faulty = {t.device for t in run.truth}
+        onsets = {n: _first_onsets(run, n) for n in names}
+        for t in run.tickets:
+            c = counts.setdefault(t.fault, [0, 0, 0, 0])
+            if t.scope == "batch":
+                c[2] += 1
+                c[3] += t.opened_ts < onsets.get(t.fault, {}).get(t.batch, math.inf)
+            else:
+                c[0] += 1
+                c[1] += t.device not in faulty
+    return tuple(TicketScore(n, *c) for n, c in sorted(counts.items()))
+
+
+def _batch_delays(run: FleetRun, end_ts: float) -> list[BatchDelay]:
+    tickets: dict[str, float] = {}
+    for t in run.tickets:
+        if t.scope == "batch" and t.fault == COOLING:
+            tickets.setdefault(t.batch, t.opened_ts)  # opened in time order
+    alarms = batch_alarms(
+        (ts, d, run.batch_of[d]) for ts, d in run.static_alarms.get(THRESHOLD_C, [])
+    )
+    out = []
+    for batch, (units, onset) in sorted(_drifting(run).items()):
+        q, s = tickets.get(batch, math.nan), alarms.get(batch, math.nan)
+        out.append(
+            BatchDelay(
+                run.seed,
+                batch,
+                units,
+                onset,
+                q - onset if q >= onset else math.nan,
+                s - onset if s >= onset else math.nan,
+                end_ts - onset,
+            )
+        )
+    return out
+
+
+def _score_static(
+    scenario: Scenario, runs: Sequence[FleetRun], threshold: float, judged_after_s: float
+) -> StaticScore:
+    judged_from = scenario.start_ts + judged_after_s
+    alarms = false_units = batches = false_batches = 0
+    for run in runs:
+        faulty = {t.device for t in run.truth}
+        unit_alarms = run.static_alarms.get(threshold, [])
+        alarms += len(unit_alarms)
+        false_units += sum(d not in faulty and ts >= judged_from for ts, d in unit_alarms)
+        raised = batch_alarms((ts, d, run.batch_of[d]) for ts, d in unit_alarms)
+        drifting = _drifting(run)
+        batches += len(raised)
+        false_batches += sum(ts < drifting.get(b, (0, math.inf))[1] for b, ts in raised.items())
+    return StaticScore(threshold, alarms, false_units, batches, false_batches)
 
 
 def _explains(t: InjectedFault, f: Finding, horizon_s: float) -> bool:

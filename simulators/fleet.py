@@ -19,8 +19,16 @@ How a fault kind acts on the physics (``p`` is the fault's progress, 0 → 1 lin
 * ``offline``: no readings (``online`` False, row NaN but ``ts``) for ``magnitude`` seconds; the
   unit keeps running, only its connection is gone.
 
-Randomness comes only from the ``numpy.random.Generator`` (by default seeded from the scenario);
-the same scenario, seed and sequence of ``step`` times give identical readings.
+Healthy behaviour a scenario may add (none of it is a fault or in the ground truth): units
+spread over climate regions, each with its own outdoor temperature and weather
+(``Scenario.regions``); users changing their setpoints (``Scenario.users``: the thermostat follows
+and ``setpoint_c`` reports the new value); the compressors' starting current
+(``Scenario.inrush``, see :mod:`simulators.aircon`).
+
+Randomness comes only from the ``numpy.random.Generator`` (by default seeded from the scenario)
+and, for the optional behaviour, a second generator seeded from the scenario's seed, so a
+scenario without it draws exactly what it drew before it existed; the same scenario, seed and
+sequence of ``step`` times give identical readings.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ import numpy as np
 
 from simulators import aircon
 from simulators.aircon import AIRCON_FIELDS, FIELD_INDEX
-from simulators.scenario import FAULT_KINDS, Scenario
+from simulators.scenario import FAULT_KINDS, Climate, Scenario
 
 __all__ = ["AIRCON_FIELDS", "EXPECTED_FAULT", "Fleet", "InjectedFault", "UnitInfo"]
 
@@ -78,6 +86,21 @@ class InjectedFault:
     repair_ts: float | None
     magnitude: float
     detail: str = ""  # e.g. which sensor is stuck
+
+
+class _Climates:
+    """The climate of each region as arrays (one element per region)."""
+
+    def __init__(self, climates: list[Climate]) -> None:
+        for name in Climate.__dataclass_fields__:
+            setattr(self, name, np.array([getattr(c, name) for c in climates], dtype=float))
+
+    outdoor_mean_c: np.ndarray
+    daily_amplitude_c: np.ndarray
+    peak_hour: np.ndarray
+    weather_sigma_c: np.ndarray
+    weather_tau_s: np.ndarray
+    trend_c_per_day: np.ndarray
 
 
 @dataclass
@@ -124,10 +147,23 @@ class Fleet:
                 models.append(spec.model)
                 batch_index.append(b)
         self._index = {u.device: i for i, u in enumerate(self.units)}
-        self._params = aircon.draw_units(models, np.array(batch_index, dtype=int), self._rng)
+        # the optional behaviour's own stream (see the module docstring)
+        self._behaviour = np.random.default_rng([scenario.seed, 15])
+        self._params = aircon.draw_units(
+            models,
+            np.array(batch_index, dtype=int),
+            self._rng,
+            inrush_rng=self._behaviour if scenario.inrush else None,
+        )
 
-        climate = scenario.climate
-        self._weather = float(self._rng.normal(0.0, climate.weather_sigma_c))
+        self._climate = _Climates(scenario.regions and [r.climate for r in scenario.regions]
+                                  or [scenario.climate])  # fmt: skip
+        self.region = np.zeros(len(self.units), dtype=int)  # index into scenario.regions
+        if scenario.regions:
+            order = self._behaviour.permutation(len(self.units))
+            bounds = np.cumsum([r.share for r in scenario.regions]) * len(self.units)
+            self.region[order] = np.searchsorted(np.round(bounds), np.arange(len(order)), "right")
+        self._weather = self._rng.normal(0.0, self._climate.weather_sigma_c)
         self._ts = scenario.start_ts
         self._state = aircon.initial_state(self._params, self._outdoor(self._ts), self._rng)
 
@@ -165,6 +201,8 @@ class Fleet:
         for _ in range(n_chunks if dt > 0 else 0):
             t = self._ts + h
             self._advance_weather(h)
+            if self.scenario.users.setpoint_changes_per_day > 0:
+                self._change_setpoints(h)
             self._state = aircon.advance(
                 self._params, self._state, self._health(t), self._outdoor(t), self._hour(t), h
             )
@@ -209,17 +247,35 @@ class Fleet:
         return ((t + self.scenario.climate.utc_offset_h * 3600.0) % 86400.0) / 3600.0
 
     def _outdoor(self, t: float) -> np.ndarray:
-        c = self.scenario.climate
+        c = self._climate
         daily = c.daily_amplitude_c * np.cos(2.0 * np.pi * (self._hour(t) - c.peak_hour) / 24.0)
         season = c.trend_c_per_day * (t - self.scenario.start_ts) / 86400.0
-        return c.outdoor_mean_c + season + self._weather + daily + self._params.outdoor_offset_c
+        region = c.outdoor_mean_c + season + self._weather + daily
+        return region[self.region] + self._params.outdoor_offset_c
 
     def _advance_weather(self, dt: float) -> None:
-        # Exact Ornstein-Uhlenbeck transition, so the drift's statistics do not depend on dt.
-        c = self.scenario.climate
+        # Exact Ornstein-Uhlenbeck transition per region, so the drift's statistics do not
+        # depend on dt.
+        c = self._climate
         decay = np.exp(-dt / c.weather_tau_s)
         sd = c.weather_sigma_c * np.sqrt(1.0 - decay * decay)
-        self._weather = float(self._weather * decay + sd * self._rng.normal())
+        self._weather = self._weather * decay + sd * self._rng.normal(size=len(sd))
+
+    # --- users -------------------------------------------------------------------------------
+
+    def _change_setpoints(self, dt: float) -> None:
+        """Some users change their setpoint within ``dt`` (a Poisson process per unit)."""
+        users = self.scenario.users
+        rng = self._behaviour
+        n = len(self.units)
+        who = np.flatnonzero(rng.random(n) < users.setpoint_changes_per_day * dt / 86400.0)
+        if not len(who):
+            return
+        steps = rng.integers(1, int(users.setpoint_step_c * 2) + 1, len(who)) * 0.5
+        steps *= rng.choice((-1.0, 1.0), len(who))
+        lo, hi = users.setpoint_range_c
+        setpoint = self._params.setpoint_c
+        setpoint[who] = np.clip(setpoint[who] + steps, lo, hi)
 
     # --- faults ------------------------------------------------------------------------------
 

@@ -26,9 +26,9 @@ from contract.clock import Clock, SystemClock
 from contract.mqtt import BrokerAddress, BrokerError, MqttLink
 from contract.protocol import Message, Status
 from edge_agent.buffer import MemoryBuffer
-from edge_agent.core import DeviceCore, Identity
+from edge_agent.core import DEFAULT_SAFETY_RULES, DeviceCore, Identity, SafetyRule
 from edge_agent.publisher import Publisher
-from simulators.aircon import AIRCON_FIELDS
+from simulators.aircon import AIRCON_FIELDS, MODELS
 from simulators.fleet import Fleet
 from simulators.scenario import Scenario
 
@@ -52,11 +52,16 @@ class FleetEdge:
     no sample, so its open block waits for it to come back.
 
     Where the messages go is the caller's: an MQTT publisher per connection
-    (:class:`FleetRunner`), or straight into the cloud's ingest (``qloop eval``).
+    (:class:`FleetRunner`), or straight into the cloud's ingest (``qloop eval``). A unit's
+    overcurrent rule trips at its model's protection limit (``ModelSpec.overcurrent_limit_a``).
+    ``block_rows``: when the scenario does not set its units' own (default 60).
     """
 
-    def __init__(self, fleet: Fleet, sample_period_s: float, *, block_rows: int = 60) -> None:
+    def __init__(
+        self, fleet: Fleet, sample_period_s: float, *, block_rows: int | None = None
+    ) -> None:
         self.fleet = fleet
+        block_rows = fleet.scenario.block_rows or block_rows or 60
         self.cores = [
             DeviceCore(
                 Identity(
@@ -65,6 +70,7 @@ class FleetEdge:
                 AIRCON_FIELDS,
                 block_rows=block_rows,
                 block_max_age_s=float("inf"),
+                rules=safety_rules(u.model),
             )
             for u in fleet.units
         ]
@@ -92,6 +98,16 @@ class FleetEdge:
         for i, core in enumerate(self.cores):
             for msg in core.flush():
                 send(i, msg)
+
+
+def safety_rules(model: str) -> tuple[SafetyRule, ...]:
+    """The edge's safety rules of a unit of ``model``: the defaults, overcurrent at the model's
+    own protection limit."""
+    limit = MODELS[model].overcurrent_limit_a
+    return tuple(
+        SafetyRule(r.kind, r.field, limit, r.above, r.rearm) if r.kind == "overcurrent" else r
+        for r in DEFAULT_SAFETY_RULES
+    )
 
 
 class _Link:
@@ -127,7 +143,7 @@ class FleetRunner:
         *,
         fleet: Fleet | None = None,
         devices_per_connection: int = 2500,
-        block_rows: int = 60,
+        block_rows: int | None = None,
         window: int = 1000,
         clock: Clock | None = None,
         client_prefix: str = "qloop-sim",

@@ -30,6 +30,24 @@ an offset. Example::
     ramp_s = "3d"
 
 Fault kinds and what ``magnitude`` means for each are in :data:`FAULT_KINDS`.
+
+Optional behaviour of healthy units (none of it is a fault, none of it is in the ground truth)::
+
+    block_rows = 12            # readings per telemetry block the units send (default: the caller's)
+
+    [[regions]]                # units spread over climate regions by share (default: [climate])
+    name = "north"
+    share = 0.5
+    outdoor_mean_c = 27.0      # any [climate] key but utc_offset_h; the rest from [climate]
+    daily_amplitude_c = 7.0
+
+    [users]
+    setpoint_changes_per_day = 1.5   # a user changes the setpoint this often on average
+    setpoint_range_c = [18.0, 28.0]  # ... within this range
+    setpoint_step_c = 3.0            # ... by up to this much (0.5 °C steps)
+
+    [compressor]
+    inrush = true              # the start's locked-rotor current shows in the current reading
 """
 
 from __future__ import annotations
@@ -138,6 +156,25 @@ class Climate:
 
 
 @dataclass(frozen=True)
+class Region:
+    """A climate region and the share of the fleet's units installed there."""
+
+    name: str
+    share: float
+    climate: Climate
+
+
+@dataclass(frozen=True)
+class Users:
+    """How users handle their units: setpoint changes at random times (a Poisson process per
+    unit), each by 0.5 to ``setpoint_step_c`` °C up or down, kept within ``setpoint_range_c``."""
+
+    setpoint_changes_per_day: float = 0.0
+    setpoint_range_c: tuple[float, float] = (18.0, 28.0)
+    setpoint_step_c: float = 3.0
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     seed: int
@@ -150,6 +187,11 @@ class Scenario:
     sensor_dropout: float = 0.0  # chance that one sensor of one row gives no value (NaN)
     device_prefix: str = "ac"
     description: str = ""
+    # readings per telemetry block the units send (their firmware's); None: the caller's choice
+    block_rows: int | None = None
+    regions: tuple[Region, ...] = ()  # () = every unit in `climate`
+    users: Users = field(default_factory=Users)
+    inrush: bool = False  # compressor starts show their locked-rotor current (aircon.py)
 
     @property
     def units(self) -> int:
@@ -273,6 +315,7 @@ class _Reader:
     def scenario(self, data: dict) -> Scenario:
         top = {"name", "seed", "start_ts", "duration_s", "sample_period_s", "batches"}
         extra = {"speed", "climate", "sensor_dropout", "device_prefix", "description"}
+        extra |= {"block_rows", "regions", "users", "compressor"}
         self.table(data, "top level", top | extra, top)
         seed = data["seed"]
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -289,6 +332,16 @@ class _Reader:
         if len(set(names)) != len(names):
             raise self.fail("batches", f"batch names must be unique, got {names}")
         prefix = self.text(data.get("device_prefix", "ac"), "device_prefix", _NAME_RE)
+        block_rows = data.get("block_rows")
+        if block_rows is not None and (
+            isinstance(block_rows, bool) or not isinstance(block_rows, int) or block_rows < 1
+        ):
+            raise self.fail("block_rows", f"expected an integer >= 1, got {block_rows!r}")
+        climate = self.climate(data.get("climate", {}))
+        compressor = self.table(data.get("compressor", {}), "compressor", {"inrush"}, set())
+        inrush = compressor.get("inrush", False)
+        if not isinstance(inrush, bool):
+            raise self.fail("compressor.inrush", f"expected true or false, got {inrush!r}")
         return Scenario(
             name=self.text(data["name"], "name"),
             seed=seed,
@@ -297,33 +350,70 @@ class _Reader:
             sample_period_s=period,
             batches=batches,
             speed=self.number(data.get("speed", 0.0), "speed", 0.0),
-            climate=self.climate(data.get("climate", {})),
+            climate=climate,
             sensor_dropout=self.number(data.get("sensor_dropout", 0.0), "sensor_dropout", 0, 0.5),
             device_prefix=prefix,
             description=str(data.get("description", "")),
+            block_rows=block_rows,
+            regions=self.regions(data.get("regions", []), climate),
+            users=self.users(data.get("users", {})),
+            inrush=inrush,
         )
 
-    def climate(self, data: Any) -> Climate:
-        default = Climate()
+    def regions(self, data: Any, climate: Climate) -> tuple[Region, ...]:
+        if not isinstance(data, list):
+            raise self.fail("regions", "expected [[regions]] tables")
+        regions = []
+        for i, raw in enumerate(data):
+            where = f"regions[{i}]"
+            keys = set(Climate.__dataclass_fields__) - {"utc_offset_h"}
+            self.table(raw, where, keys | {"name", "share"}, {"name", "share"})
+            values = {k: v for k, v in raw.items() if k not in ("name", "share")}
+            regions.append(
+                Region(
+                    self.text(raw["name"], f"{where}.name", _NAME_RE),
+                    self.number(raw["share"], f"{where}.share", 0.0, 1.0),
+                    self.climate(values, where, climate),
+                )
+            )
+        if regions and abs(sum(r.share for r in regions) - 1.0) > 1e-6:
+            raise self.fail("regions", "the shares must add up to 1")
+        return tuple(regions)
+
+    def users(self, data: Any) -> Users:
+        keys = set(Users.__dataclass_fields__)
+        self.table(data, "users", keys, set())
+        rate = data.get("setpoint_changes_per_day", 0.0)
+        rate = self.number(rate, "users.setpoint_changes_per_day", 0.0, 48.0)
+        step = self.number(data.get("setpoint_step_c", 3.0), "users.setpoint_step_c", 0.5, 10.0)
+        span = data.get("setpoint_range_c", [18.0, 28.0])
+        if not isinstance(span, list) or len(span) != 2:
+            raise self.fail("users.setpoint_range_c", f"expected [lowest, highest], got {span!r}")
+        lo = self.number(span[0], "users.setpoint_range_c[0]", 16.0, 30.0)
+        hi = self.number(span[1], "users.setpoint_range_c[1]", lo, 30.0)
+        return Users(rate, (lo, hi), step)
+
+    def climate(self, data: Any, where: str = "climate", base: Climate | None = None) -> Climate:
+        default = base or Climate()
         names = set(Climate.__dataclass_fields__)
-        self.table(data, "climate", names, set())
+        self.table(data, where, names, set())
         values: dict[str, float] = {}
         for key, value in data.items():
-            where = f"climate.{key}"
+            where_key = f"{where}.{key}"
             if key.endswith("_s"):
-                values[key] = self.duration(value, where)
+                values[key] = self.duration(value, where_key)
                 if values[key] <= 0:
-                    raise self.fail(where, "must be > 0")
+                    raise self.fail(where_key, "must be > 0")
             elif key == "peak_hour":
-                values[key] = self.number(value, where, 0.0, 24.0)
+                values[key] = self.number(value, where_key, 0.0, 24.0)
             elif key == "utc_offset_h":
-                values[key] = self.number(value, where, -12.0, 14.0)
+                values[key] = self.number(value, where_key, -12.0, 14.0)
             elif key == "outdoor_mean_c":
-                values[key] = self.number(value, where, -30.0, 50.0)
+                values[key] = self.number(value, where_key, -30.0, 50.0)
             elif key == "trend_c_per_day":
-                values[key] = self.number(value, where, -2.0, 2.0)
+                values[key] = self.number(value, where_key, -2.0, 2.0)
             else:
-                values[key] = self.number(value, where, 0.0, 30.0)
+                values[key] = self.number(value, where_key, 0.0, 30.0)
         climate = Climate(**{**default.__dict__, **values})
         return climate
 

@@ -1,0 +1,142 @@
+"""Issue 15's scenarios: climate regions, users changing setpoints, compressor inrush, models of
+different capacities, 5-minute and 1 Hz sampling. They parse and run, and each behaviour is
+physically plausible and never labelled a fault."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from evaluation.fleet import evaluate
+from simulators.aircon import FIELD_INDEX, MODELS
+from simulators.fleet import Fleet
+from simulators.runner import safety_rules
+from simulators.scenario import ScenarioError, load_scenario, parse_scenario
+from tests.scenarios import batch, scenario
+
+FAMILIES = ("regions", "setpoints", "capacities", "fivemin", "onehz")
+NEW = tuple(n for f in FAMILIES for n in (f, f"{f}-healthy"))
+
+
+def steps(fleet: Fleet, n: int) -> np.ndarray:
+    """``n`` sample periods of readings, shape (n, units, fields)."""
+    sc = fleet.scenario
+    return np.array([fleet.step(sc.start_ts + k * sc.sample_period_s)[0] for k in range(1, n + 1)])
+
+
+def col(rows: np.ndarray, name: str) -> np.ndarray:
+    return rows[:, :, FIELD_INDEX[name]]
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_new_scenarios_parse_and_their_healthy_variants_have_no_faults(name: str) -> None:
+    sc = load_scenario(name)
+    assert sc.units > 0
+    if name.endswith("-healthy"):
+        assert not any(b.faults for b in sc.batches)
+        assert Fleet(sc).ground_truth == []
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_new_scenarios_run_through_eval(name: str) -> None:
+    """A sliver of each (a unit per batch, 120 sample periods) through the edge, the ingest,
+    the tickets and the static rule, in the scenario's own blocks."""
+    sc = load_scenario(name)
+    batches = tuple(replace(b, units=1) for b in sc.batches)
+    short = replace(sc, duration_s=120 * sc.sample_period_s, batches=batches)
+    report = evaluate(short)
+    assert report.units == len(sc.batches) and report.static is not None
+    assert report.rows and "Static rule" in report.table()
+
+
+def test_blocks_follow_the_scenario() -> None:
+    five = load_scenario("fivemin")
+    assert five.sample_period_s == 300 and five.block_rows == 12  # an hour a block
+    onehz = load_scenario("onehz")
+    assert onehz.sample_period_s == 1 and onehz.block_rows == 60  # a minute a block
+
+
+def test_regions_have_their_own_climate() -> None:
+    sc = load_scenario("regions-healthy")
+    fleet = Fleet(replace(sc, batches=tuple(replace(b, units=25) for b in sc.batches)))
+    shares = np.bincount(fleet.region) / len(fleet.units)
+    assert shares == pytest.approx([r.share for r in sc.regions], abs=0.01)
+    outdoor = col(steps(fleet, 24 * 60), "ambient_c")  # a day
+    means = [np.nanmean(outdoor[:, fleet.region == k]) for k in range(len(sc.regions))]
+    south, north, basin = means
+    assert north < south < basin
+    swing = [np.nanmean(np.ptp(outdoor[:, fleet.region == k], axis=0)) for k in range(3)]
+    assert swing[1] > swing[0]  # the north's days swing more
+
+
+def test_setpoint_changes_move_the_room_and_supply_not_the_delta_t() -> None:
+    base = parse_scenario(scenario("users", 3, "2d", batch("B", 20)))
+    still = steps(Fleet(base), 2 * 1440)
+    users = replace(base, users=replace(base.users, setpoint_changes_per_day=3.0))
+    moved = steps(Fleet(users), 2 * 1440)
+    setpoint = col(moved, "setpoint_c")
+    changes = np.abs(np.diff(setpoint, axis=0)) > 0
+    assert changes.sum() > 40 and (np.abs(np.diff(setpoint, axis=0))[changes] <= 3.0).all()
+    assert np.nanmin(setpoint) >= 18.0 and np.nanmax(setpoint) <= 28.0
+    # the thermostat follows: the room sits near the new setpoint a few hours later
+    late = slice(-360, None)
+    gap = np.nanmean(col(moved, "return_c")[late] - setpoint[late], axis=0)
+    assert np.abs(gap).max() < 2.5
+
+    def running_delta(rows: np.ndarray) -> float:
+        on = col(rows, "compressor_on") > 0.5
+        delta = col(rows, "return_c") - col(rows, "supply_c")
+        return float(np.nanmedian(delta[on]))
+
+    # a cooler room lowers capacity a little (and the supply with the room), no collapse
+    assert abs(running_delta(moved) - running_delta(still)) < 1.0
+    assert Fleet(users).ground_truth == []
+
+
+def test_inrush_is_one_short_spike_at_each_compressor_start() -> None:
+    sc = replace(load_scenario("onehz-healthy"), duration_s=3600.0)
+    with_inrush = steps(Fleet(sc), 3600)
+    without = steps(Fleet(replace(sc, inrush=False)), 3600)
+    # the same fleet otherwise: only the current differs
+    diff = (with_inrush != without) & ~(np.isnan(with_inrush) & np.isnan(without))
+    assert not diff[:, :, [i for n, i in FIELD_INDEX.items() if n != "current_a"]].any()
+    on = col(with_inrush, "compressor_on") > 0.5
+    started = on & ~np.vstack([np.zeros_like(on[:1]), on[:-1]])  # the units start at rest
+    just_after = np.vstack([np.zeros_like(on[:1]), started[:-1]])  # one second after a start
+    rise = np.nan_to_num(col(with_inrush, "current_a") - col(without, "current_a"))
+    assert (rise >= 0).all()
+    spike = rise > 0.05  # the tail two seconds after a start is a hundredth of an amp
+    assert spike.any() and not (spike & ~just_after).any()
+    # one reading per start (less the odd reading a sensor dropped), well above running current
+    assert started.sum() >= 4 and started.sum() - 3 <= spike.sum() <= started.sum()
+    assert (rise[spike] > 0.5 * col(without, "current_a")[spike]).all()
+
+
+def test_models_of_different_capacities_each_have_their_protection() -> None:
+    assert MODELS["KFR-72LW"].rated_capacity_w > 2.5 * MODELS["KFR-26GW"].rated_capacity_w
+    (over, _heat) = safety_rules("KFR-72LW")
+    assert (over.kind, over.limit) == ("overcurrent", 16.0)
+    assert safety_rules("KFR-35GW")[0].limit == 10.0
+    sc = load_scenario("capacities-healthy")
+    fleet = Fleet(replace(sc, batches=tuple(replace(b, units=3) for b in sc.batches)))
+    rows = steps(fleet, 12 * 60)
+    model = np.array([u.model for u in fleet.units])
+    current = col(rows, "current_a")
+    big, small = current[:, model == "KFR-72LW"], current[:, model == "KFR-26GW"]
+    assert np.nanmax(big) > 2 * np.nanmax(small) and np.nanmax(big) < 16.0
+
+
+def test_bad_new_keys_are_clear_errors() -> None:
+    text = scenario("bad", 1, "1d", batch("B", 2))
+    with pytest.raises(ScenarioError, match="add up to 1"):
+        parse_scenario(
+            text + '[[regions]]\nname = "a"\nshare = 0.5\n[[regions]]\nname = "b"\nshare = 0.2\n'
+        )
+    with pytest.raises(ScenarioError, match="block_rows"):
+        parse_scenario(text.replace('name = "bad"', 'name = "bad"\nblock_rows = 0'))
+    with pytest.raises(ScenarioError, match="compressor.inrush"):
+        parse_scenario(text + '[compressor]\ninrush = "yes"\n')
+    with pytest.raises(ScenarioError, match="utc_offset_h"):
+        parse_scenario(text + '[[regions]]\nname = "a"\nshare = 1.0\nutc_offset_h = 3\n')
