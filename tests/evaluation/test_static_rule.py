@@ -7,6 +7,8 @@ import math
 
 import pytest
 
+from benchmarks.accuracy import add_batch_delay
+from benchmarks.common import Result
 from evaluation.calibrate import choose
 from evaluation.scoring import FleetRun, score
 from evaluation.static_rule import THRESHOLD_C, BatchAlarm, DeltaTRule, batch_alarms
@@ -117,6 +119,24 @@ def test_batch_delays_and_false_alarms_are_scored_side_by_side() -> None:
     assert (cooling.batch_tickets, cooling.false_batch_tickets) == (1, 0)
     assert "Batch delay ratio qloop / static rule: 0.40" in report.table()
     assert report.to_json()["static"]["threshold_c"] == THRESHOLD_C
+    res = Result("accuracy")
+    add_batch_delay(res, report)
+    (figure,) = res.figures
+    assert (figure.value, figure.baseline, figure.met) == (48.0, 120.0, False)
+
+
+def test_no_static_batch_alarm_bounds_the_ratio() -> None:
+    t0 = SC.start_ts
+    run = FleetRun(1, devices=["d0", "d1", "d2"])
+    run.batch_of = dict.fromkeys(run.devices, "D")
+    run.truth = [_leak(d, 2 * DAY) for d in run.devices]
+    run.tickets = [OpenedTicket("batch", "KFR-35GW", "D", None, "cooling_decline", t0 + 3 * DAY)]
+    report = score(SC, [run])
+    assert report.ratio_bound() == pytest.approx(1 / 8)  # one day of eight watched
+    assert "< 0.12 (no static batch alarm within 192 h of an onset)" in report.table()
+    res = Result("accuracy")
+    add_batch_delay(res, report)
+    assert res.figures[0].baseline == 192.0 and res.figures[0].met
 
 
 def test_a_batch_alarm_before_the_first_onset_is_false_and_no_delay() -> None:
