@@ -24,6 +24,7 @@ from typing import Protocol
 from fpdf import FPDF
 from fpdf.fonts import FontFace
 
+from cloud.ticketing.web import font_cache
 from cloud.ticketing.web.report_charts import FONT
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,16 @@ def _latin_svg(svg: str) -> str:
     return "".join(c for c in texts.translate(_LATIN) if ord(c) < 256)
 
 
+def _all_text(title: str, subtitle: str, sections: Sequence[SectionLike]) -> str:
+    """Every character the document will draw (the charts' texts included)."""
+    parts = [title, subtitle]
+    for s in sections:
+        parts += [s.heading, *s.notes]
+        parts += [c for t in s.tables for row in (t.head, *t.rows) for c in row]
+        parts += [m for svg in s.charts for m in re.findall(r">([^<]+)<", svg)]
+    return "".join(parts)
+
+
 def _height_mm(svg: str, width_mm: float) -> float:
     """How tall ``svg`` is drawn ``width_mm`` wide."""
     size = re.search(r'width="(\d+)" height="(\d+)"', svg)
@@ -118,8 +129,13 @@ def write_pdf(
     font: FontFile | None = None,
 ) -> bytes:
     """An A4 PDF of ``sections`` under ``title``; ``font`` (default :func:`find_cjk_font`)
-    draws the Chinese."""
+    draws the Chinese — through its common characters' small face when that is cut and has
+    every character of the document (``font_cache.py``)."""
     font = font or find_cjk_font()
+    if font is not None:
+        small = font_cache.common_face(font)
+        if small is not None and font_cache.covers(small, _all_text(title, subtitle, sections)):
+            font = small
     pdf = FPDF(format="A4")
     pdf.set_auto_page_break(True, margin=14)
     pdf.set_title(latin(title))
