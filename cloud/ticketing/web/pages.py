@@ -489,13 +489,14 @@ def pages_router(
             )
             return html(page(tr("Sign in"), body, user=None), 401)
         response = RedirectResponse(target, status_code=303)
-        auth.sign_in(response, request, token)
+        await run_in_threadpool(auth.sign_in, response, request, token)  # a database write
         return response
 
     @router.post("/logout")
-    def logout() -> Response:
+    def logout(request: Request) -> Response:
         response = RedirectResponse("/login", status_code=303)
-        auth.sign_out(response)
+        if auth.same_origin(request):  # another site's form cannot end a session
+            auth.sign_out(response, request)  # the session ends on the server, not only here
         return response
 
     @router.get("/tickets")

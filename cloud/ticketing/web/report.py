@@ -28,7 +28,7 @@ from cloud.ticketing.reports import (
     monthly_report,
 )
 from cloud.ticketing.service import TicketService
-from cloud.ticketing.tokens import Principal
+from cloud.ticketing.tokens import Principal, TokenRefused
 from cloud.ticketing.web import auth, i18n
 from cloud.ticketing.web import report_pdf as pdf_writer
 from cloud.ticketing.web.i18n import name, tr
@@ -379,16 +379,16 @@ def _bearer_or_cookie(service: TicketService) -> Callable[[Request], Principal]:
             return cookie(request)
         scheme, _, token = header.partition(" ")
         token = token.strip()
-        principal = None
-        if scheme.lower() == "bearer" and token and len(token) <= auth.MAX_TOKEN_CHARS:
-            principal = service.authenticate(token)
-        if principal is None:
+        try:
+            if scheme.lower() != "bearer" or not token or len(token) > auth.MAX_TOKEN_CHARS:
+                raise TokenRefused("missing or invalid bearer token")
+            return service.check_token(token)  # says why: unknown, revoked or expired
+        except TokenRefused as exc:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
-                detail="missing or invalid bearer token",
+                detail=str(exc),
                 headers={"WWW-Authenticate": "Bearer"},
-            )
-        return principal
+            ) from exc
 
     return dependency
 

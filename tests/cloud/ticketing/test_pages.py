@@ -73,8 +73,13 @@ def test_unauthenticated_pages_redirect_to_login_and_back(app) -> None:
         assert cookie.startswith(f"{auth.COOKIE}=") and "HttpOnly" in cookie
         assert "samesite=strict" in cookie.lower()
         assert c.get("/tickets/PF202611001").status_code == 200
+        session = c.cookies.get(auth.COOKIE)
+        c.post("/logout", headers={"Origin": "https://evil.example"}, follow_redirects=False)
+        assert c.get("/tickets/PF202611001").status_code == 200  # another site cannot sign out
         out = c.post("/logout", follow_redirects=False)
         assert out.headers["location"] == "/login"
+        assert c.get("/tickets", follow_redirects=False).status_code == 303
+        c.cookies.set(auth.COOKIE, session)  # the old cookie, kept: its session ended
         assert c.get("/tickets", follow_redirects=False).status_code == 303
 
 
