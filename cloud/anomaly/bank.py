@@ -27,12 +27,12 @@ for one message.
 Memory. The bank holds every tracked device's state, so memory per device is what limits a
 worker's fleet. Each product class's detectors keep their state as columns
 (:mod:`cloud.anomaly.columns`): arrays with one row per device, a dense index from device to row,
-for the baseline-shift detectors; one small ``__slots__`` object per device for the others
-(:mod:`cloud.anomaly.compact`). A checkpoint is the device's detectors as the per-device reference
-objects, pickled (the format before the columns, so old checkpoints restore); one written in
-another state format, or holding other detectors than the product's, is refused by
-:meth:`DetectorBank.restore` with a ``ValueError`` naming the device, rather than restored
-half-right (the worker then relearns that device).
+for the baseline-shift detectors and ``sensor_stuck``; one small ``__slots__`` object per
+device for the generic detector (:mod:`cloud.anomaly.compact`). A checkpoint is the device's
+detectors as the per-device reference objects, pickled (the format before the columns, so old
+checkpoints restore); one written in another state format, or holding other detectors than the
+product's, is refused by :meth:`DetectorBank.restore` with a ``ValueError`` naming the device,
+rather than restored half-right (the worker then relearns that device).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import pytest
 
 from cloud.anomaly.bank import DetectorBank
 from cloud.anomaly.base import Block, Finding
-from cloud.anomaly.columns import Batch, ObjectColumns, ShiftColumns, columns_for
+from cloud.anomaly.columns import Batch, ObjectColumns, ShiftColumns, StuckColumns, columns_for
 from cloud.anomaly.cooling import CoolingDecline
 from cloud.anomaly.level import NoiseRise, VibrationRise
 from cloud.anomaly.stuck import SensorStuck
@@ -35,7 +35,8 @@ KINDS: list[tuple[str, Callable]] = [
     ("cooling-fast", functools.partial(CoolingDecline, **FAST)),
     ("noise-fast", functools.partial(NoiseRise, **FAST)),
     ("vibration-fast", functools.partial(VibrationRise, **FAST, extend_margin=0.0)),
-    ("stuck", functools.partial(SensorStuck, learn_rows=200, min_stuck_s=H)),
+    ("stuck", SensorStuck),
+    ("stuck-fast", functools.partial(SensorStuck, learn_rows=200, min_stuck_s=H)),
     ("univariate", functools.partial(UnivariateAnomaly, warmup=20, window=100)),
 ]
 FIELDS = (
@@ -166,7 +167,8 @@ def test_columns_find_what_the_reference_finds(name: str, make: Callable, seed: 
 def test_shift_detectors_take_the_column_path() -> None:
     assert isinstance(columns_for(CoolingDecline), ShiftColumns)
     assert isinstance(columns_for(NoiseRise), ShiftColumns)
-    assert isinstance(columns_for(SensorStuck), ObjectColumns)
+    assert isinstance(columns_for(SensorStuck), StuckColumns)
+    assert isinstance(columns_for(UnivariateAnomaly), ObjectColumns)
 
 
 def test_a_row_round_trips_through_the_reference_object() -> None:
