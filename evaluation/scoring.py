@@ -81,6 +81,17 @@ class FaultScore:
 
 
 @dataclass(frozen=True)
+class SizeScore:
+    """Recall of the injected cooling faults of one kind and size (e.g. 15 % leaks)."""
+
+    kind: str
+    magnitude: float
+    eligible: int  # with at least horizon_s of run after their onset
+    detected_in_horizon: int
+    delays_s: tuple[float, ...] = ()  # of every one found (within the horizon or not)
+
+
+@dataclass(frozen=True)
 class TicketScore:
     """qloop's tickets for one fault name."""
 
@@ -128,6 +139,7 @@ class Report:
     tickets: tuple[TicketScore, ...] = ()
     batch_delays: tuple[BatchDelay, ...] = ()
     static: StaticScore | None = None
+    sizes: tuple[SizeScore, ...] = ()
 
     def false_rate(self, row: FaultScore) -> float:
         """False findings per 1,000 healthy device-days."""
@@ -185,6 +197,19 @@ class Report:
             f"{days:,.0f} healthy device-days judged; {total_false} false findings on healthy "
             f"units in all ({rate} per 1,000 healthy device-days)."
         )
+        if self.sizes:
+            lines += [
+                "",
+                "| injected | recall ≤ " + h + " | median delay (h) |",
+                "| --- | ---: | ---: |",
+            ]
+            for z in self.sizes:
+                recall = z.detected_in_horizon / z.eligible if z.eligible else math.nan
+                median = statistics.median(z.delays_s) / 3600 if z.delays_s else math.nan
+                lines.append(
+                    f"| `{z.kind}` {100 * z.magnitude:g} % "
+                    f"| {_pct(recall, z.detected_in_horizon, z.eligible)} | {_num(median)} |"
+                )
         if self.tickets:
             lines += ["", *self._ticket_table()]
         if self.static is not None:
@@ -223,6 +248,7 @@ class Report:
             "| --- | ---: | ---: |",
             f"| drifting batches found | {found_q}/{n} | {found_s}/{n} |",
             f"| median batch delay (h) | {_num(q / 3600)} | {_num(s / 3600)} |",
+            *self._per_batch_lines(),
             f"| false unit alarms (qloop: `{COOLING}` findings) / 1,000 healthy device-days "
             f"| {_num(self.per_1000(false_q), 2)} ({false_q}) "
             f"| {_num(self.per_1000(st.false_unit_alarms), 2)} ({st.false_unit_alarms}) |",
@@ -232,6 +258,24 @@ class Report:
             "",
             f"Batch delay ratio qloop / static rule: {self._ratio_text(ratio)} (goal ≤ 0.33).",
         ]
+
+    def _per_batch_lines(self) -> list[str]:
+        """Median delays per batch name (over the seeds), when there are several."""
+        names = sorted({b.batch for b in self.batch_delays})
+        if len(names) < 2:
+            return []
+        lines = []
+        for name in names:
+            mine = [b for b in self.batch_delays if b.batch == name]
+            q = [b.qloop_s for b in mine if not math.isnan(b.qloop_s)]
+            st = [b.static_s for b in mine if not math.isnan(b.static_s)]
+            units = statistics.median(b.affected for b in mine)
+            lines.append(
+                f"| … batch {name} ({units:g} units with a cooling fault): found, median delay "
+                f"(h) | {len(q)}/{len(mine)}, {_num(_median(q) / 3600)} "
+                f"| {len(st)}/{len(mine)}, {_num(_median(st) / 3600)} |"
+            )
+        return lines
 
     def _ratio_text(self, ratio: float) -> str:
         bound = self.ratio_bound()
@@ -256,6 +300,10 @@ class Report:
                 false_per_1000_healthy_device_days=self.false_rate(r),
             )
         return doc
+
+
+def _median(xs: Sequence[float]) -> float:
+    return statistics.median(xs) if xs else math.nan
 
 
 def _pct(x: float, num: int, den: int) -> str:
@@ -304,6 +352,7 @@ def score(
 
     for n in names:
         tally(n)
+    sizes: dict[tuple[str, float], list] = {}
     healthy_days = 0.0
     units = 0
     for run in runs:
@@ -337,11 +386,15 @@ def score(
                 for ts in firsts.get((t.device, name), [])
                 if ts >= t.onset_ts
             ]
+            size = sizes.setdefault((t.kind, t.magnitude), [0, 0, []])
+            size[0] += eligible
             if hits:
                 delay = min(hits) - t.onset_ts
                 c["det"] += 1
                 delays[t.expected_fault].append(delay)
                 c["det_h"] += eligible and delay <= horizon_s
+                size[1] += eligible and delay <= horizon_s
+                size[2].append(delay)
     rows = tuple(
         FaultScore(
             n,
@@ -367,6 +420,11 @@ def score(
         _score_tickets(runs, names),
         tuple(d for r in runs for d in _batch_delays(r, end)),
         _score_static(scenario, runs, THRESHOLD_C, judged_after_s),
+        tuple(
+            SizeScore(kind, m, e, d, tuple(ds))
+            for (kind, m), (e, d, ds) in sorted(sizes.items())
+            if kind in COOLING_KINDS
+        ),
     )
 
 

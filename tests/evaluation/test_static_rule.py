@@ -108,6 +108,10 @@ def test_batch_delays_and_false_alarms_are_scored_side_by_side() -> None:
         ]
     }
     report = score(SC, [run])
+    (size,) = report.sizes  # the leaks by size: no finding in this synthetic run
+    assert (size.kind, size.magnitude, size.eligible, size.detected_in_horizon) == (
+        "refrigerant_leak", 0.25, 3, 0
+    )  # fmt: skip
     (delay,) = report.batch_delays
     assert (delay.batch, delay.affected) == ("D", 3)
     assert delay.qloop_s == 2 * DAY and delay.static_s == 5 * DAY
