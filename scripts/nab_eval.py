@@ -4,6 +4,7 @@
 Usage::
 
     .venv/bin/python scripts/nab_eval.py [NAB_DIR] [--out DIR] [--threshold T] [--sweep]
+    .venv/bin/python scripts/nab_eval.py [NAB_DIR] --cv [--out DIR]
 
 ``NAB_DIR`` (default ``../shared/nab`` relative to the repository root) holds ``data/`` and
 ``score.py``. Every ``data/<category>/<file>.csv`` is scored with a fresh
@@ -12,6 +13,10 @@ Usage::
 then ``python3 NAB_DIR/score.py OUT --threshold T`` (T defaults to the detector's
 ``DEFAULT_THRESHOLD``) is run and its JSON printed. ``--sweep`` also prints the score with
 the threshold swept on the same files (NAB's optimistic procedure), for comparison only.
+
+``--cv`` runs the cross-validation that chose the detector's design instead
+(:mod:`evaluation.nab_cv`: the pre-declared grid, leave-one-file-out and leave-one-family-out,
+results under ``OUT`` (default ``bench-results/nab-cv``)) and prints its tables.
 """
 
 from __future__ import annotations
@@ -25,19 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from cloud.anomaly.generic import DEFAULT_THRESHOLD  # noqa: E402
-from cloud.anomaly.nab import score_csv  # noqa: E402
-
-
-def score_folder(data: Path, out: Path) -> int:
-    """Score every CSV under ``data`` into the same relative path under ``out``; return rows."""
-    rows = 0
-    for src in sorted(data.glob("*/*.csv")):
-        dst = out / src.parent.name / src.name
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        with src.open(newline="") as reader, dst.open("w", newline="") as writer:
-            rows += score_csv(reader, writer)
-    return rows
+from cloud.anomaly.generic import DEFAULT_THRESHOLD, StreamingAnomalyDetector  # noqa: E402
+from evaluation import nab_cv  # noqa: E402
 
 
 def run_score(nab: Path, results: Path, threshold: float | None) -> str:
@@ -51,14 +45,18 @@ def run_score(nab: Path, results: Path, threshold: float | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("nab", nargs="?", type=Path, default=REPO.parent / "shared" / "nab")
-    ap.add_argument(
-        "--out", type=Path, default=REPO / "bench-results" / "nab", help="results folder"
-    )
+    ap.add_argument("--out", type=Path, help="results folder")
     ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
     ap.add_argument("--sweep", action="store_true", help="also report the swept threshold")
+    ap.add_argument("--cv", action="store_true", help="cross-validate the design grid instead")
     args = ap.parse_args(argv)
+    if args.cv:
+        out = args.out or REPO / "bench-results" / "nab-cv"
+        print(nab_cv.markdown(nab_cv.evaluate(args.nab, out)))
+        return 0
+    args.out = args.out or REPO / "bench-results" / "nab"
     start = time.perf_counter()
-    rows = score_folder(args.nab / "data", args.out)
+    rows = nab_cv.score_folder(args.nab / "data", args.out, StreamingAnomalyDetector)
     elapsed = time.perf_counter() - start
     print(f"scored {rows} rows in {elapsed:.1f} s into {args.out}", file=sys.stderr)
     print(run_score(args.nab, args.out, args.threshold))

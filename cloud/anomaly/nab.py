@@ -2,7 +2,8 @@
 
 :func:`score_csv` reads rows ``timestamp,value`` (a header line is optional; timestamps are
 ``YYYY-MM-DD HH:MM:SS[.ffffff]`` or unix seconds), feeds each value to a
-:class:`~cloud.anomaly.generic.StreamingAnomalyDetector` and writes
+:class:`~cloud.anomaly.generic.StreamingAnomalyDetector` (or another :class:`StreamScorer`)
+and writes
 ``timestamp,value,anomaly_score`` rows in the same order, one per input row, which is what
 NAB's ``score.py`` reads. Empty or unparsable *values* (``""``, ``nan``) are scored 0.0;
 a row whose timestamp cannot be parsed or whose column count is wrong raises ``ValueError``
@@ -21,11 +22,21 @@ from __future__ import annotations
 import csv
 import math
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from cloud.anomaly.generic import StreamingAnomalyDetector
 
-__all__ = ["parse_timestamp", "score_csv"]
+__all__ = ["StreamScorer", "parse_timestamp", "score_csv"]
+
+
+class StreamScorer(Protocol):
+    """What :func:`score_csv` needs of a detector: a score in [0, 1] per value, and its alarm
+    threshold (:class:`~cloud.anomaly.generic.StreamingAnomalyDetector` and the NAB baselines
+    in ``cloud/anomaly`` all have this shape)."""
+
+    threshold: float
+
+    def score_one(self, ts: float, value: float | None) -> float: ...
 
 
 def parse_timestamp(text: str) -> float:
@@ -55,9 +66,7 @@ def _parse_value(text: str) -> float:
         return math.nan  # a gap: scored 0.0, not learned
 
 
-def score_csv(
-    reader: TextIO, writer: TextIO, detector: StreamingAnomalyDetector | None = None
-) -> int:
+def score_csv(reader: TextIO, writer: TextIO, detector: StreamScorer | None = None) -> int:
     """Score every ``timestamp,value`` row of ``reader`` into ``writer``; return the row count.
 
     Raises ``ValueError("line N: ...")`` on a row with the wrong number of columns or an
