@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from cloud.anomaly.base import Block
-from cloud.anomaly.shift import BaselineShift
+from cloud.anomaly.shift import BaselineShift, Carry, RowsMany
 
 _NAN = np.array([], dtype=float)
 
@@ -76,12 +76,8 @@ class CoolingDecline(BaselineShift):
         return ts[ok], x, ret[ok] - sup[ok]
 
     def _rows_many(
-        self,
-        ts: np.ndarray,
-        cols: Mapping[str, np.ndarray],
-        lengths: np.ndarray,
-        carry: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        self, ts: np.ndarray, cols: Mapping[str, np.ndarray], lengths: np.ndarray, carry: Carry
+    ) -> RowsMany:
         """:meth:`_rows` of many blocks at once: (blocks × rows) arrays padded with NaN at the
         end of each row; ``carry`` holds each block's unit's (``_on_since``, ``_was_on``)
         before it, and the same after it is returned."""

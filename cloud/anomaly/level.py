@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from cloud.anomaly.base import Block
-from cloud.anomaly.shift import BaselineShift
+from cloud.anomaly.shift import BaselineShift, Carry, RowsMany
 
 _EMPTY = np.array([], dtype=float)
 
@@ -42,12 +42,8 @@ class LevelRise(BaselineShift):
         return block.ts[ok], x, y[ok]
 
     def _rows_many(
-        self,
-        ts: np.ndarray,
-        cols: Mapping[str, np.ndarray],
-        lengths: np.ndarray,
-        carry: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        self, ts: np.ndarray, cols: Mapping[str, np.ndarray], lengths: np.ndarray, carry: Carry
+    ) -> RowsMany:
         """:meth:`_rows` of many blocks at once, as (blocks × rows) arrays padded with NaN."""
         y, fan, comp = cols[self.field], cols["fan_speed"], cols.get("compressor_on")
         comp = np.zeros_like(y) if comp is None else np.where(np.isnan(comp), 0.0, comp)

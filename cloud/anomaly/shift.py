@@ -47,6 +47,10 @@ from cloud.anomaly.compact import Compact
 from cloud.anomaly.cusum import WindowCusum
 from cloud.anomaly.trend import RecentWindows
 
+# what :meth:`BaselineShift._rows_many` gives: valid rows, features, monitored quantity, carry
+RowsMany = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+Carry = np.ndarray  # blocks × BaselineShift._carry: each unit's carried values
+
 
 class BaselineShift(Compact):
     fault = ""
@@ -145,12 +149,8 @@ class BaselineShift(Compact):
         raise NotImplementedError
 
     def _rows_many(
-        self,
-        ts: np.ndarray,
-        cols: Mapping[str, np.ndarray],
-        lengths: np.ndarray,
-        carry: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        self, ts: np.ndarray, cols: Mapping[str, np.ndarray], lengths: np.ndarray, carry: Carry
+    ) -> RowsMany:
         """:meth:`_rows` of many units' blocks at once (``cloud/anomaly/columns.py``): blocks ×
         rows arrays, each block's rows padded with NaN after its ``lengths``; ``carry`` holds
         each unit's :attr:`_carry` values before its block. Returns the valid rows' mask, the
