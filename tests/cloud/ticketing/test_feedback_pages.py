@@ -90,7 +90,8 @@ def test_the_form_is_for_customer_service_and_up(cs: TestClient, viewer: TestCli
         assert text in r.text, text
     zh = cs.get("/feedback/new", headers={"Accept-Language": "zh-CN,zh;q=0.9"})
     for text in ('<html lang="zh-CN"', ">客户<", ">客户原话<", '<option value="hotline">热线',
-                 '<option value="refund">退货退款', "<h1>登记投诉</h1>", ">登记</button>"):  # fmt: skip
+                 '<option value="refund">退货退款', "<h1>登记投诉</h1>",
+                 ">登记</button>"):  # fmt: skip
         assert text in zh.text, text
     channels = re.search(r'<select id="channel".*?</select>', r.text, re.S).group(0)
     assert channels.count("<option") == 11  # "choose" and the ten channels
