@@ -10,7 +10,7 @@ import pytest
 from benchmarks.accuracy import add_batch_delay
 from benchmarks.common import Result
 from evaluation.calibrate import choose
-from evaluation.scoring import FleetRun, score
+from evaluation.scoring import BatchDelay, FleetRun, score
 from evaluation.static_rule import THRESHOLD_C, BatchAlarm, DeltaTRule, batch_alarms
 from evaluation.tickets import OpenedTicket
 from simulators.fleet import InjectedFault
@@ -121,7 +121,9 @@ def test_batch_delays_and_false_alarms_are_scored_side_by_side() -> None:
     assert (offline.device_tickets, offline.false_device_tickets) == (1, 1)
     cooling = next(t for t in report.tickets if t.fault == "cooling_decline")
     assert (cooling.batch_tickets, cooling.false_batch_tickets) == (1, 0)
-    assert "Batch delay ratio qloop / static rule: 0.40" in report.table()
+    table = report.table()
+    assert "| D (1) | 3 | 48.0 | 120.0 | 0.40 |" in table
+    assert "≤ 0.33 in 0 of 1 drifting batches" in table
     assert report.to_json()["static"]["threshold_c"] == THRESHOLD_C
     res = Result("accuracy")
     add_batch_delay(res, report)
@@ -137,7 +139,7 @@ def test_no_static_batch_alarm_bounds_the_ratio() -> None:
     run.tickets = [OpenedTicket("batch", "KFR-35GW", "D", None, "cooling_decline", t0 + 3 * DAY)]
     report = score(SC, [run])
     assert report.ratio_bound() == pytest.approx(1 / 8)  # one day of eight watched
-    assert "< 0.12 (no static batch alarm within 192 h of an onset)" in report.table()
+    assert "| D (1) | 3 | 24.0 | > 192 | < 0.12 |" in report.table()
     res = Result("accuracy")
     add_batch_delay(res, report)
     assert res.figures[0].baseline == 192.0 and res.figures[0].met
@@ -152,3 +154,11 @@ def test_a_batch_alarm_before_the_first_onset_is_false_and_no_delay() -> None:
     report = score(SC, [run])
     assert report.static.false_batch_alarms == 1
     assert math.isnan(report.batch_delays[0].static_s) and math.isnan(report.delays()[2])
+
+
+def test_the_ratio_of_one_batch() -> None:
+    nan = math.nan
+    assert BatchDelay(1, "D", 3, 0.0, 10.0, 40.0, 100.0).ratio() == (0.25, False)
+    assert BatchDelay(1, "D", 3, 0.0, 10.0, nan, 100.0).ratio() == (0.1, True)  # a bound
+    assert BatchDelay(1, "D", 3, 0.0, nan, 40.0, 100.0).ratio() == (math.inf, False)
+    assert math.isnan(BatchDelay(1, "D", 3, 0.0, nan, nan, 100.0).ratio()[0])
