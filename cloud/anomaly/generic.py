@@ -38,6 +38,11 @@ Algorithm (per finite value ``x``; NaN/inf/None score 0.0 and are not learned):
 Nothing is reported during the first ``warmup`` values (the statistics are still forming).
 Per value the cost is O(window) (a few numpy percentiles over the ring buffer).
 
+The design and its defaults (the constructor's and :data:`DEFAULT_THRESHOLD`) are the choice
+of a cross-validation across the files of NAB's development split, against other settings and
+published baselines (``evaluation/nab_cv.py``; BENCHMARKS.md has the folds). They are not
+tuned further on those files: a change to them is a new run of that procedure.
+
 >>> det = StreamingAnomalyDetector()
 >>> scores = [det.score_one(float(t), 10.0 + (t % 7) * 0.1) for t in range(600)]
 >>> max(scores) < DEFAULT_THRESHOLD

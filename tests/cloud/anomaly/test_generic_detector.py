@@ -79,6 +79,27 @@ def test_pickle_round_trip_continues_identically() -> None:
     assert _feed(det, tail, start=700) == _feed(clone, tail, start=700)
 
 
+# The settings evaluation/nab_cv.py chose by cross-validation (BENCHMARKS.md, issue 15).
+CROSS_VALIDATED = dict(
+    window=2000,
+    warmup=150,
+    short=3,
+    n_bins=8,
+    context=6,
+    average=10,
+    threshold=0.5,
+    rest=200,
+    outlier=6.0,
+)
+
+
+def test_defaults_are_the_cross_validated_choice() -> None:
+    det = StreamingAnomalyDetector()
+    defaults = {name: getattr(det, name) for name in CROSS_VALIDATED}
+    assert defaults == CROSS_VALIDATED, "a new default needs a new run of evaluation/nab_cv.py"
+    assert CROSS_VALIDATED["threshold"] == DEFAULT_THRESHOLD
+
+
 def test_constructor_stores_configuration() -> None:
     det = StreamingAnomalyDetector(window=500, rest=50)
     assert (det.window, det.rest, det.threshold) == (500, 50, DEFAULT_THRESHOLD)
