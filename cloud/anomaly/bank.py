@@ -29,10 +29,11 @@ worker's fleet. Each product class's detectors keep their state as columns
 (:mod:`cloud.anomaly.columns`): arrays with one row per device, a dense index from device to row,
 for the baseline-shift detectors and ``sensor_stuck``; one small ``__slots__`` object per
 device for the generic detector (:mod:`cloud.anomaly.compact`). A checkpoint is the device's
-detectors as the per-device reference objects, pickled (the format before the columns, so old
-checkpoints restore); one written in another state format, or holding other detectors than the
-product's, is refused by :meth:`DetectorBank.restore` with a ``ValueError`` naming the device,
-rather than restored half-right (the worker then relearns that device).
+row of each detector kind's columns, a few small arrays (:data:`ROWS_FORMAT`), so a device's
+state still moves alone when its partition moves; a checkpoint of the per-device detector objects
+written before the columns restores too. One written in another format, or holding other
+detectors than the product's, is refused by :meth:`DetectorBank.restore` with a ``ValueError``
+naming the device, rather than restored half-right (the worker then relearns that device).
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ COVERED_FIELDS: Mapping[str, frozenset[str]] = {
 
 @dataclass(slots=True)
 class _DeviceState:
-    """A device's checkpoint: its detectors as the reference objects, and its order state."""
+    """A device's checkpoint before the columns: its detectors as the reference objects, and its
+    order state (still restored)."""
 
     detectors: list[Detector]
     last_ts: float = float("-inf")
@@ -76,6 +78,23 @@ class _DeviceState:
     next_seq: int | None = None  # the seq that comes next in order; None = not known yet
     pending: dict[int, Block | None] = field(default_factory=dict)  # None: an event's seq
     stuck: tuple[str, ...] = ()  # fields a sensor_stuck finding currently stands on
+
+
+ROWS_FORMAT = "qloop-detector-rows-1"
+
+
+@dataclass(slots=True)
+class _DeviceRows:
+    """A device's checkpoint: its row of each detector kind's columns (``save``/``restore`` of
+    :mod:`cloud.anomaly.columns`: a few arrays each), and its order state."""
+
+    format: str
+    kinds: tuple[str, ...]  # the detector classes' names, in the product's order
+    rows: tuple
+    last_ts: float
+    next_seq: int | None
+    pending: dict[int, Block | None]
+    stuck: tuple[str, ...]
 
 
 @dataclass(slots=True)
@@ -281,33 +300,59 @@ class DetectorBank:
         return float("-inf") if st is None else st.judged_ts
 
     def snapshot(self, device: str) -> bytes | None:
-        """The device's checkpoint: its detectors as the reference objects (judge what was fed
-        first: :meth:`flush`)."""
+        """The device's checkpoint: its row of each detector kind's columns, as arrays (judge
+        what was fed first: :meth:`flush`)."""
         st = self._devices.get(device)
         if st is None:
             return None
-        saved = _DeviceState(
-            self.detectors(device), st.last_ts, st.dirty, st.next_seq, st.pending or {}, st.stuck
+        saved = _DeviceRows(
+            ROWS_FORMAT,
+            tuple(k.__name__ for k in st.group.kinds),
+            tuple(c.save(st.row) for c in st.group.columns),
+            st.last_ts,
+            st.next_seq,
+            st.pending or {},
+            st.stuck,
         )
         return pickle.dumps(saved, protocol=pickle.HIGHEST_PROTOCOL)
 
     def restore(self, device: str, state: bytes) -> None:
+        """Resume ``device`` from its checkpoint: rows of columns (:meth:`snapshot`), or the
+        per-device detector objects of the format before them. Anything else is a
+        ``ValueError`` naming the device (the caller relearns it)."""
         try:
             st = pickle.loads(state)  # noqa: S301 - our own checkpoint
         except ValueError as e:  # a detector refused its state (a checkpoint of another format)
             raise ValueError(f"checkpoint of device {device!r}: {e}") from e
-        if not isinstance(st, _DeviceState):
+        if isinstance(st, _DeviceRows):
+            if st.format != ROWS_FORMAT:
+                raise ValueError(
+                    f"checkpoint of device {device!r} is in format {st.format!r}, not"
+                    f" {ROWS_FORMAT!r} (written by an older or newer qloop?): cannot restore it"
+                )
+            names, saved, load = st.kinds, st.rows, "restore"
+        elif isinstance(st, _DeviceState):
+            names = tuple(type(d).__name__ for d in st.detectors)
+            saved, load = st.detectors, "load"
+        else:
             raise ValueError(f"checkpoint of device {device!r} is a {type(st).__name__}")
-        kinds = tuple(type(d) for d in st.detectors)
-        group = next((g for g in map(self._group, [*self.factories, ""]) if g.kinds == kinds), None)
+        group = next(
+            (
+                g
+                for g in map(self._group, [*self.factories, ""])
+                if tuple(k.__name__ for k in g.kinds) == names
+            ),
+            None,
+        )
         if group is None:
-            names = ", ".join(k.__name__ for k in kinds)
-            raise ValueError(f"checkpoint of device {device!r} holds other detectors ({names})")
+            raise ValueError(
+                f"checkpoint of device {device!r} holds other detectors ({', '.join(names)})"
+            )
         old = self._devices.get(device)
         row = old.row if old is not None and old.group is group else group.add()
         try:
-            for columns, det in zip(group.columns, st.detectors, strict=True):
-                columns.load(row, det)
+            for columns, one in zip(group.columns, saved, strict=True):
+                getattr(columns, load)(row, one)
         except (ValueError, AttributeError, TypeError) as e:
             raise ValueError(f"checkpoint of device {device!r}: {e}") from e
         # Messages after the checkpoint were acknowledged before a crash and will not come
@@ -319,7 +364,7 @@ class DetectorBank:
             row,
             st.last_ts,
             st.last_ts,
-            st.dirty,
+            True,
             next_seq,
             st.pending or None,
             st.stuck,

@@ -127,6 +127,15 @@ class ObjectColumns:
     def export(self, row: int) -> Detector:
         return self._objects[row]
 
+    def save(self, row: int) -> Detector:
+        """What a checkpoint keeps of ``row``: here the object itself."""
+        return self._objects[row]
+
+    def restore(self, row: int, saved: object) -> None:
+        if type(saved) is not self.kind():
+            raise ValueError(f"a {type(saved).__name__} where a {self.kind().__name__} was")
+        self._objects[row] = saved  # type: ignore[assignment]
+
     def update_many(self, rows: Sequence[int], batch: Batch) -> list[list[Finding]]:
         return [self._objects[r].update(b) for r, b in zip(rows, batch.blocks, strict=True)]
 
@@ -203,6 +212,28 @@ class ShiftColumns:
         if type(det) is not type(self.proto) or det.n_features != self.proto.n_features:
             raise ValueError(f"a {type(det).__name__} where a {type(self.proto).__name__} was")
         self._set_row(row, self._row_of(det))
+
+    def save(self, row: int) -> tuple:
+        """What a checkpoint keeps of ``row``: its numbers as one float64 and one float32 array,
+        the learning windows and the open window beyond the range (None when there are none)."""
+        flat = np.concatenate((self._s[row], self._sx[row], self._params[row].ravel()))
+        return flat, self._levels[row].copy(), self._windows.get(row), self._beyond.get(row)
+
+    def restore(self, row: int, saved: tuple) -> None:
+        """Take back what :meth:`save` gave (``ValueError`` if its shapes are not this kind's)."""
+        flat, levels, windows, beyond = saved
+        a, b = self._s.shape[1], self._s.shape[1] + self._sx.shape[1]
+        if flat.shape != (b + self._params[0].size,) or levels.shape != self._levels[0].shape:
+            raise ValueError(f"a {type(self.proto).__name__} state of another shape")
+        self._s[row], self._sx[row] = flat[:a], flat[a:b]
+        self._params[row] = flat[b:].reshape(self._params.shape[1:])
+        self._levels[row] = levels
+        self._windows.pop(row, None)
+        if windows is not None:
+            self._windows[row] = np.array(windows, dtype=float)  # its own copy
+        self._beyond.pop(row, None)
+        if beyond is not None:
+            self._beyond[row] = beyond
 
     def export(self, row: int, into: BaselineShift | None = None) -> BaselineShift:
         """The reference object with ``row``'s state (a new one unless ``into``)."""
@@ -389,6 +420,22 @@ class StuckColumns:
         self._st[row] = np.nan
         self._st[row][:, [self._index[n] for n in det._fields]] = det._state
         self._meta[row] = (det._rows, det._learned, det._last_ts, tid)
+
+    def save(self, row: int) -> tuple:
+        """What a checkpoint keeps of ``row``: its fields, their state, its counters."""
+        rows, learned, last_ts, tid = self._meta[row].tolist()
+        fields = self._tuples[int(tid)]
+        state = self._st[row][:, [self._index[n] for n in fields]]
+        return fields, state, (rows, learned, last_ts)
+
+    def restore(self, row: int, saved: tuple) -> None:
+        fields, state, meta = saved
+        if state.shape != (sk._STATE_ROWS, len(fields)) or len(meta) != 3:
+            raise ValueError("a SensorStuck state of another shape")
+        tid = self._intern(tuple(fields))
+        self._st[row] = np.nan
+        self._st[row][:, [self._index[n] for n in fields]] = state
+        self._meta[row] = (*meta, tid)
 
     def export(self, row: int, into: SensorStuck | None = None) -> SensorStuck:
         det = self.make() if into is None else into

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from cloud.anomaly.bank import DetectorBank
+from cloud.anomaly.bank import DetectorBank, _DeviceState
 from cloud.anomaly.base import Block, Finding
 from cloud.anomaly.columns import Batch, ObjectColumns, ShiftColumns, StuckColumns, columns_for
 from cloud.anomaly.cooling import CoolingDecline
@@ -208,32 +208,53 @@ def test_bank_fed_in_batches_finds_what_it_finds_block_by_block() -> None:
     assert sum(map(len, expected.values())), "the streams should give findings to compare"
 
 
-def test_checkpoints_of_the_per_device_format_restore_into_columns() -> None:
-    """A checkpoint is the reference objects' pickle, as before the columns: one written by a
-    bank restores into another and judges on identically."""
-    rng = np.random.default_rng(5)
-    blocks = _stream(rng, "ac-1", 60.0)
+def test_checkpoints_restore_in_both_formats() -> None:
+    """A checkpoint is the device's rows of the columns; one of the per-device detector objects
+    (the format before the columns) restores too. Either way the restored bank judges on as the
+    one that wrote it."""
+    rng = np.random.default_rng(1)  # a unit whose faults are found after the checkpoint
+    blocks = list(enumerate(_stream(rng, "ac-1", 96.0)))
+    half = len(blocks) * 2 // 3
     a = DetectorBank()
-    for seq, b in enumerate(blocks[: len(blocks) // 2]):
+    for seq, b in blocks[:half]:
         a.update("air_conditioner", b, seq)
-    state = a.snapshot("ac-1")
-    assert state is not None
-    saved = pickle.loads(state)
-    assert [type(d).__name__ for d in saved.detectors] == [
-        "CoolingDecline",
-        "NoiseRise",
-        "VibrationRise",
-        "SensorStuck",
-        "UnivariateAnomaly",
-    ]
-    b = DetectorBank()
-    b.restore("ac-0", DetectorBank().snapshot("ac-0") or state)  # another device first
-    b.restore("ac-1", state)
-    later = list(enumerate(blocks))[len(blocks) // 2 :]
-    _same(
-        [f for seq, blk in later for f in b.update("air_conditioner", blk, seq)],
-        [f for seq, blk in later for f in a.update("air_conditioner", blk, seq)],
+    rows = a.snapshot("ac-1")
+    assert rows is not None
+    objects = pickle.dumps(_DeviceState(a.detectors("ac-1"), a.last_ts("ac-1"), next_seq=half))
+    assert len(rows) < len(objects)
+    restored = []
+    for state in (rows, objects):
+        bank = DetectorBank()
+        bank.restore("ac-0", DetectorBank().snapshot("ac-0") or state)  # another device first
+        bank.restore("ac-1", state)
+        restored.append(bank)
+    expected = [f for seq, blk in blocks[half:] for f in a.update("air_conditioner", blk, seq)]
+    assert expected, "the stream should give findings after the checkpoint"
+    for bank in restored:
+        _same([f for seq, blk in blocks[half:] for f in bank.update("air_conditioner", blk, seq)],
+              expected)  # fmt: skip
+
+
+def test_a_checkpoint_in_another_format_or_shape_is_refused_by_name() -> None:
+    bank = DetectorBank()
+    bank.update("air_conditioner", _stream(np.random.default_rng(3), "ac-1", 2.0)[0], 0)
+    saved = pickle.loads(bank.snapshot("ac-1") or b"")
+    saved.format = "qloop-detector-rows-0"
+    with pytest.raises(ValueError, match="ac-1.*qloop-detector-rows-0"):
+        DetectorBank().restore("ac-1", pickle.dumps(saved))
+    other = DetectorBank(
+        {
+            "air_conditioner": (
+                functools.partial(CoolingDecline, trend_windows=4),
+                NoiseRise,
+                VibrationRise,
+                SensorStuck,
+            )
+        }
     )
+    other.update("air_conditioner", Block("ac-2", np.arange(3.0), {"return_c": np.ones(3)}))
+    with pytest.raises(ValueError, match="ac-2.*another shape"):
+        bank.restore("ac-2", other.snapshot("ac-2") or b"")
 
 
 def test_a_checkpoint_of_other_detectors_is_refused_by_name() -> None:
