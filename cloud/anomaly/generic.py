@@ -71,6 +71,15 @@ _N_EVIDENCE = 2
 _GRID_OFFSETS = (0.0, 0.5)
 
 
+def finite(value: object) -> float | None:
+    """``value`` as a finite float; None for NaN, infinities, None and what is not a number."""
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
 class StreamingAnomalyDetector:
     """Streaming anomaly score for one numeric series; see the module docstring.
 
@@ -142,11 +151,8 @@ class StreamingAnomalyDetector:
 
         Missing or non-finite values return 0.0 and leave the state untouched.
         """
-        try:
-            x = float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            return 0.0
-        if not math.isfinite(x):
+        x = finite(value)
+        if x is None:
             return 0.0
         filled = min(self._n, self.window)
         self._recent.append(x)

@@ -34,6 +34,8 @@ from collections import deque
 import numpy as np
 from scipy.stats import chi2
 
+from cloud.anomaly.generic import finite
+
 
 class RelativeEntropy:
     """Multiple-hypothesis relative-entropy test over quantised windows; see the module docstring.
@@ -83,11 +85,8 @@ class RelativeEntropy:
 
     def score_one(self, ts: float, value: float | None) -> float:
         """Learn ``value`` (observed at ``ts``) and return its anomaly score, 0.0 or 1.0."""
-        try:
-            x = float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            return 0.0
-        if not math.isfinite(x):
+        x = finite(value)
+        if x is None:
             return 0.0
         if len(self._first) < self.warmup:
             self._first.append(x)

@@ -27,6 +27,8 @@ import math
 
 import numpy as np
 
+from cloud.anomaly.generic import finite
+
 
 class WindowedGaussian:
     """Gaussian tail score against the last ``window`` values; see the module docstring.
@@ -55,11 +57,8 @@ class WindowedGaussian:
 
     def score_one(self, ts: float, value: float | None) -> float:
         """Learn ``value`` (observed at ``ts``) and return its anomaly score in [0, 1]."""
-        try:
-            x = float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            return 0.0
-        if not math.isfinite(x):
+        x = finite(value)
+        if x is None:
             return 0.0
         hist = self._values[: min(self._n, self.window)]
         score = 0.0
