@@ -11,7 +11,9 @@ GIL. Each phase gets a fresh broker and fresh stores, and the same bytes:
    last message received — the ceiling of a Python MQTT consumer on this machine;
 2. one worker on all 64 partitions; births are published (and stored) first, untimed, then the
    telemetry; done when the journal holds every message (zero loss is that count, checked);
-3. two workers on partitions 0-31 and 32-63, each with its own journal and ticket database.
+3. two workers on partitions 0-31 and 32-63, each with its own journal and ticket database;
+4. the same devices' readings in 12-row blocks (five times the messages): the bare subscriber and
+   one worker again, for the per-message cost.
 """
 
 from __future__ import annotations
@@ -49,15 +51,18 @@ class Traffic:
     readings: int
 
 
-def make_traffic(devices: int, blocks: int, sample_period_s: float = 10.0) -> Traffic:
-    """``devices`` simulated units, ``blocks`` full 60-row blocks each, as MQTT publications."""
-    sc = scale_scenario(devices, sample_period_s, blocks * 60 * sample_period_s)
+def make_traffic(
+    devices: int, blocks: int, sample_period_s: float = 10.0, block_rows: int = 60
+) -> Traffic:
+    """``devices`` simulated units, ``blocks`` full blocks of ``block_rows`` rows each, as MQTT
+    publications."""
+    sc = scale_scenario(devices, sample_period_s, blocks * block_rows * sample_period_s)
     fleet = Fleet(sc)
     cores = [
         DeviceCore(
             Identity(u.device, u.model, u.batch, u.serial, u.firmware, u.product, sample_period_s),
             AIRCON_FIELDS,
-            block_rows=60,
+            block_rows=block_rows,
             block_max_age_s=float("inf"),
         )
         for u in fleet.units
@@ -68,7 +73,7 @@ def make_traffic(devices: int, blocks: int, sample_period_s: float = 10.0) -> Tr
     ]
     messages: list[Item] = []
     readings = 0
-    for step in range(blocks * 60):
+    for step in range(blocks * block_rows):
         ts = sc.start_ts + step * sample_period_s
         rows, online = fleet.step(ts)
         values = rows.tolist()
@@ -204,6 +209,12 @@ def bench_ingest(quick: bool = False) -> Result:
         bare = bare_phase(t, workdir, publishers)
         one = worker_phase(t, workdir, publishers, ["0-63"], "one")
         two = worker_phase(t, workdir, publishers, ["0-31", "32-63"], "two")
+        # the same readings in 12-row blocks (a unit sending every 2 minutes at 10 s): five
+        # times the messages, so the per-message costs weigh five times as much
+        small = make_traffic(devices, blocks * 5, block_rows=12)
+        (workdir / "12").mkdir()
+        bare12 = bare_phase(small, workdir / "12", publishers)
+        one12 = worker_phase(small, workdir / "12", publishers, ["0-63"], "one")
     res.params = {
         "devices": devices,
         "blocks_per_device": blocks,
@@ -213,6 +224,9 @@ def bench_ingest(quick: bool = False) -> Result:
         "one_worker": one,
         "two_workers": two,
         "bare_readings_per_s": bare,
+        "messages_12_row_blocks": len(small.messages),
+        "one_worker_12_row_blocks": one12,
+        "bare_readings_per_s_12_row_blocks": bare12,
     }
     res.add(
         "one worker, all detectors + journal, zero loss",
@@ -232,12 +246,38 @@ def bench_ingest(quick: bool = False) -> Result:
         one["readings_per_s"],
         note=f"lost {two['lost']}",
     )
+    res.add(
+        "two workers, partitions 0-31 / 32-63",
+        two["readings_per_s"],
+        "readings/s",
+        "bare paho subscriber (count only)",
+        bare,
+        note=f"lost {two['lost']}",
+    )
+    res.add(
+        "one worker, 12-row blocks, zero loss",
+        one12["readings_per_s"],
+        "readings/s",
+        "bare paho subscriber, 12-row blocks",
+        bare12,
+        note=f"lost {one12['lost']}",
+    )
+    for rows, phase, traffic in ((60, one, t), (12, one12, small)):
+        res.add(
+            f"one worker, time per {rows}-row message",
+            phase["seconds"] / len(traffic.messages) * 1e6,
+            "µs",
+            f"bare subscriber, time per {rows}-row message",
+            (traffic.readings / (bare if rows == 60 else bare12)) / len(traffic.messages) * 1e6,
+        )
     res.notes.append(
         f"{devices:,} devices × {blocks} blocks × 60 readings × 10 fields = {t.readings:,} "
         f"readings in {len(t.messages):,} messages from {publishers} publisher processes; "
         f"journal held {one['stored']:,}/{one['published']:,} (one worker) and "
-        f"{two['stored']:,}/{two['published']:,} (two workers) messages."
+        f"{two['stored']:,}/{two['published']:,} (two workers) messages. The same devices in "
+        f"12-row blocks: {small.readings:,} readings in {len(small.messages):,} messages, "
+        f"journal held {one12['stored']:,}/{one12['published']:,}."
     )
-    if one["lost"] or two["lost"]:
+    if one["lost"] or two["lost"] or one12["lost"]:
         res.notes.append("**messages were lost** — see the counts above")
     return res
