@@ -80,6 +80,17 @@ def finite(value: object) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def rest_after_alarm(score: float, quiet: int, threshold: float, rest: int) -> tuple[float, int]:
+    """The score to report and the values left in the rest period, ``quiet`` before this one.
+
+    Within a rest period the score is capped at half the threshold; a score at or above the
+    threshold outside one starts a rest period of ``rest`` values (one alarm per change).
+    """
+    if quiet > 0:
+        return min(score, 0.5 * threshold), quiet - 1
+    return score, (rest if score >= threshold else 0)
+
+
 class StreamingAnomalyDetector:
     """Streaming anomaly score for one numeric series; see the module docstring.
 
@@ -187,11 +198,7 @@ class StreamingAnomalyDetector:
         score = max(score, min(1.0, excess / (2.0 * self.outlier)))
         if self._n <= self.warmup:
             return 0.0
-        if self._quiet > 0:
-            self._quiet -= 1
-            return min(score, 0.5 * self.threshold)
-        if score >= self.threshold:
-            self._quiet = self.rest
+        score, self._quiet = rest_after_alarm(score, self._quiet, self.threshold, self.rest)
         return score
 
     # -- internals --------------------------------------------------------------------------

@@ -15,15 +15,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cloud.anomaly.knn_cad import KnnCad
 from cloud.anomaly.nab import StreamScorer
 from cloud.anomaly.relative_entropy import RelativeEntropy
 from cloud.anomaly.windowed_gaussian import WindowedGaussian
 
 DETECTORS: dict[str, Callable[[], StreamScorer]] = {
+    "knn_cad": KnnCad,
     "relative_entropy": RelativeEntropy,
     "windowed_gaussian": WindowedGaussian,
 }
 SMALL: dict[str, Callable[[], StreamScorer]] = {  # short windows: hypothesis's short streams
+    "knn_cad": lambda: KnnCad(dim=3, k=2, train=20),
     "relative_entropy": lambda: RelativeEntropy(window=10, warmup=5),
     "windowed_gaussian": lambda: WindowedGaussian(window=20, warmup=5),
 }
@@ -84,6 +87,9 @@ def test_pickle_round_trip_continues_identically(make: Callable[[], StreamScorer
 def test_constructor_stores_configuration() -> None:
     assert (WindowedGaussian(window=500).window, WindowedGaussian().threshold) == (500, 0.999)
     assert (RelativeEntropy(window=30).window, RelativeEntropy().n_bins) == (30, 5)
+    assert (KnnCad(k=5).k, KnnCad().dim, KnnCad().threshold) == (5, 19, 0.9965)
+    with pytest.raises(ValueError):
+        KnnCad(k=30, train=20)
     with pytest.raises(ValueError):
         WindowedGaussian(window=1)
     with pytest.raises(ValueError):
