@@ -52,7 +52,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -311,19 +311,8 @@ def evaluate(nab: Path, out: Path, grid: Sequence[Candidate] = GRID, rescore: bo
     for kind, sets in folds_of(files).items():
         folds = cross_validate(scores, sets)
         report["cv"][kind] = dict(
-            folds=[
-                dict(
-                    held_out=list(f.held_out),
-                    chosen=f.chosen,
-                    train_score=f.train_score,
-                    score=f.score,
-                    raw=f.raw,
-                    windows=f.windows,
-                    false_alarms=f.false_alarms,
-                )
-                for f in folds
-            ],
-            summary=summarise(folds).__dict__,
+            folds=[dict(asdict(f), held_out=list(f.held_out), score=f.score) for f in folds],
+            summary=asdict(summarise(folds)),
         )
         if kind == "file":
             published = {c.name: c.published for c in grid}
