@@ -13,8 +13,7 @@ device and detector, nor a dozen small numpy calls per detector and block. So th
   the learning period, lies beyond the learned range, or lacks a column goes through the
   reference object instead — built from the device's row, updated, written back — so the rare
   paths are the reference's own code. Sums over a batch are taken in another order than a
-  block's own numpy sums, so figures agree with the reference to rounding (1e-12), not bit for
-  bit.
+  block's own numpy sums, so figures agree with the reference to rounding, not bit for bit.
 - :class:`StuckColumns` holds ``sensor_stuck``'s per-field run state for every device over the
   union of the devices' fields; a block in which some field's run may trip or clear (the only
   blocks with findings), a field new to the device, or the end of learning goes through the
@@ -22,9 +21,10 @@ device and detector, nor a dozen small numpy calls per detector and block. So th
 - :class:`ObjectColumns` keeps one reference object per device (the generic detector), with the
   same interface.
 
-Both export a device's state as the reference object (:meth:`export`) and take it back
-(:meth:`load`): checkpoints stay the per-device pickles of those objects, so a device's state
-moves alone when its partition moves, and a checkpoint written before this module restores.
+Each exports a device's state as the reference object (``export``) and takes one back
+(``load``: a checkpoint written before the columns), and gives a device's row as a few arrays
+for its checkpoint (``save``, ``restore``), so a device's state still moves alone when its
+partition moves.
 """
 
 from __future__ import annotations
@@ -112,6 +112,7 @@ class ObjectColumns:
 
     def __init__(self, make: Callable[[], Detector]) -> None:
         self.make = make
+        self._kind = type(make())
         self._objects: list[Detector] = []
 
     def add(self) -> int:
@@ -119,10 +120,12 @@ class ObjectColumns:
         return len(self._objects) - 1
 
     def kind(self) -> type:
-        return type(self.make())
+        return self._kind
 
-    def load(self, row: int, det: Detector) -> None:
-        self._objects[row] = det
+    def load(self, row: int, det: object) -> None:
+        if type(det) is not self._kind:
+            raise ValueError(f"a {type(det).__name__} where a {self._kind.__name__} was")
+        self._objects[row] = det  # type: ignore[assignment]
 
     def export(self, row: int) -> Detector:
         return self._objects[row]
@@ -131,10 +134,7 @@ class ObjectColumns:
         """What a checkpoint keeps of ``row``: here the object itself."""
         return self._objects[row]
 
-    def restore(self, row: int, saved: object) -> None:
-        if type(saved) is not self.kind():
-            raise ValueError(f"a {type(saved).__name__} where a {self.kind().__name__} was")
-        self._objects[row] = saved  # type: ignore[assignment]
+    restore = load
 
     def update_many(self, rows: Sequence[int], batch: Batch) -> list[list[Finding]]:
         return [self._objects[r].update(b) for r, b in zip(rows, batch.blocks, strict=True)]
@@ -147,7 +147,6 @@ class ShiftColumns:
         proto = make()
         self.make = make
         self.proto = proto
-        self._config = {name: getattr(proto, name) for name in proto._config}
         k = proto.n_features
         self._rows = 0
         self._s = np.empty((0, _CARRY + len(proto._carry)))
@@ -357,9 +356,6 @@ class ShiftColumns:
             self._params[lr] = params
         self._s[rows] = s
         return idx[slow]
-
-    def __len__(self) -> int:
-        return self._rows
 
 
 class StuckColumns:
