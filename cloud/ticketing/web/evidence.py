@@ -179,7 +179,7 @@ def chart_for_ticket(
     the worker's journal at ``journal_path``; the journal too when InfluxDB cannot be read. Each
     is opened for this call only."""
     devices = ticket.get("evidence", {}).get("devices", [])
-    problem = ""
+    unread = ""  # why InfluxDB could not be read, when the journal stands in
     if influx is not None:
         try:
             reader = open_reader(influx)
@@ -190,25 +190,26 @@ def chart_for_ticket(
             finally:
                 reader.close()
         except ReadbackError as e:
-            problem = f"the chart could not be read: {e}"
+            unread = str(e)
             if not (journal_path and Path(journal_path).is_file()):
-                return EvidenceChart(None, problem)
+                return EvidenceChart(None, tr("the chart could not be read: {reason}", reason=e))
     if not journal_path:
         return EvidenceChart(
-            None, "no store is configured (QLOOP_INFLUX_URL or QLOOP_JOURNAL), so no chart"
+            None, tr("no store is configured (QLOOP_INFLUX_URL or QLOOP_JOURNAL), so no chart")
         )
     if not Path(journal_path).is_file():
-        return EvidenceChart(None, "the configured journal does not exist (yet), so no chart")
+        return EvidenceChart(None, tr("the configured journal does not exist (yet), so no chart"))
     try:  # read-only: the live worker writes this journal, the pages only look
         journal = Journal.open_readonly(journal_path)
     except JournalError as e:
-        return EvidenceChart(None, f"the configured journal cannot be read ({e}), so no chart")
+        return EvidenceChart(
+            None, tr("the configured journal cannot be read ({reason}), so no chart", reason=e)
+        )
     try:
         chart = build_chart(ticket["fault"], devices, journal, detected_ts=detected_ts)
     finally:
         journal.close()
-    if problem:  # say that the journal stood in for InfluxDB
-        return EvidenceChart(
-            chart.svg, f"{chart.note} ({problem.replace('the chart', 'InfluxDB')})"
-        )
+    if unread:  # say that the journal stood in for InfluxDB
+        stood_in = tr("InfluxDB could not be read: {reason}", reason=unread)
+        return EvidenceChart(chart.svg, f"{chart.note} ({stood_in})")
     return chart

@@ -21,7 +21,8 @@ T0 = 1_700_000_000.0
 
 @pytest.fixture
 def app(tmp_path):
-    settings = Settings(db=f"sqlite:///{tmp_path / 'api.db'}", api_token=ADMIN)
+    # no journal: the pages' charts must not read whatever var/journal.db the checkout holds
+    settings = Settings(db=f"sqlite:///{tmp_path / 'api.db'}", api_token=ADMIN, journal=None)
     clock = lambda: datetime(2026, 11, 22, 10, 0, 1, tzinfo=UTC)  # noqa: E731
     return create_app(settings.api(), clock=clock)
 
