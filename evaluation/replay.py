@@ -156,12 +156,14 @@ def _deliver(
     desk: EvalTickets | None = None,
     rules: _StaticRules | None = None,
 ) -> None:
-    """``messages`` into the ingest as the worker takes them from its queue; then empties it."""
+    """``messages`` into the ingest as the worker takes them from its queue — a micro-batch
+    received, then judged at once (``Worker.process_batch``); then empties it."""
     for k in range(0, len(messages), BATCH_SIZE):
         for msg in messages[k : k + BATCH_SIZE]:
-            ingestor.handle(inbound(msg))
+            ingestor.receive(inbound(msg))
             if rules is not None and isinstance(msg, Telemetry):
                 rules.feed(msg)
+        ingestor.judge()
         ingestor.check_offline()
         if desk is not None and ingestor.processed:
             desk.touch(ingestor.processed, ingestor.detectors)
