@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("simulate", help="run a simulated fleet against a broker")
     sim.add_argument("scenario", help="built-in scenario name or TOML file")
-    _add(sim, *_BROKER, "speed", "ground_truth", "client_prefix")
+    _add(sim, *_BROKER, "speed", "ground_truth", "client_prefix", "connect_timeout_s")
     sim.set_defaults(func=_cmd_simulate, section="simulate", label="simulate")
 
     ev = sub.add_parser("eval", help="detector accuracy on a simulated fleet with known faults")
@@ -404,7 +404,7 @@ def _cmd_simulate(args: argparse.Namespace, s: Settings) -> int:
         runner.fleet.write_ground_truth(s.ground_truth)
     _stop_on_signals(runner.stop)
     try:
-        n = runner.run()
+        n = runner.run(connect_timeout=s.connect_timeout_s)
     except BrokerRefused as e:
         raise _refused(e) from None
     if tty:

@@ -247,6 +247,9 @@ class Settings(BaseModel):
     )
     ground_truth: str | None = Field(None, description="write the injected faults to this JSON")
     client_prefix: str = Field("qloop-sim", description="MQTT client id prefix")
+    connect_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="how long the simulator waits for the broker at start"
+    )
     # evaluation
     seeds: int = Field(1, ge=1, description="independent fleets (seed, seed+1, ...)")
     block_rows: int = Field(60, ge=1, description="readings per telemetry block")

@@ -98,7 +98,8 @@ def test_a_bad_environment_value_in_one_line():
 
 @pytest.mark.slow
 def test_the_simulator_gives_up_on_an_unreachable_broker_in_one_line():
-    r = _qloop("simulate", "smoke", "--broker", f"127.0.0.1:{free_port()}")  # nothing listens
+    nothing = f"127.0.0.1:{free_port()}"  # nothing listens there
+    r = _qloop("simulate", "smoke", "--broker", nothing, "--connect-timeout-s", "4")
     assert r.returncode == 1 and "Traceback" not in r.stderr
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("qloop simulate: no connection to the MQTT broker at 127.0.0.1:")

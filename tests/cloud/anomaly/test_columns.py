@@ -140,9 +140,17 @@ def _same_state(a: object, b: object) -> None:
     assert na == pytest.approx(nb, rel=1e-6, abs=1e-9, nan_ok=True)
 
 
+# three seeds each; one for the generic detector, whose columns are its own objects (the
+# comparison checks the plumbing there, not arithmetic) and which costs most to run
+CASES = [
+    pytest.param(name, make, seed, id=f"{name}-{seed}")
+    for name, make in KINDS
+    for seed in ([1] if name == "univariate" else [1, 2, 3])
+]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [1, 2, 3])
-@pytest.mark.parametrize(("name", "make"), KINDS, ids=[k for k, _ in KINDS])
+@pytest.mark.parametrize(("name", "make", "seed"), CASES)
 def test_columns_find_what_the_reference_finds(name: str, make: Callable, seed: int) -> None:
     rng = np.random.default_rng(seed)
     streams = {f"ac-{k}": _stream(rng, f"ac-{k}", 72.0) for k in range(12)}
