@@ -37,9 +37,10 @@ def test_a_ticket_database_that_cannot_be_opened(tmp_path):
     assert "x.db" in line and "unable to open database file" in line
 
 
-def test_a_database_url_that_is_not_one():
+def test_a_database_url_that_is_not_one(tmp_path):
+    journal = str(tmp_path / "j.db")  # not the default var/journal.db in the checkout
     line = _refused_in_one_line(
-        _qloop("cloud", "run", "--db", "not-a-url", "--duration", "1"),
+        _qloop("cloud", "run", "--db", "not-a-url", "--journal", journal, "--duration", "1"),
         "qloop cloud run: cannot open the ticket database not-a-url",
     )
     assert "Could not parse" in line
