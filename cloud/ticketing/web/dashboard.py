@@ -22,9 +22,17 @@ from cloud.ticketing.service import TicketService
 from cloud.ticketing.targets import ALL, FIGURES, FigureRow, Miss, Target
 from cloud.ticketing.tokens import Principal
 from cloud.ticketing.web import auth, identity_view
-from cloud.ticketing.web.feedback_view import names
-from cloud.ticketing.web.i18n import name, tr
-from cloud.ticketing.web.layout import esc, html, named, page, severity_badge, status_badge, when
+from cloud.ticketing.web.i18n import name, names, tr
+from cloud.ticketing.web.layout import (
+    esc,
+    html,
+    named,
+    page,
+    select_options,
+    severity_badge,
+    status_badge,
+    when,
+)
 from contract.errors import QloopError
 from contract.faults import CATEGORIES
 
@@ -281,12 +289,6 @@ def drilldown_section(view: BoardView) -> str:
 
 
 def _form(filters: Filters, models: list[str], error: str | None = None) -> str:
-    def options(values: tuple[str, ...], current: str | None, kind: str) -> str:
-        return "".join(
-            f'<option value="{esc(v)}"{" selected" if v == current else ""}>{esc(text)}</option>'
-            for v, text in names(kind, values).items()
-        )
-
     listed = "".join(f'<option value="{esc(m)}">' for m in models)
     alert = f'<div class="error" role="alert">{esc(error)}</div>' if error else ""
     anything = esc(tr("any"))
@@ -294,10 +296,11 @@ def _form(filters: Filters, models: list[str], error: str | None = None) -> str:
         f'{alert}<form class="filters card" method="get" action="{PATH}">'
         f'<label>{esc(tr("model"))}<input name="model" value="{esc(filters.model or "")}" '
         f'placeholder="{anything}" list="models"></label><datalist id="models">{listed}</datalist>'
-        f'<label>{esc(tr("category"))}<select name="category"><option value="">{anything}</option>'
-        f"{options(CATEGORIES, filters.category, 'category')}</select></label>"
-        f'<label>{esc(tr("department"))}<select name="department"><option value="">{anything}'
-        f"</option>{options(DEPARTMENTS, filters.department, 'department')}</select></label>"
+        f'<label>{esc(tr("category"))}<select name="category">'
+        f"{select_options(names('category', CATEGORIES), filters.category, tr('any'))}</select>"
+        f'</label><label>{esc(tr("department"))}<select name="department">'
+        f"{select_options(names('department', DEPARTMENTS), filters.department, tr('any'))}"
+        "</select></label>"
         f'<button class="primary" type="submit">{esc(tr("Show"))}</button>'
         f'<a class="button" href="{PATH}">{esc(tr("Clear"))}</a></form>'
     )

@@ -32,10 +32,9 @@ from cloud.ticketing.errors import InvalidFeedback, TicketConflict, TicketNotFou
 from cloud.ticketing.service import TicketService
 from cloud.ticketing.tokens import Principal
 from cloud.ticketing.web import auth
-from cloud.ticketing.web.feedback_view import names, select_options
 from cloud.ticketing.web.forms import posted, problem
-from cloud.ticketing.web.i18n import tr
-from cloud.ticketing.web.layout import esc, html, page
+from cloud.ticketing.web.i18n import names, tr
+from cloud.ticketing.web.layout import esc, html, page, select_options
 from contract.errors import QloopError
 
 ROLE = "service"  # the least role that may file feedback and correct its classification

@@ -5,7 +5,7 @@ verdict, a person's correction form (:func:`feedback_sections`); a ticket's sour
 """
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,8 +13,8 @@ from cloud.store.readback import InfluxTarget
 from cloud.ticketing.corroboration import WATCHED
 from cloud.ticketing.web import i18n
 from cloud.ticketing.web.evidence import EvidenceChart, chart_for_ticket
-from cloud.ticketing.web.i18n import name, tr
-from cloud.ticketing.web.layout import esc, named, severity_badge, when
+from cloud.ticketing.web.i18n import name, names, tr
+from cloud.ticketing.web.layout import esc, named, select_options, severity_badge, when
 from contract.faults import FAULTS, FEEDBACK_CATEGORIES
 
 #: Evidence keys rendered here; the batch statistics leave them out.
@@ -23,19 +23,6 @@ EVIDENCE_KEYS = frozenset({"complaints", "unit", "extracted", "telemetry"})
 
 def triage_badge() -> str:
     return f'<span class="badge triage">{esc(tr("needs triage"))}</span>'
-
-
-def names(kind: str, values: Iterable[str]) -> dict[str, str]:
-    """``values`` with their names in the viewer's language (a select's options)."""
-    return {v: name(kind, v) for v in values}
-
-
-def select_options(values: Mapping[str, str], current: str, blank: str | None = None) -> str:
-    first = f'<option value="">{esc(blank)}</option>' if blank is not None else ""
-    return first + "".join(
-        f'<option value="{esc(v)}"{" selected" if v == current else ""}>{esc(text)}</option>'
-        for v, text in values.items()
-    )
 
 
 # --- a ticket's feedback ------------------------------------------------------------------------

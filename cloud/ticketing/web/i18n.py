@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -179,6 +179,11 @@ def name(kind: str, value: str | None) -> str:
         return "—"
     names: Mapping[str, str] = (zh_cn.NAMES if current().zh else zh_cn.NAMES_EN).get(kind, {})
     return names.get(value, value)
+
+
+def names(kind: str, values: Iterable[str]) -> dict[str, str]:
+    """``values`` with their names in the viewer's language (a select's options)."""
+    return {v: name(kind, v) for v in values}
 
 
 # --- times --------------------------------------------------------------------------------------

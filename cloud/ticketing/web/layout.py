@@ -8,6 +8,7 @@ The responses carry a Content-Security-Policy that allows no script at all.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from html import escape
 from urllib.parse import urlencode
@@ -152,6 +153,16 @@ def number(value: object) -> str:
     if value != 0 and abs(value) < 1e-3:
         return f"{value:.3g}"
     return f"{value:.4g}"
+
+
+def select_options(values: Mapping[str, str], current: str | None, blank: str | None = None) -> str:
+    """A select's options (value → what it reads), ``current`` selected, and first a blank
+    choice reading ``blank`` when given."""
+    first = f'<option value="">{esc(blank)}</option>' if blank is not None else ""
+    return first + "".join(
+        f'<option value="{esc(v)}"{" selected" if v == current else ""}>{esc(text)}</option>'
+        for v, text in values.items()
+    )
 
 
 def severity_badge(severity: str) -> str:

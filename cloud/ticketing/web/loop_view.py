@@ -35,10 +35,9 @@ from cloud.ticketing.measures import DEPARTMENTS, FISHBONE, MOVES, TERMS
 from cloud.ticketing.service import TicketService
 from cloud.ticketing.tokens import Principal
 from cloud.ticketing.web import auth, i18n
-from cloud.ticketing.web.feedback_view import names
 from cloud.ticketing.web.forms import posted, problem
-from cloud.ticketing.web.i18n import name, tr
-from cloud.ticketing.web.layout import esc, named, when
+from cloud.ticketing.web.i18n import name, names, tr
+from cloud.ticketing.web.layout import esc, named, select_options, when
 
 RESULTS = ("effective", "not_effective", "needs_work")
 
@@ -47,24 +46,16 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.0%}"
 
 
-def _options(values: Mapping[str, str] | list[str], chosen: str = "") -> str:
-    items = values.items() if isinstance(values, Mapping) else ((v, v) for v in values)
-    return "".join(
-        f'<option value="{esc(v)}"{" selected" if v == chosen else ""}>{esc(label)}</option>'
-        for v, label in items
-    )
-
-
 def _measures(t: Mapping[str, Any], can_work: bool) -> str:
     rows = []
     for m in t.get("measures") or []:
         late = f' <span class="badge overdue">{esc(tr("overdue"))}</span>' if m["overdue"] else ""
         move = ""
         if can_work and MOVES.get(m["status"]):
+            moves = select_options(names("measure_status", sorted(MOVES[m["status"]])), None)
             move = (
                 f'<form method="post" action="/tickets/{quote(t["id"])}/measures/{m["id"]}" '
-                'class="inline"><select name="status">'
-                f"{_options(names('measure_status', sorted(MOVES[m['status']])))}</select>"
+                f'class="inline"><select name="status">{moves}</select>'
                 f'<input name="record" placeholder="{esc(tr("completion record"))}"'
                 ' maxlength="10000">'
                 f'<button type="submit">{esc(tr("Move"))}</button></form>'
@@ -94,13 +85,14 @@ def _measures(t: Mapping[str, Any], can_work: bool) -> str:
     form = ""
     if can_work and t["status"] != "closed":
         kinds = sorted({k for ks in TERMS.values() for k in ks})
+        departments = select_options(names("department", DEPARTMENTS), None)
         form = (
             f'<form method="post" action="/tickets/{quote(t["id"])}/measures" class="stack">'
-            f'<select name="term">{_options(names("term", TERMS))}</select>'
-            f'<select name="kind">{_options(names("kind", kinds))}</select>'
+            f'<select name="term">{select_options(names("term", TERMS), None)}</select>'
+            f'<select name="kind">{select_options(names("kind", kinds), None)}</select>'
             f'<input name="action" required maxlength="10000" placeholder="{esc(tr("measure"))}">'
             f'<input name="owner" required maxlength="64" placeholder="{esc(tr("owner"))}">'
-            f'<select name="department">{_options(names("department", DEPARTMENTS))}</select>'
+            f'<select name="department">{departments}</select>'
             '<input name="due_date" type="date" required>'
             f'<button type="submit">{esc(tr("Add measure"))}</button></form>'
         )
@@ -148,7 +140,7 @@ def _check(t: Mapping[str, Any]) -> str:
     return (
         f'<section class="card" id="check"><h2>{esc(tr("Verification"))}</h2><p>{esc(why)}</p>'
         f'<form method="post" action="/tickets/{quote(t["id"])}/verification" class="inline">'
-        f'<select name="result">{_options(names("result", RESULTS))}</select>'
+        f'<select name="result">{select_options(names("result", RESULTS), None)}</select>'
         f'<input name="note" maxlength="10000" placeholder="{esc(tr("note"))}">'
         f'<button type="submit">{esc(tr("Record the check"))}</button></form></section>'
     )
@@ -175,7 +167,7 @@ def _callback(t: Mapping[str, Any], can_call: bool) -> str:
         form = (
             f'<form method="post" action="/tickets/{quote(t["id"])}/followups" class="inline">'
             f'<input name="customer" required maxlength="200" placeholder="{esc(tr("customer"))}">'
-            f'<select name="score">{_options(scores)}</select>'
+            f'<select name="score">{select_options(scores, None)}</select>'
             '<input name="note" required maxlength="10000"'
             f' placeholder="{esc(tr("what they said"))}">'
             f'<button type="submit">{esc(tr("Record the callback"))}</button></form>'

@@ -49,6 +49,7 @@ from cloud.ticketing.web.layout import (
     named,
     number,
     page,
+    select_options,
     severity_badge,
     status_badge,
     when,
@@ -176,12 +177,9 @@ def _filter_form(filters: Mapping[str, str]) -> str:
     for key in FILTERS:
         current = filters.get(key, "")
         if key in CHOICES:
-            options = "".join(
-                f'<option value="{esc(v)}"{" selected" if v == current else ""}>'
-                f"{esc(_choice(key, v))}</option>"
-                for v in CHOICES[key]
-            )
-            control = f'<select name="{key}"><option value="">{anything}</option>{options}</select>'
+            choices = {v: _choice(key, v) for v in CHOICES[key]}
+            options = select_options(choices, current, tr("any"))
+            control = f'<select name="{key}">{options}</select>'
         else:
             listed = ' list="faults"' if key == "fault" else ""
             control = (
