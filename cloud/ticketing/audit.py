@@ -18,13 +18,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, Row, Text, and_, cast, or_, select
 from sqlalchemy.exc import DBAPIError
 
 from cloud.ticketing.chain import Entry, Reason, iso_utc, verify_chain
-from cloud.ticketing.db import DatabaseUnavailable, alembic_config, make_engine
+from cloud.ticketing.db import DatabaseUnavailable, make_engine, schema_head, schema_revision
 from cloud.ticketing.models import Ticket, TicketFix, TicketHistory
 from contract.errors import QloopError
 
@@ -56,12 +54,11 @@ def open_database(url: str) -> Engine:
     if on_disk and not Path(path).is_file():
         raise DatabaseUnavailable(f"no ticket database at {path}")
     try:
-        with engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
+        current = schema_revision(engine)
     except DBAPIError as e:
         reason = str(e.orig or e).splitlines()[0]
         raise DatabaseUnavailable(f"cannot open the ticket database {shown}: {reason}") from None
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = schema_head()
     if current is None:
         raise AuditError(f"{shown} holds no qloop ticket database")
     if current != head:

@@ -8,11 +8,14 @@ together on a fresh database migrate it once and the second finds it done.
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -31,6 +34,8 @@ __all__ = [
     "for_writing",
     "make_engine",
     "migrate",
+    "schema_head",
+    "schema_revision",
 ]
 
 
@@ -65,6 +70,18 @@ def alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
+
+
+@functools.cache
+def schema_head() -> str:
+    """The revision of the newest migration this code ships (read from disk once)."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The revision the database of ``engine`` is at; None when Alembic never ran there."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:

@@ -23,7 +23,7 @@ from datetime import datetime
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,8 +35,8 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 class TicketCollector(Collector):
     """Gauges of the ticket database, read when Prometheus scrapes."""
 
-    def __init__(self, engine_of: Callable[[], object], clock: Callable[[], datetime]) -> None:
-        self._engine_of = engine_of
+    def __init__(self, engine: Engine, clock: Callable[[], datetime]) -> None:
+        self._engine = engine
         self._clock = clock
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -59,7 +59,7 @@ class TicketCollector(Collector):
             "births announcing another identity, waiting for a person",
         )
         open_ = Ticket.status != "closed"
-        with Session(self._engine_of()) as s:
+        with Session(self._engine) as s:
             for status, severity, department, n in s.execute(
                 select(Ticket.status, Ticket.severity, Ticket.department, func.count())
                 .where(open_)

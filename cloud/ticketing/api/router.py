@@ -86,5 +86,5 @@ def mount_api(app: FastAPI) -> None:
     app.add_middleware(BodyLimit)  # every request's body, the pages' too
     app.state.metrics = registry = CollectorRegistry()
     service = app.state.service
-    registry.register(TicketCollector(lambda: service.engine, service.now))
+    registry.register(TicketCollector(service.engine, service.now))
     app.add_middleware(RequestMetrics, registry=registry)  # outermost: times everything

@@ -5,8 +5,6 @@ data: Prometheus sends it with ``authorization: {credentials: …}`` in its scra
 
 from __future__ import annotations
 
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -16,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from cloud.ticketing.api.deps import CurrentUser, ServiceDep
 from cloud.ticketing.api.refusals import documented
 from cloud.ticketing.api.schemas import HealthPublic
-from cloud.ticketing.db import alembic_config
+from cloud.ticketing.db import schema_head, schema_revision
 
 router = APIRouter(tags=["health"])
 
@@ -37,10 +35,9 @@ def healthz(svc: ServiceDep) -> HealthPublic:
 def readyz(svc: ServiceDep) -> Response:
     """Ready to serve: the database answers and is at the schema revision this code expects (a
     newer qloop may have upgraded it: then this one is not ready, rather than half-working)."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = schema_head()
     try:
-        with svc.engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
+        current = schema_revision(svc.engine)
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         return JSONResponse({"detail": f"the database does not answer: {reason}"}, status_code=503)
