@@ -268,7 +268,19 @@ class TicketFix(Base):
     )
 
 
-class SlaEscalation(Base):
+class Outbox:
+    """The columns of a notification waiting to be delivered (``outbox.py`` delivers any table
+    that has them): what to send, how often it was tried, when next, and when it went."""
+
+    created_at: Mapped[datetime]
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class SlaEscalation(Outbox, Base):
     __tablename__ = "sla_escalations"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -276,12 +288,6 @@ class SlaEscalation(Base):
     cycle: Mapped[int] = mapped_column(Integer)
     stage: Mapped[str] = mapped_column(String(16))
     due_at: Mapped[datetime]
-    created_at: Mapped[datetime]
-    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime]
-    delivered_at: Mapped[datetime | None]
-    last_error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index("uq_sla_escalations_stage", "ticket_id", "cycle", "stage", unique=True),
@@ -382,7 +388,7 @@ class Measure(Base):
     __table_args__ = (Index("ix_measures_status_due", "status", "due_at"),)
 
 
-class TargetAlert(Base):
+class TargetAlert(Outbox, Base):
     """A department's figure that missed its target two complete ISO weeks running
     (``board.py``): one row per (department, figure, week of the second miss), which is also the
     alert's outbox, delivered like ``sla_escalations``. A table of its own because the alert
@@ -394,12 +400,6 @@ class TargetAlert(Base):
     department: Mapped[str] = mapped_column(String(64))
     figure: Mapped[str] = mapped_column(String(16))  # collection | completion | satisfaction | ...
     week: Mapped[str] = mapped_column(String(8))  # ISO week, 2026-W47
-    created_at: Mapped[datetime]
-    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime]
-    delivered_at: Mapped[datetime | None]
-    last_error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index("uq_target_alerts_week", "department", "figure", "week", unique=True),
