@@ -32,10 +32,13 @@ def _cookies(header: str) -> dict[str, str]:
 def locale_of(scope: Scope) -> i18n.Locale:
     """The locale a request asks for, by its query, cookies and ``Accept-Language``."""
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"), max_num_fields=64)
+    raw = scope.get("query_string", b"").decode("latin-1")
+    try:
+        query = parse_qs(raw, max_num_fields=64)
+    except ValueError:  # more fields than any page takes: no preference; the page answers it
+        query = {}
     cookies = _cookies(headers.get("cookie", ""))
     path = scope.get("path", "/")
-    raw = scope.get("query_string", b"").decode("latin-1")
     return i18n.negotiate(
         asked=(query.get("lang") or [None])[0],
         cookie=cookies.get(i18n.LANG_COOKIE),

@@ -84,6 +84,14 @@ def test_the_language_is_the_query_then_the_cookie_then_the_browser() -> None:
         assert negotiate(accept="zh", tz_asked=bad).tz.key == "Asia/Shanghai", bad
 
 
+def test_a_hostile_query_or_cookie_is_no_preference_not_an_error(app) -> None:
+    with TestClient(app) as c:
+        crowded = "&".join(f"f{i}=x" for i in range(100)) + "&lang=zh-CN"
+        assert c.get(f"/login?{crowded}").status_code == 200
+        r = c.get("/login", headers={"Cookie": 'qloop_lang="zh-CN; qloop_tz=\\x00;;='})
+        assert r.status_code == 200 and '<html lang="en">' in r.text
+
+
 def test_times_are_shown_in_the_viewers_zone_naming_it() -> None:
     at = datetime(2024, 5, 17, 8, 0, tzinfo=UTC)
     with use(for_lang("zh-CN")):
