@@ -87,6 +87,9 @@ class Device(Base):
     firmware: Mapped[str] = mapped_column(String(64))
     first_seen_ts: Mapped[float] = mapped_column(Float)
     last_seen_ts: Mapped[float] = mapped_column(Float)
+    # seqs between the unit's first and newest that never came in an accepted message, as the
+    # worker serving its partition last counted them (``Ingestor.lost_seqs``)
+    lost_seqs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         Index("ix_devices_model_batch", "model", "batch"),
