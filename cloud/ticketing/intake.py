@@ -65,12 +65,17 @@ def register_device(ctx: Context, record: DeviceRecord) -> list[TicketChange]:
         return []
 
 
-def touch_devices(ctx: Context, last_seen: Mapping[str, float]) -> list[TicketChange]:
+def touch_devices(
+    ctx: Context, last_seen: Mapping[str, float], lost_seqs: Mapping[str, int] | None = None
+) -> list[TicketChange]:
     """Advance each device's last event time seen (never moves it back); unknown ids ignored.
 
     A unit under verification that has now run past the window without clearing fails its
-    fix; the resulting changes are returned.
+    fix; the resulting changes are returned. ``lost_seqs``: units' lost seq counts as the
+    worker now counts them (``Ingestor.lost_seqs``; the worker passes only changed ones).
     """
+    if lost_seqs:
+        _record_lost_seqs(ctx, lost_seqs)
     if not last_seen:
         return []
     table = Device.__table__
@@ -85,6 +90,19 @@ def touch_devices(ctx: Context, last_seen: Mapping[str, float]) -> list[TicketCh
             stmt, [{"b_device": d, "b_ts": float(ts)} for d, ts in last_seen.items()]
         )
         return verify_pending(s, ctx.policy, ctx.now(), devices=set(last_seen))
+
+
+def _record_lost_seqs(ctx: Context, lost_seqs: Mapping[str, int]) -> None:
+    table = Device.__table__
+    stmt = (
+        update(table)
+        .where(table.c.device == bindparam("b_device"))
+        .values(lost_seqs=bindparam("b_lost"))
+    )
+    with ctx.sessions.begin() as s:
+        s.connection().execute(
+            stmt, [{"b_device": d, "b_lost": int(n)} for d, n in lost_seqs.items()]
+        )
 
 
 def record_finding(ctx: Context, finding: Finding) -> list[TicketChange]:

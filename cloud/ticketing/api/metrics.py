@@ -7,11 +7,13 @@ Two kinds, in one registry per app (so two apps in one process, as in the tests,
   status, and a latency histogram by route.
 - **The ticket database as it stands** (:class:`TicketCollector`, read at each scrape): open
   tickets by status, severity and lead department, tickets past their SLA deadline, escalations
-  and target alerts still to be delivered, identity changes waiting for a person. One grouped
-  query each; a scrape every 15 s is a handful of indexed queries.
+  and target alerts still to be delivered, identity changes waiting for a person, and the
+  fleet's lost data (seqs that never came, and units with any, as the workers handed them
+  over; ``device_view.py``). One grouped query each; a scrape every 15 s is a handful of
+  indexed queries.
 
 The worker's counters (readings, duplicates, dead letters, lost seqs, queue depth, InfluxDB
-writes) are its own process's; see ``cloud/worker.py``.
+writes) are its own process's; see ``cloud/worker_metrics.py``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cloud.ticketing.device_view import lost_seqs_total
 from cloud.ticketing.models import DeviceChange, SlaEscalation, TargetAlert, Ticket
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -58,6 +61,12 @@ class TicketCollector(Collector):
             "qloop_device_changes_pending",
             "births announcing another identity, waiting for a person",
         )
+        lost = GaugeMetricFamily(
+            "qloop_lost_seqs", "seqs of the fleet's units that never came in an accepted message"
+        )
+        lost_units = GaugeMetricFamily(
+            "qloop_devices_with_lost_seqs", "units with at least one seq that never came"
+        )
         open_ = Ticket.status != "closed"
         with Session(self._engine) as s:
             for status, severity, department, n in s.execute(
@@ -82,7 +91,10 @@ class TicketCollector(Collector):
                 outbox.add_metric([kind], s.scalar(pending) or 0)
             held = select(func.count()).select_from(DeviceChange)
             changes.add_metric([], s.scalar(held.where(DeviceChange.status == "pending")) or 0)
-        yield from (by_state, overdue, outbox, changes)
+            total, units = lost_seqs_total(s)
+            lost.add_metric([], total)
+            lost_units.add_metric([], units)
+        yield from (by_state, overdue, outbox, changes, lost, lost_units)
 
 
 def template(scope: Scope) -> str:
