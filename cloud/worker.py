@@ -6,6 +6,15 @@ unbounded memory). The worker thread takes messages in batches, ingests them, co
 journal and only then acknowledges them to the broker (manual PUBACK), so a message the broker
 considers delivered is on disk. The MQTT session is persistent (clean_session false, a client id
 fixed by the partition set), so a restarted worker receives what it missed.
+
+Stopping (SIGTERM, ``qloop cloud run``) drains: paho's thread hands over nothing more (what
+arrives is not acknowledged, so the broker sends it again to the next session), what is queued
+is processed, journaled and acknowledged while still connected, detector state is checkpointed,
+InfluxDB gets what is buffered, and only then does the worker disconnect.
+
+Observability: with ``on_snapshot`` the worker thread hands over its counters
+(:meth:`Worker.snapshot`, a new dict each time) every ``snapshot_every_s``; whoever serves them
+(``cloud/worker_metrics.py``) reads only that dict, never the worker's live state.
 """
 
 from __future__ import annotations
@@ -15,7 +24,8 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,7 +35,7 @@ from cloud.anomaly.clock import ClockCheck
 from cloud.ingest.ingestor import Ingestor
 from cloud.ingest.registry import DeviceInfo
 from cloud.store.checkpoints import CheckpointStore, SqlCheckpoints
-from cloud.store.journal import Journal
+from cloud.store.dead_letters import CountingJournal
 from cloud.ticketing.policy import TicketPolicy
 from contract import protocol
 from contract.clock import utcnow
@@ -59,6 +69,7 @@ class WorkerSettings:
     batch_wait_s: float = 0.05
     checkpoint_every_s: float = 30.0
     stats_every_s: float = 60.0  # how often the worker logs its counters
+    snapshot_every_s: float = 1.0  # how often it hands its counters to ``on_snapshot``
     generic_detectors: bool = True  # the generic detector on fields no domain detector knows
 
     def mqtt_client_id(self) -> str:
@@ -79,12 +90,18 @@ class Worker:
         settings: WorkerSettings,
         *,
         on_finding: Callable[[Finding, DeviceInfo], None] | None = None,
+        on_snapshot: Callable[[Mapping[str, object]], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.clock = clock
+        self._on_snapshot = on_snapshot
+        self._findings_by_fault: Counter[str] = Counter()
+        self._lost_handed: dict[str, int] = {}  # lost-seq counts the ticket database has
+        self._acked = self._checkpoint_writes = 0
+        self._draining = threading.Event()  # set: paho's thread hands over nothing more
         Path(settings.journal_path).parent.mkdir(parents=True, exist_ok=True)
-        self.journal = Journal(settings.journal_path)
+        self.journal = CountingJournal(settings.journal_path)
         self.checkpoints: CheckpointStore = self.journal
         if settings.checkpoint_db:
             self.checkpoints = SqlCheckpoints(settings.checkpoint_db, settings.mqtt_client_id())
@@ -127,10 +144,15 @@ class Worker:
             settings.broker,
             clean_session=False,
             subscriptions=protocol.subscriptions(settings.partitions),
-            on_message=self._queue.put,
+            on_message=self._enqueue,
             manual_ack=True,
             max_inflight=1000,
         )
+
+    def _enqueue(self, msg: InboundMessage) -> None:
+        """paho's thread: queue ``msg``; once draining, drop it unacknowledged (redelivered)."""
+        if not self._draining.is_set():
+            self._queue.put(msg)
 
     def _birth(self, info: DeviceInfo) -> None:
         if info.device not in self.ingestor.detectors:  # new here: a moved partition's device
@@ -155,6 +177,7 @@ class Worker:
         )
 
     def _finding(self, f: Finding, info: DeviceInfo) -> None:
+        self._findings_by_fault[f.fault] += 1
         if self.influx is not None:
             self.influx.add_finding(info, f)
         if self.tickets is not None:
@@ -204,13 +227,16 @@ class Worker:
         bank = self.ingestor.detectors
         states = ((d, bank.snapshot(d)) for d in bank.dirty())
         self.checkpoints.save_checkpoints(((d, s) for d, s in states if s is not None), now)
+        self._checkpoint_writes += 1
         if self.tickets is not None:
+            lost = self._lost_changes()
             # event time moves on for every unit: fix verification windows can run out
             _log_changes(
                 self.tickets.touch_devices(
-                    self._judged_until(i.device for i in self.ingestor.registry if i.born)
+                    self._judged_until(i.device for i in self.ingestor.registry if i.born), lost
                 )
             )
+            self._lost_handed.update(lost)
         if self.influx is not None:
             log.info("influx: %s", self.influx.stats())
         self.journal.commit()
@@ -253,7 +279,14 @@ class Worker:
             self.influx.flush()
         for msg in batch:
             self.link.ack(msg)
+        self._acked += len(batch)
         return len(batch)
+
+    def _lost_changes(self) -> dict[str, int]:
+        """Lost-seq counts that differ from what the ticket database was last handed."""
+        lost = self.ingestor.lost_seqs()
+        gone = {d: 0 for d, n in self._lost_handed.items() if n and d not in lost}
+        return {**gone, **{d: n for d, n in lost.items() if self._lost_handed.get(d) != n}}
 
     def stats(self) -> dict[str, int]:
         """The worker's counters: ingest, detector order, lost seqs, queue depth."""
@@ -269,17 +302,42 @@ class Worker:
             "queued": self._queue.qsize(),
         }
 
+    def snapshot(self) -> dict[str, object]:
+        """Everything the metrics show, as a new dict (built on the worker thread)."""
+        return {
+            **self.stats(),
+            "queue_size": self.settings.queue_size,
+            "acked": self._acked,
+            "checkpoint_writes": self._checkpoint_writes,
+            "dead_letters": dict(self.journal.dead_letter_counts),
+            "findings_by_fault": dict(self._findings_by_fault),
+            "influx": asdict(self.influx.stats()) if self.influx is not None else None,
+        }
+
+    def readiness(self) -> str | None:
+        """None when ready (connected, subscribed, not stopping), else why not (any thread)."""
+        if self._draining.is_set() or self._stop.is_set():
+            return "stopping"
+        if not self.link.connected:
+            return "not connected to the broker"
+        if not self.link.wait_subscribed(0):
+            return "subscriptions not acknowledged yet"
+        return None
+
     def start(self) -> None:
         self._restore()
         self.link.start()
 
     def run(self, duration_s: float | None = None) -> None:
         self.start()
-        started = last_cp = last_stats = time.monotonic()
+        started = last_cp = last_stats = last_snapshot = time.monotonic()
         try:
             while not self._stop.is_set():
                 self.process_batch(timeout=0.2)
                 now = time.monotonic()
+                if self._on_snapshot and now - last_snapshot >= self.settings.snapshot_every_s:
+                    self._on_snapshot(self.snapshot())
+                    last_snapshot = now
                 if now - last_cp >= self.settings.checkpoint_every_s:
                     self.checkpoint()
                     last_cp = now
@@ -295,12 +353,16 @@ class Worker:
         self._stop.set()
 
     def close(self) -> None:
-        self.link.close()
-        while self.process_batch(timeout=0.0):  # what was received but not processed yet
+        """Drain (see the module docstring), then disconnect and close the stores."""
+        self._draining.set()
+        while self.process_batch(timeout=0.0):  # journaled and acknowledged, still connected
             pass
         self.checkpoint()
         if self.influx is not None:
             self.influx.close()
+        self.link.close()
+        if self._on_snapshot is not None:
+            self._on_snapshot(self.snapshot())
         if isinstance(self.checkpoints, SqlCheckpoints):
             self.checkpoints.close()
         self.journal.close()
