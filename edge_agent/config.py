@@ -52,6 +52,9 @@
     limit = 10.0
     above = true                    # false: fires when the value goes below the limit
     rearm = 1.0                     # hysteresis before the rule can fire again
+    start_field = "compressor_on"   # optional: readings within blank_s of this field turning
+    blank_s = 2.0                   #   on are judged only against limit * instant_factor
+    instant_factor = 4.0            #   (a motor's starting current; see edge_agent/core.py)
 
 Environment variables override single values: ``QLOOP_EDGE_<SECTION>_<KEY>``, e.g.
 ``QLOOP_EDGE_BROKER_PASSWORD`` or ``QLOOP_EDGE_BUFFER_PATH`` (arrays and ``[[safety]]`` only
@@ -232,7 +235,9 @@ def build_rules(cfg: Mapping[str, Any]) -> tuple[SafetyRule, ...]:
     for n, t in enumerate(tables, start=1):
         if not isinstance(t, dict):
             raise ConfigError(f"edge config: [[safety]] #{n} is not a table")
-        unknown = set(t) - {"kind", "field", "limit", "above", "rearm"}
+        unknown = set(t) - {
+            "kind", "field", "limit", "above", "rearm", "start_field", "blank_s", "instant_factor"
+        }  # fmt: skip
         if unknown:
             raise ConfigError(f"edge config: [[safety]] #{n}: unknown keys {sorted(unknown)}")
         try:
@@ -243,6 +248,9 @@ def build_rules(cfg: Mapping[str, Any]) -> tuple[SafetyRule, ...]:
                     float(t["limit"]),
                     above=to_bool(t.get("above", True)),
                     rearm=float(t.get("rearm", 0.5)),
+                    start_field=str(t["start_field"]) if t.get("start_field") else None,
+                    blank_s=float(t.get("blank_s", 0.0)),
+                    instant_factor=float(t.get("instant_factor", 4.0)),
                 )
             )
         except KeyError as e:
@@ -282,7 +290,7 @@ def build_agent(
     status_path = _opt(cfg, "metrics", "status_file", str)
     rules = build_rules(cfg)
     source = build_source(cfg, identity, extra_sources)
-    unknown = [r.field for r in rules if r.field not in source.fields]
+    unknown = [f for r in rules for f in (r.field, r.start_field) if f and f not in source.fields]
     if "safety" in cfg and unknown:
         raise ConfigError(
             f"edge config: [[safety]] on fields the source does not have: "

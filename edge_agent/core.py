@@ -32,6 +32,17 @@ class SafetyRule:
 
     The rule fires once per crossing and re-arms only after the value is back on the safe side
     by ``rearm`` (hysteresis), so a value hovering at the limit does not flood the uplink.
+
+    A motor's current is above its running limit for a moment at every start (the locked-rotor
+    current), so an ``above`` rule may name a ``start_field`` (the compressor's on/off state):
+    for ``blank_s`` seconds after that field turns on, readings are judged only against the
+    instantaneous level ``limit * instant_factor``, as motor protection blocks its overcurrent
+    element during a start. The start happened between the last reading with the field off and
+    the first with it on; the blanking counts from the latter, so it covers at least ``blank_s``
+    of the motor's real time since the start, and that first reading is always blanked (at a
+    coarse sampling period it may have been taken within a second of the start). A current still
+    above the limit when the blanking ends (a stalled rotor, a real overload) trips at the next
+    reading; one that is above ``limit * instant_factor`` trips at once, blanked or not.
     """
 
     kind: str
@@ -39,9 +50,24 @@ class SafetyRule:
     limit: float
     above: bool = True
     rearm: float = 0.5
+    start_field: str | None = None
+    blank_s: float = 0.0
+    instant_factor: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.start_field is not None and not self.above:
+            raise ValueError(f"{self.kind}: start_field needs a rule on a value above its limit")
+        if not (math.isfinite(self.blank_s) and self.blank_s >= 0.0):
+            raise ValueError(f"{self.kind}: blank_s must be a finite number >= 0")
+        if not (math.isfinite(self.instant_factor) and self.instant_factor >= 1.0):
+            raise ValueError(f"{self.kind}: instant_factor must be a finite number >= 1")
 
     def crossed(self, x: float) -> bool:
         return x > self.limit if self.above else x < self.limit
+
+    def crossed_instantly(self, x: float) -> bool:
+        """Above the instantaneous level, which no start's current reaches."""
+        return x > self.limit * self.instant_factor
 
     def safe(self, x: float) -> bool:
         return x < self.limit - self.rearm if self.above else x > self.limit + self.rearm
@@ -49,8 +75,28 @@ class SafetyRule:
 
 # A 3.5 kW split unit draws about 4-6 A when cooling; breakers and compressor protectors sit
 # near 10 A. Return air above 45 °C means the unit is cooking, not cooling.
+# A fixed-speed compressor starting direct on line draws its locked-rotor current, 4-6 times
+# its running current (20-36 A here), which decays to the running current within 0.1-0.5 s as
+# the rotor comes up to speed; a current meter's reading is an RMS over its window (typically
+# one mains-synchronous second), so a start shows in readings taken up to about 1.5 s after
+# it. Hence the overcurrent rule's start blanking of 2 s (the short end of the start-blocking
+# and definite-time delays of motor protection relays, 0.1-10 s, and well under the 4-10 s a
+# class-10 overload allows a locked rotor): at 1 Hz the first two readings of a run, at any
+# coarser period only the first. The instantaneous level, 4 x the limit (40 A), is above the
+# locked-rotor current of a unit this limit protects (running <= 6 A, locked rotor <= 36 A),
+# as a breaker's magnetic trip sits above a motor's starting current.
+OVERCURRENT_START_BLANK_S = 2.0
+OVERCURRENT_INSTANT_FACTOR = 4.0
 DEFAULT_SAFETY_RULES: tuple[SafetyRule, ...] = (
-    SafetyRule("overcurrent", "current_a", 10.0, rearm=1.0),
+    SafetyRule(
+        "overcurrent",
+        "current_a",
+        10.0,
+        rearm=1.0,
+        start_field="compressor_on",
+        blank_s=OVERCURRENT_START_BLANK_S,
+        instant_factor=OVERCURRENT_INSTANT_FACTOR,
+    ),
     SafetyRule("overheat", "return_c", 45.0, rearm=2.0),
 )
 
@@ -110,6 +156,14 @@ class DeviceCore:
         self.rules = tuple(r for r in rules if r.field in self.fields)
         self.next_seq = next_seq
         self._rule_index = [self.fields.index(r.field) for r in self.rules]
+        # A rule's start field (-1: none, or not among the fields: no blanking), whether it was
+        # on at the last reading that had it, and the ts of the first reading of its current run.
+        self._start_index = [
+            self.fields.index(r.start_field) if r.start_field in self.fields else -1
+            for r in self.rules
+        ]
+        self._running = [False] * len(self.rules)
+        self._run_from = [-math.inf] * len(self.rules)
         self._tripped = [False] * len(self.rules)
         self._block = _OpenBlock()
         self.bad_values = 0  # values that were not finite numbers and went out as null
@@ -156,11 +210,20 @@ class DeviceCore:
         out: list[Message] = []
         tripped = self._tripped
         for k, rule in enumerate(self.rules):
+            blanked = False
+            j = self._start_index[k]
+            if j >= 0:
+                on = clean[j]
+                if on is not None:
+                    if on and not self._running[k]:
+                        self._run_from[k] = ts
+                    self._running[k] = bool(on)
+                blanked = self._running[k] and ts - self._run_from[k] < rule.blank_s
             x = clean[self._rule_index[k]]
             if x is None:
                 continue
             if not tripped[k]:
-                if rule.crossed(x):
+                if rule.crossed(x) and (not blanked or rule.crossed_instantly(x)):
                     tripped[k] = True
                     out.append(
                         Event(self.identity.device, self._take_seq(), ts, rule.kind, x, rule.limit)

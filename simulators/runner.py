@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from contract import protocol
 from contract.clock import Clock, SystemClock
@@ -105,8 +105,7 @@ def safety_rules(model: str) -> tuple[SafetyRule, ...]:
     own protection limit."""
     limit = MODELS[model].overcurrent_limit_a
     return tuple(
-        SafetyRule(r.kind, r.field, limit, r.above, r.rearm) if r.kind == "overcurrent" else r
-        for r in DEFAULT_SAFETY_RULES
+        replace(r, limit=limit) if r.kind == "overcurrent" else r for r in DEFAULT_SAFETY_RULES
     )
 
 

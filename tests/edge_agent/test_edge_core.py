@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from contract.protocol import Event, Telemetry
 from edge_agent.buffer import PRIORITY_EVENT, MemoryBuffer
 from edge_agent.core import DeviceCore, Identity, SafetyRule
@@ -60,3 +62,76 @@ def test_memory_buffer_priorities_cursor_and_drop_oldest():
     assert buf.stats().dropped_readings == 10 and a not in {x.id for x in buf.pending(0, 0, 9)}
     buf.ack([b, e])
     assert len(buf) == 1 and buf.last_seq("d") == 3
+
+
+START_FIELDS = ("ts", "current_a", "compressor_on")
+STARTING = SafetyRule(
+    "overcurrent", "current_a", 10.0, rearm=1.0, start_field="compressor_on", blank_s=2.0
+)
+
+
+def events_of(core: DeviceCore, rows) -> list[tuple[float, float]]:
+    out = []
+    for row in rows:
+        out += [(m.ts, m.value) for m in core.sample(row) if isinstance(m, Event)]
+    return out
+
+
+def test_a_compressor_start_is_blanked_at_1_hz_but_a_stalled_rotor_trips():
+    core = DeviceCore(IDENT, START_FIELDS, block_rows=1000, rules=[STARTING])
+    # off, then a start whose locked-rotor current shows in the first two 1-s readings
+    start = [(0.0, 0.5, 0.0), (1.0, 14.0, 1.0), (2.0, 10.5, 1.0), (3.0, 5.0, 1.0)]
+    assert events_of(core, start) == [], "the inrush of a start is not an overcurrent"
+    # running: one reading over the limit is an overcurrent at once, no delay
+    assert events_of(core, [(4.0, 11.0, 1.0), (5.0, 5.0, 1.0)]) == [(4.0, 11.0)]
+    # stop, then a start that stays over the limit (a stalled rotor): trips once blanking ends
+    stalled = [(6.0, 0.5, 0.0)] + [(7.0 + s, 25.0, 1.0) for s in range(5)]
+    assert events_of(core, stalled) == [(9.0, 25.0)]
+
+
+def test_a_current_above_the_instantaneous_level_trips_at_once_even_at_a_start():
+    core = DeviceCore(IDENT, START_FIELDS, block_rows=1000, rules=[STARTING])
+    assert STARTING.limit * STARTING.instant_factor == 40.0
+    assert events_of(core, [(0.0, 0.5, 0.0), (1.0, 39.0, 1.0)]) == []
+    core = DeviceCore(IDENT, START_FIELDS, block_rows=1000, rules=[STARTING])
+    assert events_of(core, [(0.0, 0.5, 0.0), (1.0, 41.0, 1.0)]) == [(1.0, 41.0)]
+
+
+def test_at_a_coarse_period_only_the_first_reading_after_a_start_is_blanked():
+    core = DeviceCore(IDENT, START_FIELDS, block_rows=1000, rules=[STARTING])
+    rows = [(0.0, 0.5, 0.0), (10.0, 13.0, 1.0), (20.0, 12.0, 1.0)]
+    assert events_of(core, rows) == [(20.0, 12.0)]
+    # the first reading of the device's life with the compressor on counts as a start too
+    core = DeviceCore(IDENT, START_FIELDS, block_rows=1000, rules=[STARTING])
+    assert events_of(core, [(0.0, 13.0, 1.0), (10.0, 4.0, 1.0)]) == []
+
+
+def test_a_missing_compressor_state_keeps_the_last_one():
+    core = DeviceCore(IDENT, START_FIELDS, block_rows=1000, rules=[STARTING])
+    rows = [
+        (0.0, 0.5, 0.0),
+        (1.0, 14.0, None),
+        (2.0, 5.0, 1.0),
+        (3.0, 5.0, None),
+        (9.0, 12.0, None),
+    ]
+    # at 1.0 the state is unknown (off so far): judged, it trips; the start is then seen at
+    # 2.0 (5 A re-arms the rule), and 9.0 is past its blanking
+    assert events_of(core, rows) == [(1.0, 14.0), (9.0, 12.0)]
+    core = DeviceCore(IDENT, START_FIELDS, block_rows=1000, rules=[STARTING])
+    rows = [(0.0, 5.0, 1.0), (1.0, 5.0, None), (2.0, 0.5, None), (3.0, 12.0, 1.0)]
+    assert events_of(core, rows) == [(3.0, 12.0)], "no off reading seen: no new start"
+
+
+def test_without_its_start_field_a_rule_judges_every_reading():
+    core = DeviceCore(IDENT, FIELDS, block_rows=1000, rules=[STARTING])
+    assert events_of(core, [(0.0, 0.5, 25.0), (1.0, 14.0, 25.0)]) == [(1.0, 14.0)]
+
+
+def test_start_blanking_settings_are_checked():
+    with pytest.raises(ValueError, match="start_field"):
+        SafetyRule("undervoltage", "volts", 190.0, above=False, start_field="compressor_on")
+    with pytest.raises(ValueError, match="blank_s"):
+        SafetyRule("overcurrent", "current_a", 10.0, blank_s=-1.0)
+    with pytest.raises(ValueError, match="instant_factor"):
+        SafetyRule("overcurrent", "current_a", 10.0, instant_factor=0.5)

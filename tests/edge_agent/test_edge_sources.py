@@ -185,3 +185,22 @@ def test_config_errors(tmp_path):
     bad.write_text('[device]\nid = "a"\n[source]\nkind = "teleport"\n')
     with pytest.raises(ConfigError):
         build_agent(load_config(bad, {}), EDGE_SOURCES)
+
+
+def test_config_sets_the_start_blanking(tmp_path):
+    table = {"kind": "overcurrent", "field": "current_a", "limit": 16.0}
+    (rule,) = build_rules(
+        {"safety": [{**table, "start_field": "compressor_on", "blank_s": 3, "instant_factor": 3}]}
+    )
+    assert (rule.start_field, rule.blank_s, rule.instant_factor) == ("compressor_on", 3.0, 3.0)
+    (plain,) = build_rules({"safety": [table]})
+    assert plain.start_field is None and plain.blank_s == 0.0
+    with pytest.raises(ConfigError, match="blank_s"):
+        build_rules({"safety": [{**table, "start_field": "compressor_on", "blank_s": -2}]})
+    default = next(r for r in DEFAULT_SAFETY_RULES if r.kind == "overcurrent")
+    assert default.start_field == "compressor_on" and default.blank_s > 1.5
+    path = tmp_path / "edge.toml"
+    text = CONFIG.format(db=tmp_path / "b.db", ca=certifi.where())
+    path.write_text(text.replace("rearm = 0.5", 'rearm = 0.5\nstart_field = "compressor_on"'))
+    with pytest.raises(ConfigError, match="compressor_on"):
+        build_agent(load_config(path, {}), EDGE_SOURCES)
