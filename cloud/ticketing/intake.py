@@ -7,6 +7,15 @@ state), judge the pending fixes it concerns, then re-evaluate the finding's (mod
 all batches of the model and open or update tickets. Everything happens in one transaction and
 the changes are returned so the worker can log them.
 
+**At most once.** A finding's identity is (device, fault, ts, active): what a detector
+concludes about one unit at one event time, which a replay of the same readings concludes again.
+A worker that crashed replays what it had journaled but not yet seen through to the ticket
+database (``cloud/worker.py``), so a finding may come twice; the second is ignored (no row, no
+state, no ticket change), and the unique index ``uq_findings_identity`` makes that a database
+rule for workers writing at once. ``score``, ``onset_ts`` and the evidence are not part of it:
+they are the same on a replay, and a finding that differed only in them would still be one
+statement about the unit at that time.
+
 **Unregistered devices.** A finding for a device with no birth message yet is stored with model
 and batch unknown and opens no ticket: without a batch there is nothing to compare with. When the
 device registers, its earlier findings get its model and batch and its active faults are
@@ -18,7 +27,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloud.anomaly.base import Finding
@@ -106,9 +116,29 @@ def _record_lost_seqs(ctx: Context, lost_seqs: Mapping[str, int]) -> None:
 
 
 def record_finding(ctx: Context, finding: Finding) -> list[TicketChange]:
-    """Store ``finding``, re-evaluate its (model, fault) and open or update tickets."""
+    """Store ``finding``, re-evaluate its (model, fault) and open or update tickets; a finding
+    stored before (the same identity) changes nothing and returns no changes."""
+    try:
+        return _record(ctx, finding)
+    except IntegrityError:
+        with ctx.readers() as s:  # stored by another transaction since this one looked
+            if _recorded(s, finding):
+                return []
+        raise
+
+
+def _recorded(s: Session, f: Finding) -> bool:
+    """Whether a finding with ``f``'s identity is stored."""
+    t = FindingRecord
+    same = (t.device == f.device, t.fault == f.fault, t.ts == f.ts, t.active == f.active)
+    return bool(s.scalar(select(exists().where(*same))))
+
+
+def _record(ctx: Context, finding: Finding) -> list[TicketChange]:
     now = ctx.now()
     with ctx.sessions.begin() as s:
+        if _recorded(s, finding):
+            return []
         dev = s.get(Device, finding.device)
         s.add(
             FindingRecord(

@@ -2,7 +2,8 @@
 
 - ``devices``: a mirror of the device registry, filled from birth messages; ``first_seen_ts`` and
   ``last_seen_ts`` are event times and give each unit's days in the field (exposure).
-- ``findings``: every detector finding as received (append-only log).
+- ``findings``: every detector finding as received (append-only log), each at most once: a
+  finding's identity is (device, fault, ts, active) (``intake.py``), a unique index.
 - ``device_faults``: the current state of each (device, fault): is the fault active now, since when,
   latest evidence. Batch statistics are a GROUP BY over this table, not a scan of the log.
 - ``tickets`` and ``ticket_history``: tickets as in CONTRACTS.md §4 and everything that happened to
@@ -134,7 +135,8 @@ class FindingRecord(Base):
     received_at: Mapped[datetime]
 
     __table_args__ = (
-        Index("ix_findings_device_fault", "device", "fault"),
+        # the finding's identity (intake.py): a replay after a worker's crash is not stored twice
+        Index("uq_findings_identity", "device", "fault", "ts", "active", unique=True),
         Index("ix_findings_model_batch_fault", "model", "batch", "fault"),
     )
 
