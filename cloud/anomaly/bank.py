@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cloud.anomaly.base import Block, Detector, Finding
-from cloud.anomaly.columns import Batch, columns_for
+from cloud.anomaly.columns import Batch, ShiftColumns, columns_for
 from cloud.anomaly.cooling import CoolingDecline
 from cloud.anomaly.level import NoiseRise, VibrationRise
 from cloud.anomaly.stuck import SensorStuck
@@ -120,11 +120,13 @@ class _Group:
         self.columns = [columns_for(make) for make in makers]
         self.kinds = tuple(c.kind() for c in self.columns)
         self.rows = 0
+        self.devices: list[str] = []  # row -> device
 
-    def add(self) -> int:
+    def add(self, device: str) -> int:
         rows = [c.add() for c in self.columns]
         assert all(r == self.rows for r in rows)
         self.rows += 1
+        self.devices.append(device)
         return self.rows - 1
 
 
@@ -173,7 +175,7 @@ class DetectorBank:
         st = self._devices.get(device)
         if st is None:
             group = self._group(product)
-            st = self._devices[device] = _Device(device, group, group.add())
+            st = self._devices[device] = _Device(device, group, group.add(device))
         return st
 
     def update(self, product: str, block: Block, seq: int | None = None) -> list[Finding]:
@@ -349,7 +351,7 @@ class DetectorBank:
                 f"checkpoint of device {device!r} holds other detectors ({', '.join(names)})"
             )
         old = self._devices.get(device)
-        row = old.row if old is not None and old.group is group else group.add()
+        row = old.row if old is not None and old.group is group else group.add(device)
         try:
             for columns, one in zip(group.columns, saved, strict=True):
                 getattr(columns, load)(row, one)
@@ -369,6 +371,29 @@ class DetectorBank:
             st.pending or None,
             st.stuck,
         )
+
+    def shifts(self, span: int = 8) -> dict[str, tuple[list[str], np.ndarray]]:
+        """Per baseline-shift fault, the devices past learning and how far each one's last
+        ``span`` judged windows sit from its own baseline, in the fault's direction and in units
+        of its learned window spread (``ShiftColumns.recent_shift``): the input of the pooled
+        batch test (``pooled.py``). Read-only; a device's latest row only (a device restored
+        into another row leaves its old row behind, which is skipped)."""
+        out: dict[str, tuple[list[str], np.ndarray]] = {}
+        for group in self._groups.values():
+            for kind, columns in zip(group.kinds, group.columns, strict=True):
+                if not isinstance(columns, ShiftColumns):
+                    continue
+                rows, z = columns.recent_shift(span)
+                names, keep = [], []
+                for i, r in enumerate(rows.tolist()):
+                    d = group.devices[r]
+                    st = self._devices.get(d)
+                    if st is not None and st.group is group and st.row == r:
+                        names.append(d)
+                        keep.append(i)
+                devices, values = out.get(kind.fault, ([], np.empty(0)))
+                out[kind.fault] = (devices + names, np.concatenate((values, z[keep])))
+        return out
 
     def dirty(self) -> list[str]:
         """Devices whose state changed since the last call (to checkpoint them)."""
