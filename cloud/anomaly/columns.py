@@ -87,9 +87,6 @@ class Batch:
 
     @classmethod
     def of(cls, blocks: Sequence[Block]) -> Batch:
-        whole = cls._of_arrays(blocks)
-        if whole is not None:
-            return whole
         lengths = np.fromiter((len(b) for b in blocks), dtype=np.intp, count=len(blocks))
         width = int(lengths.max()) if len(blocks) else 0
         names = list(dict.fromkeys(n for b in blocks for n in b.columns))
@@ -108,30 +105,6 @@ class Batch:
         ts = stack([b.ts for b in blocks])
         cols = {n: stack([b.columns.get(n) for b in blocks]) for n in names}
         return cls(blocks, ts, lengths, cols, has)
-
-    @classmethod
-    def _of_arrays(cls, blocks: Sequence[Block]) -> Batch | None:
-        """The common case in one stacking call: every block made from a (rows × fields) array
-        (``Block.values``) of the same fields and length. The (fields × blocks × rows) copy
-        makes each column one C-ordered (blocks × rows) array, as the general path does."""
-        if not blocks:
-            return None
-        first = blocks[0]
-        fields, n = first.fields, len(first)
-        if first.values is None or not all(
-            b.values is not None and len(b) == n and b.fields == fields for b in blocks
-        ):
-            return None
-        planes = np.stack([b.values for b in blocks]).transpose(2, 0, 1).copy()
-        every = np.ones(len(blocks), dtype=bool)
-        cols = {name: planes[i] for i, name in enumerate(fields) if name != "ts"}
-        return cls(
-            blocks,
-            planes[fields.index("ts")],
-            np.full(len(blocks), n, dtype=np.intp),
-            cols,
-            dict.fromkeys(cols, every),
-        )
 
 
 class ObjectColumns:
