@@ -263,6 +263,8 @@ class Worker:
                 self.journal.dead_letter(
                     msg.topic, msg.payload, "internal error while ingesting", self.clock()
                 )
+        # the telemetry journaled with one statement; a failure to store stops here, unacknowledged
+        self.ingestor.store()
         try:
             self.ingestor.judge()  # the detectors, once over the whole batch
         except Exception:  # the readings are stored; a detector bug must not stop the ingest

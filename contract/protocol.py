@@ -258,10 +258,15 @@ def _load_json(payload: bytes) -> dict[str, Any]:
             raise DecodeError(f"payload is not UTF-8 JSON: {e}") from None
     if not isinstance(body, dict):
         raise DecodeError("payload must be a JSON object")
+    check_version(body)
+    return body
+
+
+def check_version(body: Mapping[str, Any]) -> None:
+    """A decoded payload's ``v``: :data:`VERSION` (a bool is not a version)."""
     v = body.get("v")
     if v != VERSION or isinstance(v, bool):
         raise DecodeError(f"unsupported version v={v!r} (expected {VERSION})")
-    return body
 
 
 def _is_num(x: object) -> bool:
@@ -341,8 +346,9 @@ def _row(row: object, width: int, ts_at: int, n: int) -> tuple[Value, ...]:
     return tuple(row)
 
 
-def decode_telemetry(payload: bytes, device: str | None = None) -> Telemetry:
-    body = _load_json(payload)
+def telemetry_head(body: Mapping[str, Any], device: str | None = None) -> tuple[str, int]:
+    """A telemetry body's device and seq, after checking them and its ``fields`` (everything
+    but the rows, in the order :func:`decode_telemetry` checks them)."""
     dev = _device(body, device)
     seq = _req_seq(body)
     fields = body.get("fields")
@@ -355,6 +361,13 @@ def decode_telemetry(payload: bytes, device: str | None = None) -> Telemetry:
         raise DecodeError("'fields' has a repeated name")
     if "ts" not in fields:
         raise DecodeError("'fields' must include 'ts'")
+    return dev, seq
+
+
+def decode_telemetry(payload: bytes, device: str | None = None) -> Telemetry:
+    body = _load_json(payload)
+    dev, seq = telemetry_head(body, device)
+    fields = body["fields"]
     rows = body.get("rows")
     if not isinstance(rows, list) or len(rows) > MAX_ROWS:
         raise DecodeError(f"'rows' must be a list of at most {MAX_ROWS} rows")

@@ -17,11 +17,18 @@ import numpy as np
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """Consecutive readings of one device: ``ts`` and one float array per field (NaN = null)."""
+    """Consecutive readings of one device: ``ts`` and one float array per field (NaN = null).
+
+    A block made from a message's (rows × fields) array keeps it as ``values``, with its
+    ``fields``: ``ts`` and the columns are views of it, and a batch of such blocks is stacked
+    with one call (``cloud.anomaly.batch``).
+    """
 
     device: str
     ts: np.ndarray
     columns: Mapping[str, np.ndarray]
+    values: np.ndarray | None = None
+    fields: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -29,13 +36,34 @@ class Block:
     def get(self, name: str) -> np.ndarray | None:
         return self.columns.get(name)
 
+    def __getstate__(self) -> tuple:
+        # a checkpoint's waiting blocks: the array alone when ``ts`` and the columns are its views
+        if self.values is None:
+            return self.device, self.ts, self.columns
+        return self.device, self.values, self.fields
+
+    def __setstate__(self, state: tuple) -> None:
+        device, data, names = state
+        if isinstance(names, tuple):  # (device, values, fields)
+            b = Block.from_array(device, names, data)
+            device, ts, columns, values, fields = b.device, b.ts, b.columns, b.values, b.fields
+        else:  # (device, ts, columns), also a checkpoint written before ``values``
+            ts, columns, values, fields = data, names, None, ()
+        for name, x in zip(self.__slots__, (device, ts, columns, values, fields), strict=True):
+            object.__setattr__(self, name, x)
+
+    @classmethod
+    def from_array(cls, device: str, fields: tuple[str, ...], values: np.ndarray) -> Block:
+        """The block of a (rows × fields) float array, NaN for no value (kept, not copied)."""
+        cols = {name: values[:, i] for i, name in enumerate(fields) if name != "ts"}
+        return cls(device, values[:, fields.index("ts")], cols, values, fields)
+
     @classmethod
     def from_rows(
         cls, device: str, fields: tuple[str, ...] | list[str], rows: list[tuple] | tuple[tuple, ...]
     ) -> Block:
         arr = np.array(rows, dtype=float).reshape(len(rows), len(fields))  # None → nan
-        cols = {name: arr[:, i] for i, name in enumerate(fields) if name != "ts"}
-        return cls(device, arr[:, list(fields).index("ts")], cols)
+        return cls.from_array(device, tuple(fields), arr)
 
 
 @dataclass(frozen=True, slots=True)

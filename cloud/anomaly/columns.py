@@ -31,14 +31,14 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from cloud.anomaly import stuck as sk
 from cloud.anomaly.base import Block, Detector, Finding
 from cloud.anomaly.baseline import WindowMoments
+from cloud.anomaly.batch import Batch
 from cloud.anomaly.shift import BaselineShift
 from cloud.anomaly.stuck import SensorStuck
 
@@ -69,42 +69,6 @@ def _opt(v: float | None) -> float:
 
 def _unopt(v: float) -> float | None:
     return None if math.isnan(v) else float(v)
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """One block per device as (blocks × rows) arrays, each row padded with NaN after its block.
-
-    ``cols`` has every column any block has (NaN where a block lacks it); ``has`` says which
-    blocks had it.
-    """
-
-    blocks: Sequence[Block]
-    ts: np.ndarray
-    lengths: np.ndarray
-    cols: Mapping[str, np.ndarray]
-    has: Mapping[str, np.ndarray]
-
-    @classmethod
-    def of(cls, blocks: Sequence[Block]) -> Batch:
-        lengths = np.fromiter((len(b) for b in blocks), dtype=np.intp, count=len(blocks))
-        width = int(lengths.max()) if len(blocks) else 0
-        names = list(dict.fromkeys(n for b in blocks for n in b.columns))
-        even = bool(len(blocks)) and bool((lengths == width).all())
-        has = {n: np.fromiter((n in b.columns for b in blocks), bool, len(blocks)) for n in names}
-
-        def stack(arrays: list[np.ndarray | None]) -> np.ndarray:
-            if even and all(a is not None for a in arrays):
-                return np.array(arrays, dtype=float)
-            out = np.full((len(arrays), width), np.nan)
-            for i, a in enumerate(arrays):
-                if a is not None:
-                    out[i, : len(a)] = a
-            return out
-
-        ts = stack([b.ts for b in blocks])
-        cols = {n: stack([b.columns.get(n) for b in blocks]) for n in names}
-        return cls(blocks, ts, lengths, cols, has)
 
 
 class ObjectColumns:

@@ -18,10 +18,17 @@ once: an event, a telemetry block with no rows, and a dead letter whose topic an
 still readable (:func:`protocol.salvage_seq`) — otherwise the device's detection would wait for
 it until the reorder buffer gives up.
 
-The worker takes messages in micro-batches: :meth:`Ingestor.receive` for each (everything above
-happens there, and a safety event's finding is handed on at once), then :meth:`Ingestor.judge`
-once, which runs each detector once over the readings of every device in the batch
-(``cloud/anomaly/columns.py``). :meth:`Ingestor.handle` is the two for one message.
+The worker takes messages in micro-batches: :meth:`Ingestor.receive` for each, then
+:meth:`Ingestor.store` and :meth:`Ingestor.judge` once. A telemetry block is decoded straight
+into one float array (:mod:`cloud.ingest.decode`), checked for its times and de-duplicated in
+memory when received, and waits there; :meth:`Ingestor.store` journals every waiting block with
+one statement (:meth:`Journal.add_messages`) and then does the rest of the above for each, in
+the order received. Any other message (a birth, an event, a status, a dead letter) stores the
+waiting blocks first and is then handled at once, so the order of everything a device sends is
+the order it was received in, and a safety event's finding is handed on when it is received.
+:meth:`Ingestor.judge` (which stores first) runs each detector once over the readings of every
+device in the batch (``cloud/anomaly/columns.py``). :meth:`Ingestor.handle` is the three for
+one message.
 
 Telemetry from a device whose birth has not arrived yet is stored at once but held back from
 the detectors and InfluxDB (which need its model and batch) until the birth comes; births are
@@ -39,17 +46,18 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from cloud.anomaly.bank import DetectorBank
-from cloud.anomaly.base import Block, Finding
+from cloud.anomaly.base import Finding
 from cloud.anomaly.clock import ClockCheck
 from cloud.anomaly.events import EventFindings
 from cloud.anomaly.offline import OfflineWatch
+from cloud.ingest.decode import Readings, decode_readings
 from cloud.ingest.dedup import SeqTracker
 from cloud.ingest.registry import DeviceInfo, Registry
 from cloud.store.journal import Journal
 from contract import protocol
 from contract.faults import FAULTS
 from contract.mqtt import InboundMessage
-from contract.protocol import Birth, DecodeError, Event, Status, Telemetry
+from contract.protocol import Birth, DecodeError, Event, Message, Status, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +70,15 @@ class _Gap(NamedTuple):
 
     device: str
     seq: int
+
+
+class _Received(NamedTuple):
+    """A telemetry block received and new to memory, waiting for :meth:`Ingestor.store`."""
+
+    readings: Readings
+    t0: float  # the event time it covers
+    t1: float
+    at: float  # when it was received (the worker's clock)
 
 
 @dataclass(slots=True)
@@ -107,7 +124,8 @@ class Ingestor:
         self.registry = Registry()
         self.stats = IngestStats()
         self._seen: dict[str, SeqTracker] = defaultdict(SeqTracker)
-        self._held: dict[str, list[Telemetry | Event | _Gap]] = {}
+        self._held: dict[str, list[Readings | Event | _Gap]] = {}
+        self._received: list[_Received] = []  # waiting for store()
         self._no_birth: set[str] = set()  # held past the limit: processed as unknown from now on
         for body in journal.births():  # the fleet as this worker last knew it
             with contextlib.suppress(DecodeError):
@@ -119,13 +137,15 @@ class Ingestor:
         self.judge()
 
     def receive(self, msg: InboundMessage) -> None:
-        """Take one message: stored, de-duplicated, put in order; event findings (a safety
-        fault) are handed on at once, while the detectors judge its readings at the next
-        :meth:`judge` — once for many messages of many devices (the worker's micro-batch)."""
+        """Take one message: a telemetry block is decoded, checked and de-duplicated in memory,
+        then waits for :meth:`store`; any other message is handled at once (after storing what
+        waits), so that a safety event's finding is handed on now. The detectors judge the
+        readings at the next :meth:`judge`, once for many messages of many devices."""
         self.stats.messages += 1
         try:
-            m = protocol.decode(msg.topic, msg.payload)
+            m = _decode(msg)
         except DecodeError as e:
+            self.store()
             self.stats.malformed += 1
             self.journal.dead_letter(msg.topic, msg.payload, e.reason, self.clock())
             # not marked seen: should an intact copy of this seq still come, it is processed
@@ -133,14 +153,42 @@ class Ingestor:
             if named is not None:
                 self._route(_Gap(*named))
             return
-        if isinstance(m, Telemetry):
-            self._telemetry(m, msg.payload)
-        elif isinstance(m, Event):
+        if isinstance(m, Readings):
+            self._telemetry(m)
+            return
+        self.store()
+        if isinstance(m, Event):
             self._event(m, msg.payload)
         elif isinstance(m, Birth):
             self._birth(m, msg.payload)
         elif isinstance(m, Status):
             self.registry.get(m.device).online = m.online
+
+    def store(self) -> None:
+        """Journal the telemetry blocks received since the last call (one statement; committed
+        with the journal's next commit) and put them in order for the detectors, in the order
+        they were received."""
+        received, self._received = self._received, []
+        if not received:
+            return
+        new = self.journal.add_messages(
+            (r.readings.device, r.readings.seq, "telemetry", r.t0, r.t1, r.at, r.readings.payload)
+            for r in received
+        )
+        for r, fresh in zip(received, new, strict=True):
+            if not fresh:
+                self.stats.duplicates += 1  # seen before this worker's memory began
+                continue
+            try:
+                self._accepted(r)
+            except Exception:  # a bug on one message must not stop the others
+                log.exception("failed to ingest a message of %s", r.readings.device)
+                self.journal.dead_letter(
+                    protocol.topic(r.readings.device, "telemetry"),
+                    r.readings.payload,
+                    "internal error while ingesting",
+                    self.clock(),
+                )
 
     def _birth(self, b: Birth, body: bytes) -> None:
         self.stats.births += 1
@@ -164,22 +212,33 @@ class Ingestor:
             self._emit(self.registry.get(device), f)
         return True
 
-    def _telemetry(self, t: Telemetry, body: bytes) -> None:
-        if not t.rows:
-            if self._seen[t.device].add(t.seq):
-                self._route(_Gap(t.device, t.seq))
+    def _telemetry(self, r: Readings) -> None:
+        if not len(r):
+            self.store()
+            if self._seen[r.device].add(r.seq):
+                self._route(_Gap(r.device, r.seq))
             return
-        ts_at = t.fields.index("ts")
-        times = [r[ts_at] for r in t.rows]
-        if self._refused(t.device, t.seq, "telemetry", times, body):
+        times = r.times()
+        now = self.clock()
+        why = self.clock_check.reason(times, now)
+        if why is not None:
+            self.store()
+            self._refuse(r.device, r.seq, "telemetry", times, r.payload, why, now)
             return
-        t0, t1 = min(times), max(times)
-        if not self._accept(t.device, t.seq, "telemetry", t0, t1, body):
+        if not self._seen[r.device].add(r.seq):
+            self.stats.duplicates += 1
             return
+        self._received.append(_Received(r, min(times), max(times), now))
+
+    def _accepted(self, r: _Received) -> None:
+        """A stored telemetry block: as :meth:`_accept` and :meth:`_event` after the journal."""
+        device = r.readings.device
+        for f in self.clock_check.accepted(device, r.t1):
+            self._emit(self.registry.get(device), f)
         self.stats.telemetry += 1
-        self.stats.readings += len(t.rows)
-        self.registry.saw(t.device, t0, t1)
-        self._route(t, t0, t1)
+        self.stats.readings += len(r.readings)
+        self.registry.saw(device, r.t0, r.t1)
+        self._route(r.readings, r.t0, r.t1)
 
     def _refused(self, device: str, seq: int, kind: str, times: list[float], body: bytes) -> bool:
         """Whether the message's times cannot be true (see ``cloud/anomaly/clock.py``); such a
@@ -189,6 +248,19 @@ class Ingestor:
         why = self.clock_check.reason(times, now)
         if why is None:
             return False
+        self._refuse(device, seq, kind, times, body, why, now)
+        return True
+
+    def _refuse(
+        self,
+        device: str,
+        seq: int,
+        kind: str,
+        times: list[float],
+        body: bytes,
+        why: str,
+        now: float,
+    ) -> None:
         self.stats.clock_skew += 1
         self.journal.dead_letter(protocol.topic(device, kind), body, why, now)
         info = self.registry.get(device)
@@ -196,7 +268,6 @@ class Ingestor:
         for f in self.clock_check.refused(device, times, now, at):
             self._emit(info, f)
         self._route(_Gap(device, seq))
-        return True
 
     def _event(self, e: Event, body: bytes) -> None:
         if self._refused(e.device, e.seq, "event", [e.ts], body):
@@ -206,7 +277,7 @@ class Ingestor:
         self.stats.events += 1
         self._route(e, e.ts, e.ts)
 
-    def _route(self, m: Telemetry | Event | _Gap, t0: float | None = None, t1: float = 0.0) -> None:
+    def _route(self, m: Readings | Event | _Gap, t0: float | None = None, t1: float = 0.0) -> None:
         """``t0``..``t1``: the event time the message covers (computed once, on accept; None for
         a gap, which says nothing of when the device was last heard)."""
         if t0 is not None:
@@ -223,16 +294,18 @@ class Ingestor:
             for h in self._held.pop(m.device):
                 self._process(self.registry.get(m.device), h)
 
-    def _process(self, info: DeviceInfo, m: Telemetry | Event | _Gap) -> None:
+    def _process(self, info: DeviceInfo, m: Readings | Event | _Gap) -> None:
         if isinstance(m, _Gap):
             self.detectors.fill(m.device, info.product, m.seq)
             return
         self.processed.add(m.device)
+        if isinstance(m, Readings):
+            if self.on_points is not None:
+                self.on_points(info, m.telemetry())
+            self.detectors.feed(info.product, m.block(), m.seq)
+            return
         if self.on_points is not None:
             self.on_points(info, m)
-        if isinstance(m, Telemetry):
-            self.detectors.feed(info.product, Block.from_rows(m.device, m.fields, m.rows), m.seq)
-            return
         # an event takes a seq too: the detectors' reorder buffer must not wait for it
         self.detectors.fill(m.device, info.product, m.seq)
         if m.kind in FAULTS:  # a safety fault waits for no batch
@@ -241,8 +314,10 @@ class Ingestor:
                 self._emit(info, passed)
 
     def judge(self) -> None:
-        """Run the detectors over the readings received since the last call, every device at
-        once, and hand on their findings (each device's in the order of its blocks)."""
+        """Store what waits (:meth:`store`), then run the detectors over the readings received
+        since the last call, every device at once, and hand on their findings (each device's in
+        the order of its blocks)."""
+        self.store()
         for f in self.detectors.flush():
             self._emit(self.registry.get(f.device), f)
 
@@ -260,3 +335,12 @@ class Ingestor:
     def _emit(self, info: DeviceInfo, f: Finding) -> None:
         self.stats.findings += 1
         self.on_finding(f, info)
+
+
+def _decode(msg: InboundMessage) -> Readings | Message:
+    """A telemetry block as :class:`Readings` (one float array), anything else as the contract's
+    message; :class:`DecodeError` for what breaks the contract."""
+    t = protocol.parse_topic(msg.topic)
+    if t.kind == "telemetry":
+        return decode_readings(msg.payload, t.device)
+    return protocol.decode(msg.topic, msg.payload)

@@ -5,9 +5,10 @@ ticket database and InfluxDB, which are where people read them.
 Messages are kept as their raw payload, one row per (device, seq): the unique key is the
 durable half of de-duplication, writing costs one insert per message rather than one per reading,
 and the evidence charts decode only the blocks of the device and time range they ask for.
-Writes are grouped: the worker calls :meth:`commit` and only then acknowledges the MQTT messages,
-so an acknowledged message is on disk (WAL with ``synchronous=NORMAL``: safe against a crash of
-the process; ``durable=True`` selects ``FULL`` for safety against power loss too).
+Writes are grouped: a micro-batch's telemetry is one statement (:meth:`add_messages`), and the
+worker calls :meth:`commit` and only then acknowledges the MQTT messages, so an acknowledged
+message is on disk (WAL with ``synchronous=NORMAL``: safe against a crash of the process;
+``durable=True`` selects ``FULL`` for safety against power loss too).
 
 Why SQLite and not DuckDB: this write pattern — one keyed insert per message, committed per
 batch — is what SQLite's B-tree does well and a column store does badly; DuckDB writes its files
@@ -100,6 +101,36 @@ class Journal:
                 (device, seq, kind, t0, t1, received, body),
             )
             return cur.rowcount == 1
+
+    def add_messages(
+        self, messages: Iterable[tuple[str, int, str, float, float, float, bytes]]
+    ) -> list[bool]:
+        """Store several messages, each ``(device, seq, kind, t0, t1, received, body)`` as for
+        :meth:`add_message`, with one statement; per message, whether it was new (False: its
+        (device, seq) was already stored). When any was (a redelivery after a restart, say),
+        the statement is undone and the messages go one by one, to say which."""
+        rows = list(messages)
+        if not rows:
+            return []
+        with self._lock:
+            self._begin()
+            self._db.execute("SAVEPOINT add_messages")
+            try:
+                cur = self._db.executemany(
+                    "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+                )
+                if cur.rowcount == len(rows):  # the usual case: every one new
+                    return [True] * len(rows)
+                self._db.execute("ROLLBACK TO add_messages")
+                return [
+                    self._db.execute(
+                        "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?)", row
+                    ).rowcount
+                    == 1
+                    for row in rows
+                ]
+            finally:
+                self._db.execute("RELEASE add_messages")
 
     def add_birth(self, device: str, body: bytes, received: float) -> None:
         with self._lock:

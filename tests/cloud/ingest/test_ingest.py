@@ -298,3 +298,44 @@ def test_a_micro_batch_is_judged_at_once_and_a_safety_event_waits_for_it_not(ing
     ingest.judge()
     assert [t for t in fed if t < 100] == [0.0, 10.0, 20.0] and 100.0 in fed
     assert ingest.detectors.last_ts("d1") == 22.0 and ingest.detectors.last_ts("d2") == 102.0
+
+
+def test_a_micro_batch_is_journaled_at_once_in_the_order_each_device_sent(ingest, monkeypatch):
+    """Telemetry waits in memory until :meth:`Ingestor.store` journals it with one statement;
+    any other message stores what waits first, so each device's messages are handled in the
+    order received (an event between two blocks fills its seq with nothing reordered)."""
+    fed = _spy_on_thermometers(ingest)
+    calls = []
+    add_messages = ingest.journal.add_messages
+    monkeypatch.setattr(
+        ingest.journal,
+        "add_messages",
+        lambda rows: calls.append(list(rows)) or add_messages(calls[-1]),
+    )
+    ingest.handle(_msg(Birth("d1", "thermometer", "M", "B", "SN", "1.0", 10.0, 0.0)))
+    for m in (_tel("d1", 0, 0), _tel("d1", 1, 10), _tel("d1", 1, 10)):
+        ingest.receive(_msg(m))
+    assert ingest.journal.seqs("d1") == [] and ingest.stats.duplicates == 1  # the copy: memory
+    ingest.receive(_msg(Event("d1", 2, 15.0, "door_opened", None, None)))
+    assert [[r[1] for r in c] for c in calls] == [[0, 1]] and ingest.journal.seqs("d1") == [0, 1, 2]
+    for m in (_tel("d1", 3, 20), _tel("d1", 4, 30)):
+        ingest.receive(_msg(m))
+    ingest.judge()
+    assert [[r[1] for r in c] for c in calls] == [[0, 1], [3, 4]]
+    assert fed == [0.0, 10.0, 20.0, 30.0] and ingest.detectors.reordered_blocks == 0
+    assert ingest.stats.telemetry == 4 and ingest.stats.readings == 12
+
+
+def test_a_batch_with_copies_journaled_before_this_worker_began_feeds_only_the_new(ingest):
+    for seq in (0, 1):
+        ingest.handle(_msg(_tel("d1", seq, t0=10.0 * seq)))
+    ingest.journal.commit()
+    fresh = Ingestor(
+        ingest.journal, DetectorBank({}), lambda f, i: None, clock_check=TRUST_ANY_TIME,
+        clock=lambda: 0.0,
+    )  # fmt: skip
+    for seq in (0, 1, 2, 3):  # the broker redelivers what was stored but not acknowledged
+        fresh.receive(_msg(_tel("d1", seq, t0=10.0 * seq)))
+    fresh.judge()
+    assert fresh.stats.duplicates == 2 and fresh.stats.telemetry == 2
+    assert ingest.journal.seqs("d1") == [0, 1, 2, 3] and fresh.registry.get("d1").first_ts == 20.0
