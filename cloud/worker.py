@@ -357,6 +357,7 @@ class Worker:
     def close(self) -> None:
         """Drain (see the module docstring), then disconnect and close the stores."""
         self._draining.set()
+        log.info("stopping: draining %d queued messages", self._queue.qsize())
         while self.process_batch(timeout=0.0):  # journaled and acknowledged, still connected
             pass
         self.checkpoint()

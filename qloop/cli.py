@@ -24,6 +24,8 @@ from qloop.settings import Settings, SettingsError, env_name, load, read_config_
 from qloop.tools import ToolMissing, import_tool
 
 if TYPE_CHECKING:
+    from cloud.worker import Worker
+    from cloud.worker_metrics import MetricsServer, Snapshots
     from contract.mqtt import BrokerRefused, MqttLink
 
 log = logging.getLogger("qloop")
@@ -104,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     cr = cloud_sub.add_parser("run", help="run a cloud worker (ingest, detectors, tickets)")
     _add(cr, *_BROKER, "partitions", *_SERVICE, "checkpoint_db", "client_id", "queue_size")
     _add(cr, "clock_tolerance_s")
-    _add(cr, "duration", "ready_file", *_POLICY)
+    _add(cr, "duration", "ready_file", "metrics_port", "host", *_POLICY)
     cr.set_defaults(func=_cmd_cloud_run, section="cloud", label="cloud run")
     dl = cloud_sub.add_parser(
         "dead-letters", help="what a worker refused: counts by reason and the latest messages"
@@ -227,7 +229,13 @@ def _cmd_cloud_run(args: argparse.Namespace, s: Settings) -> int:
         settings = s.worker()
     except ValueError as e:
         raise SettingsError(str(e)) from None
-    worker = Worker(settings)
+    snapshots = None
+    if s.metrics_port is not None:
+        from cloud.worker_metrics import Snapshots
+
+        snapshots = Snapshots()
+    worker = Worker(settings, on_snapshot=snapshots.publish if snapshots else None)
+    metrics = _serve_metrics(s, worker, snapshots) if snapshots else None
     _stop_on_signals(worker.stop)
     _stop_when_refused(worker.link, worker.stop)
     if s.ready_file:
@@ -235,10 +243,29 @@ def _cmd_cloud_run(args: argparse.Namespace, s: Settings) -> int:
     log.info(
         "cloud worker %s on %s, partitions %s", settings.mqtt_client_id(), s.broker, s.partitions
     )
-    worker.run(duration_s=s.duration)
+    try:
+        worker.run(duration_s=s.duration)
+    finally:
+        if metrics is not None:
+            metrics.close()
     if worker.link.refusal is not None:
         raise _refused(worker.link.refusal)
     return 0
+
+
+def _serve_metrics(s: Settings, worker: Worker, snapshots: Snapshots) -> MetricsServer:
+    from cloud.worker_metrics import MetricsServer
+
+    try:
+        server = MetricsServer(s.host, s.metrics_port or 0, snapshots, worker.readiness)
+    except OSError as e:
+        raise SettingsError(
+            f"--metrics-port {s.metrics_port} on {s.host}: {e.strerror or e}; choose another"
+            f" ({env_name('metrics_port')})"
+        ) from None
+    server.start()
+    log.info("worker metrics on http://%s:%d/metrics", s.host, server.port)
+    return server
 
 
 def _cmd_dead_letters(args: argparse.Namespace, s: Settings) -> int:

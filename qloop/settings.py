@@ -111,11 +111,20 @@ class Settings(BaseModel):
         description="write this file once the worker's subscriptions are active (a readiness"
         " probe for scripts and orchestrators)",
     )
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="serve the worker's /metrics, /healthz and /readyz on this port, at --host"
+        " (default: not served; 0: any free port, logged)",
+    )
     duration: float | None = Field(
         None, ge=0, description="stop after S seconds (the demo: once its tickets are printed)"
     )
     # the API
-    host: str = Field("127.0.0.1", description="address the API listens on")
+    host: str = Field(
+        "127.0.0.1", description="address the API (or a worker's --metrics-port) listens on"
+    )
     port: int = Field(8000, ge=0, le=65535, description="port the API listens on")
     api_token: SecretStr | None = Field(None, description="bootstraps an administrator token")
     api_token_name: str = Field("admin", description="name of the bootstrapped token")
