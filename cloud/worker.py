@@ -32,7 +32,9 @@ from pathlib import Path
 from cloud.anomaly.bank import DetectorBank
 from cloud.anomaly.base import Finding
 from cloud.anomaly.clock import ClockCheck
+from cloud.anomaly.pooled import BatchFinding
 from cloud.ingest.ingestor import Ingestor
+from cloud.ingest.pooling import BatchPooling
 from cloud.ingest.registry import DeviceInfo
 from cloud.store.checkpoints import CheckpointStore, SqlCheckpoints
 from cloud.store.dead_letters import CountingJournal
@@ -137,6 +139,11 @@ class Worker:
             ),
             clock=clock,
         )
+        # the pooled batch test: batches whose units drift together (cloud/ingest/pooling.py)
+        self.pooling = None
+        if self.tickets is not None:
+            bank, registry = self.ingestor.detectors, self.ingestor.registry
+            self.pooling = BatchPooling(bank, registry, self._batch_finding)
         self._queue: queue.Queue[InboundMessage] = queue.Queue(settings.queue_size)
         self._stop = threading.Event()
         self.link = MqttLink(
@@ -187,6 +194,11 @@ class Worker:
             _log_changes(self.tickets.record_finding(f))
         if self._extra_sink is not None:
             self._extra_sink(f, info)
+
+    def _batch_finding(self, f: BatchFinding) -> None:
+        """A batch that stands out by its units' shifts: its batch ticket opens or strengthens."""
+        if self.tickets is not None:
+            _log_changes(self.tickets.record_batch_finding(f))
 
     def _judged_until(self, devices: Iterable[str]) -> dict[str, float]:
         """How far in event time the detectors have judged each device's data. This, not the
@@ -275,6 +287,8 @@ class Worker:
             # batch statistics weigh units by their time in the field, and fix verification
             # windows run out in the units' own time
             _log_changes(self.tickets.touch_devices(self._judged_until(self.ingestor.processed)))
+        if self.pooling is not None:
+            self.pooling.judged(self.ingestor.processed)
         self.ingestor.processed.clear()
         self.journal.commit()
         if self.influx is not None:

@@ -14,7 +14,8 @@ Delivery follows the worker (``cloud/worker.py`` ``process_batch``): the units a
 themselves first (retained births and ``online`` status, as on connect); then every
 ``block_rows`` sample periods, when each online unit has completed a block, the messages of that
 period are handled in the order the cores produced them, in batches of at most the worker's
-``batch_size``, each batch followed by :meth:`Ingestor.check_offline` and one journal commit.
+``batch_size``, each batch followed by :meth:`Ingestor.check_offline`, a round of the pooled
+batch test when one is due (``cloud/ingest/pooling.py``) and one journal commit.
 Rows a unit takes while offline are not sent (the simulator has no readings for them): the unit
 takes no sample, and its open block waits for it to come back, as on a device.
 
@@ -34,6 +35,7 @@ from pathlib import Path
 from cloud.anomaly.bank import DetectorBank, DetectorFactory
 from cloud.anomaly.offline import OfflineWatch
 from cloud.ingest.ingestor import Ingestor
+from cloud.ingest.pooling import BatchPooling
 from cloud.store.journal import Journal
 from cloud.worker import WorkerSettings
 from contract import protocol
@@ -102,17 +104,20 @@ def run_fleet(
                 offline=offline,
                 clock=lambda: fleet.ts,  # received at the fleet's event time: no wall clock
             )
+            pooling = None
+            if desk is not None:
+                pooling = BatchPooling(bank, ingestor.registry, desk.batch_finding)
             pending: list[Message] = []
             for core in edge.cores:
                 pending += (core.birth(fleet.ts), Status(core.identity.device, True))
-            _deliver(ingestor, pending, desk, rules)
+            _deliver(ingestor, pending, desk, rules, pooling)
             for i in range(1, n_steps + 1):
                 edge.sample(scenario.start_ts + i * period, lambda _unit, m: pending.append(m))
                 if i == n_steps:
                     edge.flush(lambda _unit, m: pending.append(m))
                 elif i % block_rows:
                     continue
-                _deliver(ingestor, pending, desk, rules)
+                _deliver(ingestor, pending, desk, rules, pooling)
             run.late_blocks = ingestor.detectors.late_blocks
             run.ingest = ingestor.stats
             if desk is not None:
@@ -155,6 +160,7 @@ def _deliver(
     messages: list[Message],
     desk: EvalTickets | None = None,
     rules: _StaticRules | None = None,
+    pooling: BatchPooling | None = None,
 ) -> None:
     """``messages`` into the ingest as the worker takes them from its queue — a micro-batch
     received, then judged at once (``Worker.process_batch``); then empties it."""
@@ -167,6 +173,8 @@ def _deliver(
         ingestor.check_offline()
         if desk is not None and ingestor.processed:
             desk.touch(ingestor.processed, ingestor.detectors)
+        if pooling is not None:
+            pooling.judged(ingestor.processed)
         ingestor.processed.clear()
         ingestor.journal.commit()
     messages.clear()

@@ -5,7 +5,8 @@ SQLite database in the run's temporary directory.
 :class:`EvalTickets` is called as the worker calls the service (``cloud/worker.py``): a birth
 registers its unit, a finding first moves its unit's judged event time on and is then recorded,
 and after every delivered batch the units the ingest processed are touched, so the batch test
-weighs units by their time in the field as it does in production. The service's clock is the
+weighs units by their time in the field as it does in production; then the pooled batch test's
+findings (``cloud/ingest/pooling.py``) are recorded. The service's clock is the
 fleet's event time, so a ticket's ``opened_at`` is the simulated time at which it opened.
 """
 
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from cloud.anomaly.bank import DetectorBank
 from cloud.anomaly.base import Finding
+from cloud.anomaly.pooled import BatchFinding
 from cloud.ingest.registry import DeviceInfo
 from cloud.ticketing.db import make_engine
 from cloud.ticketing.intake import DeviceRecord
@@ -38,6 +40,7 @@ class OpenedTicket:
     device: str | None
     fault: str
     opened_ts: float
+    opened_by: str = ""  # the batch test that opened a batch ticket (evidence ``opened_by``)
 
 
 class EvalTickets:
@@ -60,6 +63,10 @@ class EvalTickets:
         self.touch([finding.device], bank)
         self.service.record_finding(finding)
 
+    def batch_finding(self, finding: BatchFinding) -> None:
+        """The pooled batch test's finding, recorded as the worker records it."""
+        self.service.record_batch_finding(finding)
+
     def touch(self, devices: Iterable[str], bank: DetectorBank) -> None:
         """Move each device's event time in ticketing to what its detectors have judged."""
         judged = {d: bank.last_ts(d) for d in devices}
@@ -77,6 +84,7 @@ class EvalTickets:
                     t.device,
                     t.fault or "",
                     _aware(t.opened_at).timestamp(),
+                    str(t.evidence.get("opened_by", "")),
                 )
                 for t in rows
             ]

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from cloud.ticketing.context import utc
 from cloud.ticketing.cycles import reopen
-from cloud.ticketing.history import ChangeKind, HistoryKind, TicketChange, change
+from cloud.ticketing.history import ChangeKind, HistoryKind, TicketChange, change, write_history
 from cloud.ticketing.lifecycle import Status
 from cloud.ticketing.models import Device, DeviceFault, Ticket, TicketFix
 from cloud.ticketing.opening import fold_device_tickets, new_ticket, open_batch_ticket, refresh
@@ -73,7 +73,7 @@ def evaluate(
         if ticket is None and (r.stands_out or (own and relapse_ts is not None)):
             key = {"model": dev.model, "batch": r.batch}
             held, ticket, regression = _after_verified_fix(
-                s, policy, "batch", key, fault, dev, relapse_ts if own else None, now
+                s, policy, "batch", key, fault, dev.device, relapse_ts if own else None, now
             )
             changes += regression
             if held and ticket is None:  # the fix holds: old evidence opens nothing
@@ -93,6 +93,87 @@ def evaluate(
         result = next(r for r in results if r.batch == dev.batch)
         changes += _device_ticket(s, policy, dev, state, result, now, relapse_ts)
     return changes
+
+
+def evaluate_pooled(
+    s: Session,
+    policy: TicketPolicy,
+    pooled: Mapping[str, Any],
+    model: str,
+    batch: str,
+    now: datetime,
+) -> list[TicketChange]:
+    """Open or strengthen the batch ticket of (``model``, ``batch``, ``pooled["fault"]``) on the
+    pooled shift test's evidence (``BatchFinding.as_evidence``; ``cloud/anomaly/pooled.py``).
+
+    The ticket lists the batch's units with the fault active (as the alarm count test does) and
+    the units the pooled test found beyond its level (``"basis": "pooled"``, ``"active": false``:
+    drifting, no alarm of their own). An open ticket gets the pooled evidence (``pooled``) and
+    the units; a ticket closed as verified comes back only for evidence after the fix
+    (a regression), as for a unit's finding. The same evidence twice changes nothing.
+    """
+    fault = str(pooled["fault"])
+    ts = float(pooled["ts"])
+    counts = batch_counts(s, policy, model, fault)
+    r = next((c for c in compare_batches(counts, policy) if c.batch == batch), None)
+    if r is None:  # the batch has no registered unit here
+        return []
+    entries = [_entry(st) for st in _active_states(s, model, batch, fault)]
+    alarmed = {e["device"] for e in entries}
+    for device, shift in dict(pooled["shifts"]).items():
+        if device not in alarmed:
+            entries.append(_pooled_entry(device, float(shift), ts))
+    ticket = s.scalars(
+        select(Ticket).where(
+            Ticket.scope == "batch",
+            Ticket.model == model,
+            Ticket.batch == batch,
+            Ticket.fault == fault,
+            Ticket.status != Status.CLOSED,
+        )
+    ).one_or_none()
+    changes: list[TicketChange] = []
+    if ticket is None:
+        key = {"model": model, "batch": batch}
+        who = "the pooled shift test"
+        held, ticket, changes = _after_verified_fix(s, policy, "batch", key, fault, who, ts, now)
+        if held and ticket is None:
+            return []
+        if ticket is None:
+            return open_batch_ticket(s, policy, model, fault, r, entries, now, pooled=pooled)
+        changes += fold_device_tickets(s, ticket, now)
+    if ticket.evidence.get("pooled") == dict(pooled):
+        return changes  # this evidence is already on the ticket
+    ticket.evidence = {**ticket.evidence, "pooled": dict(pooled)}
+    listed = {e["device"] for e in ticket.evidence.get("devices", [])}
+    changes += refresh(
+        s,
+        policy,
+        ticket,
+        r,
+        [e for e in entries if e["device"] not in listed or e.get("basis") != "pooled"],
+        now,
+    )
+    note = (
+        f"pooled shift test: {pooled['statistic']} of {pooled['units']} units beyond"
+        f" {pooled['level']:g} robust sigma, p_adjusted={pooled['p_adjusted']:.3g}"
+    )
+    write_history(s, ticket, now, HistoryKind.UPDATED, note=note, data={"pooled": dict(pooled)})
+    return [*changes, change(ChangeKind.UPDATED, ticket, note)]
+
+
+def _pooled_entry(device: str, shift: float, ts: float) -> dict[str, Any]:
+    """A unit listed by the pooled test: drifting beyond its level, no alarm of its own."""
+    return {
+        "device": device,
+        "active": False,
+        "basis": "pooled",
+        "first_ts": ts,
+        "onset_ts": None,
+        "last_ts": ts,
+        "score": 0.0,
+        "evidence": {"shift": shift},
+    }
 
 
 def batch_counts(
@@ -139,15 +220,16 @@ def _after_verified_fix(
     scope: str,
     key: Mapping[str, str],
     fault: str,
-    dev: Device,
+    who: str,
     ts: float | None,
     now: datetime,
 ) -> tuple[bool, Ticket | None, list[TicketChange]]:
     """``(held, ticket, changes)`` for a key with no ticket open.
 
     ``held`` when the key's latest ticket was closed as verified: then only a new episode
-    after the fix (``ts``) brings it back, reopened as a regression (``ticket``); units still
-    in the fault that the fix did not cover open nothing new.
+    after the fix (``ts``, reported by ``who``: a device, or the pooled batch test) brings it
+    back, reopened as a regression (``ticket``); units still in the fault that the fix did not
+    cover open nothing new.
     """
     query = select(Ticket).where(
         Ticket.scope == scope, Ticket.fault == fault, Ticket.status == Status.CLOSED
@@ -165,10 +247,10 @@ def _after_verified_fix(
     if ts is None or ts <= fix.effective_from:
         return True, None, []
     note = (
-        f"regression: {dev.device} reported {fault} at {utc(ts).isoformat()} "
+        f"regression: {who} reported {fault} at {utc(ts).isoformat()} "
         f"(event time), after the fix verified on {fix.decided_at:%Y-%m-%d %H:%M} UTC"
     )
-    data = {"device": dev.device, "ts": ts, "fix": fix.id}
+    data = {"device": who, "ts": ts, "fix": fix.id}
     try:
         with s.begin_nested():
             reopen(s, last, policy.sla, now, HistoryKind.REGRESSION, note=note, data=data)
@@ -215,7 +297,7 @@ def _device_ticket(
     if ticket is None and state.active:
         key = {"device": dev.device}
         held, ticket, changes = _after_verified_fix(
-            s, policy, "device", key, state.fault, dev, relapse_ts, now
+            s, policy, "device", key, state.fault, dev.device, relapse_ts, now
         )
         if held and ticket is None:
             return []

@@ -54,8 +54,12 @@ def new_ticket(
     devices: list[dict[str, Any]],
     share: float,
     now: datetime,
+    extra: Mapping[str, Any] | None = None,
+    note: str | None = None,
 ) -> Ticket | None:
-    """Insert a ticket; None if another not-closed ticket for the same key already exists."""
+    """Insert a ticket; None if another not-closed ticket for the same key already exists.
+    ``extra``: more evidence (which test opened it, the pooled test's numbers); ``note``: the
+    history's opening note (default: the batch test's name)."""
     category = fault_category(fault)
     severity, priority = _grade(policy, category, len(devices), share)
     departments = list(policy.departments(fault, category, model))
@@ -80,7 +84,7 @@ def new_ticket(
                 opened_at=now,
                 due_at=now + policy.ack_deadline(priority),
                 updated_at=now,
-                evidence=_evidence(policy, devices, r, []),
+                evidence=_evidence(policy, devices, r, []) | dict(extra or {}),
                 cycle=0,
                 cycle_at=now,
             )
@@ -88,7 +92,8 @@ def new_ticket(
             s.flush()
     except IntegrityError:
         return None
-    write_history(s, ticket, now, HistoryKind.OPENED, to_status=Status.OPEN, note=r.test)
+    note = r.test if note is None else note
+    write_history(s, ticket, now, HistoryKind.OPENED, to_status=Status.OPEN, note=note)
     return ticket
 
 
@@ -100,9 +105,13 @@ def open_batch_ticket(
     r: BatchResult,
     entries: list[dict[str, Any]],
     now: datetime,
+    pooled: Mapping[str, Any] | None = None,
 ) -> list[TicketChange]:
     """Open the batch ticket of (``model``, ``r.batch``, ``fault``) over ``entries`` and fold
-    the batch's device tickets into it (or update the ticket another worker opened first)."""
+    the batch's device tickets into it (or update the ticket another worker opened first).
+    Its evidence names the test that opened it (``opened_by``): the alarm count test's
+    ``r.test``, or, given ``pooled`` (``BatchFinding.as_evidence``), the pooled shift test,
+    whose numbers are kept under ``pooled``."""
     folded = _open_device_tickets(s, model, r.batch, fault)
     devices = {e["device"]: e for e in entries}
     for old in folded:  # carry over evidence of units that have recovered meanwhile
@@ -120,6 +129,10 @@ def open_batch_ticket(
         devices=list(devices.values()),
         share=len(devices) / r.units if r.units else 0.0,
         now=now,
+        extra={"opened_by": r.test}
+        if pooled is None
+        else {"opened_by": pooled["test"], "pooled": dict(pooled)},
+        note=None if pooled is None else f"{pooled['test']}: p_adjusted={pooled['p_adjusted']:.3g}",
     )
     if ticket is None:  # another worker opened it first: update theirs instead
         winner = s.scalars(
@@ -131,8 +144,11 @@ def open_batch_ticket(
                 Ticket.status != Status.CLOSED,
             )
         ).one()
+        if pooled is not None:
+            winner.evidence = {**winner.evidence, "pooled": dict(pooled)}
         return refresh(s, policy, winner, r, entries, now)
-    changes = [change(ChangeKind.OPENED, ticket, f"p_adjusted={r.p_adjusted:.3g}")]
+    p_adjusted = r.p_adjusted if pooled is None else pooled["p_adjusted"]
+    changes = [change(ChangeKind.OPENED, ticket, f"p_adjusted={p_adjusted:.3g}")]
     return changes + fold_device_tickets(s, ticket, now)
 
 
@@ -199,8 +215,13 @@ def refresh(
     """Bring an open ticket up to date with the currently affected units of its scope."""
     old = {e["device"]: e for e in t.evidence.get("devices", [])}
     current = {e["device"]: e for e in entries}
-    added = sorted(d for d in current if d not in old)
-    reactivated = sorted(d for d in current if d in old and not old[d]["active"])
+    # a unit listed by the pooled test (``"basis": "pooled"``: drifting, no alarm of its own)
+    # whose own fault becomes active is added now, not reactivated
+    pooled = {d for d, e in old.items() if e.get("basis") == "pooled"}
+    added = sorted(d for d in current if d not in old or d in pooled)
+    reactivated = sorted(
+        d for d in current if d in old and not old[d]["active"] and d not in pooled
+    )
     recovered = sorted(d for d, e in old.items() if e["active"] and d not in current)
     resized = r.units != t.batch_devices
     if not (added or reactivated or recovered or resized):

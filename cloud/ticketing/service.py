@@ -5,8 +5,10 @@ The service holds no state beyond the database: it builds one :class:`~cloud.tic
 Context` (session factories, clock, policy, notifier) and hands it to
 
 - ``intake.py``: findings and birth messages in (:meth:`~TicketService.record_finding`,
-  :meth:`~TicketService.register_device`, :meth:`~TicketService.touch_devices`); ``decisions.py``
-  decides which tickets the data calls for and ``opening.py`` opens, refreshes and folds them;
+  :meth:`~TicketService.register_device`, :meth:`~TicketService.touch_devices`), and
+  ``batch_findings.py`` the pooled batch test's (:meth:`~TicketService.record_batch_finding`);
+  ``decisions.py`` decides which tickets the data calls for and ``opening.py`` opens, refreshes
+  and folds them;
 - ``complaints.py``: feedback from people in (:meth:`~TicketService.file_feedback`) and people's
   corrections of its classification; ``imports.py``: bulk imports of feedback exports;
 - ``queries.py``: pages of tickets and one ticket with its history and fix (``views.py``);
@@ -34,6 +36,7 @@ from sqlalchemy import Engine
 
 from cloud.ticketing import (
     actions,
+    batch_findings,
     capa,
     cases,
     complaints,
@@ -109,6 +112,7 @@ class TicketService:
     register_device = _forward(intake.register_device)
     touch_devices = _forward(intake.touch_devices)
     record_finding = _forward(intake.record_finding)
+    record_batch_finding = _forward(batch_findings.record_batch_finding)  # the pooled test's
     identity_changes = _forward(identity.identity_changes)  # births announcing another batch
     decide_identity_change = _forward(identity.decide)
     # people's feedback in

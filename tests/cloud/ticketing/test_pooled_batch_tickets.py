@@ -1,0 +1,99 @@
+"""A batch finding of the pooled shift test (cloud/anomaly/pooled.py) in ticketing: it opens one
+batch ticket that says which test opened it and with what evidence, folds the batch's device
+tickets, takes the units' later alarms, and the same finding twice changes nothing."""
+
+from __future__ import annotations
+
+from cloud.anomaly.pooled import TEST, BatchFinding
+from cloud.ticketing.history import ChangeKind
+from cloud.ticketing.service import TicketService
+from tests import ticketing_support as support
+from tests.ticketing_support import (
+    MODEL,
+    NOW_TS,
+    dev_id,
+    finding,
+    open_tickets,
+    register_fleet,
+)
+
+clock, db_url, engine, svc = support.clock, support.db_url, support.engine, support.svc  # fixtures
+
+
+def pooled(batch: str, units: dict[str, float], ts: float = NOW_TS) -> BatchFinding:
+    return BatchFinding(
+        MODEL, batch, "cooling_decline", ts, TEST, 20, len(units), 60, 180.0, 0.0, 2e-5, 6e-5,
+        0.01, 5.0, units,
+    )  # fmt: skip
+
+
+def test_pooled_finding_opens_one_batch_ticket_with_its_evidence(svc: TicketService) -> None:
+    register_fleet(svc)
+    svc.record_finding(finding(dev_id(0, 10)))  # one unit alarmed: a device ticket
+    assert len(open_tickets(svc, scope="device")) == 1
+    shifts = {dev_id(0, 1): 14.2, dev_id(0, 2): 9.5, dev_id(0, 3): 6.1}
+
+    changes = svc.record_batch_finding(pooled("B0", shifts))
+
+    assert [c.kind for c in changes][:1] == [ChangeKind.OPENED]
+    [ticket] = open_tickets(svc, scope="batch")
+    t = svc.get_ticket(ticket.id)
+    assert (t.model, t.batch, t.fault, t.batch_devices) == (MODEL, "B0", "cooling_decline", 20)
+    assert t.evidence["opened_by"] == TEST
+    assert t.evidence["pooled"]["statistic"] == 3
+    assert t.evidence["pooled"]["p_adjusted"] == 6e-5
+    assert t.evidence["pooled"]["shifts"] == shifts
+    listed = {e["device"]: e for e in t.evidence["devices"]}
+    assert set(listed) == {*shifts, dev_id(0, 10)}  # the drifting units and the alarmed one
+    assert all(listed[d]["basis"] == "pooled" and not listed[d]["active"] for d in shifts)
+    assert listed[dev_id(0, 10)]["active"]
+    assert t.affected_devices == 4
+    assert t.history[0].note.startswith("pooled shift")
+    # the unit's device ticket was folded into the batch ticket
+    assert open_tickets(svc, scope="device") == []
+
+
+def test_the_same_pooled_finding_twice_changes_nothing(svc: TicketService) -> None:
+    register_fleet(svc)
+    f = pooled("B1", {dev_id(1, 0): 8.0, dev_id(1, 1): 7.0, dev_id(1, 2): 6.0})
+    assert svc.record_batch_finding(f)
+    [ticket] = open_tickets(svc, scope="batch")
+    before = svc.get_ticket(ticket.id)
+
+    assert svc.record_batch_finding(f) == []
+
+    after = svc.get_ticket(ticket.id)
+    assert len(open_tickets(svc, scope="batch")) == 1
+    assert after.evidence == before.evidence
+    assert len(after.history) == len(before.history)
+
+
+def test_stronger_evidence_and_later_alarms_join_the_same_ticket(svc: TicketService) -> None:
+    register_fleet(svc)
+    three = {dev_id(2, 0): 8.0, dev_id(2, 1): 7.0, dev_id(2, 2): 6.0}
+    svc.record_batch_finding(pooled("B2", three))
+    [ticket] = open_tickets(svc, scope="batch")
+
+    # a fourth unit beyond the level: the evidence grows, no second ticket
+    four = three | {dev_id(2, 3): 5.5}
+    changes = svc.record_batch_finding(pooled("B2", four, ts=NOW_TS + 3600))
+    assert ChangeKind.UPDATED in [c.kind for c in changes]
+    # a listed unit's own alarm: it joins as active (added, not "reactivated"), no device ticket
+    svc.record_finding(finding(dev_id(2, 0), ts=NOW_TS + 7200))
+
+    assert [t.id for t in open_tickets(svc, scope="batch")] == [ticket.id]
+    assert open_tickets(svc, scope="device") == []
+    t = svc.get_ticket(ticket.id)
+    assert t.evidence["pooled"]["shifts"] == four
+    assert t.evidence["opened_by"] == TEST  # the test that opened it stays named
+    listed = {e["device"]: e for e in t.evidence["devices"]}
+    assert set(listed) == set(four)
+    assert listed[dev_id(2, 0)]["active"] and "basis" not in listed[dev_id(2, 0)]
+    assert t.affected_devices == 4
+    assert not any("reactivated" in (h.note or "") for h in t.history)
+
+
+def test_a_batch_with_no_registered_unit_opens_nothing(svc: TicketService) -> None:
+    register_fleet(svc)
+    assert svc.record_batch_finding(pooled("B9", {"x-1": 9.0, "x-2": 8.0, "x-3": 7.0})) == []
+    assert open_tickets(svc, scope="batch") == []
