@@ -30,6 +30,18 @@ window's) is also kept for the last ``trend_windows`` windows (48 h at the defau
 a finding carries their Theil–Sen slope per day and Mann–Kendall p-value (``trend_per_day``,
 ``trend_p``), the trend test that tells a steady decline from a step.
 
+A window counts (is learned from, judged, or folded in) when it holds enough valid rows:
+``min_count`` at the 60-s period the detectors' settings were chosen at (5 rows: 5 minutes of
+steady readings), scaled to the sampling period of the block that closes it (the median step of
+its timestamps; 30 rows at 10 s, 300 at 1 Hz), and never fewer than two rows (one odd reading is
+not a mean). A count of rows alone means something else at
+every period: at 5-minute sampling a 3 h window has 36 readings, and a lightly loaded unit's
+cooling detector keeps only those taken after 5 minutes of a compressor run, a few per window;
+5 rows there are 25 minutes of steady running, which such a unit rarely gathers, so its learning
+ran on for days, until a leak that began meanwhile was learned as its normal and widened its
+scale. The scale (``sigma``) is learned from the same kind of windows and the CUSUM needs
+``min_windows`` of them (``cusum.py``), so sparse windows widen the scale rather than alarm.
+
 A subclass names its fault and direction and turns a block into ``(ts, x, y)``: the valid rows,
 their condition features and the monitored quantity.
 """
@@ -46,6 +58,9 @@ from cloud.anomaly.baseline import LinearBaseline, Moments, WindowMoments, Windo
 from cloud.anomaly.compact import Compact
 from cloud.anomaly.cusum import WindowCusum
 from cloud.anomaly.trend import RecentWindows
+
+_REFERENCE_PERIOD_S = 60.0  # the sampling period ``min_count`` is stated at
+_MIN_ROWS = 2  # the fewest rows a window's mean is taken over, at any period
 
 # what :meth:`BaselineShift._rows_many` gives: valid rows, features, monitored quantity, carry
 RowsMany = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -157,34 +172,46 @@ class BaselineShift(Compact):
         features (blocks × rows × ``n_features``), the monitored quantity and the carry after."""
         raise NotImplementedError
 
+    def min_rows(self, ts: np.ndarray) -> int:
+        """The valid rows a window needs, at the sampling period of a block stamped ``ts``:
+        ``min_count`` at 60 s scaled to the period, at least two (``min_count`` itself when the
+        block shows no period: a single row)."""
+        steps = np.diff(ts)
+        steps = steps[np.isfinite(steps) & (steps > 0.0)]
+        if not len(steps):
+            return self.min_count
+        period = float(np.median(steps))
+        return max(_MIN_ROWS, math.ceil(self.min_count * _REFERENCE_PERIOD_S / period - 1e-9))
+
     def update(self, block: Block) -> list[Finding]:
         ts, x, y = self._rows(block)
         if len(ts) == 0:
             return []
         if self._first_ts is None:
             self._first_ts = float(ts[0])
+        need = self.min_rows(block.ts)
         if self._learning:
-            self._learn(ts, x, y)
+            self._learn(ts, x, y, need)
             return []
         # judge only like conditions: those the baseline has seen
         like = self._baseline.within(x, self.range_margin)
         out = []
         for start, n, sx, sy in self._sums.add(ts[like], x[like], y[like]):
-            if n >= self.min_count:
+            if n >= need:
                 f = self._judge(block.device, start, n, sx, sy)
                 if f is not None:
                     out.append(f)
         if self.extend_margin > 0:
-            self._extend(ts, x, y, ~like)
+            self._extend(ts, x, y, ~like, need)
         return out
 
-    def _learn(self, ts: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+    def _learn(self, ts: np.ndarray, x: np.ndarray, y: np.ndarray, need: int) -> None:
         assert self._first_ts is not None
         closed = self._sums.add(ts, x, y)
         b = self._baseline
         b.add(x, y)
         for start, n, sx, sy in closed:
-            if n >= self.min_count:
+            if n >= need:
                 b.add_window(start, n, sx, sy)
         if (
             ts[-1] - self._first_ts >= self.learn_s
@@ -193,7 +220,9 @@ class BaselineShift(Compact):
         ):
             self._freeze()
 
-    def _extend(self, ts: np.ndarray, x: np.ndarray, y: np.ndarray, beyond: np.ndarray) -> None:
+    def _extend(
+        self, ts: np.ndarray, x: np.ndarray, y: np.ndarray, beyond: np.ndarray, need: int
+    ) -> None:
         """Collect the rows just beyond the trusted range; fold in the windows they complete."""
         near = beyond & self._baseline.within(x, self.range_margin + self.extend_margin)
         pending = self._beyond
@@ -207,13 +236,14 @@ class BaselineShift(Compact):
             if not pending.n:
                 self._beyond = None
         for m in closed:
-            if self._healthy(m):
+            if self._healthy(m, need):
                 self._baseline.extend(m)
 
-    def _healthy(self, m: Moments) -> bool:
-        """May this window beyond the range be learned as the unit's normal?"""
+    def _healthy(self, m: Moments, need: int) -> bool:
+        """May this window beyond the range (of ``m.n`` rows, ``need`` needed) be learned as
+        the unit's normal?"""
         c = self._cusum
-        if m.n < self.min_count or self._active or c.statistic > self.k:
+        if m.n < need or self._active or c.statistic > self.k:
             return False
         level = self._baseline.window_residual(m.n, m.sx, m.sy)
         return self.direction * level <= max(self.k * (c.sigma or 0.0), c.min_shift / 2)
