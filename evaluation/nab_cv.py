@@ -1,7 +1,7 @@
 """Choose the generic detector's design by cross-validation across NAB's development files.
 
 The grid (:data:`GRID`) is declared here, before any run: the generic detector at its current
-settings, at two other thresholds and at the window the detector bank uses, and three methods
+settings, at two other thresholds and at a window of 1,000 (warm-up 144), and three methods
 with a published NAB record on data nobody tuned them on (relative entropy, KNN CAD, windowed
 Gaussian; KNN CAD joined the grid after its first run, the rule below did not change).
 Every candidate is a complete detector, its alarm threshold included, and is scored at that
@@ -99,7 +99,7 @@ GRID: tuple[Candidate, ...] = (
         "generic_w1000",
         lambda: StreamingAnomalyDetector(window=1000, warmup=144),
         None,
-        "the bank's window 1000, warm-up 144",
+        "window 1000, warm-up 144",
     ),
 )
 

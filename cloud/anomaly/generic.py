@@ -63,6 +63,11 @@ import numpy as np
 #: Default alarm threshold: a score of 0.5 means the recent raw evidence lies about 4.3
 #: standard deviations (tail probability 1e-5) above its own long-run distribution.
 DEFAULT_THRESHOLD = 0.5
+#: Default history and warm-up (values): with ``DEFAULT_THRESHOLD``, the settings the
+#: cross-validation on NAB's development split chose (``evaluation/nab_cv.py``), and those the
+#: detector bank runs (``univariate.py`` takes them from here).
+DEFAULT_WINDOW = 2000
+DEFAULT_WARMUP = 150
 
 _LOG10_TAIL_FLOOR = 10.0  # score 1.0 at tail probability 1e-10
 _N_EVIDENCE = 2
@@ -119,8 +124,8 @@ class StreamingAnomalyDetector:
 
     def __init__(
         self,
-        window: int = 2000,
-        warmup: int = 150,
+        window: int = DEFAULT_WINDOW,
+        warmup: int = DEFAULT_WARMUP,
         short: int = 3,
         n_bins: int = 8,
         context: int = 6,

@@ -4,9 +4,11 @@ A product class the cloud has no domain detectors for (a heat pump, a fridge), o
 air conditioner's new firmware adds, still gets watched: one
 :class:`~cloud.anomaly.generic.StreamingAnomalyDetector` per field, fed value by value in event
 time. Values are first averaged over bins of ``aggregate_s`` of event time (10 minutes): the
-generic detector's history of ``window`` values then spans about a week whatever the device's
-sample period, so a daily cycle is familiar rather than novel every afternoon (fed raw 60 s
-samples, its history would cover 17 hours and a healthy daily cycle alarms about once a day).
+generic detector's history of ``window`` values (2,000) then spans about two weeks whatever the
+device's sample period, so a daily cycle is familiar rather than novel every afternoon (fed raw
+60 s samples, its history would cover 33 hours). ``window``, ``warmup`` and ``threshold`` are
+the generic detector's own defaults (``generic.py``), the settings chosen by cross-validation on
+NAB's development split, so the detector that runs is the one whose score is reported.
 The price is that a single-sample spike is diluted by the bin's other samples: this detector is
 for sustained changes of level or shape, not glitches. A score at or above ``threshold`` is a
 finding named ``anomaly`` whose evidence names the field (the key ``field:<name>`` holds the bin
@@ -29,7 +31,12 @@ import numpy as np
 
 from cloud.anomaly.base import Block, Finding
 from cloud.anomaly.compact import Compact
-from cloud.anomaly.generic import DEFAULT_THRESHOLD, StreamingAnomalyDetector
+from cloud.anomaly.generic import (
+    DEFAULT_THRESHOLD,
+    DEFAULT_WARMUP,
+    DEFAULT_WINDOW,
+    StreamingAnomalyDetector,
+)
 
 _NOTHING: Mapping = MappingProxyType({})
 
@@ -70,8 +77,8 @@ class UnivariateAnomaly(Compact):
         max_fields: int = 8,
         aggregate_s: float = 600.0,
         threshold: float = DEFAULT_THRESHOLD,
-        window: int = 1000,
-        warmup: int = 144,
+        window: int = DEFAULT_WINDOW,
+        warmup: int = DEFAULT_WARMUP,
         smoothing: float = 0.02,
     ) -> None:
         self.exclude = exclude

@@ -6,12 +6,15 @@ import io
 import math
 import pickle
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cloud.anomaly.base import Block
 from cloud.anomaly.generic import DEFAULT_THRESHOLD, StreamingAnomalyDetector
 from cloud.anomaly.nab import parse_timestamp, score_csv
+from cloud.anomaly.univariate import UnivariateAnomaly
 
 WARM = 400  # values fed before the "after warm-up" assertions
 
@@ -166,3 +169,16 @@ def test_parse_timestamp_forms() -> None:
     assert parse_timestamp("2014-04-01 00:00:00") == 1396310400.0
     assert parse_timestamp("2014-04-01 00:00:00.000000") == 1396310400.0
     assert parse_timestamp("1396310400") == 1396310400.0
+
+
+def test_the_bank_runs_the_cross_validated_detector() -> None:
+    """The per-field detectors the detector bank builds are the generic detector at its defaults
+    (the cross-validated choice), not settings of their own."""
+    uni = UnivariateAnomaly()
+    ts = np.arange(0.0, 3 * 600.0, 60.0)
+    uni.update(Block("d", ts, {"humidity_pct": np.full(len(ts), 50.0)}))
+    (det,) = uni._detectors.values()
+    reference = StreamingAnomalyDetector()
+    config = ("window", "warmup", "short", "n_bins", "context", "average", "threshold", "rest")
+    assert {c: getattr(det, c) for c in config} == {c: getattr(reference, c) for c in config}
+    assert (det.window, det.warmup) == (CROSS_VALIDATED["window"], CROSS_VALIDATED["warmup"])
