@@ -7,6 +7,14 @@ journal and only then acknowledges them to the broker (manual PUBACK), so a mess
 considers delivered is on disk. The MQTT session is persistent (clean_session false, a client id
 fixed by the partition set), so a restarted worker receives what it missed.
 
+Findings are handed to ticketing after the journal commit of the batch they come from (before
+its acknowledgement), and a checkpoint is written only between batches, after its findings were
+handed on. A worker killed at any point therefore restarts from its checkpoint, feeds its
+detectors the messages journaled since (``cloud/ingest/catch_up.py``) and re-derives exactly
+the findings it had handed on, which the ticket database takes once (``intake.py``); findings
+whose messages were never journaled were never handed on, and come again with the broker's
+redelivery.
+
 Stopping (SIGTERM, ``qloop cloud run``) drains: paho's thread hands over nothing more (what
 arrives is not acknowledged, so the broker sends it again to the next session), what is queued
 is processed, journaled and acknowledged while still connected, detector state is checkpointed,
@@ -24,7 +32,7 @@ import math
 import queue
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +41,7 @@ from cloud.anomaly.bank import DetectorBank
 from cloud.anomaly.base import Finding
 from cloud.anomaly.clock import ClockCheck
 from cloud.anomaly.pooled import BatchFinding
+from cloud.ingest.catch_up import catch_up
 from cloud.ingest.ingestor import Ingestor
 from cloud.ingest.pooling import BatchPooling
 from cloud.ingest.registry import DeviceInfo
@@ -99,6 +108,8 @@ class Worker:
         self.clock = clock
         self._on_snapshot = on_snapshot
         self._findings_by_fault: Counter[str] = Counter()
+        # findings of the batch in hand: handed on once its messages are journaled (_hand_on)
+        self._found: deque[tuple[Finding, DeviceInfo]] = deque()
         self._lost_handed: dict[str, int] = {}  # lost-seq counts the ticket database has
         self._acked = self._checkpoint_writes = 0
         self._draining = threading.Event()  # set: paho's thread hands over nothing more
@@ -185,15 +196,26 @@ class Worker:
 
     def _finding(self, f: Finding, info: DeviceInfo) -> None:
         self._findings_by_fault[f.fault] += 1
-        if self.influx is not None:
-            self.influx.add_finding(info, f)
-        if self.tickets is not None:
-            judged = self._judged_until([info.device])
-            if judged:
-                _log_changes(self.tickets.touch_devices(judged))
-            _log_changes(self.tickets.record_finding(f))
-        if self._extra_sink is not None:
-            self._extra_sink(f, info)
+        self._found.append((f, info))
+
+    def _hand_on(self) -> None:
+        """Hand the findings found so far to InfluxDB and ticketing, once the messages they come
+        from are journaled: a finding in the ticket database is then always one a restart
+        re-derives from the journal (``cloud/ingest/catch_up.py``), and the ticket database
+        takes it at most once. A finding that cannot be handed on stays first in line (and no
+        checkpoint is written past it): the worker stops, and its restart derives it again."""
+        while self._found:
+            f, info = self._found[0]
+            if self.influx is not None:
+                self.influx.add_finding(info, f)
+            if self.tickets is not None:
+                judged = self._judged_until([info.device])
+                if judged:
+                    _log_changes(self.tickets.touch_devices(judged))
+                _log_changes(self.tickets.record_finding(f))
+            if self._extra_sink is not None:
+                self._extra_sink(f, info)
+            self._found.popleft()
 
     def _batch_finding(self, f: BatchFinding) -> None:
         """A batch that stands out by its units' shifts: its batch ticket opens or strengthens."""
@@ -219,6 +241,19 @@ class Worker:
         n, stale = restored.count(True), restored.count(False)
         if n or stale:
             log.info("restored detector state of %d devices (%d discarded)", n, stale)
+        bank = self.ingestor.detectors
+        caught = catch_up(self.journal, bank, self.ingestor.events, list(self.ingestor.registry))
+        for f, info in caught.findings:
+            self._finding(f, info)
+        self._hand_on()
+        if caught.messages:
+            log.info(
+                "fed again %d journaled messages of %d devices past their checkpoints"
+                " (%d findings, each taken once)",
+                caught.messages,
+                caught.devices,
+                len(caught.findings),
+            )
 
     def _restore_device(self, device: str) -> bool | None:
         """As :meth:`_restore_state` for the device's saved state; None when none is saved."""
@@ -235,6 +270,7 @@ class Worker:
         return True
 
     def checkpoint(self) -> None:
+        self._hand_on()  # a checkpoint never gets ahead of the findings handed on
         now = self.clock()
         bank = self.ingestor.detectors
         states = ((d, bank.snapshot(d)) for d in bank.dirty())
@@ -291,6 +327,7 @@ class Worker:
             self.pooling.judged(self.ingestor.processed)
         self.ingestor.processed.clear()
         self.journal.commit()
+        self._hand_on()
         if self.influx is not None:
             self.influx.flush()
         for msg in batch:

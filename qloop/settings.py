@@ -118,6 +118,13 @@ class Settings(BaseModel):
         description="serve the worker's /metrics, /healthz and /readyz on this port, at --host"
         " (default: not served; 0: any free port, logged)",
     )
+    checkpoint_every_s: float = Field(
+        30.0,
+        gt=0,
+        description="how often the worker saves its detectors' learned state (s): a restarted"
+        " worker feeds its journal's messages since then again, a worker taking over the"
+        " partitions on another host resumes from it",
+    )
     duration: float | None = Field(
         None, ge=0, description="stop after S seconds (the demo: once its tickets are printed)"
     )
@@ -450,6 +457,7 @@ class Settings(BaseModel):
             queue_size=self.queue_size,
             ticket_policy=self.ticket_policy(),
             clock_tolerance_s=self.clock_tolerance_s,
+            checkpoint_every_s=self.checkpoint_every_s,
         )
 
 

@@ -236,6 +236,15 @@ class Journal:
                 (limit,),
             ).fetchall()
 
+    def messages_after(self, device: str, ts: float) -> list[tuple[int, str, bytes]]:
+        """``device``'s telemetry and events with readings after event time ``ts``, as
+        ``(seq, kind, body)`` in seq order (what a restarted worker feeds its detectors again)."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT seq, kind, body FROM messages WHERE device = ? AND t1 > ? ORDER BY seq",
+                (device, ts),
+            ).fetchall()
+
     def seqs(self, device: str) -> list[int]:
         with self._lock:
             return [

@@ -1,0 +1,89 @@
+"""A worker that stopped without a checkpoint (SIGKILL) catches its detectors up from its journal
+(``cloud/ingest/catch_up.py``) and re-derives the same findings, which the ticket database takes
+once. In-process, against a real Mosquitto; the real-process failover is ``test_failover.py``."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from cloud.anomaly.bank import DetectorBank
+from cloud.anomaly.base import Block, Finding
+from cloud.anomaly.events import EventFindings
+from cloud.ingest.catch_up import catch_up
+from cloud.ingest.registry import Registry
+from cloud.store.journal import Journal
+from cloud.ticketing.models import FindingRecord
+from cloud.worker import Worker
+from contract import protocol
+from contract.protocol import Event, Telemetry
+from tests.cloud.test_worker import _aircon_blocks, _judged, _settings, publisher, send
+
+
+def _killed_after(broker, settings, messages, ac) -> list[Finding]:
+    """Run a worker over ``messages`` and leave it as a SIGKILL would: journaled and
+    acknowledged, but no checkpoint written; the findings it handed on."""
+    found: list[Finding] = []
+    worker = Worker(settings, on_finding=lambda f, _: found.append(f))
+    worker.start()
+    assert worker.link.wait_connected(10)
+    last = [m for m in messages if isinstance(m, Telemetry)][-1]
+    with publisher(broker) as link:
+        send(link, ac, retain=True)
+        send(link, *messages)
+        while not _judged(worker, last) or worker.ingestor.stats.events == 0:
+            worker.process_batch(timeout=0.2)
+    worker.link.close()  # and no close(): the checkpoint it would write is never written
+    worker.journal.close()
+    return found
+
+
+def test_a_worker_killed_before_its_checkpoint_resumes_from_its_journal(mosquitto, tmp_path):
+    tickets = f"sqlite:///{tmp_path / 'tickets.db'}"
+    settings = _settings(mosquitto, tmp_path, "w", db_url=tickets, checkpoint_every_s=3600.0)
+    ac, blocks = _aircon_blocks(46)
+    frozen = [  # the supply-air sensor freezes after 38 h: sensor_stuck findings to re-derive
+        Telemetry(b.device, b.seq, b.fields, tuple((*r[:3], 15.5, *r[4:]) for r in b.rows))
+        if b.seq >= 38
+        else b
+        for b in blocks
+    ]
+    event = Event(ac.device, len(frozen), frozen[-1].rows[-1][0] + 1, "overcurrent", 14.0, 10.0)
+    before = _killed_after(mosquitto, settings, [*frozen, event], ac)
+    assert {f.fault for f in before} >= {"sensor_stuck", "overcurrent"}
+    worker = Worker(settings)
+    try:
+        assert worker.ingestor.detectors.detectors(ac.device) == []  # no checkpoint to restore
+        worker._restore()
+        detectors = worker.ingestor.detectors.detectors(ac.device)
+        assert detectors and not detectors[0].learning, "caught up: learned, not relearning"
+        assert worker.ingestor.detectors.last_ts(ac.device) == frozen[-1].rows[-1][0]
+        with worker.tickets.engine.connect() as conn:
+            rows = conn.execute(
+                select(FindingRecord.fault, FindingRecord.ts, FindingRecord.active)
+            ).all()
+    finally:
+        worker.link.close()
+        worker.journal.close()
+    assert sorted(rows) == sorted((f.fault, f.ts, f.active) for f in before), "each once"
+
+
+def test_catch_up_feeds_only_what_the_checkpoint_has_not_judged(tmp_path):
+    ac, blocks = _aircon_blocks(6)
+    journal = Journal(tmp_path / "journal.db")
+    journal.add_birth(ac.device, protocol.encode(ac), 0.0)
+    for b in blocks:
+        t0, t1 = b.rows[0][0], b.rows[-1][0]
+        journal.add_message(b.device, b.seq, "telemetry", t0, t1, 0.0, protocol.encode(b))
+    journal.commit()
+    checkpointed = DetectorBank()
+    for b in blocks[:4]:
+        checkpointed.update("air_conditioner", Block.from_rows(b.device, b.fields, b.rows), b.seq)
+    bank = DetectorBank()
+    bank.restore(ac.device, checkpointed.snapshot(ac.device))
+    registry = Registry()
+    registry.apply_birth(ac)
+    caught = catch_up(journal, bank, EventFindings(), list(registry))
+    journal.close()
+    assert (caught.messages, caught.devices) == (2, 1)  # the two blocks after the checkpoint
+    assert bank.last_ts(ac.device) == blocks[-1].rows[-1][0]
+    assert bank.late_blocks == 0
