@@ -7,6 +7,10 @@ is ``policy.compare_batches`` over counts from ``device_faults`` (:func:`batch_c
 - **Batch before device.** An open batch ticket for (model, batch, fault) absorbs every newly
   affected unit of that batch. Otherwise a standing-out batch opens one. A unit outside such a
   batch gets a device ticket (if ``policy.device_tickets``). ``opening.py`` writes the tickets.
+- **Pooled evidence.** :func:`evaluate_pooled` takes a batch finding of the pooled shift test
+  (``cloud/anomaly/pooled.py``, through ``batch_findings.py``): the batch stands out by its
+  units' drift, not their alarms; it opens the batch ticket as the count test would (naming
+  itself in ``evidence.opened_by``) or adds its evidence to the open one.
 - **Regression.** A new episode of the fault in a unit of a batch (or on a device) whose ticket
   was closed as verified, after that fix's ``effective_from``, reopens that ticket instead of
   opening another; units still in the fault that the fix did not cover open nothing new. Tickets

@@ -18,6 +18,10 @@ A batch *stands out* when its adjusted p-value is below ``alpha`` (0.01) AND it 
 ``min_affected`` (3) affected units: one false finding in a healthy batch never makes a batch
 ticket.
 
+A second batch test runs in the worker on the units' continuous shifts rather than their alarms
+(``cloud/anomaly/pooled.py``: the same exact conditional test on units beyond a shift level);
+its findings open batch tickets through ``batch_findings.py``.
+
 Example: 8 of 20 units affected against 0 of 60 elsewhere (same days in field) gives
 ``p = 0.25**8 ≈ 1.5e-5``; 1 of 20 gives ``p = 0.25``.
 
