@@ -115,6 +115,7 @@ class BatchDelay:
     qloop_s: float
     static_s: float
     watched_s: float  # run left after the first onset: a delay NaN above is longer than this
+    opened_by: str = ""  # the batch test that opened qloop's ticket (its evidence ``opened_by``)
 
     def ratio(self) -> tuple[float, bool]:
         """qloop's delay over the static rule's, and whether that is an upper bound (the rule
@@ -265,8 +266,8 @@ class Report:
         lines += [
             "",
             "| drifting batch (seed) | units with a cooling fault | qloop batch ticket (h after "
-            "the first onset) | static batch alarm (h) | ratio |",
-            "| --- | ---: | ---: | ---: | ---: |",
+            "the first onset) | opened by | static batch alarm (h) | ratio |",
+            "| --- | ---: | ---: | --- | ---: | ---: |",
         ]
         met = 0
         for b in self.batch_delays:
@@ -274,7 +275,8 @@ class Report:
             met += ratio <= RATIO_GOAL
             static = _num(b.static_s / 3600) if not bound else f"> {b.watched_s / 3600:.0f}"
             lines.append(
-                f"| {b.batch} ({b.seed}) | {b.affected} | {_num(b.qloop_s / 3600)} | {static} "
+                f"| {b.batch} ({b.seed}) | {b.affected} | {_num(b.qloop_s / 3600)} "
+                f"| {_test_name(b.opened_by)} | {static} "
                 f"| {'< ' if bound else ''}{_num(ratio, 2)} |"
             )
         lines += [
@@ -300,6 +302,13 @@ class Report:
                 false_per_1000_healthy_device_days=self.false_rate(r),
             )
         return doc
+
+
+def _test_name(opened_by: str) -> str:
+    """The batch test's short name: ``pooled`` (the units' shifts) or ``alarms`` (their count)."""
+    if not opened_by:
+        return "–"
+    return "pooled" if opened_by.startswith("pooled") else "alarms"
 
 
 def _pct(x: float, num: int, den: int) -> str:
@@ -460,16 +469,16 @@ def _score_tickets(runs: Sequence[FleetRun], names: Sequence[str]) -> tuple[Tick
 
 
 def _batch_delays(run: FleetRun, end_ts: float) -> list[BatchDelay]:
-    tickets: dict[str, float] = {}
+    tickets: dict[str, tuple[float, str]] = {}
     for t in run.tickets:
         if t.scope == "batch" and t.fault == COOLING:
-            tickets.setdefault(t.batch, t.opened_ts)  # opened in time order
+            tickets.setdefault(t.batch, (t.opened_ts, t.opened_by))  # opened in time order
     alarms = batch_alarms(
         (ts, d, run.batch_of[d]) for ts, d in run.static_alarms.get(THRESHOLD_C, [])
     )
     out = []
     for batch, (units, onset) in sorted(_drifting(run).items()):
-        q, s = tickets.get(batch, math.nan), alarms.get(batch, math.nan)
+        (q, by), s = tickets.get(batch, (math.nan, "")), alarms.get(batch, math.nan)
         out.append(
             BatchDelay(
                 run.seed,
@@ -479,6 +488,7 @@ def _batch_delays(run: FleetRun, end_ts: float) -> list[BatchDelay]:
                 q - onset if q >= onset else math.nan,
                 s - onset if s >= onset else math.nan,
                 end_ts - onset,
+                by if q >= onset else "",
             )
         )
     return out

@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks.accuracy import add_batch_delay
 from benchmarks.common import Result
+from cloud.anomaly.pooled import TEST
 from evaluation.calibrate import choose
 from evaluation.scoring import BatchDelay, FleetRun, score
 from evaluation.static_rule import THRESHOLD_C, BatchAlarm, DeltaTRule, batch_alarms
@@ -95,7 +96,7 @@ def test_batch_delays_and_false_alarms_are_scored_side_by_side() -> None:
     run.truth = [_leak("d0", 2 * DAY), _leak("d1", 3 * DAY), _leak("d2", 4 * DAY)]
     run.tickets = [
         OpenedTicket("device", "KFR-35GW", "D", "d0", "cooling_decline", t0 + 2.5 * DAY),
-        OpenedTicket("batch", "KFR-35GW", "D", None, "cooling_decline", t0 + 4 * DAY),
+        OpenedTicket("batch", "KFR-35GW", "D", None, "cooling_decline", t0 + 4 * DAY, TEST),
         OpenedTicket("device", "KFR-35GW", "R", "r0", "device_offline", t0 + 5 * DAY),
     ]
     run.static_alarms = {
@@ -122,7 +123,7 @@ def test_batch_delays_and_false_alarms_are_scored_side_by_side() -> None:
     cooling = next(t for t in report.tickets if t.fault == "cooling_decline")
     assert (cooling.batch_tickets, cooling.false_batch_tickets) == (1, 0)
     table = report.table()
-    assert "| D (1) | 3 | 48.0 | 120.0 | 0.40 |" in table
+    assert "| D (1) | 3 | 48.0 | pooled | 120.0 | 0.40 |" in table  # opened by the pooled test
     assert "≤ 0.33 in 0 of 1 drifting batches" in table
     assert report.to_json()["static"]["threshold_c"] == THRESHOLD_C
     res = Result("accuracy")
@@ -139,7 +140,7 @@ def test_no_static_batch_alarm_bounds_the_ratio() -> None:
     run.tickets = [OpenedTicket("batch", "KFR-35GW", "D", None, "cooling_decline", t0 + 3 * DAY)]
     report = score(SC, [run])
     assert report.ratio_bound() == pytest.approx(1 / 8)  # one day of eight watched
-    assert "| D (1) | 3 | 24.0 | > 192 | < 0.12 |" in report.table()
+    assert "| D (1) | 3 | 24.0 | – | > 192 | < 0.12 |" in report.table()  # no test named
     res = Result("accuracy")
     add_batch_delay(res, report)
     assert res.figures[0].baseline == 192.0 and res.figures[0].met
