@@ -70,3 +70,8 @@ def test_findings_do_not_touch_the_count(svc: TicketService, engine) -> None:
     svc.record_finding(finding(dev_id(0, 0)))
     with Session(engine) as s:
         assert s.get(Device, dev_id(0, 0)).lost_seqs == 2
+
+
+def test_a_change_id_past_the_keys_range_is_refused_not_a_crash(client) -> None:
+    huge = client.post("/api/v1/devices/changes/9223372036854775808", json={"decision": "accept"})
+    assert huge.status_code == 422

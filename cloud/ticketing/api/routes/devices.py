@@ -23,6 +23,8 @@ from cloud.ticketing.api.refusals import documented as _error
 from cloud.ticketing.device_view import device_view
 from cloud.ticketing.identity import ChangeNotFound
 
+_MAX_ROW_ID = 2**31 - 1  # an INTEGER key in PostgreSQL: a larger id is a 422, not a 500
+
 router = APIRouter(
     prefix="/devices",
     tags=["devices"],
@@ -52,7 +54,10 @@ def list_changes(
     },
 )
 def decide_change(
-    change_id: int, body: DeviceChangeDecide, service: ServiceDep, user: Engineer
+    change_id: Annotated[int, Path(ge=1, le=_MAX_ROW_ID)],
+    body: DeviceChangeDecide,
+    service: ServiceDep,
+    user: Engineer,
 ) -> DeviceChangePublic:
     """Accept (the unit moves to the announced model and batch, and its active faults count
     there) or reject (it keeps its identity) a pending change."""
