@@ -128,6 +128,8 @@ def test_metrics_report_a_known_input_and_lost_seqs_reach_the_ticket_database(
             return _samples(body) if status == 200 else {}
 
         wait_for(lambda: scraped().get(("qloop_worker_acked_total", ())) == len(sent), 60, "acked")
+        # lost seqs are recounted every 10 s (a pass over every device)
+        wait_for(lambda: scraped().get(("qloop_worker_lost_seqs", ())) == 3, 30, "recounted")
         got = scraped()
         assert got[("qloop_worker_messages_total", ())] == len(sent)
         assert got[("qloop_worker_readings_total", ())] == 7 * 6
