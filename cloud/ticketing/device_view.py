@@ -6,6 +6,11 @@ never came in an accepted message (lost on the way, or refused as dead letters),
 serving its partition last counted them and handed them over with its device touches
 (``intake.touch_devices``). Zero means nothing from the unit is missing, not merely that
 nothing was noticed: the worker counts every gap it does not see filled.
+
+A worker counts from the first message of each unit it has taken in since it started (its
+seq trackers are in memory; a clean stop hands over its final counts). So after a restart a
+unit's count stays as the previous process left it until the new one counts a change, and the
+new count covers only what the new process saw: a gap that spans the restart is not counted.
 """
 
 from __future__ import annotations
