@@ -29,7 +29,12 @@ The statistic, per baseline-shift fault, each round (every ``every_s`` of event 
    ``Binomial(k + x_rest, n / (n + e_rest))``: the exact conditional test of two Poisson rates,
    the same test the alarm counts use (``cloud/ticketing/policy.py``). The reference's history
    is what gives it power on small fleets: with 20 reference units, *now* alone could never
-   make 3 units of 20 significant (at best ``(20/40)^3``); three days of them can.
+   make 3 units of 20 significant (at best ``(20/40)^3``); three days of them can. The
+   fallback for a one-batch model is the rest of the fleet rather than a unit's own null
+   N(0, 1): the shifts' real tails are far heavier than normal (in a healthy simulated fleet
+   1.4 % of the units' 24-h shifts lay beyond 3 robust sigma, against 0.13 % for a normal), so a
+   normal null would make batch tickets of healthy units. A fleet of a single batch has nothing
+   to compare with: no pooled test (the alarm count test's background rate still applies).
 5. **Correction** over every (fault, batch) hypothesis of the round, Holm at ``alpha``; as the
    test is discrete, hypotheses that cannot reach significance at all (their smallest attainable
    p-value, every exceedance of the margin in the batch, is above ``alpha / m``) are not counted
