@@ -58,7 +58,9 @@ def _samples(body: str) -> dict[tuple[str, tuple], float]:
     }
 
 
-def _worker(broker, wd: Path, client_id: str, port: int | None = None) -> subprocess.Popen:
+def _worker(
+    broker, wd: Path, client_id: str, port: int | None = None, *extra: str
+) -> subprocess.Popen:
     args = [
         "--log-level", "INFO", "cloud", "run",
         "--broker", f"{broker.host}:{broker.port}",
@@ -69,6 +71,7 @@ def _worker(broker, wd: Path, client_id: str, port: int | None = None) -> subpro
     ]  # fmt: skip
     if port is not None:
         args += ["--metrics-port", str(port)]
+    args += extra
     (wd / "ready").unlink(missing_ok=True)
     proc = spawn_qloop(args, wd / "worker.log")
     wait_for(lambda: (wd / "ready").exists() or proc.poll() is not None, 60, "subscribed")
@@ -147,6 +150,38 @@ def test_metrics_report_a_known_input_and_lost_seqs_reach_the_ticket_database(
         assert db.execute("SELECT device, lost_seqs FROM devices").fetchall() == [
             ("ac-metrics-1", 3)
         ]
+
+
+def test_an_unreachable_influxdb_shows_as_retries_then_drops(mosquitto, tmp_path) -> None:
+    port = _free_port()
+    dead = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    worker = _worker(
+        mosquitto, tmp_path, "influx-test", port,
+        "--influx-url", dead, "--influx-org", "o", "--influx-bucket", "b",
+    )  # fmt: skip
+    try:
+        t0 = time.time() - 86_400
+        birth = Birth("ac-influx-1", "air_conditioner", "KFR-35GW", "B1", "SN1", "1.0", 10.0, t0)
+        born = (protocol.topic(birth.device, "birth"), protocol.encode(birth), True)
+        _publish(mosquitto, [born, *(_block(birth.device, seq, t0) for seq in range(5))])
+
+        def scraped() -> dict:
+            return _samples(_get(port, "/metrics")[1])
+
+        wait_for(
+            lambda: scraped().get(("qloop_worker_influx_write_retries_total", ()), 0) >= 1,
+            60,
+            "a failed InfluxDB write",
+        )
+        got = scraped()
+        assert got[("qloop_worker_influx_points_buffered", ())] == 5 * 6
+        assert got[("qloop_worker_influx_points_written_total", ())] == 0
+        assert got[("qloop_worker_influx_points_dropped_total", ())] == 0
+        assert got[("qloop_worker_readings_total", ())] == 5 * 6  # the journal has them all
+    finally:
+        assert _stop(worker, tmp_path) == 0
+    # at exit the buffered points are tried once more, then counted as dropped (and said so)
+    assert "points not written" in (tmp_path / "worker.log").read_text()
 
 
 def test_sigterm_drains_the_queue_and_nothing_acknowledged_is_lost(mosquitto, tmp_path) -> None:
