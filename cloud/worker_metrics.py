@@ -165,7 +165,8 @@ class MetricsServer:
         self._thread.start()
 
     def close(self) -> None:
-        self._http.shutdown()
+        if self._thread.is_alive():
+            self._http.shutdown()  # waits for serve_forever, which only a started thread runs
         self._http.server_close()
 
     def answer(self, path: str) -> tuple[int, str, bytes]:

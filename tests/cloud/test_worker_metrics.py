@@ -114,3 +114,8 @@ def test_dead_letters_are_counted_by_a_few_kinds_of_reason(tmp_path) -> None:
     }  # fmt: skip
     assert set(journal.dead_letter_counts) == set(REASON_CLASSES)
     assert reason_class("") == "contract"
+
+
+def test_a_server_never_started_closes() -> None:
+    server = MetricsServer("127.0.0.1", 0, Snapshots(), lambda: None)
+    server.close()  # returns: nothing to wait for
