@@ -81,8 +81,9 @@ class WorkerSettings:
     checkpoint_every_s: float = 30.0
     stats_every_s: float = 60.0  # how often the worker logs its counters
     snapshot_every_s: float = 1.0  # how often it hands its counters to ``on_snapshot``
-    # how often a snapshot recounts lost seqs: a pass over every device (about 2 µs each, 0.2 s
-    # at 100,000), too much for every second; the gauge may be this much behind
+    # how often a snapshot recounts lost seqs at most: a pass over every device (about 2 µs
+    # each, 0.2 s at 100,000), too much for every second; and at most 1 % of the worker thread
+    # (so every 100 s at 500,000 devices; a checkpoint's count serves too): the gauge may lag
     lost_every_s: float = 10.0
     generic_detectors: bool = True  # the generic detector on fields no domain detector knows
 
@@ -115,7 +116,8 @@ class Worker:
         self._found: deque[tuple[Finding, DeviceInfo]] = deque()
         self._lost_handed: dict[str, int] = {}  # lost-seq counts the ticket database has
         self._acked = self._checkpoint_writes = 0
-        self._lost_counted: tuple[float, int, int] | None = None  # (when, seqs, devices)
+        # lost seqs as last counted: (seqs, devices, when to count again at the earliest)
+        self._lost_counted: tuple[int, int, float] | None = None
         self._draining = threading.Event()  # set: paho's thread hands over nothing more
         Path(settings.journal_path).parent.mkdir(parents=True, exist_ok=True)
         self.journal = CountingJournal(settings.journal_path)
@@ -341,7 +343,7 @@ class Worker:
 
     def _lost_changes(self) -> dict[str, int]:
         """Lost-seq counts that differ from what the ticket database was last handed."""
-        lost = self.ingestor.lost_seqs()
+        lost = self._count_lost()
         gone = {d: 0 for d, n in self._lost_handed.items() if n and d not in lost}
         return {**gone, **{d: n for d, n in lost.items() if self._lost_handed.get(d) != n}}
 
@@ -364,18 +366,27 @@ class Worker:
             "queued": self._queue.qsize(),
         }
 
+    def _count_lost(self) -> dict[str, int]:
+        """Each device's lost seqs now; the totals are kept for the snapshots (see
+        ``WorkerSettings.lost_every_s``)."""
+        started = time.monotonic()
+        lost = self.ingestor.lost_seqs()
+        now = time.monotonic()
+        wait = max(self.settings.lost_every_s, 100 * (now - started))
+        self._lost_counted = (sum(lost.values()), len(lost), now + wait)
+        return lost
+
     def snapshot(self, *, recount: bool = False) -> dict[str, object]:
         """Everything the metrics show, as a new dict (built on the worker thread); lost seqs
         as last counted (every ``lost_every_s``, or now with ``recount``)."""
-        now = time.monotonic()
         counted = self._lost_counted
-        if recount or counted is None or now - counted[0] >= self.settings.lost_every_s:
-            lost = self.ingestor.lost_seqs()
-            self._lost_counted = (now, sum(lost.values()), len(lost))
+        if recount or counted is None or time.monotonic() >= counted[2]:
+            lost = self._count_lost()
+            counted = (sum(lost.values()), len(lost), 0.0)
         return {
             **self._counters(),
-            "lost_seqs": self._lost_counted[1],
-            "devices_with_lost_seqs": self._lost_counted[2],
+            "lost_seqs": counted[0],
+            "devices_with_lost_seqs": counted[1],
             "queue_size": self.settings.queue_size,
             "acked": self._acked,
             "checkpoint_writes": self._checkpoint_writes,
