@@ -243,12 +243,15 @@ class Worker:
     def _restore(self) -> None:
         """Detector state of every device this worker's journal knows, from the checkpoints."""
         saved = self.checkpoints.checkpoints(info.device for info in self.ingestor.registry)
-        restored = [self._restore_state(d, state) for d, state in saved.items()]
-        n, stale = restored.count(True), restored.count(False)
+        restored = {d: self._restore_state(d, state) for d, state in saved.items()}
+        n = sum(restored.values())
+        stale = len(restored) - n
         if n or stale:
             log.info("restored detector state of %d devices (%d discarded)", n, stale)
-        bank = self.ingestor.detectors
-        caught = catch_up(self.journal, bank, self.ingestor.events, list(self.ingestor.registry))
+        # caught up from the journal: every device but one whose checkpoint was discarded (it
+        # relearns from now on rather than re-judge its whole past with other detectors)
+        known = [i for i in self.ingestor.registry if restored.get(i.device) is not False]
+        caught = catch_up(self.journal, self.ingestor.detectors, self.ingestor.events, known)
         for f, info in caught.findings:
             self._finding(f, info)
         self._hand_on()
