@@ -4,6 +4,8 @@ once. In-process, against a real Mosquitto; the real-process failover is ``test_
 
 from __future__ import annotations
 
+import pickle
+
 from sqlalchemy import select
 
 from cloud.anomaly.bank import DetectorBank
@@ -13,8 +15,9 @@ from cloud.ingest.catch_up import catch_up
 from cloud.ingest.registry import Registry
 from cloud.store.journal import Journal
 from cloud.ticketing.models import FindingRecord
-from cloud.worker import Worker
+from cloud.worker import Worker, WorkerSettings
 from contract import protocol
+from contract.mqtt import BrokerAddress
 from contract.protocol import Event, Telemetry
 from tests.cloud.test_worker import _aircon_blocks, _judged, _settings, publisher, send
 
@@ -87,3 +90,25 @@ def test_catch_up_feeds_only_what_the_checkpoint_has_not_judged(tmp_path):
     assert (caught.messages, caught.devices) == (2, 1)  # the two blocks after the checkpoint
     assert bank.last_ts(ac.device) == blocks[-1].rows[-1][0]
     assert bank.late_blocks == 0
+
+
+def test_a_device_whose_checkpoint_is_discarded_relearns_rather_than_replays(tmp_path):
+    """A checkpoint another version wrote cannot be read: the device relearns from its next
+    readings, as before, instead of having its whole journaled past judged again."""
+    ac, blocks = _aircon_blocks(3)
+    path = tmp_path / "journal.db"
+    journal = Journal(path)
+    journal.add_birth(ac.device, protocol.encode(ac), 0.0)
+    for b in blocks:
+        t0, t1 = b.rows[0][0], b.rows[-1][0]
+        journal.add_message(b.device, b.seq, "telemetry", t0, t1, 0.0, protocol.encode(b))
+    journal.save_checkpoint(ac.device, pickle.dumps(("qloop-detector-state-0", {})), 0.0)
+    journal.close()
+    worker = Worker(
+        WorkerSettings(BrokerAddress(), range(64), db_url="", journal_path=str(path), queue_size=9)
+    )
+    try:
+        worker._restore()
+        assert ac.device not in worker.ingestor.detectors
+    finally:
+        worker.journal.close()
