@@ -327,11 +327,13 @@ class Worker:
         except Exception:  # the readings are stored; a detector bug must not stop the ingest
             log.exception("failed to judge a batch of %d messages", len(batch))
         self.ingestor.check_offline()
-        if self.tickets is not None and self.ingestor.processed:
+        if self.tickets is not None and self.ingestor.judged:
             # keep every unit's event time current for ticketing, not only those with findings:
             # batch statistics weigh units by their time in the field, and fix verification
-            # windows run out in the units' own time
-            _log_changes(self.tickets.touch_devices(self._judged_until(self.ingestor.processed)))
+            # windows run out in the units' own time (only units whose judged time moved: for
+            # the others the ticket database has it already)
+            _log_changes(self.tickets.touch_devices(self.ingestor.judged))
+        self.ingestor.judged.clear()
         if self.pooling is not None:
             self.pooling.judged(self.ingestor.processed)
         self.ingestor.processed.clear()

@@ -346,12 +346,21 @@ def _row(row: object, width: int, ts_at: int, n: int) -> tuple[Value, ...]:
     return tuple(row)
 
 
-def telemetry_head(body: Mapping[str, Any], device: str | None = None) -> tuple[str, int]:
+def telemetry_head(
+    body: Mapping[str, Any], device: str | None = None, *, fields_checked: bool = False
+) -> tuple[str, int]:
     """A telemetry body's device and seq, after checking them and its ``fields`` (everything
-    but the rows, in the order :func:`decode_telemetry` checks them)."""
+    but the rows, in the order :func:`decode_telemetry` checks them); ``fields_checked``: the
+    caller has seen these very fields pass :func:`check_fields` before."""
     dev = _device(body, device)
     seq = _req_seq(body)
-    fields = body.get("fields")
+    if not fields_checked:
+        check_fields(body.get("fields"))
+    return dev, seq
+
+
+def check_fields(fields: object) -> None:
+    """A telemetry block's ``fields``: a list of 1..MAX_FIELDS distinct identifiers with ``ts``."""
     if not isinstance(fields, list) or not fields or len(fields) > MAX_FIELDS:
         raise DecodeError(f"'fields' must be a list of 1..{MAX_FIELDS} names")
     for f in fields:
@@ -361,7 +370,6 @@ def telemetry_head(body: Mapping[str, Any], device: str | None = None) -> tuple[
         raise DecodeError("'fields' has a repeated name")
     if "ts" not in fields:
         raise DecodeError("'fields' must include 'ts'")
-    return dev, seq
 
 
 def decode_telemetry(payload: bytes, device: str | None = None) -> Telemetry:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 import simdjson
@@ -81,13 +82,32 @@ def _parser() -> simdjson.Parser:
 
 
 def _shared(fields: tuple[str, ...]) -> tuple[str, ...]:
-    """One tuple object per distinct field list (blocks of the same fields stack at once)."""
+    """One tuple object per distinct field list (blocks of the same fields stack at once); the
+    field lists in here passed :func:`contract.protocol.check_fields`."""
     shared = _fields_seen.get(fields)
     if shared is None:
+        protocol.check_fields(list(fields))
         if len(_fields_seen) >= 1024:  # bounded whatever devices send
             _fields_seen.clear()
         shared = _fields_seen[fields] = fields
     return shared
+
+
+def _uniform_rows(payload: bytes, n: int, width: int) -> bool:
+    """Whether each of the ``n`` rows in the payload's text holds ``width`` values: the rows'
+    text (compact JSON, as the edge writes it) split at the rows' bounds, one comma count per
+    row. ``"rows":[[`` can only be the key (a string value is never followed by a colon), and
+    the rows' text holds only numbers, commas and their brackets, so its first ``]]`` is its
+    end. Text it cannot read so (spaces between the brackets, a key written with escapes)
+    says False, and the reference decides."""
+    if n == 0:
+        return True
+    at = payload.find(b'"rows":[[')
+    if at < 0:
+        return False
+    end = payload.find(b"]]", at)
+    rows = payload[at + 9 : end].split(b"],[")
+    return len(rows) == n and list(map(bytes.count, rows, repeat(b","))).count(width - 1) == n
 
 
 def _fast(payload: bytes, device: str | None) -> Readings | None:
@@ -104,26 +124,25 @@ def _fast(payload: bytes, device: str | None) -> Readings | None:
             or not isinstance(rows, simdjson.Array)
         ):
             return None
-        names = fields.as_list()
+        names = tuple(fields.as_list())
         head = {"v": doc.get("v"), "device": doc.get("device"), "seq": doc.get("seq")}
         n, width = len(rows), len(names)
-        if (
-            n > MAX_ROWS
-            or payload.count(b"[") != n + 2  # the rows', their list's and fields': no nesting
-            or not all(map(width.__eq__, map(len, rows)))
-        ):
-            return None
         # copies the numbers; TypeError on anything but numbers (null, true, a string...)
         flat = np.frombuffer(rows.as_buffer(of_type="d"), dtype=np.float64)
         del doc, fields, rows  # the parser may be reused only once its proxies are gone
     except (ValueError, TypeError, RuntimeError, KeyError, IndexError):
         return None  # not JSON simdjson takes, or not all numbers: the reference decides
-    if flat.size != n * width:
+    if (
+        n > MAX_ROWS
+        or flat.size != n * width
+        or payload.count(b"[") != n + 2  # the rows', their list's and fields': no nesting
+        or not _uniform_rows(payload, n, width)
+    ):
         return None
-    head["fields"] = names
     try:
         protocol.check_version(head)
-        dev, seq = protocol.telemetry_head(head, device)
+        dev, seq = protocol.telemetry_head(head, device, fields_checked=True)
+        shared = _shared(names)
     except protocol.DecodeError:
         return None  # the reference names what is wrong
-    return Readings(dev, seq, _shared(tuple(names)), flat.reshape(n, width), payload)
+    return Readings(dev, seq, shared, flat.reshape(n, width), payload)

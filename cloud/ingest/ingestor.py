@@ -121,6 +121,8 @@ class Ingestor:
         self.events = EventFindings() if events is None else events
         self.clock_check = ClockCheck() if clock_check is None else clock_check
         self.processed: set[str] = set()  # devices whose data reached the detectors lately
+        # devices whose judged event time moved lately, and to when (the caller clears it)
+        self.judged: dict[str, float] = {}
         self.registry = Registry()
         self.stats = IngestStats()
         self._seen: dict[str, SeqTracker] = defaultdict(SeqTracker)
@@ -316,10 +318,17 @@ class Ingestor:
     def judge(self) -> None:
         """Store what waits (:meth:`store`), then run the detectors over the readings received
         since the last call, every device at once, and hand on their findings (each device's in
-        the order of its blocks)."""
+        the order of its blocks). :attr:`judged` gets the devices whose judged event time moved
+        (of those in :attr:`processed`), and to when."""
         self.store()
-        for f in self.detectors.flush():
+        bank = self.detectors
+        before = [(d, bank.last_ts(d)) for d in self.processed]
+        for f in bank.flush():
             self._emit(self.registry.get(f.device), f)
+        for d, ts in before:
+            now = bank.last_ts(d)
+            if now > ts:
+                self.judged[d] = now
 
     def lost_seqs(self) -> dict[str, int]:
         """Per device, the seqs between the first and the newest it sent that no accepted

@@ -74,7 +74,9 @@ def test_random_blocks_decode_to_the_reference_values(seq, extra, data):
         )
     )
     body = {"v": 1, "device": "d1", "seq": seq, "fields": fields, "rows": rows}
-    payload = json.dumps(body).encode()
+    spaced = json.dumps(body).encode()
+    assert _same(_ours(spaced), _reference(spaced))
+    payload = json.dumps(body, separators=(",", ":")).encode()  # compact, as the edge writes
     assert _same(_ours(payload), _reference(payload))
     if not any(x is None or (isinstance(x, int) and abs(x) >= 2**63) for r in rows for x in r):
         assert _fast_path_taken(payload)  # numbers only: no Python list of floats made
@@ -83,7 +85,8 @@ def test_random_blocks_decode_to_the_reference_values(seq, extra, data):
 def _tel(raw_rows: str = "[[1.0,2.0]]", **over: object) -> bytes:
     body = {"v": 1, "device": "d1", "seq": 1, "fields": ["ts", "x"], "rows": "ROWS"}
     body.update(over)
-    return json.dumps(body).encode().replace(b'"ROWS"', raw_rows.encode())
+    text = json.dumps(body, separators=(",", ":")).encode()
+    return text.replace(b'"ROWS"', raw_rows.encode())
 
 
 MALFORMED = [
@@ -106,6 +109,12 @@ MALFORMED = [
     _tel('{"a":1}'),
     _tel("[[1.0,2.0],[2.0,3.0],[3.0]]"),
     _tel("[[1.0,2.0,3.0],[4.0]]"),  # as many numbers as a 2 × 2 block, rows of 3 and 1
+    _tel("[[1.0,2.0,3.0],[4.0]]").replace(b'"rows"', b'"r\\u006fws"'),  # a key with escapes
+    _tel("[[1.0,2.0,3.0],[4.0]]", note="rows"),
+    _tel("[[1.0,2.0,3.0] , [4.0]]"),
+    _tel("[ [1.0,2.0], [3.0,4.0] ]"),  # spaces: the reference reads them
+    _tel("[[1.0,2.0],[],[3.0,4.0]]"),
+    _tel("[[1.0,2.0],[3.0,4.0]]", fields=["ts", "x", "y"]),
     _tel("[[1.0,[2.0]],[3.0,4.0]]"),  # a nested list of one number: as many leaves too
     _tel("[[1.0,[]],[3.0,[4.0,5.0]]]"),
     _tel("[1.0,2.0]"),
@@ -136,6 +145,7 @@ def test_odd_and_malformed_payloads_get_the_reference_outcome(payload):
 def test_the_fast_path_leaves_nothing_it_cannot_vouch_for():
     assert _fast_path_taken(_tel("[[1.0,2],[3,4.5]]"))
     assert _fast_path_taken(_tel("[]"))
+    assert _fast_path_taken(_tel("[[1.0,2.0]]", note="rows"))  # "rows" as a value: still read
     for payload in (_tel("[[1.0,null]]"), _tel(note="[x]"), _tel("[[1.0,[2.0]],[3.0,4.0]]")):
         assert not _fast_path_taken(payload)
     # nor does a failed parse leave the thread's parser unusable

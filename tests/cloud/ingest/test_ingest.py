@@ -339,3 +339,22 @@ def test_a_batch_with_copies_journaled_before_this_worker_began_feeds_only_the_n
     fresh.judge()
     assert fresh.stats.duplicates == 2 and fresh.stats.telemetry == 2
     assert ingest.journal.seqs("d1") == [0, 1, 2, 3] and fresh.registry.get("d1").first_ts == 20.0
+
+
+def test_judged_names_the_devices_whose_judged_time_moved(ingest):
+    """What the worker hands ticketing after a batch: a device whose block waits for a gap, or
+    that sent only an event, has no new judged time."""
+    _spy_on_thermometers(ingest)
+    for d in ("d1", "d2", "d3"):
+        ingest.handle(_msg(Birth(d, "thermometer", "M", "B", "SN", "1.0", 10.0, 0.0)))
+    ingest.handle(_msg(_tel("d2", 0, 0)))
+    ingest.judged.clear()
+    ingest.processed.clear()
+    ingest.receive(_msg(_tel("d1", 0, 100)))
+    ingest.receive(_msg(_tel("d2", 2, 20)))  # seq 1 missing: waits
+    ingest.receive(_msg(Event("d3", 0, 5.0, "door_opened", None, None)))
+    ingest.judge()
+    assert ingest.processed == {"d1", "d2", "d3"} and ingest.judged == {"d1": 102.0}
+    ingest.receive(_msg(Event("d2", 1, 15.0, "door_opened", None, None)))  # fills the gap
+    ingest.judge()
+    assert ingest.judged == {"d1": 102.0, "d2": 22.0}
