@@ -13,11 +13,20 @@ GIL. Each phase gets a fresh broker and fresh stores, and the same bytes:
    telemetry; done when the journal holds every message (zero loss is that count, checked);
 3. two workers on partitions 0-31 and 32-63, each with its own journal and ticket database;
 4. the same devices' readings in 12-row blocks (five times the messages): the bare subscriber and
-   one worker again, for the per-message cost.
+   one worker again, for the per-message cost;
+5. the worker's own path in-process, no broker: the same messages queued up front and taken by
+   :meth:`cloud.worker.Worker.process_batch` (decode, journal, detectors, ticketing, commit) in
+   full batches, at 60- and 12-row blocks. Against the bare subscriber it says how far the
+   worker's processing alone is from what one Python MQTT consumer can take in; it is also the
+   steadier figure on a shared machine (no broker or publisher processes competing).
+
+``worker_phase(profile=...)`` and :func:`inprocess_phase` with ``profile`` write a cProfile of
+the worker for the profile in BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
+import cProfile
 import sqlite3
 import tempfile
 import time
@@ -34,7 +43,9 @@ from benchmarks.common import (
     wait_until,
 )
 from benchmarks.scale import TELEMETRY_AND_EVENTS, scale_scenario
+from cloud.worker import Worker, WorkerSettings
 from contract import protocol
+from contract.mqtt import BrokerAddress, InboundMessage
 from contract.protocol import Telemetry
 from edge_agent.core import DeviceCore, Identity
 from qloop.broker import BrokerProcess, start_broker
@@ -199,6 +210,50 @@ def worker_phase(
     }
 
 
+def inprocess_phase(t: Traffic, workdir: Path, profile: Path | None = None) -> dict[str, float]:
+    """Readings/s of one worker's processing alone: every message queued before the clock
+    starts (births first, untimed), then :meth:`Worker.process_batch` until the queue is empty,
+    with its journal and SQLite ticket database in ``workdir``; no broker (acks are no-ops)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    settings = WorkerSettings(
+        broker=BrokerAddress("127.0.0.1", 1),  # never connected: the link is not started
+        partitions=list(range(protocol.PARTITIONS)),
+        db_url=f"sqlite:///{workdir / 'tickets.db'}",
+        journal_path=str(workdir / "journal.db"),
+        queue_size=0,
+    )
+    worker = Worker(settings)
+
+    def queue_up(items: list[Item]) -> None:
+        for topic, payload, retain in items:
+            worker._queue.put(InboundMessage(topic, payload, retain, False))
+
+    try:
+        queue_up(t.births)
+        while worker.process_batch(timeout=0.0):
+            pass
+        queue_up(t.messages)
+        prof = cProfile.Profile() if profile is not None else None
+        t0 = time.perf_counter()
+        if prof is not None:
+            prof.enable()
+        while worker.process_batch(timeout=0.0):
+            pass
+        seconds = time.perf_counter() - t0
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(profile)
+        stored = worker.journal.count("messages")
+    finally:
+        worker.journal.close()
+    return {
+        "readings_per_s": t.readings / seconds,
+        "seconds": seconds,
+        "stored": stored,
+        "published": len(t.messages),
+    }
+
+
 def bench_ingest(quick: bool = False) -> Result:
     res = Result("ingest")
     devices, blocks = (20, 2) if quick else (2000, 10)
@@ -215,6 +270,8 @@ def bench_ingest(quick: bool = False) -> Result:
         (workdir / "12").mkdir()
         bare12 = bare_phase(small, workdir / "12", publishers)
         one12 = worker_phase(small, workdir / "12", publishers, ["0-63"], "one")
+        alone = inprocess_phase(t, workdir / "in-process")
+        alone12 = inprocess_phase(small, workdir / "12" / "in-process")
     res.params = {
         "devices": devices,
         "blocks_per_device": blocks,
@@ -227,6 +284,8 @@ def bench_ingest(quick: bool = False) -> Result:
         "messages_12_row_blocks": len(small.messages),
         "one_worker_12_row_blocks": one12,
         "bare_readings_per_s_12_row_blocks": bare12,
+        "in_process": alone,
+        "in_process_12_row_blocks": alone12,
     }
     res.add(
         "one worker, all detectors + journal, zero loss",
@@ -262,6 +321,15 @@ def bench_ingest(quick: bool = False) -> Result:
         bare12,
         note=f"lost {one12['lost']}",
     )
+    for rows, phase, bare_rate in ((60, alone, bare), (12, alone12, bare12)):
+        res.add(
+            f"one worker's path in-process (no broker), {rows}-row blocks",
+            phase["readings_per_s"],
+            "readings/s",
+            f"bare paho subscriber, {rows}-row blocks",
+            bare_rate,
+            note=f"stored {phase['stored']:,}/{phase['published']:,}",
+        )
     for rows, phase, traffic in ((60, one, t), (12, one12, small)):
         res.add(
             f"one worker, time per {rows}-row message",
