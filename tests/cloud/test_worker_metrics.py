@@ -3,13 +3,9 @@ that nothing is shown before the first snapshot, and the HTTP answers of the pro
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
-
-from prometheus_client.parser import text_string_to_metric_families
-
 from cloud.store.dead_letters import REASON_CLASSES, CountingJournal, reason_class
 from cloud.worker_metrics import MetricsServer, Snapshots
+from tests.scrape import get, samples
 
 SNAPSHOT = {
     "messages": 12, "readings": 420, "duplicates": 2, "held": 0, "acked": 12, "births": 1,
@@ -31,37 +27,21 @@ class Clock:
         return self.t
 
 
-def _samples(body: str) -> dict[tuple[str, tuple], float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(body)
-        for s in family.samples
-    }
-
-
-def _get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
 def test_the_snapshot_becomes_metrics_and_probes_answer() -> None:
     clock, why = Clock(), ["not connected to the broker"]
     snapshots = Snapshots(clock)
     server = MetricsServer("127.0.0.1", 0, snapshots, lambda: why[0])
     server.start()
     try:
-        assert _get(server.port, "/healthz") == (200, "ok\n")
-        assert _get(server.port, "/readyz") == (503, "not connected to the broker\n")
-        before = _samples(_get(server.port, "/metrics")[1])
+        assert get(server.port, "/healthz") == (200, "ok\n")
+        assert get(server.port, "/readyz") == (503, "not connected to the broker\n")
+        before = samples(get(server.port, "/metrics")[1])
         assert not any(name.startswith("qloop_") for name, _ in before)  # nothing yet
         snapshots.publish(SNAPSHOT)
         clock.t += 0.5
         why[0] = None
-        assert _get(server.port, "/readyz") == (200, "ready\n")
-        got = _samples(_get(server.port, "/metrics")[1])
+        assert get(server.port, "/readyz") == (200, "ready\n")
+        got = samples(get(server.port, "/metrics")[1])
     finally:
         server.close()
     assert got[("qloop_worker_messages_total", ())] == 12
@@ -85,7 +65,7 @@ def test_without_influx_there_are_no_influx_metrics() -> None:
     server = MetricsServer("127.0.0.1", 0, snapshots, lambda: None)
     server.start()
     try:
-        got = _samples(_get(server.port, "/metrics")[1])
+        got = samples(get(server.port, "/metrics")[1])
     finally:
         server.close()
     assert not any("influx" in name for name, _ in got)

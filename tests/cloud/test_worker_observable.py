@@ -17,12 +17,9 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.common import collect_publishers, publish_in_processes, spawn_qloop
 from benchmarks.ingest import journal_count, make_traffic, split
@@ -30,6 +27,7 @@ from contract import protocol
 from contract.mqtt import BrokerAddress, MqttLink
 from contract.protocol import Birth, Telemetry
 from tests.helpers import wait_for
+from tests.scrape import get, samples
 
 pytestmark = [pytest.mark.broker, pytest.mark.e2e]
 
@@ -38,24 +36,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError:
-        return 0, ""
-
-
-def _samples(body: str) -> dict[tuple[str, tuple], float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(body)
-        for s in family.samples
-    }
 
 
 def _worker(
@@ -113,9 +93,9 @@ def test_metrics_report_a_known_input_and_lost_seqs_reach_the_ticket_database(
     port = _free_port()
     worker = _worker(mosquitto, tmp_path, "metrics-test", port)
     try:
-        assert _get(port, "/healthz") == (200, "ok\n")
-        wait_for(lambda: _get(port, "/readyz")[0] == 200, 30, "ready")
-        assert _get(port, "/nope")[0] == 404
+        assert get(port, "/healthz") == (200, "ok\n")
+        wait_for(lambda: get(port, "/readyz")[0] == 200, 30, "ready")
+        assert get(port, "/nope")[0] == 404
         t0 = time.time() - 86_400
         birth = Birth("ac-metrics-1", "air_conditioner", "KFR-35GW", "B1", "SN1", "1.0", 10.0, t0)
         sent = [
@@ -127,8 +107,8 @@ def test_metrics_report_a_known_input_and_lost_seqs_reach_the_ticket_database(
         _publish(mosquitto, sent)
 
         def scraped() -> dict:
-            status, body = _get(port, "/metrics")
-            return _samples(body) if status == 200 else {}
+            status, body = get(port, "/metrics")
+            return samples(body) if status == 200 else {}
 
         wait_for(lambda: scraped().get(("qloop_worker_acked_total", ())) == len(sent), 60, "acked")
         # lost seqs are recounted every 10 s (a pass over every device)
@@ -166,7 +146,7 @@ def test_an_unreachable_influxdb_shows_as_retries_then_drops(mosquitto, tmp_path
         _publish(mosquitto, [born, *(_block(birth.device, seq, t0) for seq in range(5))])
 
         def scraped() -> dict:
-            return _samples(_get(port, "/metrics")[1])
+            return samples(get(port, "/metrics")[1])
 
         wait_for(
             lambda: scraped().get(("qloop_worker_influx_write_retries_total", ()), 0) >= 1,
@@ -210,10 +190,10 @@ def test_sigterm_drains_the_queue_and_nothing_acknowledged_is_lost(mosquitto, tm
         expected = len(traffic.messages) - first + len(traffic.births)
 
         def counted() -> float:
-            return _samples(_get(port, "/metrics")[1]).get(("qloop_worker_messages_total", ()), -1)
+            return samples(get(port, "/metrics")[1]).get(("qloop_worker_messages_total", ()), -1)
 
         wait_for(lambda: counted() >= expected, 30, "the counters of the rest")
-        got = _samples(_get(port, "/metrics")[1])
+        got = samples(get(port, "/metrics")[1])
     finally:
         assert _stop(restarted, tmp_path) == 0
     assert journal_count(journal, "dead_letters") == 0

@@ -5,13 +5,13 @@ the fleet's total on ``/metrics``."""
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session
 
 from cloud.ticketing.device_view import lost_seqs_total
 from cloud.ticketing.models import Device
 from cloud.ticketing.service import TicketService
 from tests import ticketing_support as support
+from tests.scrape import samples
 from tests.ticketing_support import NOW_TS, dev_id, finding, register_fleet
 
 clock, db_url, engine, svc = support.clock, support.db_url, support.engine, support.svc
@@ -34,15 +34,6 @@ def test_touches_carry_the_lost_seq_counts(svc: TicketService, engine) -> None:
         assert s.get(Device, a).lost_seqs == 3
 
 
-def _samples(body: str) -> dict[str, float]:
-    return {
-        s.name: s.value
-        for family in text_string_to_metric_families(body)
-        for s in family.samples
-        if not s.labels
-    }
-
-
 def test_the_api_shows_a_units_lost_seqs_and_the_fleets_total(client, seeded) -> None:
     seeded.touch_devices({}, {"ac-0-01": 4, "ac-2-05": 1})
     unit = client.get("/api/v1/devices/ac-0-01")
@@ -55,8 +46,8 @@ def test_the_api_shows_a_units_lost_seqs_and_the_fleets_total(client, seeded) ->
     missing = client.get("/api/v1/devices/no-such-unit")
     assert missing.status_code == 404 and "no-such-unit" in missing.json()["detail"]
     assert client.get("/api/v1/devices/changes").json() == {"items": []}  # still the changes
-    got = _samples(client.get("/metrics").text)
-    assert got["qloop_lost_seqs"] == 5 and got["qloop_devices_with_lost_seqs"] == 2
+    got = samples(client.get("/metrics").text)
+    assert got[("qloop_lost_seqs", ())] == 5 and got[("qloop_devices_with_lost_seqs", ())] == 2
 
 
 def test_a_units_view_needs_a_token(app, seeded) -> None:
