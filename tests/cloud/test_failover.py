@@ -185,6 +185,32 @@ def _checkpoints(engine, devices: set[str]) -> dict[str, tuple[bytes, float]]:
     return {d: (s, u) for d, s, u in rows if d in devices}
 
 
+def _replayed(path: Path) -> set[tuple]:
+    """The detector findings of a journal's whole stream through fresh detectors (no kill),
+    as (device, fault, ts, active): the reference a worker's findings are held to."""
+    journal = Journal.open_readonly(path)
+    registry = Registry()
+    for body in journal.births():
+        registry.apply_birth(protocol.decode_birth(body))
+    replayed = catch_up(journal, DetectorBank(), EventFindings(), list(registry))
+    journal.close()
+    return {
+        (f.device, f.fault, f.ts, f.active)
+        for f, _ in replayed.findings
+        if f.fault in DETECTOR_FAULTS
+    }
+
+
+def _stored_findings(engine, devices: set[str] | None = None) -> list[tuple]:
+    """The ticket database's detector findings (of ``devices``), as :func:`_replayed` has them."""
+    t = FindingRecord
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(t.device, t.fault, t.ts, t.active).where(t.fault.in_(DETECTOR_FAULTS))
+        ).all()
+    return [tuple(r) for r in rows if devices is None or r.device in devices]
+
+
 def _assert_no_duplicate_ticket(engine) -> list[Ticket]:
     with engine.connect() as conn:
         rows = conn.execute(
@@ -259,9 +285,11 @@ def test_a_killed_workers_partitions_move_to_a_new_worker(mosquitto, pg_url, tmp
     tickets = _assert_no_duplicate_ticket(engine)
     leak = [t for t in tickets if t.scope == "batch" and t.batch == "B-LEAK"]
     assert [t.fault for t in leak] == ["cooling_decline"]
-    with engine.connect() as conn:
-        findings = conn.execute(select(func.count()).select_from(FindingRecord)).scalar_one()
-    assert findings > 0
+    # worker b was never killed: its units' findings are exactly its journal's, each once
+    stayed = {b.device for b in births} - moved
+    got = _stored_findings(engine, stayed)
+    assert len(got) == len(set(got)) and set(got) == _replayed(rig.journal("b"))
+    assert _stored_findings(engine, moved), "the moved units' findings reached the database"
     engine.dispose()
 
 
@@ -293,25 +321,8 @@ def test_a_restarted_worker_leaves_exactly_the_replayed_findings(mosquitto, tmp_
     finally:
         rig.stop()
     assert "fed again" in rig.log("w2"), "the restart caught up from the journal"
-    # the reference: the journal's whole stream through fresh detectors, no kill
-    journal = Journal.open_readonly(rig.journal("w"))
-    registry = Registry()
-    for body in journal.births():
-        registry.apply_birth(protocol.decode_birth(body))
-    replayed = catch_up(journal, DetectorBank(), EventFindings(), list(registry))
-    journal.close()
-    expected = {
-        (f.device, f.fault, f.ts, f.active)
-        for f, _ in replayed.findings
-        if f.fault in DETECTOR_FAULTS
-    }
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                FindingRecord.device, FindingRecord.fault, FindingRecord.ts, FindingRecord.active
-            ).where(FindingRecord.fault.in_(DETECTOR_FAULTS))
-        ).all()
-    got = [tuple(r) for r in rows]
+    expected = _replayed(rig.journal("w"))
+    got = _stored_findings(engine)
     assert len(got) == len(set(got)), "a finding twice"
     assert any(f[1] == "cooling_decline" for f in expected)
     assert set(got) - expected == set(), "findings the journal's stream does not give (orphans)"
