@@ -11,6 +11,10 @@ first hears of it — at start for the devices in its journal, and on the device
 are retained, so a worker given new partitions receives them before their telemetry).
 
 A state is the detector bank's own pickle of the device's detectors; only workers write it.
+Checkpoints are per device, not per partition, so any split of the fleet can restore them. A
+worker writes them between micro-batches, after the findings of the batches before were handed
+to the ticket database, so a checkpoint is never ahead of it; at a restart the worker feeds its
+detectors what its journal holds past each device's checkpoint (``cloud/ingest/catch_up.py``).
 """
 
 from __future__ import annotations
