@@ -8,4 +8,7 @@ echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 echo "== pytest"
-exec .venv/bin/python -m pytest "$@"
+# One test process per core (pytest-xdist): every process starts its own throwaway PostgreSQL,
+# VictoriaMetrics and Mosquitto on free ports, so the processes share nothing but the machine.
+# Work-stealing keeps both cores busy to the end; QLOOP_TEST_PROCESSES=0 runs in one process.
+exec .venv/bin/python -m pytest -n "${QLOOP_TEST_PROCESSES:-auto}" --dist worksteal "$@"

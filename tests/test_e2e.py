@@ -72,7 +72,7 @@ class System:
                 str(tmp / "worker.ready"),
             ),
         ]
-        assert wait_port("127.0.0.1", self.port, 30), "API did not start"
+        assert wait_port("127.0.0.1", self.port, 120), "API did not start"
         # telemetry is not retained: the fleet starts once the worker's session exists
         wait_for((tmp / "worker.ready").exists, timeout=60, what="the worker's subscriptions")
 

@@ -83,7 +83,7 @@ def api(tmp_path: Path) -> Iterator[tuple[str, Path, Receiver]]:
         stderr=subprocess.STDOUT,
     )
     try:
-        assert wait_port("127.0.0.1", port, 30), (tmp_path / "api.log").read_text()
+        assert wait_port("127.0.0.1", port, 120), (tmp_path / "api.log").read_text()
         yield f"http://127.0.0.1:{port}/api/v1", db, receiver
     finally:
         proc.terminate()

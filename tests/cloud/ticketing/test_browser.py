@@ -254,7 +254,7 @@ def api_server(tmp_path):
         stderr=subprocess.STDOUT,
     )
     try:
-        assert wait_port("127.0.0.1", port, 30), (tmp_path / "api.log").read_text()
+        assert wait_port("127.0.0.1", port, 120), (tmp_path / "api.log").read_text()
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
