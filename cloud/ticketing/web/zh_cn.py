@@ -58,7 +58,7 @@ NAMES: dict[str, dict[str, str]] = {
     "measure_status": {
         "planned": "计划", "in_progress": "进行中", "done": "已完成", "cancelled": "已取消",
     },
-    "unit_state": {"active": "仍异常", "recovered": "已恢复"},
+    "unit_state": {"active": "仍异常", "recovered": "已恢复", "drifting": "漂移中"},
     "action": {
         "opened": "开单", "updated": "更新", "severity_raised": "升级", "recovered": "恢复",
         "absorbed": "并入批次", "merged": "合并", "verified": "验证通过",

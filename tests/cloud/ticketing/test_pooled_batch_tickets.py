@@ -4,10 +4,13 @@ tickets, takes the units' later alarms, and the same finding twice changes nothi
 
 from __future__ import annotations
 
+from fastapi.testclient import TestClient
+
 from cloud.anomaly.pooled import TEST, BatchFinding
 from cloud.ticketing.history import ChangeKind
 from cloud.ticketing.service import TicketService
 from tests import ticketing_support as support
+from tests.cloud.ticketing.conftest import ADMIN
 from tests.ticketing_support import (
     MODEL,
     NOW_TS,
@@ -97,3 +100,20 @@ def test_a_batch_with_no_registered_unit_opens_nothing(svc: TicketService) -> No
     register_fleet(svc)
     assert svc.record_batch_finding(pooled("B9", {"x-1": 9.0, "x-2": 8.0, "x-3": 7.0})) == []
     assert open_tickets(svc, scope="batch") == []
+
+
+def test_the_ticket_page_shows_the_drifting_units_and_the_test(app) -> None:
+    service: TicketService = app.state.service
+    register_fleet(service)
+    units = {dev_id(3, 0): 8.0, dev_id(3, 1): 7.0, dev_id(3, 2): 6.0}
+    service.record_batch_finding(pooled("B3", units))
+    [ticket] = open_tickets(service, scope="batch")
+
+    with TestClient(app, base_url="http://qloop.test") as browser:
+        signed = browser.post("/login", data={"token": ADMIN}, follow_redirects=False)
+        assert signed.status_code == 303
+        page = browser.get(f"/tickets/{ticket.id}")
+
+    assert page.status_code == 200 and f'id="ticket-id">{ticket.id}' in page.text
+    assert page.text.count('data-state="drifting"') == 3  # not "recovered": they never alarmed
+    assert 'data-stat="opened_by"' in page.text
