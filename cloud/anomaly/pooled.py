@@ -48,7 +48,9 @@ false-alarm rate is at most about ``alpha`` per fleet-day (for a fleet of 100 un
 is 0.1 per 1,000 device-days), inside the budget of 1 per 1,000 healthy device-days for any
 fleet of 10 units or more; the test is discrete and conditional, so below ``alpha`` in practice.
 The settings were chosen once, from the statistics above and the healthy spread of the shifts,
-not fitted to a scenario.
+not fitted to a scenario. Two guards: a fault with fewer than ``min_units`` units in the round
+(10) has no robust median and MAD, so no round for it; the MAD is floored at ``scale_floor``
+(0.02 of a window's spread, far below any fleet's) so that identical shifts do not divide by 0.
 
 What it returns: a :class:`BatchFinding` when a batch starts to stand out, and again when a
 unit not named before is beyond the level (stronger evidence); nothing while it stands out as
