@@ -39,10 +39,12 @@ class SafetyRule:
     instantaneous level ``limit * instant_factor``, as motor protection blocks its overcurrent
     element during a start. The start happened between the last reading with the field off and
     the first with it on; the blanking counts from the latter, so it covers at least ``blank_s``
-    of the motor's real time since the start, and that first reading is always blanked (at a
-    coarse sampling period it may have been taken within a second of the start). A current still
-    above the limit when the blanking ends (a stalled rotor, a real overload) trips at the next
-    reading; one that is above ``limit * instant_factor`` trips at once, blanked or not.
+    of the motor's real time since the start, and with any ``blank_s`` that first reading is
+    blanked (at a coarse sampling period it may have been taken within a second of the start). A
+    current still above the limit when the blanking ends (a stalled rotor, a real overload) trips
+    at the first reading after it; one above ``limit * instant_factor`` trips at once, blanked or
+    not. A device without the ``start_field`` among its fields has nothing to blank: every
+    reading is judged against ``limit``.
     """
 
     kind: str
