@@ -38,7 +38,7 @@ from cloud.ticketing.measures import (
     as_dict,
     figures,
 )
-from cloud.ticketing.models import Measure, SlaEscalation, Ticket
+from cloud.ticketing.models import ROW_ID_MAX, Measure, SlaEscalation, Ticket
 from cloud.ticketing.outbox import enqueue, iso_z, ticket_payload
 from cloud.ticketing.policy import TicketPolicy
 from cloud.ticketing.queries import detail
@@ -104,7 +104,7 @@ def update_measure(
     now = ctx.now()
     with ctx.sessions.begin() as s:
         t = lock_ticket(s, ticket_id)
-        m = s.get(Measure, measure_id)
+        m = s.get(Measure, measure_id) if 0 < measure_id <= ROW_ID_MAX else None
         if m is None or m.ticket_id != t.id:
             raise TicketNotFound(f"{ticket_id} measure {measure_id}")
         if status not in MOVES[m.status]:

@@ -73,6 +73,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+ROW_ID_MAX = 2**31 - 1  # the largest integer key a row can have (PostgreSQL INTEGER)
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
 

@@ -139,6 +139,10 @@ def test_measures_and_cause_over_http(client: TestClient) -> None:
         ).status_code
         == 404
     )  # noqa: E501
+    past_any_key = client.patch(
+        f"/api/v1/tickets/{tid}/measures/{2**63}", json={"status": "done", "record": "x"}
+    )
+    assert past_any_key.status_code == 404  # not a 500 from the database's integer bind
     cause = {"five_why": ["dent", "thin sheet"], "fishbone": {"material": ["0.5 mm sheet"]}}
     r = client.put(f"/api/v1/tickets/{tid}/cause", json=cause)
     assert r.status_code == 200 and r.json()["cause_analysis"]["fishbone"] == cause["fishbone"]

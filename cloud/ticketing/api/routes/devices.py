@@ -22,8 +22,7 @@ from cloud.ticketing.api.refusals import answering
 from cloud.ticketing.api.refusals import documented as _error
 from cloud.ticketing.device_view import device_view
 from cloud.ticketing.identity import ChangeNotFound
-
-_MAX_ROW_ID = 2**31 - 1  # an INTEGER key in PostgreSQL: a larger id is a 422, not a 500
+from cloud.ticketing.models import ROW_ID_MAX
 
 router = APIRouter(
     prefix="/devices",
@@ -54,7 +53,7 @@ def list_changes(
     },
 )
 def decide_change(
-    change_id: Annotated[int, Path(ge=1, le=_MAX_ROW_ID)],
+    change_id: Annotated[int, Path(ge=1, le=ROW_ID_MAX)],
     body: DeviceChangeDecide,
     service: ServiceDep,
     user: Engineer,
