@@ -55,7 +55,7 @@ not fitted to a scenario. Two guards: a fault with fewer than ``min_units`` unit
 What it returns: a :class:`BatchFinding` when a batch starts to stand out, and again when a
 unit not named before is beyond the level (stronger evidence); nothing while it stands out as
 before, or after a round or a few below ``alpha`` (what it named is forgotten after a day
-without standing out). Ticketing makes it a batch ticket (``cloud/ticketing/pooled_batches.py``).
+without standing out). Ticketing makes it a batch ticket (``cloud/ticketing/batch_findings.py``).
 
 With several workers each sees the units of its own partitions: a batch's units are spread over
 partitions by device, so each worker tests a random part of every batch (valid, less power).
