@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from contract.errors import QloopError
-from qloop.settings import Settings, SettingsError, env_name, load, read_config_file
+from qloop.loading import load, read_config_file
+from qloop.settings import Settings, SettingsError, env_name
 from qloop.tools import ToolMissing, import_tool
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ log = logging.getLogger("qloop")
 def _add(parser: argparse.ArgumentParser, *names: str, **flags: str) -> None:
     """Options of :class:`~qloop.settings.Settings` on ``parser``: ``--influx-url`` for
     ``influx_url``, help from the table with the variable and the default. Only what is given
-    on the command line lands in the namespace; :func:`qloop.settings.load` adds the rest."""
+    on the command line lands in the namespace; :func:`qloop.loading.load` adds the rest."""
     for name in names:
         field = Settings.model_fields[name]
         default = field.default

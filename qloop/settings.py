@@ -1,11 +1,8 @@
-"""Every option of the ``qloop`` command, in one table with one default each, and its loader.
+"""Every option of the ``qloop`` command, in one table with one default each.
 
-An option's value comes from, in order of precedence: the command line (``--influx-url``), the
-environment (``QLOOP_INFLUX_URL``), a TOML config file given with ``--config-file`` (or
-``QLOOP_CONFIG_FILE``; top-level keys, overridden by a table named after the command such as
-``[cloud]`` or ``[api]``), and the default in :class:`Settings`. Every command loads its options
-the same way (:func:`load`), and the values are validated by the same model, so ``alpha = 2`` is
-refused alike from the file, the environment or the command line.
+Where a value comes from (command line, environment, config file, default) is
+:mod:`qloop.loading`'s job; the values are validated by this one model whatever their source, so
+``alpha = 2`` is refused alike from the file, the environment or the command line.
 
 The lower layers take plain configuration objects built here (:meth:`Settings.ticket_policy`,
 :meth:`Settings.worker`, :meth:`Settings.api`): they never read the environment themselves.
@@ -15,14 +12,11 @@ The defaults of the ticket policy and the SLA clocks are the policy's own
 
 from __future__ import annotations
 
-import os
-import tomllib
-from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from cloud.anomaly.clock import ClockCheck
 from cloud.ticketing.escalation import parse_recipients
@@ -38,9 +32,16 @@ if TYPE_CHECKING:
     from cloud.ticketing.escalation import Notifier
     from cloud.worker import WorkerSettings
 
-ENV_PREFIX = "QLOOP_"
 _POLICY = TicketPolicy()
 _SLA = SlaPolicy()
+
+
+ENV_PREFIX = "QLOOP_"
+
+
+def env_name(option: str) -> str:
+    """``influx_url`` → ``QLOOP_INFLUX_URL``."""
+    return ENV_PREFIX + option.upper()
 
 
 class SettingsError(QloopError, ValueError):
@@ -459,68 +460,3 @@ class Settings(BaseModel):
             clock_tolerance_s=self.clock_tolerance_s,
             checkpoint_every_s=self.checkpoint_every_s,
         )
-
-
-def env_name(option: str) -> str:
-    """``influx_url`` → ``QLOOP_INFLUX_URL``."""
-    return ENV_PREFIX + option.upper()
-
-
-def read_config_file(path: str | Path | None) -> dict[str, Any]:
-    """The TOML config file's document (empty without one)."""
-    if not path:
-        return {}
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise SettingsError(f"cannot read config file {path}: {e}") from None
-
-
-def load(
-    command: str,
-    given: Mapping[str, Any] | None = None,
-    *,
-    config: Mapping[str, Any] | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> Settings:
-    """The settings of ``command`` (its config-file table's name): ``given`` (the options on
-    the command line) over the environment, over the config file, over the defaults."""
-    environ = os.environ if environ is None else environ
-    config = config or {}
-    table = config.get(command, {})
-    if not isinstance(table, Mapping):
-        raise SettingsError(f"config file: [{command}] must be a table")
-    layers: list[tuple[str, Mapping[str, Any]]] = [
-        ("config file", {k: v for k, v in config.items() if not isinstance(v, Mapping)}),
-        (f"config file [{command}]", table),
-        (
-            "environment",
-            {
-                name: environ[env_name(name)]
-                for name in Settings.model_fields
-                if env_name(name) in environ
-            },
-        ),
-        ("command line", dict(given or {})),
-    ]
-    values: dict[str, Any] = {}
-    source: dict[str, str] = {}
-    for where, layer in layers:
-        for name, value in layer.items():
-            if name not in Settings.model_fields:
-                if where.startswith("config file"):
-                    raise SettingsError(f"{where}: unknown option {name!r}")
-                continue
-            values[name], source[name] = value, where
-    try:
-        return Settings(**values)
-    except ValidationError as e:
-        first = e.errors()[0]
-        name = str(first["loc"][0]) if first["loc"] else "?"
-        where = source.get(name, "default")
-        flag = "--" + name.replace("_", "-")
-        raise SettingsError(
-            f"{flag} ({env_name(name)}) from the {where}: {first['msg']}"
-            f" (got {str(values.get(name))[:80]!r})"
-        ) from None

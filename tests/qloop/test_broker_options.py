@@ -12,7 +12,8 @@ import pytest
 
 from qloop import cli
 from qloop.broker import free_port
-from qloop.settings import SettingsError, load
+from qloop.loading import load
+from qloop.settings import SettingsError
 
 
 def _qloop(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

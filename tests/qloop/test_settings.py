@@ -10,7 +10,8 @@ import pytest
 
 from cloud.ticketing.policy import TicketPolicy
 from qloop import cli
-from qloop.settings import Settings, SettingsError, load, read_config_file
+from qloop.loading import load, read_config_file
+from qloop.settings import Settings, SettingsError
 
 
 def test_command_line_over_environment_over_config_file_over_default():

@@ -32,7 +32,8 @@ from cloud.ticketing.policy import TicketPolicy
 from cloud.ticketing.service import TicketService
 from qloop import cli
 from qloop.broker import free_port
-from qloop.settings import Settings, SettingsError, load
+from qloop.loading import load
+from qloop.settings import Settings, SettingsError
 from tests import ticketing_support as support
 from tests.ticketing_support import Clock, dev_id, open_tickets, register_fleet
 

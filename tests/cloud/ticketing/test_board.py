@@ -23,7 +23,8 @@ from cloud.ticketing.reports import monthly_report
 from cloud.ticketing.service import TicketService
 from cloud.ticketing.sla import SlaPolicy
 from cloud.ticketing.targets import DEFAULTS, IsoWeek, Targets, TargetsError, complete_weeks
-from qloop.settings import SettingsError, load
+from qloop.loading import load
+from qloop.settings import SettingsError
 from tests import ticketing_support as support
 from tests.ticketing_support import Clock, Inbox, run_together
 

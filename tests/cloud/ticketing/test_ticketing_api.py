@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from cloud.anomaly.base import Finding
 from cloud.ticketing.app import create_app
 from cloud.ticketing.service import TicketService
-from qloop.settings import load
+from qloop.loading import load
 from tests.cloud.ticketing.conftest import T0
 
 TICKET_KEYS = {
