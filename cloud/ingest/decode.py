@@ -21,7 +21,7 @@ speed (``tests/cloud/ingest/test_decode.py`` compares the two on random and malf
 
 Why simdjson (pysimdjson): orjson parses only into Python objects, and numpy's text parsers
 read more than JSON (``nan``, leading zeros, a bare ``.5``), so the text would need checking
-again; simdjson validates the JSON and fills the float buffer in one pass.
+again; simdjson validates the JSON and converts each number once, into the float buffer.
 """
 
 from __future__ import annotations
