@@ -27,6 +27,7 @@ from cloud.store.journal import Journal, JournalError
 from qloop.broker import free_port, start_broker, wait_port
 from qloop.demo_complaints import file_complaints
 from qloop.demo_loop import Api, print_board, print_report, work_complaint
+from qloop.demo_ops import print_operations
 
 
 def _spawn(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
@@ -108,6 +109,7 @@ def run_demo(
     journal = run_dir / "journal.db"
     ready = run_dir / "worker.ready"
     children: list[subprocess.Popen] = []
+    metrics_port = free_port()
     broker = start_broker(run_dir / "broker", port=broker_port)
     print(f"qloop demo: {broker.kind} broker on {broker.address}; logs in {run_dir}", flush=True)
     try:
@@ -135,6 +137,8 @@ def run_demo(
                     "qloop-demo-worker",
                     "--ready-file",
                     str(ready),
+                    "--metrics-port",
+                    str(metrics_port),
                 ],
                 run_dir / "worker.log",
                 env,
@@ -178,9 +182,11 @@ def run_demo(
                 f"  (and {len(tickets) - len(live)} closed, e.g. device tickets merged into "
                 "their batch ticket once the batch stood out)"
             )
+        api = Api(base, token)
+        batch = next((t for t in live if t["scope"] == "batch"), None)
+        print_operations(api, f"http://127.0.0.1:{metrics_port}/metrics", batch)
         truth = json.loads((run_dir / "truth.json").read_text())["faults"]
         answers = file_complaints(base, token, scenario, truth)
-        api = Api(base, token)
         dealer = answers.get("dealer")
         if dealer is not None and dealer.status == 201:
             work_complaint(api, dealer.body["id"])

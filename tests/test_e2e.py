@@ -331,6 +331,11 @@ def test_demo_command_ends_with_a_batch_ticket(tmp_path):
     assert batch_lines and all("B20240517" in ln for ln in batch_lines), out.stdout
     assert "cooling_decline" in batch_lines[0]
     assert "Token: demo-token" in out.stdout and "curl" in out.stdout
+    # the operator's check: the worker's own counters say the fleet's data all came in
+    nothing_lost = r"([\d,]+) readings, 0 duplicates, 0 dead letters, 0 lost seqs"
+    counters = re.search(nothing_lost, out.stdout)
+    assert counters and int(counters.group(1).replace(",", "")) > 0, out.stdout
+    assert f"{batch_lines[0].split()[0]} was opened by" in out.stdout
     people = out.stdout.split("complaints from people arrive on several channels:")[1]
     hotline = people.split("ecommerce")[0]
     assert "opened PF" in hotline and "performance/cooling_decline" in hotline

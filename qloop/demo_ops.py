@@ -1,0 +1,63 @@
+"""What an operator would check in ``qloop demo``: which test opened the batch ticket, and that
+the worker lost nothing on the way.
+
+After the fleet's data is in, the demo reads the worker's own counters from its Prometheus
+endpoint (``qloop cloud run --metrics-port``): messages and readings taken in, duplicates, dead
+letters by reason and lost seqs — "nothing lost" is a figure to read, not an assumption. Then one
+unit of the batch ticket as ``GET /api/v1/devices/{device}`` shows it: its batch, its active
+faults and its own lost seqs.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from collections import defaultdict
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from qloop.demo_loop import Api
+
+
+def scrape(url: str) -> dict[str, float]:
+    """Every sample of a Prometheus endpoint, summed over its labels: ``{name: value}``."""
+    with urllib.request.urlopen(url, timeout=10) as r:
+        body = r.read().decode()
+    totals: dict[str, float] = defaultdict(float)
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            totals[sample.name] += sample.value
+    return dict(totals)
+
+
+def _opened_by(ticket: dict[str, Any]) -> str:
+    test = str((ticket.get("evidence") or {}).get("opened_by") or "")
+    if test.startswith("pooled"):
+        return "the pooled test: its units drifting together, before each alarmed alone"
+    return "the count of units whose own detector alarmed" if test else "—"
+
+
+def print_operations(api: Api, metrics_url: str, batch_ticket: dict[str, Any] | None) -> None:
+    """The worker's counters, how the batch ticket opened, and one of its units."""
+    m = scrape(metrics_url)
+    print(f"\nqloop demo: the worker's own counters ({metrics_url}):")
+    print(
+        f"    {m.get('qloop_worker_messages_total', 0):,.0f} messages,"
+        f" {m.get('qloop_worker_readings_total', 0):,.0f} readings,"
+        f" {m.get('qloop_worker_duplicates_total', 0):,.0f} duplicates,"
+        f" {m.get('qloop_worker_dead_letters_total', 0):,.0f} dead letters,"
+        f" {m.get('qloop_worker_lost_seqs', 0):,.0f} lost seqs"
+        f" ({m.get('qloop_worker_devices_with_lost_seqs', 0):,.0f} units)"
+    )
+    if batch_ticket is None:
+        return
+    detail = api.call("GET", f"/tickets/{batch_ticket['id']}")
+    print(f"    {detail['id']} was opened by {_opened_by(detail)}")
+    units = [u["device"] for u in detail["evidence"].get("devices", []) if "device" in u]
+    if units:
+        unit = api.call("GET", f"/devices/{units[0]}")
+        faults = ", ".join(f["fault"] for f in unit.get("active_faults", [])) or "none active"
+        print(
+            f"    one of its units, GET /api/v1/devices/{unit['device']}: batch {unit['batch']},"
+            f" {faults}, {unit.get('lost_seqs', 0)} lost seqs"
+        )
