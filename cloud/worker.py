@@ -15,6 +15,12 @@ the findings it had handed on, which the ticket database takes once (``intake.py
 whose messages were never journaled were never handed on, and come again with the broker's
 redelivery.
 
+With shared checkpoints (``checkpoint_db``, for partitions that move between hosts) a message
+is acknowledged only once a checkpoint covers it (a checkpoint is written when ``ack_window``
+messages wait, when the worker is idle, and every ``checkpoint_every_s``): a worker on another
+host that takes the partitions over restores the checkpoints and receives from the broker
+exactly the messages they have not seen, so it too re-derives the same findings.
+
 Stopping (SIGTERM, ``qloop cloud run``) drains: paho's thread hands over nothing more (what
 arrives is not acknowledged, so the broker sends it again to the next session), what is queued
 is processed, journaled and acknowledged while still connected, detector state is checkpointed,
@@ -78,6 +84,9 @@ class WorkerSettings:
     clock_tolerance_s: float | None = None  # None: the clock check's own default
     batch_size: int = 500
     batch_wait_s: float = 0.05
+    # with checkpoint_db: messages held unacknowledged until a checkpoint covers them at most
+    # (below the broker's max_inflight_messages, 1000 in the shipped configurations)
+    ack_window: int = 800
     checkpoint_every_s: float = 30.0
     stats_every_s: float = 60.0  # how often the worker logs its counters
     snapshot_every_s: float = 1.0  # how often it hands its counters to ``on_snapshot``
@@ -116,6 +125,8 @@ class Worker:
         self._found: deque[tuple[Finding, DeviceInfo]] = deque()
         self._lost_handed: dict[str, int] = {}  # lost-seq counts the ticket database has
         self._acked = self._checkpoint_writes = 0
+        # with shared checkpoints, processed messages wait here for a checkpoint to cover them
+        self._unacked: list[InboundMessage] = []
         # lost seqs as last counted: (seqs, devices, when to count again at the earliest)
         self._lost_counted: tuple[int, int, float] | None = None
         self._draining = threading.Event()  # set: paho's thread hands over nothing more
@@ -278,13 +289,26 @@ class Worker:
             return False
         return True
 
-    def checkpoint(self) -> None:
+    def _save_states(self) -> None:
+        """Checkpoint the devices whose state changed, then acknowledge what waited for it."""
         self._hand_on()  # a checkpoint never gets ahead of the findings handed on
-        now = self.clock()
         bank = self.ingestor.detectors
         states = ((d, bank.snapshot(d)) for d in bank.dirty())
-        self.checkpoints.save_checkpoints(((d, s) for d, s in states if s is not None), now)
+        self.checkpoints.save_checkpoints(
+            ((d, s) for d, s in states if s is not None), self.clock()
+        )
         self._checkpoint_writes += 1
+        self.journal.commit()
+        self._ack(self._unacked)
+        self._unacked = []
+
+    def _ack(self, messages: list[InboundMessage]) -> None:
+        for msg in messages:
+            self.link.ack(msg)
+        self._acked += len(messages)
+
+    def checkpoint(self) -> None:
+        self._save_states()
         if self.tickets is not None:
             lost = self._lost_changes()
             # event time moves on for every unit: fix verification windows can run out
@@ -304,6 +328,8 @@ class Worker:
         try:
             first = self._queue.get(timeout=timeout)
         except queue.Empty:
+            if self._unacked:  # idle: nothing to wait for before acknowledging
+                self._save_states()
             return 0
         batch = [first]
         deadline = time.monotonic() + self.settings.batch_wait_s
@@ -341,9 +367,14 @@ class Worker:
         self._hand_on()
         if self.influx is not None:
             self.influx.flush()
-        for msg in batch:
-            self.link.ack(msg)
-        self._acked += len(batch)
+        if self.settings.checkpoint_db:
+            # another host may take these partitions over from the shared checkpoints: the
+            # broker keeps, for the next owner, every message the checkpoints have not seen
+            self._unacked += batch
+            if len(self._unacked) >= self.settings.ack_window:
+                self._save_states()
+        else:  # a restart here catches up from this journal (cloud/ingest/catch_up.py)
+            self._ack(batch)
         return len(batch)
 
     def _lost_changes(self) -> dict[str, int]:

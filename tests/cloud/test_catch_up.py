@@ -4,7 +4,9 @@ once. In-process, against a real Mosquitto; the real-process failover is ``test_
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
+import time
 
 from sqlalchemy import select
 
@@ -22,6 +24,14 @@ from contract.protocol import Event, Telemetry
 from tests.cloud.test_worker import _aircon_blocks, _judged, _settings, publisher, send
 
 
+def _process_until(worker: Worker, done, what: str, timeout: float = 30.0) -> None:
+    """Run the worker's batches on this thread until ``done()``; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        worker.process_batch(timeout=0.2)
+
+
 def _killed_after(broker, settings, messages, ac) -> list[Finding]:
     """Run a worker over ``messages`` and leave it as a SIGKILL would: journaled and
     acknowledged, but no checkpoint written; the findings it handed on."""
@@ -33,8 +43,11 @@ def _killed_after(broker, settings, messages, ac) -> list[Finding]:
     with publisher(broker) as link:
         send(link, ac, retain=True)
         send(link, *messages)
-        while not _judged(worker, last) or worker.ingestor.stats.events == 0:
-            worker.process_batch(timeout=0.2)
+        _process_until(
+            worker,
+            lambda: _judged(worker, last) and worker.ingestor.stats.events == 1,
+            "the messages judged",
+        )
     worker.link.close()  # and no close(): the checkpoint it would write is never written
     worker.journal.close()
     return found
@@ -112,3 +125,51 @@ def test_a_device_whose_checkpoint_is_discarded_relearns_rather_than_replays(tmp
         assert ac.device not in worker.ingestor.detectors
     finally:
         worker.journal.close()
+
+
+def test_a_worker_on_another_host_gets_what_the_shared_checkpoints_have_not_seen(
+    mosquitto, tmp_path
+):
+    """With shared checkpoints a message is acknowledged once a checkpoint covers it: a worker
+    on another host (its own journal) that takes the partitions over restores the checkpoints,
+    receives from the broker what they have not seen, and re-derives the same findings."""
+    shared = f"sqlite:///{tmp_path / 'shared.db'}"
+    old = _settings(mosquitto, tmp_path, "old", db_url=shared, checkpoint_db=shared)
+    ac, blocks = _aircon_blocks(46)
+    frozen = [
+        Telemetry(b.device, b.seq, b.fields, tuple((*r[:3], 15.5, *r[4:]) for r in b.rows))
+        if b.seq >= 38
+        else b
+        for b in blocks
+    ]
+    found: list[Finding] = []
+    worker = Worker(old, on_finding=lambda f, _: found.append(f))
+    worker.start()
+    assert worker.link.wait_connected(10)
+    with publisher(mosquitto) as link:
+        send(link, ac, retain=True)
+        send(link, *frozen[:36])
+        _process_until(worker, lambda: _judged(worker, frozen[35]), "36 h judged")
+        worker.checkpoint()  # learned, checkpointed, acknowledged
+        send(link, *frozen[36:])
+        _process_until(worker, lambda: _judged(worker, frozen[-1]), "46 h judged")
+    assert {f.fault for f in found} == {"sensor_stuck"}
+    worker.link.close()  # the host is gone: no close(), its journal is never seen again
+    worker.journal.close()
+    new = dataclasses.replace(old, journal_path=str(tmp_path / "new-host.db"))
+    worker = Worker(new)
+    worker.start()
+    try:
+        assert worker.link.wait_connected(10)
+        # the broker's redelivery brings what the checkpoint has not seen
+        _process_until(worker, lambda: _judged(worker, frozen[-1]), "the redelivered hours")
+        detectors = worker.ingestor.detectors.detectors(ac.device)
+        assert not detectors[0].learning, "resumed from the shared checkpoint"
+        worker._hand_on()
+        with worker.tickets.engine.connect() as conn:
+            rows = conn.execute(
+                select(FindingRecord.fault, FindingRecord.ts, FindingRecord.active)
+            ).all()
+    finally:
+        worker.close()
+    assert sorted(rows) == sorted((f.fault, f.ts, f.active) for f in found), "the same, once"
