@@ -17,8 +17,9 @@ again (the event findings' hour window is not checkpointed, so a replayed event 
 finding the first run held back; it is a real event of the unit either way).
 
 A worker that takes over another host's partitions has no journal of their past: it restores
-the shared checkpoints (``--checkpoint-db``) and goes on from there; the messages the old
-worker acknowledged after its last checkpoint are in the old worker's journal only.
+the shared checkpoints (``--checkpoint-db``), and since a worker with shared checkpoints
+acknowledges a message only once a checkpoint covers it (``cloud/worker.py``), the broker
+redelivers to it everything those checkpoints have not seen.
 """
 
 from __future__ import annotations
