@@ -43,6 +43,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from sqlalchemy.exc import OperationalError
+
 from cloud.anomaly.bank import DetectorBank
 from cloud.anomaly.base import Finding
 from cloud.anomaly.clock import ClockCheck
@@ -56,9 +58,15 @@ from cloud.store.dead_letters import CountingJournal
 from cloud.ticketing.policy import TicketPolicy
 from contract import protocol
 from contract.clock import utcnow
+from contract.errors import QloopError
 from contract.mqtt import BrokerAddress, InboundMessage, MqttLink
 
 log = logging.getLogger(__name__)
+
+
+class DatabaseUnavailable(QloopError):
+    """The ticket (or shared checkpoint) database stopped answering: the worker stops, with
+    what it could not hand on unacknowledged, so its restart gets those messages again."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +138,7 @@ class Worker:
         # lost seqs as last counted: (seqs, devices, when to count again at the earliest)
         self._lost_counted: tuple[int, int, float] | None = None
         self._draining = threading.Event()  # set: paho's thread hands over nothing more
+        self._unavailable = False  # the ticket or checkpoint database stopped answering
         Path(settings.journal_path).parent.mkdir(parents=True, exist_ok=True)
         self.journal = CountingJournal(settings.journal_path)
         self.checkpoints: CheckpointStore = self.journal
@@ -447,24 +456,36 @@ class Worker:
 
     def run(self, duration_s: float | None = None) -> None:
         self.start()
-        started = last_cp = last_stats = last_snapshot = time.monotonic()
+        started = time.monotonic()
         try:
-            while not self._stop.is_set():
-                self.process_batch(timeout=0.2)
-                now = time.monotonic()
-                if self._on_snapshot and now - last_snapshot >= self.settings.snapshot_every_s:
-                    self._on_snapshot(self.snapshot())
-                    last_snapshot = now
-                if now - last_cp >= self.settings.checkpoint_every_s:
-                    self.checkpoint()
-                    last_cp = now
-                if now - last_stats >= self.settings.stats_every_s:
-                    log.info("worker %s: %s", self.link.client_id, self.stats())
-                    last_stats = now
-                if duration_s is not None and now - started >= duration_s:
-                    break
+            self._run(started, duration_s)
+        except OperationalError as e:
+            self._unavailable = True
+            reason = str(e.orig if e.orig is not None else e).strip().splitlines()[0]
+            raise DatabaseUnavailable(
+                f"the ticket database (or the checkpoint database) stopped answering: {reason};"
+                " the worker stops without acknowledging what it could not hand on: restart it"
+                " when the database is back (the broker keeps those messages for it)"
+            ) from None
         finally:
             self.close()
+
+    def _run(self, started: float, duration_s: float | None) -> None:
+        last_cp = last_stats = last_snapshot = started
+        while not self._stop.is_set():
+            self.process_batch(timeout=0.2)
+            now = time.monotonic()
+            if self._on_snapshot and now - last_snapshot >= self.settings.snapshot_every_s:
+                self._on_snapshot(self.snapshot())
+                last_snapshot = now
+            if now - last_cp >= self.settings.checkpoint_every_s:
+                self.checkpoint()
+                last_cp = now
+            if now - last_stats >= self.settings.stats_every_s:
+                log.info("worker %s: %s", self.link.client_id, self.stats())
+                last_stats = now
+            if duration_s is not None and now - started >= duration_s:
+                break
 
     def stop(self) -> None:
         self._stop.set()
@@ -472,10 +493,11 @@ class Worker:
     def close(self) -> None:
         """Drain (see the module docstring), then disconnect and close the stores."""
         self._draining.set()
-        log.info("stopping: draining %d queued messages", self._queue.qsize())
-        while self.process_batch(timeout=0.0):  # journaled and acknowledged, still connected
-            pass
-        self.checkpoint()
+        if not self._unavailable:  # nothing more can be handed on: what is queued comes again
+            log.info("stopping: draining %d queued messages", self._queue.qsize())
+            while self.process_batch(timeout=0.0):  # journaled and acknowledged, still connected
+                pass
+            self.checkpoint()
         if self.influx is not None:
             self.influx.close()
         self.link.close()

@@ -25,7 +25,7 @@ from benchmarks.common import collect_publishers, publish_in_processes, spawn_ql
 from benchmarks.ingest import journal_count, make_traffic, split
 from contract import protocol
 from contract.mqtt import BrokerAddress, MqttLink
-from contract.protocol import Birth, Telemetry
+from contract.protocol import Birth, Event, Telemetry
 from tests.helpers import wait_for
 from tests.scrape import get, samples
 
@@ -221,3 +221,67 @@ def test_a_metrics_port_in_use_is_one_line(tmp_path) -> None:
     assert done.returncode != 0
     err = done.stderr.strip().splitlines()
     assert len(err) == 1 and f"--metrics-port {port}" in err[0] and "Traceback" not in done.stderr
+
+
+def _ticket_database(url: str, *, open_: bool) -> None:
+    """Open or close the test's PostgreSQL database to new connections (closing also ends the
+    worker's open ones): the ticket database going away and coming back."""
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    admin = url.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(open_).lower()}')
+        if not open_:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+
+
+def test_a_ticket_database_outage_stops_the_worker_in_one_line_and_loses_no_finding(
+    mosquitto, tmp_path, pg_url
+) -> None:
+    """The ticket database stops answering while a safety event comes in: the worker stops with
+    one line that says so (exit 1, no traceback) and does not acknowledge the event; restarted
+    once the database is back, it gets the event again and the finding is stored."""
+    import sqlalchemy as sa
+
+    worker = _worker(mosquitto, tmp_path, "outage-test", None, "--db", pg_url)
+    engine = sa.create_engine(pg_url)
+    try:
+        t0 = time.time() - 86_400
+        birth = Birth("ac-outage-1", "air_conditioner", "KFR-35GW", "B1", "SN1", "1.0", 10.0, t0)
+        _publish(mosquitto, [(protocol.topic(birth.device, "birth"), protocol.encode(birth), True)])
+
+        def registered() -> bool:
+            with engine.connect() as c:
+                return bool(c.execute(sa.text("SELECT count(*) FROM devices")).scalar())
+
+        wait_for(registered, 60, "the unit registered")
+        engine.dispose()
+        _ticket_database(pg_url, open_=False)
+        event = Event(birth.device, 1, t0 + 60, "overcurrent", 14.0, 10.0)
+        sent = protocol.topic(birth.device, "event"), protocol.encode(event), False
+        _publish(mosquitto, [sent])
+        assert worker.wait(120) == 1
+        log = (tmp_path / "worker.log").read_text()
+        assert "Traceback" not in log, log
+        last = log.strip().splitlines()[-1]
+        assert "ticket database" in last and "restart" in last, log
+        _ticket_database(pg_url, open_=True)
+        worker = _worker(mosquitto, tmp_path, "outage-test", None, "--db", pg_url)
+
+        def stored() -> int:
+            with engine.connect() as c:
+                return c.execute(
+                    sa.text("SELECT count(*) FROM findings WHERE fault = 'overcurrent'")
+                ).scalar()
+
+        wait_for(stored, 60, "the finding stored after the restart")
+        assert stored() == 1
+    finally:
+        _ticket_database(pg_url, open_=True)
+        if worker.poll() is None:
+            _stop(worker, tmp_path)
+        engine.dispose()
