@@ -219,6 +219,31 @@ class Worker:
                 last_seen_ts=info.last_ts if info.last_ts is not None else born,
             )
         )
+        self._keep_identities([info.device])
+
+    def _keep_identities(self, devices: Sequence[str] | None = None) -> None:
+        """A birth that announced another product, model or batch than the unit has waits for a
+        person in the ticket database (``cloud/ticketing/identity.py``): until it is accepted the
+        worker too keeps the recorded identity, which tags the unit's points and places it in
+        the pooled batch test. An accepted change takes effect at the unit's next birth (or the
+        worker's next start)."""
+        if self.tickets is None:
+            return
+        registry = self.ingestor.registry
+        if devices is None:
+            devices = [i.device for i in registry if i.born]
+        for device, recorded in self.tickets.device_identities(devices).items():
+            info = registry.get(device)
+            announced = (info.product, info.model, info.batch)
+            if announced != recorded:
+                info.product, info.model, info.batch = recorded
+                log.warning(
+                    "%s announced %s; it stays %s until a person accepts the change"
+                    " (/api/v1/devices/changes)",
+                    device,
+                    "/".join(announced),
+                    "/".join(recorded),
+                )
 
     def _finding(self, f: Finding, info: DeviceInfo) -> None:
         self._findings_by_fault[f.fault] += 1
@@ -451,6 +476,7 @@ class Worker:
         return None
 
     def start(self) -> None:
+        self._keep_identities()
         self._restore()
         self.link.start()
 

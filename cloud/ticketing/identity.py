@@ -12,6 +12,7 @@ update; the serial is not what batches are judged by).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -37,6 +38,22 @@ class ChangeNotFound(QloopError, LookupError):
 def identity_of(thing: Any) -> dict[str, str]:
     """The identity fields of a device row or a birth record."""
     return {f: getattr(thing, f) for f in IDENTITY}
+
+
+def identities(
+    ctx: Context, devices: Iterable[str] | None = None
+) -> dict[str, tuple[str, str, str]]:
+    """The recorded (product, model, batch) of ``devices`` (every unit when None), which a unit's
+    own birth does not change while an announced change waits for a person: the worker tags
+    and groups the unit's data by this, not by what it announced."""
+    query = select(Device.device, Device.product, Device.model, Device.batch)
+    wanted = None if devices is None else set(devices)
+    if wanted is not None:
+        if not wanted:
+            return {}
+        query = query.where(Device.device.in_(wanted))
+    with ctx.sessions() as s:
+        return {d: (p, m, b) for d, p, m, b in s.execute(query)}
 
 
 def hold(

@@ -111,6 +111,7 @@ class TicketService:
     # devices and findings in, tickets opened and updated
     register_device = _forward(intake.register_device)
     touch_devices = _forward(intake.touch_devices)
+    device_identities = _forward(identity.identities)
     record_finding = _forward(intake.record_finding)
     record_batch_finding = _forward(batch_findings.record_batch_finding)  # the pooled test's
     identity_changes = _forward(identity.identity_changes)  # births announcing another batch

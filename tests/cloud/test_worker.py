@@ -294,3 +294,41 @@ def test_a_checkpoint_in_another_format_is_discarded_not_fatal(tmp_path):
         assert "ac-9" not in worker.ingestor.detectors
     finally:
         worker.journal.close()
+
+
+def test_a_birth_announcing_another_batch_does_not_move_the_unit_in_the_worker(
+    mosquitto, tmp_path, caplog
+):
+    """The ticket database holds an announced identity for a person (issue 16); the worker
+    keeps the recorded one too — in its registry (InfluxDB tags, the pooled batch test) — also
+    after a restart, and takes an accepted change at the unit's next birth."""
+    from cloud.ticketing.db import make_engine
+    from cloud.ticketing.service import TicketService
+    from contract.clock import utcnow
+
+    db = f"sqlite:///{tmp_path / 'tickets.db'}"
+    settings = _settings(mosquitto, tmp_path, "identity", db_url=db)
+    forged = Birth("d-id", "thermometer", "M1", "EVIL-BATCH", "SN-d-id", "1.0", 60.0, 10.0)
+    with publisher(mosquitto) as link, running(settings) as worker:
+        _ready(worker, link, "d-id")
+        assert worker.ingestor.registry.get("d-id").batch == "B1"
+        send(link, forged)
+
+        def kept() -> bool:  # the worker says so once its registry has the recorded identity
+            return any("EVIL-BATCH" in r.getMessage() for r in caplog.records)
+
+        wait_for(kept, 10, "the announced batch held")
+        info = worker.ingestor.registry.get("d-id")
+        assert (info.model, info.batch) == ("M1", "B1")
+    service = TicketService(make_engine(db), utcnow)
+    (pending,) = service.identity_changes(status="pending")
+    with running(settings) as worker:  # its journal's latest birth says EVIL-BATCH
+        assert worker.ingestor.registry.get("d-id").batch == "B1"
+        service.decide_identity_change(pending["id"], "accept", actor="quality")
+        with publisher(mosquitto) as link:
+            send(link, forged)
+            wait_for(
+                lambda: worker.ingestor.registry.get("d-id").batch == "EVIL-BATCH",
+                10,
+                "the accepted change at the next birth",
+            )
