@@ -43,7 +43,8 @@ from benchmarks.common import (
     wait_until,
 )
 from benchmarks.scale import TELEMETRY_AND_EVENTS, scale_scenario
-from cloud.worker import Worker, WorkerSettings
+from cloud.worker import Worker
+from cloud.worker_settings import WorkerSettings
 from contract import protocol
 from contract.mqtt import BrokerAddress, InboundMessage
 from contract.protocol import Telemetry

@@ -40,7 +40,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from sqlalchemy.exc import OperationalError
@@ -55,11 +55,11 @@ from cloud.ingest.pooling import BatchPooling
 from cloud.ingest.registry import DeviceInfo
 from cloud.store.checkpoints import CheckpointStore, SqlCheckpoints
 from cloud.store.dead_letters import CountingJournal
-from cloud.ticketing.policy import TicketPolicy
+from cloud.worker_settings import WorkerSettings
 from contract import protocol
 from contract.clock import utcnow
 from contract.errors import QloopError
-from contract.mqtt import BrokerAddress, InboundMessage, MqttLink
+from contract.mqtt import InboundMessage, MqttLink
 
 log = logging.getLogger(__name__)
 
@@ -67,48 +67,6 @@ log = logging.getLogger(__name__)
 class DatabaseUnavailable(QloopError):
     """The ticket (or shared checkpoint) database stopped answering: the worker stops, with
     what it could not hand on unacknowledged, so its restart gets those messages again."""
-
-
-@dataclass(frozen=True)
-class WorkerSettings:
-    """What a worker is told by whoever starts it (the ``qloop`` command builds it from its
-    options, ``qloop/settings.py``, which hold the defaults of the deployment's options); the
-    fields with defaults here are internal tuning no operator option sets."""
-
-    broker: BrokerAddress
-    partitions: Sequence[int]
-    db_url: str  # the ticket database; "" runs the worker without ticketing
-    journal_path: str
-    queue_size: int
-    influx_url: str | None = None  # None: no InfluxDB
-    influx_token: str | None = None
-    influx_org: str | None = None
-    influx_bucket: str | None = None
-    # a database the workers share for detector checkpoints (cloud/store/checkpoints.py); None:
-    # the worker's own journal, enough unless partitions move to a worker on another host
-    checkpoint_db: str | None = None
-    client_id: str | None = None  # None: derived from the partitions
-    ticket_policy: TicketPolicy | None = None  # None: the policy's own defaults
-    clock_tolerance_s: float | None = None  # None: the clock check's own default
-    batch_size: int = 500
-    batch_wait_s: float = 0.05
-    # with checkpoint_db: messages held unacknowledged until a checkpoint covers them at most
-    # (below the broker's max_inflight_messages, 1000 in the shipped configurations)
-    ack_window: int = 800
-    checkpoint_every_s: float = 30.0
-    stats_every_s: float = 60.0  # how often the worker logs its counters
-    snapshot_every_s: float = 1.0  # how often it hands its counters to ``on_snapshot``
-    # how often a snapshot recounts lost seqs at most: a pass over every device (about 2 µs
-    # each, 0.2 s at 100,000), too much for every second; and at most 1 % of the worker thread
-    # (so every 100 s at 500,000 devices; a checkpoint's count serves too): the gauge may lag
-    lost_every_s: float = 10.0
-    generic_detectors: bool = True  # the generic detector on fields no domain detector knows
-
-    def mqtt_client_id(self) -> str:
-        if self.client_id:
-            return self.client_id
-        p = list(self.partitions)
-        return f"qloop-cloud-{p[0]:02d}-{p[-1]:02d}-{len(p)}"
 
 
 def _log_changes(changes: list | None) -> None:

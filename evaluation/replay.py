@@ -37,7 +37,7 @@ from cloud.anomaly.offline import OfflineWatch
 from cloud.ingest.ingestor import Ingestor
 from cloud.ingest.pooling import BatchPooling
 from cloud.store.journal import Journal
-from cloud.worker import WorkerSettings
+from cloud.worker_settings import WorkerSettings
 from contract import protocol
 from contract.mqtt import InboundMessage
 from contract.protocol import Birth, Message, Status, Telemetry

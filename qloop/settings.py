@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from cloud.store.readback import InfluxTarget
     from cloud.ticketing.app import ApiConfig
     from cloud.ticketing.escalation import Notifier
-    from cloud.worker import WorkerSettings
+    from cloud.worker_settings import WorkerSettings
 
 _POLICY = TicketPolicy()
 _SLA = SlaPolicy()
@@ -439,7 +439,7 @@ class Settings(BaseModel):
 
     def worker(self) -> WorkerSettings:
         """What :class:`cloud.worker.Worker` needs."""
-        from cloud.worker import WorkerSettings
+        from cloud.worker_settings import WorkerSettings
         from contract.protocol import parse_partitions
 
         if not self.journal:

@@ -43,7 +43,14 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "cloud.ticketing.api",
         "cloud.ticketing.web",
     ),
-    "cloud.worker": (*_CLOUD_BASE, "cloud.feedback", "cloud.ingest", "cloud.ticketing"),
+    "cloud.worker_settings": ("contract", "cloud.ticketing"),
+    "cloud.worker": (
+        *_CLOUD_BASE,
+        "cloud.feedback",
+        "cloud.ingest",
+        "cloud.ticketing",
+        "cloud.worker_settings",
+    ),
     # the application: the qloop command, the demo, the broker starter, settings
     "qloop": ("contract", "edge_agent", "simulators", "cloud"),
     # tools, not shipped: anything

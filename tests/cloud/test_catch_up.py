@@ -17,7 +17,8 @@ from cloud.ingest.catch_up import catch_up
 from cloud.ingest.registry import Registry
 from cloud.store.journal import Journal
 from cloud.ticketing.models import FindingRecord
-from cloud.worker import Worker, WorkerSettings
+from cloud.worker import Worker
+from cloud.worker_settings import WorkerSettings
 from contract import protocol
 from contract.mqtt import BrokerAddress
 from contract.protocol import Event, Telemetry

@@ -16,7 +16,8 @@ import pytest
 
 from cloud.store.checkpoints import SqlCheckpoints
 from cloud.store.journal import Journal
-from cloud.worker import Worker, WorkerSettings
+from cloud.worker import Worker
+from cloud.worker_settings import WorkerSettings
 from contract import protocol
 from contract.mqtt import BrokerAddress, MqttLink
 from contract.protocol import Birth, Message, Telemetry
