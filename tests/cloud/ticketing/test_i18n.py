@@ -21,7 +21,7 @@ from cloud.ticketing.history import HistoryKind
 from cloud.ticketing.lifecycle import Status
 from cloud.ticketing.measures import DEPARTMENTS, FISHBONE, MOVES, TERMS
 from cloud.ticketing.targets import FIGURES
-from cloud.ticketing.web import evidence, i18n, pages, zh_cn
+from cloud.ticketing.web import evidence, i18n, pages, ticket_list, zh_cn
 from cloud.ticketing.web.i18n import for_lang, name, negotiate, tr, use
 from contract.faults import CATEGORIES, FAULTS
 
@@ -44,7 +44,8 @@ def _literals() -> dict[str, str]:
 def test_every_sentence_of_the_pages_has_its_chinese() -> None:
     said = _literals()
     assert len(said) > 250  # the scan found the pages' words, not nothing
-    tables = [*pages.STAT_LABELS.values(), *pages.FILTER_LABELS.values(), *evidence.SIGNAL_LABELS]
+    tables = [*pages.STAT_LABELS.values(), *ticket_list.FILTER_LABELS.values()]
+    tables += evidence.SIGNAL_LABELS
     tables += [quantity for quantity, _ in WATCHED.values()]
     missing = [f"{text!r} ({where})" for text, where in said.items() if text not in zh_cn.MESSAGES]
     missing += [repr(text) for text in tables if text not in zh_cn.MESSAGES]
