@@ -274,6 +274,19 @@ class LinearBaseline(Compact):
         np.maximum(self.hi, m.hi, out=self.hi)
         self._solve()
 
+    def pin(self, j: int, coef: float, lo: float, hi: float, weight: float = 1.0) -> None:
+        """Take ``coef`` as feature ``j``'s coefficient from outside the unit (``prior.py``):
+        a penalty ``weight · (beta_j − coef)²`` in the normal equations (kept in the sums, so it
+        stays through :meth:`extend`), and the learned range of ``j`` widened to ``lo``–``hi``;
+        refits ``beta``."""
+        if not self._fitted:
+            raise RuntimeError("pin() before fit()")
+        self.xtx[j, j] += weight
+        self.xty[j] += weight * coef
+        self.lo[j] = min(self.lo[j], lo)
+        self.hi[j] = max(self.hi[j], hi)
+        self._solve()
+
     def window_residual(self, n: int, sx: np.ndarray, sy: float) -> float:
         assert self.beta is not None
         return (sy - float(sx @ self.beta)) / n

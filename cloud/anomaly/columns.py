@@ -12,8 +12,11 @@ device and detector, nor a dozen small numpy calls per detector and block. So th
   that fall inside the current window and the learned range. A block that closes a window, ends
   the learning period, lies beyond the learned range, or lacks a column goes through the
   reference object instead — built from the device's row, updated, written back — so the rare
-  paths are the reference's own code. Sums over a batch are taken in another order than a
-  block's own numpy sums, so figures agree with the reference to rounding, not bit for bit.
+  paths are the reference's own code. The kind's fleet prior (``prior.py``: the effect of a
+  feature a unit never varied) is the columns' own, shared by the rows; a block that may take
+  from it or give to it goes through the reference too. Sums over a batch are taken in another
+  order than a block's own numpy sums, so figures agree with the reference to rounding, not bit
+  for bit.
 - :class:`~cloud.anomaly.stuck_columns.StuckColumns` (its own module) holds ``sensor_stuck``'s
   per-field run state for every device over the union of the devices' fields; a block in which
   some field's run may trip or clear (the only blocks with findings), a field new to the device,
@@ -38,6 +41,7 @@ import numpy as np
 from cloud.anomaly.base import Block, Detector, Finding
 from cloud.anomaly.baseline import WindowMoments
 from cloud.anomaly.batch import Batch
+from cloud.anomaly.prior import FeaturePrior
 from cloud.anomaly.shift import BaselineShift
 from cloud.anomaly.stuck import SensorStuck
 from cloud.anomaly.stuck_columns import StuckColumns
@@ -122,6 +126,10 @@ class ShiftColumns:
         self._beyond: dict[int, WindowMoments] = {}  # row -> open window beyond the range
         self._blank = self._row_of(proto)  # a fresh detector's row
         self._scratch = make()  # the slow path's reference object
+        # the fleet's effects of features a unit never varied (prior.py), shared by the rows;
+        # committed once per batch
+        self.prior = FeaturePrior(k)
+        self._pinned = np.zeros((0, k), dtype=bool)  # row -> features it took the fleet's of
 
     def kind(self) -> type:
         return type(self.proto)
@@ -131,7 +139,7 @@ class ShiftColumns:
         if need <= cap:
             return
         cap = max(need, cap + max(1024, cap // 8))  # a few % spare at 100,000 rows
-        for name in ("_s", "_sx", "_params", "_levels"):
+        for name in ("_s", "_sx", "_params", "_levels", "_pinned"):
             old = getattr(self, name)
             new = np.empty((cap, *old.shape[1:]), dtype=old.dtype)
             new[: len(old)] = old
@@ -142,6 +150,7 @@ class ShiftColumns:
         self._grow(row + 1)
         self._rows += 1
         self._set_row(row, self._blank)
+        self._pinned[row] = False
         return row
 
     # --- between a row and a reference object ---------------------------------------------
@@ -243,6 +252,43 @@ class ShiftColumns:
 
     # --- judging ----------------------------------------------------------------------------
 
+    def _pooling(
+        self,
+        batch: Batch,
+        idx: np.ndarray,
+        learning: np.ndarray,
+        params: np.ndarray,
+        unlike: np.ndarray,
+        x: np.ndarray,
+        rows: np.ndarray,
+    ) -> np.ndarray:
+        """The blocks the reference must see for the fleet's prior (``prior.py``): a unit past
+        learning that takes the fleet's value of a zero-width feature now (``use_prior``), or
+        whose block may offer the fleet a reading of one (``_offer``; a superset: the reference
+        checks the row count)."""
+        p, prior = self.proto, self.prior
+        if not p.fleet_prior:
+            return np.zeros(len(idx), dtype=bool)
+        lo, hi = params[:, 0], params[:, 1]
+        zero = (hi == lo) & ~learning[:, None]
+        out = (zero & prior.available()).any(axis=1)
+        # a feature taken from the fleet follows the fleet's range as it grows
+        narrow = (lo > prior.seen_lo) | (hi < prior.seen_hi)
+        out |= ~learning & (self._pinned[rows] & narrow).any(axis=1)
+        if not zero.any():
+            return out
+        lo, hi = lo[:, None], hi[:, None]
+        pad = (p.range_margin + p.extend_margin) * (hi - lo)
+        with np.errstate(invalid="ignore"):
+            inside = (x >= lo - pad) & (x <= hi + pad)
+        for j in np.flatnonzero(zero.any(axis=0)).tolist():
+            others = np.delete(inside, j, axis=2).all(axis=2)
+            off = unlike & others & np.isfinite(x[..., j]) & (x[..., j] != lo[..., j])
+            maybe = np.flatnonzero(zero[:, j] & off.any(axis=1) & ~out)
+            for i in maybe.tolist():
+                out[i] = prior.wants(batch.blocks[int(idx[i])].device, j)
+        return out
+
     def update_many(self, rows: Sequence[int], batch: Batch) -> list[list[Finding]]:
         """Judge ``batch`` (one block per device, of the devices in ``rows``, all different):
         each block's findings, as the reference's ``update`` would give them."""
@@ -261,11 +307,15 @@ class ShiftColumns:
             slow.update(self._fast(row, fast, batch))
         for i in sorted(slow):
             out[i] = self._reference(int(row[i]), batch.blocks[i])
+        self.prior.commit()
         return out
 
     def _reference(self, row: int, block: Block) -> list[Finding]:
         det = self.export(row, self._scratch)
-        found = det.update(block)
+        found = det.update_pooled(block, self.prior)
+        pinned = self.prior.pinned(block.device)
+        if pinned:
+            self._pinned[row, sorted(pinned)] = True
         self._set_row(row, self._row_of(det))
         return found
 
@@ -308,6 +358,13 @@ class ShiftColumns:
             & (count > 0)
         )
         slow = (closes | beyond | fits) & (count > 0)
+        if p.fleet_prior and (count > 0).any():  # the values the fleet's units run at
+            seen = ok[..., None]
+            self.prior.see(
+                np.where(seen, x, np.inf).min(axis=(0, 1)),
+                np.where(seen, x, -np.inf).max(axis=(0, 1)),
+            )
+        slow |= self._pooling(batch, idx, learning, params, ok & ~like, x, rows)
         go = ~slow
         rows, take, x, y = rows[go], take[go], x[go], y[go]
         s, carry, learn = s[go], carry[go], learning[go] & (count[go] > 0)

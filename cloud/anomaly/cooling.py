@@ -36,6 +36,9 @@ class CoolingDecline(BaselineShift):
     fault = "cooling_decline"
     direction = -1
     n_features = 4
+    # ΔT scales with the unit's capacity, and each feature is one quantity, so a fan speed's
+    # relative effect carries from the fleet's units to one that never varied it (prior.py)
+    fleet_prior = True
 
     needs = ("compressor_on", "return_c", "supply_c", "ambient_c", "fan_speed")
 

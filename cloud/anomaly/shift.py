@@ -23,7 +23,10 @@ So the range grows only next to itself (at most ``range_margin + extend_margin``
 window) and never from windows inside it: a slow decline at known conditions cannot be absorbed.
 The CUSUM's scale (``sigma``) and practical threshold stay as learned. A feature the unit never
 varied while learning (a fan that always ran at one speed) has a range of zero width, so it is
-not extended: those conditions stay unjudged. ``extend_margin = 0`` turns extension off.
+not extended from the unit's own rows: alone, those conditions stay unjudged. Within a fleet
+(:meth:`BaselineShift.update_pooled`, as the bank's columns run it) a detector kind with
+``fleet_prior`` takes such a feature's effect from the fleet's other units (``prior.py``) and
+judges those conditions with it. ``extend_margin = 0`` turns extension off.
 
 Each window's mean residual (the learning windows' once the baseline is fitted, then each judged
 window's) is also kept for the last ``trend_windows`` windows (48 h at the defaults; ``trend.py``):
@@ -57,6 +60,7 @@ from cloud.anomaly.base import Block, Finding
 from cloud.anomaly.baseline import LinearBaseline, Moments, WindowMoments, WindowSums
 from cloud.anomaly.compact import Compact
 from cloud.anomaly.cusum import WindowCusum
+from cloud.anomaly.prior import FeaturePrior
 from cloud.anomaly.trend import RecentWindows
 
 _REFERENCE_PERIOD_S = 60.0  # the sampling period ``min_count`` is stated at
@@ -75,6 +79,9 @@ class BaselineShift(Compact):
     # that :meth:`_rows` carries from one block to the next (floats or bools)
     needs: tuple[str, ...] = ()
     _carry: tuple[str, ...] = ()
+    # does a unit take the fleet's effect of a feature it never varied (``prior.py``)? Only
+    # where each feature is one quantity whose effect scales with the unit's level
+    fleet_prior = False
 
     __slots__ = (
         "learn_s",
@@ -163,6 +170,45 @@ class BaselineShift(Compact):
     def _rows(self, block: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise NotImplementedError
 
+    def update_pooled(self, block: Block, prior: FeaturePrior) -> list[Finding]:
+        """:meth:`update` within a fleet: first take the fleet's coefficient of any feature the
+        unit never varied (:meth:`use_prior`); past learning, offer ``prior`` what the block's
+        rows off such a feature's learned value say of its effect (:meth:`_offer`); once the
+        unit finishes learning, hand ``prior`` its coefficients. ``prior`` counts both from its
+        next ``commit``."""
+        if not self.fleet_prior:
+            return self.update(block)
+        self.use_prior(prior, block.device)
+        learning = self._learning
+        out = self._update(block, prior)
+        if learning and not self._learning:
+            prior.learn(block.device, self._baseline)
+        return out
+
+    def use_prior(self, prior: FeaturePrior, device: str) -> bool:
+        """Past learning, pin each feature whose learned range has zero width to the fleet's
+        coefficient (``prior.py``), when the fleet has one: the feature's range becomes the
+        fleet's, and the CUSUM's scale widens by the prior's uncertainty over half that range.
+        A feature pinned before follows the fleet's range as it grows. Returns whether anything
+        was taken."""
+        if self._learning:
+            return False
+        b, c = self._baseline, self._cusum
+        for j in sorted(prior.pinned(device)):
+            b.lo[j] = min(b.lo[j], prior.seen_lo[j])
+            b.hi[j] = max(b.hi[j], prior.seen_hi[j])
+        took = False
+        for j in np.flatnonzero((b.hi == b.lo) & prior.available()).tolist():
+            got = prior.get(j)
+            assert got is not None
+            ratio, spread, lo, hi = got
+            b.pin(j, ratio * b.level, lo, hi)
+            prior.pin(device, j)
+            if c.sigma is not None:
+                c.sigma = math.hypot(c.sigma, spread * abs(b.level) * (hi - lo) / 2)
+            took = True
+        return took
+
     def _rows_many(
         self, ts: np.ndarray, cols: Mapping[str, np.ndarray], lengths: np.ndarray, carry: Carry
     ) -> RowsMany:
@@ -184,17 +230,24 @@ class BaselineShift(Compact):
         return max(_MIN_ROWS, math.ceil(self.min_count * _REFERENCE_PERIOD_S / period - 1e-9))
 
     def update(self, block: Block) -> list[Finding]:
+        return self._update(block, None)
+
+    def _update(self, block: Block, prior: FeaturePrior | None) -> list[Finding]:
         ts, x, y = self._rows(block)
         if len(ts) == 0:
             return []
         if self._first_ts is None:
             self._first_ts = float(ts[0])
+        if prior is not None:
+            prior.see(x.min(axis=0), x.max(axis=0))
         need = self.min_rows(block.ts)
         if self._learning:
             self._learn(ts, x, y, need)
             return []
         # judge only like conditions: those the baseline has seen
         like = self._baseline.within(x, self.range_margin)
+        if prior is not None:
+            self._offer(prior, block.device, x, y, like, need)
         out = []
         for start, n, sx, sy in self._sums.add(ts[like], x[like], y[like]):
             if n >= need:
@@ -204,6 +257,48 @@ class BaselineShift(Compact):
         if self.extend_margin > 0:
             self._extend(ts, x, y, ~like, need)
         return out
+
+    def offers(self, x: np.ndarray, like: np.ndarray) -> np.ndarray:
+        """Per feature of zero learned width, the rows that lie off its learned value while
+        every other feature lies within the range extension reaches (``range_margin +
+        extend_margin``; the other zero-width features at their learned values): rows from
+        which that feature's effect can be read against the baseline (features × rows)."""
+        b = self._baseline
+        zero = b.hi == b.lo
+        pad = (self.range_margin + self.extend_margin) * (b.hi - b.lo)
+        inside = (x >= b.lo - pad) & (x <= b.hi + pad)  # a zero-width feature: at its value
+        out = np.zeros((self.n_features, len(x)), dtype=bool)
+        for j in np.flatnonzero(zero).tolist():
+            others = np.delete(inside, j, axis=1).all(axis=1)
+            out[j] = ~like & others & np.isfinite(x[:, j]) & (x[:, j] != b.lo[j])
+        return out
+
+    def _offer(
+        self,
+        prior: FeaturePrior,
+        device: str,
+        x: np.ndarray,
+        y: np.ndarray,
+        like: np.ndarray,
+        need: int,
+    ) -> None:
+        """Offer ``prior`` this block's reading of each zero-width feature's effect: the mean
+        residual of the rows off its learned value (at least ``need``), against the baseline's
+        prediction at the learned value, relative to ``level``, per unit of the feature."""
+        b = self._baseline
+        if not (b.hi == b.lo).any() or b.beta is None or not b.level:
+            return
+        for j, sel in enumerate(self.offers(x, like)):
+            if sel.sum() < need or not prior.wants(device, j):
+                continue
+            xs = x[sel].copy()
+            step = float(np.mean(xs[:, j] - b.lo[j]))
+            if step == 0.0:
+                continue
+            xs[:, j] = b.lo[j]
+            residual = float(np.mean(y[sel]) - np.mean(xs @ b.beta))
+            lo, hi = float(np.min(x[sel, j])), float(np.max(x[sel, j]))
+            prior.offer(device, j, residual / b.level / step, min(lo, b.lo[j]), max(hi, b.lo[j]))
 
     def _learn(self, ts: np.ndarray, x: np.ndarray, y: np.ndarray, need: int) -> None:
         assert self._first_ts is not None

@@ -1,0 +1,146 @@
+"""The fleet's estimate of a condition feature's effect, for units that never varied it.
+
+A unit's baseline (:class:`~cloud.anomaly.baseline.LinearBaseline`) learns the effect of each
+condition feature from its own first days. A feature the unit held constant while learning (a fan
+that ran at one speed all week) has a learned range of zero width: the unit's own history says
+nothing about it, so rows at other values of it were never judged (``shift.py``). When such a unit
+moves to another value for good — the hot season brings the higher fan speeds — it went unjudged
+for the rest of its life, faults included.
+
+:class:`FeaturePrior` collects, per feature, what the units of one detector kind in one fleet
+(the bank's product group) say of the feature's effect, relative to each unit's mean level
+(``beta_j / level``): units of different capacity differ in scale (a 5 kW unit's ΔT is not a
+2.6 kW unit's), far less in how the quantity moves with the feature relative to its level
+(airflow per fan step is a similar fraction across sizes). Two sources:
+
+- a unit that varied the feature while learning: its fitted coefficient (:meth:`learn`);
+- a unit that did not, past learning: a block of rows off the feature's learned value, with every
+  other feature where its baseline holds, read against the baseline's prediction at the learned
+  value (:meth:`offer`; at most ``per_unit`` blocks a unit, its first ones: a unit's first visits
+  to a new fan speed come before most faults, and no unit outweighs the others).
+
+The fleet's value is the median (half the units may be faulty or odd without moving it far), its
+uncertainty the scaled MAD. It is used once ``min_units`` distinct units contributed (default 10:
+the median of ten is a usable estimate, few enough that a fleet of a few dozen units has it soon
+after learning), and a unit takes it only for a feature whose own learned range has zero width; a
+feature no unit varies (the intercept's constant column) never has one.
+
+A unit that takes it (:meth:`BaselineShift.use_prior`) gets the coefficient as a penalty in its
+normal equations (one row's worth: far above the fit's ridge, far below a window's rows: it pins
+the coefficient the unit's own rows cannot identify, and kept in the sums, so it stays through
+later range extensions of other features), its range of the feature widened to the values the
+fleet's units run at (``see``: every unit's valid rows; the effect is linear, so one coefficient
+spans them, and a unit that took it follows that range as it grows), and its CUSUM scale
+widened by the prior's uncertainty over half that range (the typical offset from the value it
+learned at), so the prior's error does not add up to a finding.
+
+Only detector kinds whose features are each one quantity with an effect that scales with the
+unit's level take part (``BaselineShift.fleet_prior``: ``cooling_decline``). Noise in dB with fan
+speed as speed and speed² does not: its two fan coefficients only hold as a pair (a median of
+each is no unit's curve), and a dB level's change is not relative to it; taking part, it gave
+false ``noise_rise`` tickets on healthy fleets.
+
+Contributions count from the next :meth:`commit` (the bank commits once per batch, so every unit
+of a batch sees the same fleet value whatever its position in the batch). The values are in
+memory only: a restarted worker collects them again from its units (a unit that took the
+fleet's value keeps it, in its checkpointed normal equations and range, but its range no longer
+follows the fleet's). The fleet is the bank's product group, not the model: the bank is not told
+a device's model; a fleet of models whose relative effects differ widely would need it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+
+import numpy as np
+
+from cloud.anomaly.baseline import LinearBaseline
+
+
+class FeaturePrior:
+    """Per feature, the relative effects the fleet's units show (a bounded sample)."""
+
+    def __init__(
+        self, n_features: int, *, min_units: int = 10, per_unit: int = 4, keep: int = 4001
+    ) -> None:
+        self.n_features = n_features
+        self.min_units = min_units
+        self.per_unit = per_unit
+        self.keep = keep  # the first ``keep`` values per feature: a median's worth, bounded
+        self._ratios: list[list[float]] = [[] for _ in range(n_features)]  # sorted
+        self._units: list[set[str]] = [set() for _ in range(n_features)]
+        self._given: dict[tuple[str, int], int] = {}  # (device, feature) -> values given
+        self._lo = np.full(n_features, np.inf)
+        self._hi = np.full(n_features, -np.inf)
+        self._queued: list[tuple[str, int, float, float, float]] = []
+        # the values of each feature seen in any unit's valid rows (committed, and since)
+        self.seen_lo = np.full(n_features, np.inf)
+        self.seen_hi = np.full(n_features, -np.inf)
+        self._seen_lo = self.seen_lo.copy()
+        self._seen_hi = self.seen_hi.copy()
+        self._pinned: dict[str, set[int]] = {}  # device -> features it took the fleet's value of
+
+    def learn(self, device: str, baseline: LinearBaseline) -> None:
+        """Queue a freshly fitted baseline's coefficients of the features it varied."""
+        beta, level = baseline.beta, baseline.level
+        if beta is None or not math.isfinite(level) or level == 0.0:
+            return
+        for j in np.flatnonzero((baseline.hi > baseline.lo) & np.isfinite(beta)).tolist():
+            lo, hi = float(baseline.lo[j]), float(baseline.hi[j])
+            self._queued.append((device, j, float(beta[j]) / level, lo, hi))
+
+    def wants(self, device: str, j: int) -> bool:
+        """Does the fleet still take values of feature ``j`` from ``device``?"""
+        return self._given.get((device, j), 0) < self.per_unit and len(self._ratios[j]) < self.keep
+
+    def offer(self, device: str, j: int, ratio: float, lo: float, hi: float) -> None:
+        """Queue one reading of feature ``j``'s relative effect, seen over ``lo``–``hi``."""
+        if not math.isfinite(ratio):
+            return
+        self._given[device, j] = self._given.get((device, j), 0) + 1
+        self._queued.append((device, j, ratio, lo, hi))
+
+    def see(self, lo: np.ndarray, hi: np.ndarray) -> None:
+        """Valid rows of some unit spanned ``lo``–``hi`` per feature (counted at commit)."""
+        np.minimum(self._seen_lo, lo, out=self._seen_lo)
+        np.maximum(self._seen_hi, hi, out=self._seen_hi)
+
+    def pin(self, device: str, j: int) -> None:
+        """``device`` took the fleet's value of feature ``j``."""
+        self._pinned.setdefault(device, set()).add(j)
+
+    def pinned(self, device: str) -> set[int]:
+        return self._pinned.get(device, set())
+
+    def commit(self) -> None:
+        """Count the queued values."""
+        self.seen_lo[:] = self._seen_lo
+        self.seen_hi[:] = self._seen_hi
+        queued, self._queued = self._queued, []
+        for device, j, ratio, lo, hi in queued:
+            if len(self._ratios[j]) < self.keep:
+                bisect.insort(self._ratios[j], ratio)
+                self._units[j].add(device)
+                self._lo[j] = min(self._lo[j], lo)
+                self._hi[j] = max(self._hi[j], hi)
+
+    def available(self) -> np.ndarray:
+        """Per feature: has the fleet a value for it yet (from ``min_units`` units, over a range
+        of some width)?"""
+        counted = np.array([len(u) >= self.min_units for u in self._units], dtype=bool)
+        return counted & (self._hi > self._lo)
+
+    def get(self, j: int) -> tuple[float, float, float, float] | None:
+        """Feature ``j``'s ``(ratio, spread, lo, hi)``: the median relative effect, its scaled
+        MAD and the range of values the fleet's units were seen at (the effect is linear, so it
+        holds beyond the values the contributions came from as far as the units run); None
+        while not :meth:`available`."""
+        if not self.available()[j]:
+            return None
+        r = np.asarray(self._ratios[j])
+        med = float(np.median(r))
+        spread = float(1.4826 * np.median(np.abs(r - med)))
+        lo = min(float(self._lo[j]), float(self.seen_lo[j]))
+        hi = max(float(self._hi[j]), float(self.seen_hi[j]))
+        return med, spread, lo, hi
