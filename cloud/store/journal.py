@@ -246,6 +246,16 @@ class Journal:
                 (device, ts),
             ).fetchall()
 
+    def seq_spans(self) -> dict[str, tuple[int, int]]:
+        """Per device, the seqs its stored messages lack between its first and its newest, and
+        the newest: ``{device: (missing, newest)}`` (one pass over the (device, seq) key)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT device, MAX(seq) - MIN(seq) + 1 - COUNT(*), MAX(seq) FROM messages"
+                " GROUP BY device"
+            ).fetchall()
+        return {d: (int(missing), int(newest)) for d, missing, newest in rows}
+
     def seqs(self, device: str) -> list[int]:
         with self._lock:
             return [

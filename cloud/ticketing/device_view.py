@@ -7,10 +7,11 @@ serving its partition last counted them and handed them over with its device tou
 (``intake.touch_devices``). Zero means nothing from the unit is missing, not merely that
 nothing was noticed: the worker counts every gap it does not see filled.
 
-A worker counts from the first message of each unit it has taken in since it started (its
-seq trackers are in memory; a clean stop hands over its final counts). So after a restart a
-unit's count stays as the previous process left it until the new one counts a change, and the
-new count covers only what the new process saw: a gap that spans the restart is not counted.
+A worker counts from its journal (``Ingestor.lost_seqs``): at start, the gaps among the seqs
+its journal holds; then the gap between the journal's newest seq and the first one it hears
+(lost while no worker ran) and the gaps since. So a restart neither resets nor loses a count.
+A unit whose partition moves to a worker on another host (with another journal) is counted
+by that worker from the unit's first message there: its count covers that journal only.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ class DevicePublic(BaseModel):
     ``lost_seqs`` makes lost data something to check: the seqs between the unit's first and
     newest message that never came in an accepted message (lost between unit and worker, or
     refused: see ``qloop cloud dead-letters``), as the worker serving the unit's partition last
-    counted them since it started. The fleet's total is on ``/metrics`` (``qloop_lost_seqs``)."""
+    counted them from its journal. The fleet's total is on ``/metrics`` (``qloop_lost_seqs``)."""
 
     device: str
     product: str

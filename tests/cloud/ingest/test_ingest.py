@@ -284,6 +284,34 @@ def test_lost_seqs_are_counted_per_device_until_they_come(ingest):
     assert ingest.lost_seqs() == {}
 
 
+def test_lost_seqs_hold_across_a_restart(ingest):
+    """A new worker on the same journal counts the gaps the journal has, those lost while no
+    worker ran, and those since: not from zero again."""
+    for seq in (0, 1, 3):
+        ingest.handle(_msg(_tel("d1", seq, t0=10.0 * seq)))
+    ingest.handle(_msg(_tel("d2", 0)))
+    ingest.journal.commit()
+    assert ingest.lost_seqs() == {"d1": 1}
+
+    def restarted() -> Ingestor:
+        return Ingestor(
+            ingest.journal,
+            DetectorBank({}),
+            lambda f, i: None,
+            clock_check=TRUST_ANY_TIME,
+            clock=lambda: 0.0,
+        )
+
+    again = restarted()
+    assert again.lost_seqs() == {"d1": 1}  # before it hears anything
+    again.handle(_msg(_tel("d1", 6, t0=60.0)))  # 4 and 5 went while no worker ran
+    again.handle(_msg(_tel("d2", 1, t0=10.0)))  # nothing lost between runs
+    again.handle(_msg(_tel("d2", 3, t0=30.0)))  # 2 lost since
+    assert again.lost_seqs() == {"d1": 3, "d2": 1}
+    again.journal.commit()
+    assert restarted().lost_seqs() == {"d1": 3, "d2": 1}  # the journal's own recount
+
+
 def test_a_micro_batch_is_judged_at_once_and_a_safety_event_waits_for_it_not(ingest):
     """The worker receives a batch and then judges it: readings reach the detectors only at
     :meth:`Ingestor.judge`, each device's blocks in seq order, but a safety event's finding is
