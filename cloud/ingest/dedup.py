@@ -26,11 +26,14 @@ class SeqTracker:
     1
     """
 
-    __slots__ = ("floor", "ahead", "max_ahead", "first", "count")
+    __slots__ = ("floor", "ahead", "max_ahead", "first", "count", "lost_before", "newest_before")
 
     def __init__(self, max_ahead: int = 4096) -> None:
         self.first: int | None = None  # the first seq seen: this tracker's view starts there
         self.count = 0  # distinct seqs seen
+        # what a journal held before this tracker began (:meth:`resume`): seqs lost, newest seq
+        self.lost_before = 0
+        self.newest_before = -1
         self.floor = -1
         # a set only while messages wait above a gap: an empty set per device costs 216 B
         self.ahead: set[int] | frozenset[int] = _NONE_AHEAD
@@ -64,17 +67,43 @@ class SeqTracker:
         if not self.ahead:
             self.ahead = _NONE_AHEAD
 
+    def resume(self, lost: int, newest: int) -> None:
+        """Carry on from a journal (a restarted worker's): ``lost`` seqs it lacks between its
+        first and its newest, ``newest`` (de-duplication is the journal's key for those).
+
+        >>> t = SeqTracker()
+        >>> t.resume(lost=2, newest=9)
+        >>> t.missing
+        2
+        >>> t.add(12), t.missing  # 10 and 11 went while no worker ran
+        (True, 4)
+        """
+        self.lost_before, self.newest_before = lost, newest
+
     @property
     def missing(self) -> int:
-        """Seqs between the first and the newest seen that have not come."""
+        """Seqs between the first and the newest seen that have not come (with those a journal
+        lacked before, :meth:`resume`, and those lost between the two)."""
         if self.first is None:
-            return 0
+            return self.lost_before
         newest = max(self.floor, max(self.ahead, default=self.floor))
-        return max(0, newest - self.first + 1 - self.count)
+        lost = self.lost_before + max(0, newest - self.first + 1 - self.count)
+        if self.newest_before >= 0 and self.first > self.newest_before + 1:
+            lost += self.first - self.newest_before - 1
+        return lost
 
-    def __getstate__(self) -> tuple[int, list[int], int, int | None, int]:
-        return self.floor, sorted(self.ahead), self.max_ahead, self.first, self.count
+    def __getstate__(self) -> tuple[int, list[int], int, int | None, int, int, int]:
+        return (
+            self.floor,
+            sorted(self.ahead),
+            self.max_ahead,
+            self.first,
+            self.count,
+            self.lost_before,
+            self.newest_before,
+        )
 
-    def __setstate__(self, state: tuple[int, list[int], int, int | None, int]) -> None:
-        self.floor, ahead, self.max_ahead, self.first, self.count = state
+    def __setstate__(self, state: tuple) -> None:
+        self.floor, ahead, self.max_ahead, self.first, self.count, *before = state
+        self.lost_before, self.newest_before = before or (0, -1)  # one pickled before resume
         self.ahead = set(ahead) if ahead else _NONE_AHEAD

@@ -132,8 +132,9 @@ class Ingestor:
         for body in journal.births():  # the fleet as this worker last knew it
             with contextlib.suppress(DecodeError):
                 self.registry.apply_birth(protocol.decode_birth(body))
-        # what the journal says was lost before this worker started: (missing, newest seq)
-        self._lost_before = journal.seq_spans()
+        # lost seqs hold across restarts: each device's count carries on from the journal's
+        for device, (lost, newest) in journal.seq_spans().items():
+            self._seen[device].resume(lost, newest)
 
     def handle(self, msg: InboundMessage) -> None:
         """Take one message and judge it: its findings are handed on before this returns."""
@@ -335,26 +336,12 @@ class Ingestor:
     def lost_seqs(self) -> dict[str, int]:
         """Per device, the seqs between the first and the newest it sent that no accepted
         message had (lost on the way, or refused: see the dead letters); devices with none are
-        left out. "Nothing lost" is this being empty.
-
-        It holds across restarts: the journal's own gaps when this worker started, the gap
-        between the journal's newest seq and the first this worker saw (lost while no worker
-        ran), and the gaps since. A late copy that fills a gap from before the start is
-        stored, but the count keeps that gap until the next start recounts the journal."""
-        lost: dict[str, int] = {}
-        for device, t in self._seen.items():
-            n = t.missing
-            before = self._lost_before.get(device)
-            if before is not None:
-                n += before[0]
-                if t.first is not None and t.first > before[1] + 1:
-                    n += t.first - before[1] - 1  # lost while no worker was running
-            if n:
-                lost[device] = n
-        for device, (missing, _) in self._lost_before.items():
-            if missing and device not in self._seen:
-                lost[device] = missing
-        return lost
+        left out. "Nothing lost" is this being empty. It holds across restarts
+        (:meth:`SeqTracker.resume`): the journal's gaps when this worker started, the gap
+        between the journal's newest seq and the first this worker heard (lost while no worker
+        ran), and the gaps since; a late copy that fills a gap from before the start is stored,
+        but that gap stays counted until the next start recounts the journal."""
+        return {d: n for d, t in self._seen.items() if (n := t.missing)}
 
     def check_offline(self) -> None:
         """Report devices that fell silent (call now and then, e.g. once per batch)."""
