@@ -39,7 +39,7 @@ def _killed_after(broker, settings, messages, ac) -> list[Finding]:
     found: list[Finding] = []
     worker = Worker(settings, on_finding=lambda f, _: found.append(f))
     worker.start()
-    assert worker.link.wait_connected(10)
+    assert worker.link.wait_connected(10) and worker.link.wait_subscribed(10)
     last = [m for m in messages if isinstance(m, Telemetry)][-1]
     with publisher(broker) as link:
         send(link, ac, retain=True)
@@ -146,7 +146,7 @@ def test_a_worker_on_another_host_gets_what_the_shared_checkpoints_have_not_seen
     found: list[Finding] = []
     worker = Worker(old, on_finding=lambda f, _: found.append(f))
     worker.start()
-    assert worker.link.wait_connected(10)
+    assert worker.link.wait_connected(10) and worker.link.wait_subscribed(10)
     with publisher(mosquitto) as link:
         send(link, ac, retain=True)
         send(link, *frozen[:36])
@@ -161,7 +161,7 @@ def test_a_worker_on_another_host_gets_what_the_shared_checkpoints_have_not_seen
     worker = Worker(new)
     worker.start()
     try:
-        assert worker.link.wait_connected(10)
+        assert worker.link.wait_connected(10) and worker.link.wait_subscribed(10)
         # the broker's redelivery brings what the checkpoint has not seen
         _process_until(worker, lambda: _judged(worker, frozen[-1]), "the redelivered hours")
         detectors = worker.ingestor.detectors.detectors(ac.device)

@@ -49,6 +49,7 @@ def running(settings: WorkerSettings) -> Iterator[Worker]:
     thread.start()
     try:
         assert worker.link.wait_connected(10), "worker could not connect"
+        assert worker.link.wait_subscribed(10), "worker could not subscribe"
         yield worker
     finally:
         worker.stop()
