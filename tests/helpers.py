@@ -30,6 +30,7 @@ class Collector:
         )
         self.link.start()
         assert self.link.wait_connected(10), "collector could not connect"
+        assert self.link.wait_subscribed(10), "collector could not subscribe"
 
     def _add(self, m: InboundMessage) -> None:
         with self._lock:
