@@ -377,7 +377,7 @@ class Worker:
 
     def stats(self) -> dict[str, int]:
         """The worker's counters: ingest, detector order, lost seqs, queue depth."""
-        lost = self.ingestor.lost_seqs()
+        lost = self._count_lost()  # also what the next snapshots show
         return {
             **self._counters(),
             "lost_seqs": sum(lost.values()),
