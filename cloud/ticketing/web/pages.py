@@ -33,6 +33,7 @@ from cloud.ticketing.web import (
     feedback_view,
     identity_view,
     loop_view,
+    pooled_view,
     report,
 )
 from cloud.ticketing.web.dashboard import dashboard_router
@@ -127,10 +128,12 @@ def _statistics(evidence: Mapping[str, Any]) -> str:
     skip = {
         "devices",
         "merged_tickets",
+        "opened_by",
+        "pooled",
     } | feedback_view.EVIDENCE_KEYS  # shown in their own sections
     stats = {k: v for k, v in evidence.items() if k not in skip}
     order = [k for k in STAT_LABELS if k in stats] + [k for k in stats if k not in STAT_LABELS]
-    rows = []
+    rows = [pooled_view.opened_by_row(evidence)] if evidence.get("opened_by") else []
     for k in order:
         v = stats[k]
         text = f"{v:.1%}" if k == "share" and isinstance(v, int | float) else number(v)
@@ -144,9 +147,10 @@ def _statistics(evidence: Mapping[str, Any]) -> str:
     if merged:
         links = ", ".join(f'<a href="/tickets/{esc(m)}">{esc(m)}</a>' for m in merged)
         rows.append(f"<div><dt>{esc(tr('merged tickets'))}</dt><dd>{links}</dd></div>")
-    if not rows:
+    pooled = pooled_view.pooled_section(evidence)
+    if not rows and not pooled:
         return f'<p class="note">{esc(tr("No batch statistics: a single unit stands out."))}</p>'
-    return f'<dl class="facts" style="grid-template-columns:1fr">{"".join(rows)}</dl>'
+    return f'<dl class="facts" style="grid-template-columns:1fr">{"".join(rows)}</dl>{pooled}'
 
 
 def _units(devices: list[Mapping[str, Any]]) -> str:

@@ -116,4 +116,21 @@ def test_the_ticket_page_shows_the_drifting_units_and_the_test(app) -> None:
 
     assert page.status_code == 200 and f'id="ticket-id">{ticket.id}' in page.text
     assert page.text.count('data-state="drifting"') == 3  # not "recovered": they never alarmed
-    assert 'data-stat="opened_by"' in page.text
+    assert 'data-stat="opened_by" data-test="pooled"' in page.text
+    # the pooled test's numbers are labelled, not a Python dict's repr
+    assert 'id="pooled"' in page.text and 'data-pooled="p_adjusted">6e-05<' in page.text
+    assert "{&#x27;" not in page.text and "&#x27;shifts&#x27;" not in page.text
+
+
+def test_the_pooled_evidence_reads_in_chinese(app) -> None:
+    service: TicketService = app.state.service
+    register_fleet(service)
+    service.record_batch_finding(pooled("B3", {dev_id(3, i): 7.0 - i for i in range(3)}))
+    [ticket] = open_tickets(service, scope="batch")
+
+    with TestClient(app, base_url="http://qloop.test") as browser:
+        browser.post("/login", data={"token": ADMIN}, follow_redirects=False)
+        page = browser.get(f"/tickets/{ticket.id}", headers={"accept-language": "zh-CN"})
+
+    assert "合并漂移检验" in page.text and "本批次 20 台中有 3 台" in page.text
+    assert "units beyond the level now" not in page.text
