@@ -9,11 +9,13 @@ GIL. Each phase gets a fresh broker and fresh stores, and the same bytes:
 
 1. bare subscriber: counts telemetry and event messages; readings/s from the first publish to the
    last message received — the ceiling of a Python MQTT consumer on this machine;
-2. one worker on all 64 partitions; births are published (and stored) first, untimed, then the
-   telemetry; done when the journal holds every message (zero loss is that count, checked);
+2. one worker on all 64 partitions, receiving in a child process (``--receiver process``), and
+   again receiving on paho's thread in the worker's process (``--receiver thread``); births are
+   published (and stored) first, untimed, then the telemetry; done when the journal holds every
+   message (zero loss is that count, checked);
 3. two workers on partitions 0-31 and 32-63, each with its own journal and ticket database;
 4. the same devices' readings in 12-row blocks (five times the messages): the bare subscriber and
-   one worker again, for the per-message cost;
+   one worker (both receivers) again, for the per-message cost;
 5. the worker's own path in-process, no broker: the same messages queued up front and taken by
    :meth:`cloud.worker.Worker.process_batch` (decode, journal, detectors, ticketing, commit) in
    full batches, at 60- and 12-row blocks. Against the bare subscriber it says how far the
@@ -153,8 +155,10 @@ def worker_phase(
     partitions: list[str],
     tag: str,
     profile: Path | None = None,
+    receiver: str = "process",
 ) -> dict[str, float]:
-    """Readings/s through ``len(partitions)`` worker processes until every message is journaled."""
+    """Readings/s through ``len(partitions)`` worker processes until every message is journaled
+    (``receiver``: the workers' ``--receiver``)."""
     broker = start_broker(workdir / f"broker-{tag}", persistence=False)
     workers, journals = [], []
     try:
@@ -172,6 +176,7 @@ def worker_phase(
                         "--db", f"sqlite:///{wd / 'tickets.db'}",
                         "--journal", str(journals[-1]),
                         "--client-id", f"bench-{tag}-{k}",
+                        "--receiver", receiver,
                     ],
                     wd / "worker.log",
                     profile=profile,
@@ -264,6 +269,7 @@ def bench_ingest(quick: bool = False) -> Result:
         t = make_traffic(devices, blocks)
         bare = bare_phase(t, workdir, publishers)
         one = worker_phase(t, workdir, publishers, ["0-63"], "one")
+        threaded = worker_phase(t, workdir, publishers, ["0-63"], "thread", receiver="thread")
         two = worker_phase(t, workdir, publishers, ["0-31", "32-63"], "two")
         # the same readings in 12-row blocks (a unit sending every 2 minutes at 10 s): five
         # times the messages, so the per-message costs weigh five times as much
@@ -271,6 +277,9 @@ def bench_ingest(quick: bool = False) -> Result:
         (workdir / "12").mkdir()
         bare12 = bare_phase(small, workdir / "12", publishers)
         one12 = worker_phase(small, workdir / "12", publishers, ["0-63"], "one")
+        threaded12 = worker_phase(
+            small, workdir / "12", publishers, ["0-63"], "thread", receiver="thread"
+        )
         alone = inprocess_phase(t, workdir / "in-process")
         alone12 = inprocess_phase(small, workdir / "12" / "in-process")
     res.params = {
@@ -280,10 +289,12 @@ def bench_ingest(quick: bool = False) -> Result:
         "messages": len(t.messages),
         "publisher_processes": publishers,
         "one_worker": one,
+        "one_worker_thread_receiver": threaded,
         "two_workers": two,
         "bare_readings_per_s": bare,
         "messages_12_row_blocks": len(small.messages),
         "one_worker_12_row_blocks": one12,
+        "one_worker_thread_receiver_12_row_blocks": threaded12,
         "bare_readings_per_s_12_row_blocks": bare12,
         "in_process": alone,
         "in_process_12_row_blocks": alone12,
@@ -298,6 +309,15 @@ def bench_ingest(quick: bool = False) -> Result:
         met=one["readings_per_s"] >= 100_000 and one["readings_per_s"] >= 0.5 * bare,
         note=f"lost {one['lost']}",
     )
+    for rows, phase, bare_rate in ((60, threaded, bare), (12, threaded12, bare12)):
+        res.add(
+            f"one worker receiving on a thread (--receiver thread), {rows}-row blocks",
+            phase["readings_per_s"],
+            "readings/s",
+            f"bare paho subscriber, {rows}-row blocks",
+            bare_rate,
+            note=f"lost {phase['lost']}",
+        )
     res.add(
         "two workers, partitions 0-31 / 32-63",
         two["readings_per_s"],
@@ -347,6 +367,6 @@ def bench_ingest(quick: bool = False) -> Result:
         f"12-row blocks: {small.readings:,} readings in {len(small.messages):,} messages, "
         f"journal held {one12['stored']:,}/{one12['published']:,}."
     )
-    if one["lost"] or two["lost"] or one12["lost"]:
+    if any(p["lost"] for p in (one, threaded, two, one12, threaded12)):
         res.notes.append("**messages were lost** — see the counts above")
     return res

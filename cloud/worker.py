@@ -7,6 +7,14 @@ journal and only then acknowledges them to the broker (manual PUBACK), so a mess
 considers delivered is on disk. The MQTT session is persistent (clean_session false, a client id
 fixed by the partition set), so a restarted worker receives what it missed.
 
+With ``receiver="process"`` (:class:`contract.mqtt_process.ProcessLink`) receiving runs in a
+child process: paho's per-message work then no longer takes turns with the processing for one
+GIL. The child forwards messages in batches to a reader thread here, which enqueues them as
+paho's thread does with ``receiver="thread"`` (the plain :class:`~contract.mqtt.MqttLink` in
+this process, what workers built in-process use), and takes back the acknowledgements;
+backpressure from the bounded queue reaches the broker through the pipe and the child's own
+bounded queue. A killed worker's child exits with it.
+
 Findings are handed to ticketing after the journal commit of the batch they come from (before
 its acknowledgement), and a checkpoint is written only between batches, after its findings were
 handed on. A worker killed at any point therefore restarts from its checkpoint, feeds its
@@ -60,6 +68,7 @@ from contract import protocol
 from contract.clock import utcnow
 from contract.errors import QloopError
 from contract.mqtt import InboundMessage, MqttLink
+from contract.mqtt_process import ProcessLink
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +150,8 @@ class Worker:
             self.pooling = BatchPooling(bank, registry, self._batch_finding)
         self._queue: queue.Queue[InboundMessage] = queue.Queue(settings.queue_size)
         self._stop = threading.Event()
-        self.link = MqttLink(
+        link = ProcessLink if settings.receiver == "process" else MqttLink
+        self.link: MqttLink | ProcessLink = link(
             settings.mqtt_client_id(),
             settings.broker,
             clean_session=False,
@@ -295,8 +305,7 @@ class Worker:
         self._unacked = []
 
     def _ack(self, messages: list[InboundMessage]) -> None:
-        for msg in messages:
-            self.link.ack(msg)
+        self.link.ack_many(messages)
         self._acked += len(messages)
 
     def checkpoint(self) -> None:

@@ -42,6 +42,9 @@ class WorkerSettings:
     # each, 0.2 s at 100,000), too much for every second; and at most 1 % of the worker thread
     # (so every 100 s at 500,000 devices; a checkpoint's count serves too): the gauge may lag
     lost_every_s: float = 10.0
+    # where MQTT is received: "process" (a child process, contract/mqtt_process.py) or "thread"
+    # (paho's thread in this process)
+    receiver: str = "thread"
     generic_detectors: bool = True  # the generic detector on fields no domain detector knows
 
     def mqtt_client_id(self) -> str:

@@ -24,7 +24,7 @@ import logging
 import ssl
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import paho.mqtt.client as paho
@@ -100,7 +100,10 @@ class MqttLink:
 
     ``on_message`` is called on paho's thread with an :class:`InboundMessage`; it must only
     enqueue. ``on_connect`` (optional) is called after every successful (re)connect, after the
-    subscriptions were renewed: the edge uses it to send birth and status.
+    subscriptions were renewed: the edge uses it to send birth and status. ``on_subscribed``
+    (optional) runs, on paho's thread, when the broker acknowledged every subscription of a
+    connection, and ``on_refused`` when it refused this client's identity: a link that runs in
+    another process (``contract/mqtt_process.py``) forwards them.
     """
 
     def __init__(
@@ -114,6 +117,8 @@ class MqttLink:
         on_message: Callable[[InboundMessage], None] | None = None,
         on_connect: Callable[[], None] | None = None,
         on_disconnect: Callable[[], None] | None = None,
+        on_subscribed: Callable[[], None] | None = None,
+        on_refused: Callable[[BrokerRefused], None] | None = None,
         keepalive: int = 30,
         max_inflight: int = 200,
         manual_ack: bool = False,
@@ -124,6 +129,8 @@ class MqttLink:
         self._sink = on_message
         self._user_on_connect = on_connect
         self._user_on_disconnect = on_disconnect
+        self._user_on_subscribed = on_subscribed
+        self._user_on_refused = on_refused
         self._keepalive = keepalive
         self._connected = threading.Event()
         self._changed = threading.Condition()  # notified on every connect and refusal
@@ -251,13 +258,15 @@ class MqttLink:
             )
             if reason_code.value in _IDENTITY_REFUSED:
                 with self._changed:
-                    self.refusal = BrokerRefused(
+                    refusal = self.refusal = BrokerRefused(
                         f"the broker at {self.broker.host}:{self.broker.port} refused"
                         f" {self.client_id}"
                         + (f" (user {self.broker.username})" if self.broker.username else "")
                         + f": {reason_code}"
                     )
                     self._changed.notify_all()
+                if self._user_on_refused is not None:
+                    self._user_on_refused(refusal)
             return
         self._generation += 1
         with self._lock:
@@ -266,8 +275,11 @@ class MqttLink:
                 rc, mid = client.subscribe(f, qos=1)
                 if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
                     self._pending_subs.add(mid)
-            if not self._pending_subs:
+            subscribed = not self._pending_subs
+            if subscribed:
                 self._subscribed.set()
+        if subscribed and self._user_on_subscribed is not None:
+            self._user_on_subscribed()
         with self._changed:
             self.refusal = None
             self._connected.set()
@@ -293,8 +305,11 @@ class MqttLink:
             return
         with self._lock:
             self._pending_subs.discard(mid)
-            if not self._pending_subs:
+            subscribed = not self._pending_subs
+            if subscribed:
                 self._subscribed.set()
+        if subscribed and self._user_on_subscribed is not None:
+            self._user_on_subscribed()
 
     def wait_subscribed(self, timeout: float | None = None) -> bool:
         """Until the broker acknowledged every subscription (or ``timeout``)."""
@@ -346,3 +361,14 @@ class MqttLink:
         de-duplication absorbs it."""
         if msg.qos > 0 and msg.generation == self._generation:
             self._client.ack(msg.mid, msg.qos)
+
+    def ack_many(self, messages: Iterable[InboundMessage]) -> None:
+        """:meth:`ack` for each of ``messages``, in order."""
+        for msg in messages:
+            self.ack(msg)
+
+    def ack_ids(self, mid: int, qos: int, generation: int) -> None:
+        """:meth:`ack` by a message's (mid, qos, generation), as a process that received the
+        message through this link's sink hands them back."""
+        if qos > 0 and generation == self._generation:
+            self._client.ack(mid, qos)

@@ -101,6 +101,12 @@ class Settings(BaseModel):
     queue_size: int = Field(
         10_000, ge=1, description="received messages waiting for the worker thread at most"
     )
+    receiver: Literal["process", "thread"] = Field(
+        "thread",
+        description="where the worker receives MQTT: in a child process that forwards messages"
+        " and acknowledgements over a pipe (receiving and processing then run in parallel), or"
+        " on paho's thread in the worker's process",
+    )
     clock_tolerance_s: float = Field(
         ClockCheck().ahead_s,
         gt=0,
@@ -456,6 +462,7 @@ class Settings(BaseModel):
             client_id=self.client_id,
             checkpoint_db=self.checkpoint_db,
             queue_size=self.queue_size,
+            receiver=self.receiver,
             ticket_policy=self.ticket_policy(),
             clock_tolerance_s=self.clock_tolerance_s,
             checkpoint_every_s=self.checkpoint_every_s,
