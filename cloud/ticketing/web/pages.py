@@ -31,6 +31,7 @@ from cloud.ticketing.web import (
     cases_view,
     feedback,
     feedback_view,
+    history_notes,
     identity_view,
     loop_view,
     pooled_view,
@@ -192,7 +193,11 @@ def _history(history: list[Mapping[str, Any]]) -> str:
         if h.get("to_status"):
             source = f"{named('status', h['from_status'])} " if h.get("from_status") else ""
             move = f" · {source}→ {named('status', h['to_status'])}"
-        note = f"<div>{esc(h['note'])}</div>" if h.get("note") else ""
+        note = ""
+        if h.get("note"):  # the system's own wording in the viewer's language, the stored
+            shown = history_notes.translate(h["note"], action=h["action"])  # English on hover
+            title = f' title="{esc(h["note"])}"' if shown != h["note"] else ""
+            note = f'<div class="note-text"{title}>{esc(shown)}</div>'
         items.append(
             f'<li data-action="{esc(h["action"])}"><b>{esc(name("action", h["action"]))}</b>'
             f'{move}<div class="meta">{when(h["at"])} · '
