@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Response, status
 from cloud.ticketing.api.deps import Admin, ServiceDep
 from cloud.ticketing.api.refusals import documented as _error
 from cloud.ticketing.api.refusals import unprocessable
-from cloud.ticketing.api.schemas import (
+from cloud.ticketing.api.token_schemas import (
     TokenCreate,
     TokenInfoPublic,
     TokenPublic,
