@@ -483,7 +483,7 @@ MESSAGES: dict[str, str] = {
     "fault indicator back at baseline: {devices}": "故障指标已恢复到基线：{devices}",
     "absorbed {tickets}": "并入本批次的单台工单：{tickets}",
     "merged into {ticket}": "已合并到批次工单 {ticket}",
-    "regression: {who} reported {fault} at {at} (event time), after the fix verified on {verified}": "复发：{who}于 {at}（事件时间）报告{fault}，此前整改已于 {verified} 验证通过",
+    "regression: {who} reported {fault} at {at} (event time), after the fix verified on {verified}": "复发：{who} 于 {at}（事件时间）报告{fault}，此前整改已于 {verified} 验证通过",
     "fix on {count} unit(s) from {at}: {description}": "整改 {count} 台机组，自 {at} 起生效：{description}",
     "fix, to be checked by the quality engineer (no units' data): {description}": "整改（无机组数据，待质量工程师验证）：{description}",
     "verified: {cleared}/{units} units back at baseline": "验证通过：{cleared}/{units} 台机组已恢复到基线",
