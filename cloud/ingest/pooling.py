@@ -45,7 +45,8 @@ class BatchPooling:
         if not math.isfinite(newest) or not self.pooled.due(newest):
             return
         self.rounds += 1
-        for f in self.pooled.update(newest, self.bank.shifts(), self._batch_of):
+        shifts = {span: self.bank.shifts(span) for span in self.pooled.spans}
+        for f in self.pooled.update(newest, shifts, self._batch_of):
             self.findings += 1
             self.sink(f)
 

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 
 from cloud.anomaly.pooled import (
-    TEST,
-    TEST_FLEET,
     PooledShift,
+    describe_test,
     exceedance_p_value,
     holm_tarone,
 )
@@ -49,10 +48,12 @@ class Fleet:
 
 
 def run(fleet: Fleet, pooled: PooledShift, days: float, offset=lambda ts: 0.0) -> list:
+    """Hourly rounds; each span's shifts drawn afresh (the same model for every span)."""
     found = []
     ts = 0.0
     while ts <= days * DAY:
-        found += pooled.update(ts, fleet.shifts(ts, offset(ts)), fleet.batch_of)
+        shifts = {span: fleet.shifts(ts, offset(ts)) for span in pooled.spans}
+        found += pooled.update(ts, shifts, fleet.batch_of)
         ts += HOUR
     return found
 
@@ -68,7 +69,8 @@ def test_a_batch_with_30_percent_drifting_units_stands_out() -> None:
     assert found, "the drifting batch never stood out"
     assert {(f.model, f.batch, f.fault) for f in found} == {("M", "B0", "cooling_decline")}
     first = found[0]
-    assert first.test == TEST
+    assert first.reference == "model"  # one model: its other batches, nothing else
+    assert first.test == describe_test(round(first.span_s / (3 * HOUR)), "model")
     assert first.beyond >= 3 and first.p_adjusted < 0.01
     assert set(first.shifts) <= set(drifting)
     assert all(u > first.level for u in first.shifts.values())
@@ -88,7 +90,7 @@ def test_a_single_batch_model_is_compared_with_the_rest_of_the_fleet() -> None:
     found = run(fleet, PooledShift(), days=7)
 
     assert {(f.model, f.batch) for f in found} == {("ONE", "B0")}
-    assert found[0].test == TEST_FLEET
+    assert found[0].reference == "fleet"
     assert found[0].reference_units == 40
 
 
@@ -123,7 +125,7 @@ def test_many_healthy_batches_stay_below_alpha(tails: float) -> None:
     rounds = with_finding = 0
     ts = 0.0
     for _ in range(700):
-        found = pooled.update(ts, fleet.shifts(ts), fleet.batch_of)
+        found = pooled.update(ts, {s: fleet.shifts(ts) for s in pooled.spans}, fleet.batch_of)
         rounds += 1
         with_finding += bool(found)
         ts += HOUR
