@@ -27,18 +27,11 @@ from cloud.ticketing.service import TicketService
 from cloud.ticketing.web import history_notes, zh_cn
 from cloud.ticketing.web.i18n import for_lang, use
 from qloop.settings import Settings
+from tests import ticketing_support as support
 from tests.cloud.ticketing.test_pooled_batch_tickets import pooled
-from tests.ticketing_support import (
-    DAY,
-    HOUR,
-    NOW_TS,
-    Clock,
-    dev_id,
-    finding,
-    open_tickets,
-    register_fleet,
-)
+from tests.ticketing_support import Clock, dev_id, finding, open_tickets
 
+DAY, HOUR, NOW_TS = support.DAY, support.HOUR, support.NOW_TS
 ADMIN = "admin-secret"
 #: kinds only people write, whose note is theirs alone (a remark, a comment, a callback's words)
 PEOPLES = {HistoryKind.TRANSITION, HistoryKind.COMMENT, HistoryKind.FOLLOWUP}
@@ -85,9 +78,24 @@ def fix(svc: TicketService, ticket: str, effective_from: float) -> None:
     svc.record_fix(ticket, description=TYPED["fix"], effective_from=effective_from, actor="lead")
 
 
+def add_measure(svc: TicketService, ticket: str, what: tuple[str, str, str], due) -> int:
+    term, kind, department = what
+    view = svc.add_measure(
+        ticket,
+        term=term,
+        kind=kind,
+        action=TYPED["task"],
+        owner=TYPED["owner"],
+        department=department,
+        due_at=due,
+        actor="qe-1",
+    )
+    return view.measures[-1]["id"]
+
+
 def script(svc: TicketService, clock: Clock) -> None:
     """One life of a fleet's tickets, through every kind of entry the system writes."""
-    register_fleet(svc)
+    support.register_fleet(svc)
     # batch B0: one unit alarms (a device ticket), then seven more (the batch ticket folds it),
     # a unit recovers; customers of the batch complain (joined, counted, repeated, alerted)
     svc.record_finding(finding(dev_id(0, 0), ts=NOW_TS))
@@ -107,28 +115,9 @@ def script(svc: TicketService, clock: Clock) -> None:
         batch.id, five_why=["批量制冷下降", TYPED["cause"]], fishbone={}, summary=None, actor="qe-1"
     )
     due = clock.now + timedelta(days=2)
-    m = svc.add_measure(
-        batch.id,
-        term="short",
-        kind="repair",
-        action=TYPED["task"],
-        owner=TYPED["owner"],
-        department="Service",
-        due_at=due,
-        actor="qe-1",
-    )
-    measure = m.measures[-1]["id"]
+    measure = add_measure(svc, batch.id, ("short", "repair", "Service"), due)
     svc.update_measure(batch.id, measure, status="in_progress", record=None, actor="qe-1")
-    svc.add_measure(  # left undone: due soon, then overdue
-        batch.id,
-        term="long",
-        kind="supplier",
-        action=TYPED["task"],
-        owner=TYPED["owner"],
-        department="Purchasing",
-        due_at=due,
-        actor="qe-1",
-    )
+    add_measure(svc, batch.id, ("long", "supplier", "Purchasing"), due)  # left undone: late
     fixed_at = NOW_TS + 3 * HOUR
     fix(svc, batch.id, fixed_at)
     for u in range(12):
