@@ -127,7 +127,8 @@ def _english_runs(html: str) -> list[str]:
         r"<(script|style|select|datalist|blockquote|time)\b.*?</\1>", " ", html, flags=re.S
     )
     body = re.sub(r'<(li|div) class="(meta|complaint)".*?</\1>', " ", body, flags=re.S)
-    body = re.sub(r"<ol class=\"timeline\">.*?</ol>", " ", body, flags=re.S)  # people's notes
+    people = "|".join(("transition", "comment", "followup"))  # their notes are as typed
+    body = re.sub(rf'<li data-action="(?:{people})">.*?</li>', " ", body, flags=re.S)
     text = unescape(re.sub(r"<[^>]+>", "\n", body))
     runs = re.findall(r"[A-Za-z][A-Za-z'’-]+(?:[ ,;:]+[A-Za-z][A-Za-z'’-]+){2,}", text)
     return [r for r in runs if not ALLOWED.search(r)]
