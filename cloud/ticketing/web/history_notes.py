@@ -216,6 +216,7 @@ REASONS: tuple[Note, ...] = (
 )
 
 _PART = re.compile(r"\{(\w+)\}|\[|\]")
+_FIELD = re.compile(r"\{(\w+)\}")
 
 
 def pattern(english: str) -> re.Pattern[str]:
@@ -243,13 +244,15 @@ def _fill(template: str, values: dict[str, str | None]) -> str:
     def field(m: re.Match[str]) -> str:
         return FIELDS[m[1]].render(values[m[1]] or "")
 
-    def part(m: re.Match[str]) -> str:
-        inside = m[1]
-        if any(values.get(f) is None for f in re.findall(r"\{(\w+)\}", inside)):
+    def piece(m: re.Match[str]) -> str:  # one pass: what a value holds is never read again
+        if m[1] is not None:
+            return field(m)
+        inside = m[2]
+        if any(values.get(f) is None for f in _FIELD.findall(inside)):
             return ""
-        return re.sub(r"\{(\w+)\}", field, inside)
+        return _FIELD.sub(field, inside)
 
-    return re.sub(r"\{(\w+)\}", field, re.sub(r"\[([^\[\]]*)\]", part, template))
+    return re.sub(r"\{(\w+)\}|\[([^\[\]]*)\]", piece, template)
 
 
 _COMPILED: dict[Note, re.Pattern[str]] = {n: pattern(n.english) for n in (*NOTES, *REASONS)}
@@ -269,7 +272,10 @@ def _translate(note: str, notes: Iterable[Note], action: str | None = None) -> s
     if found is None:
         return note
     values = _COMPILED[found].fullmatch(note).groupdict()  # type: ignore[union-attr]
-    return _fill(tr(found.english), values)
+    try:
+        return _fill(tr(found.english), values)
+    except (ValueError, OverflowError):  # a value that only looks like one (a time past 9999)
+        return note
 
 
 def translate(note: str, *, action: str | None = None) -> str:

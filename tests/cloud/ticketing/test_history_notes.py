@@ -310,3 +310,13 @@ def test_a_persons_remark_stays_as_typed_on_the_chinese_page(lived) -> None:
     shown = _page_notes(app, ticket, "zh-CN")
     assert ("comment", ENGLISH_REMARK, ENGLISH_REMARK) in shown
     assert ("transition", ENGLISH_REMARK, ENGLISH_REMARK) in shown
+
+
+def test_what_people_typed_is_never_read_as_a_template_and_odd_values_show_as_stored() -> None:
+    with use(for_lang("zh-CN")):
+        typed = "checked by qe: needs work: see {ticket} [draft] {0}"
+        assert history_notes.translate(typed, action="checked") == (
+            "qe 人工验证：需进一步优化：see {ticket} [draft] {0}"
+        )
+        odd = "acknowledge overdue: was due 2026-13-45T08:00:00Z"  # no such day
+        assert history_notes.translate(odd, action="overdue") == odd
