@@ -24,6 +24,7 @@ from cloud.ticketing.api.schemas import (
     TicketPublic,
 )
 from cloud.ticketing.errors import InvalidCursor
+from cloud.ticketing.history import SYSTEM
 from cloud.ticketing.service import TicketService
 from cloud.ticketing.tokens import Principal
 from cloud.ticketing.web import (
@@ -201,7 +202,7 @@ def _history(history: list[Mapping[str, Any]]) -> str:
         items.append(
             f'<li data-action="{esc(h["action"])}"><b>{esc(name("action", h["action"]))}</b>'
             f'{move}<div class="meta">{when(h["at"])} · '
-            f"{esc(h['actor'])}</div>{note}</li>"
+            f"{esc(tr('system') if h['actor'] == SYSTEM else h['actor'])}</div>{note}</li>"
         )
     return f'<ol class="timeline">{"".join(items)}</ol>'
 

@@ -506,4 +506,5 @@ MESSAGES: dict[str, str] = {
     "repeat #{repeats} via {channel}: {text}": "第 {repeats} 次重复反馈（{channel}）：{text}",
     "repeated complaint by {key} {matched}: {count} within {days} days; {department} alerted[ ({head})]": "{key} {matched} 重复投诉：{days} 天内 {count} 起；已通知{department}[（{head}）]",
     "classification {category_was}/{fault_was}/{severity_was} → {category}/{fault}/{severity}[: {remark}]": "分类更正：{category_was}/{fault_was}/{severity_was} → {category}/{fault}/{severity}[：{remark}]",
+    "system": "系统",
 }
