@@ -102,6 +102,24 @@ def rss_bytes(pid: int | str = "self") -> int:
     raise RuntimeError("no VmRSS in /proc status")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a running process has used so far, from /proc (Linux)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The process's direct children (Linux)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
 def machine() -> str:
     cpu = "?"
     try:

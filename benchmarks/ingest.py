@@ -12,7 +12,9 @@ GIL. Each phase gets a fresh broker and fresh stores, and the same bytes:
 2. one worker on all 64 partitions, receiving in a child process (``--receiver process``), and
    again receiving on paho's thread in the worker's process (``--receiver thread``); births are
    published (and stored) first, untimed, then the telemetry; done when the journal holds every
-   message (zero loss is that count, checked);
+   message (zero loss is that count, checked); the CPU time the worker's process and its
+   receiver process used meanwhile is read from /proc (on this 2-core VM the broker, the
+   publishers and the worker share the cores: a receiver process can only help while one idles);
 3. two workers on partitions 0-31 and 32-63, each with its own journal and ticket database;
 4. the same devices' readings in 12-row blocks (five times the messages): the bare subscriber and
    one worker (both receivers) again, for the per-message cost;
@@ -38,7 +40,9 @@ from pathlib import Path
 from benchmarks.common import (
     CountingSubscriber,
     Result,
+    child_pids,
     collect_publishers,
+    cpu_seconds,
     publish_in_processes,
     spawn_qloop,
     stop_process,
@@ -148,6 +152,11 @@ def bare_phase(t: Traffic, workdir: Path, publishers: int) -> float:
     return t.readings / (last - t0)
 
 
+def _cpu(workers: list) -> list[tuple[float, float]]:
+    """CPU seconds each worker process has used so far, and its child processes (the receiver)."""
+    return [(cpu_seconds(w.pid), sum(map(cpu_seconds, child_pids(w.pid)))) for w in workers]
+
+
 def worker_phase(
     t: Traffic,
     workdir: Path,
@@ -190,6 +199,7 @@ def worker_phase(
         _publish(broker, t.births, workdir, 1)
         if not wait_until(lambda: total("births") >= len(t.births), 120, 0.1):
             raise RuntimeError(f"workers stored {total('births')} of {len(t.births)} births")
+        cpu0 = _cpu(workers)
         t0, _ = _publish(broker, t.messages, workdir, publishers)
         last, since = -1, time.monotonic()
         # done when every message is stored or refused with a reason (a dead letter)
@@ -200,6 +210,7 @@ def worker_phase(
                 break  # stalled: reported as loss below
             time.sleep(0.05)
         t1 = time.monotonic()
+        cpu = [(a - a0, b - b0) for (a, b), (a0, b0) in zip(_cpu(workers), cpu0, strict=True)]
         stored = total("messages")
         dead = total("dead_letters")
     finally:
@@ -213,6 +224,8 @@ def worker_phase(
         "lost": len(t.messages) - stored - dead,
         "dead_letters": dead,
         "seconds": t1 - t0,
+        "cpu_s_worker": sum(c[0] for c in cpu),
+        "cpu_s_receiver": sum(c[1] for c in cpu),
     }
 
 
@@ -358,6 +371,19 @@ def bench_ingest(quick: bool = False) -> Result:
             "µs",
             f"bare subscriber, time per {rows}-row message",
             (traffic.readings / (bare if rows == 60 else bare12)) / len(traffic.messages) * 1e6,
+        )
+    for rows, phase, threaded_phase, traffic in (
+        (60, one, threaded, t),
+        (12, one12, threaded12, small),
+    ):
+        per = 1e6 / len(traffic.messages)
+        res.add(
+            f"one worker, CPU per {rows}-row message (worker + receiver process)",
+            (phase["cpu_s_worker"] + phase["cpu_s_receiver"]) * per,
+            "µs",
+            "receiving on a thread (same run)",
+            (threaded_phase["cpu_s_worker"] + threaded_phase["cpu_s_receiver"]) * per,
+            note=f"receiver process {phase['cpu_s_receiver'] * per:,.0f} µs",
         )
     res.notes.append(
         f"{devices:,} devices × {blocks} blocks × 60 readings × 10 fields = {t.readings:,} "

@@ -47,6 +47,7 @@ from contract.mqtt import BrokerAddress, BrokerRefused, InboundMessage, MqttLink
 log = logging.getLogger(__name__)
 
 _BATCH = 512  # messages forwarded in one pipe write at most
+_GATHER_S = 0.002  # how long the child gathers a batch at most (a safety event waits that long)
 _QUEUED = 2000  # messages the child holds before paho's thread waits
 _GENERATION_BITS = 32  # a message's generation: (child incarnation << 32) | the link's generation
 _CTX = mp.get_context("spawn")  # not fork: the consumer's threads must not be copied
@@ -98,9 +99,12 @@ def _child(
         dumps, send = pickle.dumps, to_parent.send_bytes
         while True:
             batch = [out.get()]
+            # gather for up to _GATHER_S: fewer, larger writes wake the consumer's reader
+            # thread (and take its process's GIL) less often than one write per message
+            deadline = time.monotonic() + _GATHER_S
             try:
                 while len(batch) < _BATCH:
-                    batch.append(out.get_nowait())
+                    batch.append(out.get(timeout=max(0.0, deadline - time.monotonic())))
             except queue.Empty:
                 pass
             if closing.is_set():
