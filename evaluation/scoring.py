@@ -32,6 +32,7 @@ Tickets and the static-rule baseline (:mod:`evaluation.static_rule`), same run:
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -305,10 +306,15 @@ class Report:
 
 
 def _test_name(opened_by: str) -> str:
-    """The batch test's short name: ``pooled`` (the units' shifts) or ``alarms`` (their count)."""
+    """The batch test's short name: ``pooled`` (the units' shifts; with its span and reference
+    when the description names them, ``pooled.describe_test``) or ``alarms`` (their count)."""
     if not opened_by:
         return "–"
-    return "pooled" if opened_by.startswith("pooled") else "alarms"
+    if not opened_by.startswith("pooled"):
+        return "alarms"
+    span = re.search(r"(\d+)-h shifts", opened_by)
+    reference = "fleet" if "all models" in opened_by else "model"
+    return f"pooled {span.group(1)} h, {reference}" if span else "pooled"
 
 
 def _pct(x: float, num: int, den: int) -> str:

@@ -123,7 +123,8 @@ def test_batch_delays_and_false_alarms_are_scored_side_by_side() -> None:
     cooling = next(t for t in report.tickets if t.fault == "cooling_decline")
     assert (cooling.batch_tickets, cooling.false_batch_tickets) == (1, 0)
     table = report.table()
-    assert "| D (1) | 3 | 48.0 | pooled | 120.0 | 0.40 |" in table  # opened by the pooled test
+    # opened by the pooled test, on its 24-h span against the model's other batches
+    assert "| D (1) | 3 | 48.0 | pooled 24 h, model | 120.0 | 0.40 |" in table
     assert "≤ 0.33 in 0 of 1 drifting batches" in table
     assert report.to_json()["static"]["threshold_c"] == THRESHOLD_C
     res = Result("accuracy")
