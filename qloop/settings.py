@@ -23,6 +23,7 @@ from cloud.ticketing.escalation import parse_recipients
 from cloud.ticketing.policy import TicketPolicy
 from cloud.ticketing.sla import SlaPolicy
 from cloud.ticketing.targets import Targets
+from cloud.ticketing.workdays import CalendarError, WorkCalendar, parse_calendar
 from contract.errors import QloopError
 from contract.mqtt import BrokerAddress
 
@@ -173,6 +174,14 @@ class Settings(BaseModel):
     sla_fix_s: float = Field(_SLA.fix.total_seconds(), gt=0, description="fix recorded within (s)")
     sla_verification_s: float = Field(
         _SLA.verification.total_seconds(), gt=0, description="verified within after the fix (s)"
+    )
+    sla_work_zone: str = Field(
+        "Asia/Shanghai", description="time zone the team's working days are counted in"
+    )
+    sla_holidays: str | None = Field(
+        None,
+        description="file of public holidays and make-up working days, lines like"
+        " '2026-10-01..2026-10-07 off' and '2026-10-10 work' (deploy/holidays/)",
     )
     verify_window_s: float = Field(
         _POLICY.verify_window_s,
@@ -331,6 +340,7 @@ class Settings(BaseModel):
                 cause=timedelta(seconds=self.sla_cause_s),
                 fix=timedelta(seconds=self.sla_fix_s),
                 verification=timedelta(seconds=self.sla_verification_s),
+                calendar=self._calendar(),
             ),
             verify_window_s=self.verify_window_s,
             repeat_alert_window_s=self.repeat_alert_window_s,
@@ -339,6 +349,19 @@ class Settings(BaseModel):
             repeat_alert_batch_min=self.repeat_alert_batch_min,
             department_heads=parse_recipients(self.alert_emails or ""),
         )
+
+    def _calendar(self) -> WorkCalendar:
+        """The working days the callback's deadline counts, from ``sla_holidays`` if given."""
+        flag = f"--sla-holidays ({env_name('sla_holidays')})"
+        try:
+            if not self.sla_holidays:
+                return WorkCalendar(self.sla_work_zone)
+            text = Path(self.sla_holidays).read_text(encoding="utf-8")
+            return parse_calendar(text, self.sla_work_zone)
+        except OSError as e:
+            raise SettingsError(f"{flag}: cannot read {self.sla_holidays}: {e.strerror}") from None
+        except CalendarError as e:
+            raise SettingsError(f"{flag} or --sla-work-zone: {e}") from None
 
     def _secret(self, value: SecretStr | None) -> str | None:
         return value.get_secret_value() if value is not None else None

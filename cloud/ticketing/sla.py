@@ -17,8 +17,9 @@ stage                     while the ticket is          due
                                                        procedures set no figure, this is ours)
 ``verification``          verifying                    fix recorded + ``verification`` (48 h)
 ``callback``              callback                     fix verified + ``callback_working_days``
-                                                       (3 working days, Monday to Friday; public
-                                                       holidays are not known to qloop)
+                                                       (3 working days of the team's calendar:
+                                                       its zone, holidays and make-up days,
+                                                       ``workdays.py``)
 ========================  ==========================  ===========================================
 
 The *cycle start* is when the ticket opened or was last reopened: a reopened ticket runs the
@@ -33,6 +34,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from cloud.ticketing.lifecycle import Status
+from cloud.ticketing.workdays import WorkCalendar
 
 
 class Stage(StrEnum):
@@ -57,6 +59,7 @@ class SlaPolicy:
     fix: timedelta = timedelta(days=14)
     verification: timedelta = timedelta(hours=48)
     callback_working_days: int = 3
+    calendar: WorkCalendar = field(default_factory=WorkCalendar)  # whose working days
     measure_remind_before: timedelta = timedelta(days=2)  # a measure's reminder before due
     due_soon_share: float = 0.25  # a stage is due soon with this share of its time left
 
@@ -108,26 +111,8 @@ class SlaPolicy:
             case Stage.FIX:
                 return cycle_at + self.fix
             case Stage.CALLBACK:
-                return add_working_days(fix_at, self.callback_working_days)
+                return self.calendar.add_working_days(fix_at, self.callback_working_days)
         return fix_at + self.verification
-
-
-def add_working_days(start: datetime, days: int) -> datetime:
-    """``days`` working days (Monday to Friday) after ``start``, at the same time of day; from a
-    weekend the count starts on Monday.
-
-    >>> from datetime import UTC
-    >>> add_working_days(datetime(2026, 12, 3, 9, tzinfo=UTC), 3).strftime("%a %d %H")  # Thu
-    'Tue 08 09'
-    >>> add_working_days(datetime(2026, 12, 5, 9, tzinfo=UTC), 1).strftime("%a %d")  # Sat
-    'Mon 07'
-    """
-    at = start
-    while days > 0 or at.weekday() >= 5:
-        at += timedelta(days=1)
-        if at.weekday() < 5:
-            days -= 1
-    return at
 
 
 def backoff(attempts: int, *, base: timedelta, cap: timedelta) -> timedelta:
