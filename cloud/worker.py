@@ -100,6 +100,7 @@ class Worker:
         self._found: deque[tuple[Finding, DeviceInfo]] = deque()
         self._lost_handed: dict[str, int] = {}  # lost-seq counts the ticket database has
         self._acked = self._checkpoint_writes = 0
+        self._pruned = 0  # journal messages deleted past the retention
         # with shared checkpoints, processed messages wait here for a checkpoint to cover them
         self._unacked: list[InboundMessage] = []
         # lost seqs as last counted: (seqs, devices, when to count again at the earliest)
@@ -321,6 +322,8 @@ class Worker:
             self._lost_handed.update(lost)
         if self.influx is not None:
             log.info("influx: %s", self.influx.stats())
+        if self.settings.journal_retention_s is not None:  # a slice a time: ingest goes on
+            self._pruned += self.journal.prune(self.clock() - self.settings.journal_retention_s)
         self.journal.commit()
 
     def process_batch(self, timeout: float) -> int:
@@ -427,6 +430,7 @@ class Worker:
             "queue_size": self.settings.queue_size,
             "acked": self._acked,
             "checkpoint_writes": self._checkpoint_writes,
+            "journal_pruned": self._pruned,
             "dead_letters": dict(self.journal.dead_letter_counts),
             "findings_by_fault": dict(self._findings_by_fault),
             "influx": asdict(self.influx.stats()) if self.influx is not None else None,

@@ -51,6 +51,7 @@ _COUNTERS = (
     ("held", "qloop_worker_held", "messages held until their device's birth came"),
     ("acked", "qloop_worker_acked", "messages acknowledged to the broker after the commit"),
     ("checkpoint_writes", "qloop_worker_checkpoint_writes", "detector checkpoints written"),
+    ("journal_pruned", "qloop_worker_journal_pruned", "journal messages deleted past retention"),
     ("late_blocks", "qloop_worker_late_blocks", "blocks that came after their gap was given up"),
     ("reordered_blocks", "qloop_worker_reordered_blocks", "blocks put back in seq order"),
 )

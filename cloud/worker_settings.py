@@ -36,6 +36,8 @@ class WorkerSettings:
     # (below the broker's max_inflight_messages, 1000 in the shipped configurations)
     ack_window: int = 800
     checkpoint_every_s: float = 30.0
+    # journal messages received longer ago are deleted (cloud/store/journal.py); None: kept
+    journal_retention_s: float | None = None
     stats_every_s: float = 60.0  # how often the worker logs its counters
     snapshot_every_s: float = 1.0  # how often it hands its counters to ``on_snapshot``
     # how often a snapshot recounts lost seqs at most: a pass over every device (about 2 µs

@@ -126,6 +126,12 @@ class Settings(BaseModel):
         description="serve the worker's /metrics, /healthz and /readyz on this port, at --host"
         " (default: not served; 0: any free port, logged)",
     )
+    journal_retention_days: float | None = Field(
+        None,
+        ge=1,
+        description="delete journal messages received longer ago than this (days; at least 1:"
+        " each unit's newest is kept, lost-seq counts stay); default: keep every message",
+    )
     checkpoint_every_s: float = Field(
         30.0,
         gt=0,
@@ -489,4 +495,7 @@ class Settings(BaseModel):
             ticket_policy=self.ticket_policy(),
             clock_tolerance_s=self.clock_tolerance_s,
             checkpoint_every_s=self.checkpoint_every_s,
+            journal_retention_s=(
+                None if self.journal_retention_days is None else self.journal_retention_days * 86400
+            ),
         )

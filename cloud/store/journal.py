@@ -19,6 +19,13 @@ figures are in BENCHMARKS.md, "Embedded store"). Messages sit in a rowid table w
 pages, which is slower to write and makes a larger file. The journal is the default store
 whenever no InfluxDB is configured, and the evidence charts read from it through
 :meth:`Journal.series`.
+
+Retention (:meth:`Journal.prune`, the worker's ``--journal-retention-days``): messages received
+longer ago than the retention are deleted a bounded slice at a time, oldest first, except each
+device's newest message (its seq is what a restarted worker counts on from). What a deleted
+message said about lost data is kept: per device, the first seq ever stored and how many were
+deleted (table ``pruned``), so :meth:`seq_spans` counts the same seqs missing after a prune as
+before it. SQLite reuses the freed pages, so the file stops growing rather than shrinking.
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     reason TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (
     device TEXT PRIMARY KEY, state BLOB NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS pruned (
+    device TEXT PRIMARY KEY, first_seq INTEGER NOT NULL, removed INTEGER NOT NULL);
 """
 
 
@@ -63,6 +72,7 @@ class Journal:
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
         self._in_tx = False
+        self._pruned_to = 0  # rowid up to which prune() has looked
 
     @classmethod
     def open_readonly(cls, path: str | Path) -> Journal:
@@ -247,14 +257,57 @@ class Journal:
             ).fetchall()
 
     def seq_spans(self) -> dict[str, tuple[int, int]]:
-        """Per device, the seqs its stored messages lack between its first and its newest, and
-        the newest: ``{device: (missing, newest)}`` (one pass over the (device, seq) key)."""
+        """Per device, the seqs it never delivered between the first it ever stored and its
+        newest, and the newest: ``{device: (missing, newest)}`` (one pass over the (device,
+        seq) key; messages :meth:`prune` deleted count as delivered)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT device, MAX(seq) - MIN(seq) + 1 - COUNT(*), MAX(seq) FROM messages"
-                " GROUP BY device"
+                "SELECT s.device, s.newest - MIN(COALESCE(p.first_seq, s.lo), s.lo) + 1 - s.n"
+                " - COALESCE(p.removed, 0), s.newest FROM (SELECT device, MIN(seq) AS lo,"
+                " MAX(seq) AS newest, COUNT(*) AS n FROM messages GROUP BY device) AS s"
+                " LEFT JOIN pruned AS p USING (device)"
             ).fetchall()
         return {d: (int(missing), int(newest)) for d, missing, newest in rows}
+
+    def prune(self, before: float, limit: int = 20_000) -> int:
+        """Delete up to ``limit`` messages received before ``before`` (wall-clock seconds),
+        oldest first, never a device's newest; how many were deleted. Committed with the next
+        :meth:`commit`. Rows are looked at in insertion order from where the last call stopped,
+        and the look stops at the first one received since ``before``: a call costs what it
+        deletes, not the table's size."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT rowid, device, seq, received FROM messages WHERE rowid > ?"
+                " ORDER BY rowid LIMIT ?",
+                (self._pruned_to, limit),
+            ).fetchall()
+            old = []
+            for row in rows:
+                if row[3] >= before:
+                    break
+                old.append(row)
+            if not old:
+                return 0
+            self._begin()
+            newest = {
+                d: self._db.execute(
+                    "SELECT MIN(seq), MAX(seq) FROM messages WHERE device = ?", (d,)
+                ).fetchone()
+                for d in {r[1] for r in old}
+            }
+            gone = [(rowid, d) for rowid, d, seq, _ in old if seq < newest[d][1]]
+            removed: dict[str, int] = {}
+            for _, d in gone:
+                removed[d] = removed.get(d, 0) + 1
+            self._db.executemany(
+                "INSERT INTO pruned VALUES (?, ?, ?) ON CONFLICT (device) DO UPDATE SET"
+                " first_seq = MIN(first_seq, excluded.first_seq),"
+                " removed = removed + excluded.removed",
+                [(d, newest[d][0], n) for d, n in removed.items()],
+            )
+            self._db.executemany("DELETE FROM messages WHERE rowid = ?", [(r,) for r, _ in gone])
+            self._pruned_to = old[-1][0]
+            return len(gone)
 
     def seqs(self, device: str) -> list[int]:
         with self._lock:
