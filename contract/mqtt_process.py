@@ -10,6 +10,13 @@ other way and the child hands them to paho. It has the interface a subscriber us
 :class:`MqttLink`: ``start``, ``wait_connected``, ``wait_refused``, ``wait_subscribed``,
 ``connected``, ``refusal``, ``ack``/``ack_many``, ``close``, ``abort`` (no publishing).
 
+When it pays: it moves the receiving (about 45 µs of CPU per message in the ingest benchmark)
+out of the consumer's process and adds almost nothing (a pickled batch each way), so it speeds a
+consumer up where a core is free for the child. Where every core is already busy (the 2-core
+benchmark VM, which also runs the broker and the publishers) it measured no faster than paho's
+thread, and ``qloop cloud run`` keeps ``--receiver thread`` as its default (BENCHMARKS.md,
+issue 17, third part).
+
 Two pipes, one per direction. In the child, paho's thread puts each message (as a plain tuple)
 on a bounded queue; a forwarder thread takes what is queued (up to ``_BATCH`` at once) and
 sends it as one pickled list; the child's main thread reads acknowledgements and commands. In
@@ -99,12 +106,14 @@ def _child(
         dumps, send = pickle.dumps, to_parent.send_bytes
         while True:
             batch = [out.get()]
-            # gather for up to _GATHER_S: fewer, larger writes wake the consumer's reader
-            # thread (and take its process's GIL) less often than one write per message
-            deadline = time.monotonic() + _GATHER_S
+            # let a batch gather for _GATHER_S, asleep: fewer, larger writes wake the consumer's
+            # reader thread (and take its GIL) less often, and paho's thread here runs without
+            # waking this one for every message
+            if out.qsize() < _BATCH:
+                time.sleep(_GATHER_S)
             try:
                 while len(batch) < _BATCH:
-                    batch.append(out.get(timeout=max(0.0, deadline - time.monotonic())))
+                    batch.append(out.get_nowait())
             except queue.Empty:
                 pass
             if closing.is_set():
@@ -267,27 +276,11 @@ class ProcessLink:
         if was and self._user_on_disconnect is not None:
             self._user_on_disconnect()
 
-    def wait_connected(self, timeout: float | None = None) -> bool:
-        """As :meth:`MqttLink.wait_connected`."""
-        with self._changed:
-            self._changed.wait_for(lambda: self._connected.is_set() or self.refusal, timeout)
-            if self.refusal is not None and not self._connected.is_set():
-                raise self.refusal
-            return self._connected.is_set()
-
-    def wait_refused(self, timeout: float | None = None) -> BrokerRefused | None:
-        """As :meth:`MqttLink.wait_refused`."""
-        with self._changed:
-            self._changed.wait_for(lambda: self.refusal is not None, timeout)
-            return self.refusal
-
-    def wait_subscribed(self, timeout: float | None = None) -> bool:
-        """As :meth:`MqttLink.wait_subscribed`."""
-        return self._subscribed.wait(timeout)
-
-    @property
-    def connected(self) -> bool:
-        return self._connected.is_set()
+    # the same state (``_connected``, ``_subscribed``, ``_changed``, ``refusal``), the same waits
+    wait_connected = MqttLink.wait_connected
+    wait_refused = MqttLink.wait_refused
+    wait_subscribed = MqttLink.wait_subscribed
+    connected = MqttLink.connected
 
     @property
     def pid(self) -> int | None:
