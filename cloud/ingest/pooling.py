@@ -5,7 +5,7 @@ The round's event time is the newest reading the detectors have judged among the
 micro-batch (what the worker keeps in ``Ingestor.processed``): readings stamped at times that
 cannot be true never reach the detectors (``cloud/anomaly/clock.py``), so one wrong clock cannot
 run the rounds ahead. Each round takes every tracked unit's recent shifts over each of the test's
-spans (24 h and 6 h: ``DetectorBank.shifts(span)``) from the detector bank and its model and
+spans (``DetectorBank.shifts(span)``; 24 h by default) from the detector bank and its model and
 batch from the registry (units with no birth yet are left out: without a batch there is nothing
 to compare), and hands each :class:`~cloud.anomaly.pooled.BatchFinding` to the sink (the worker:
 ticketing).

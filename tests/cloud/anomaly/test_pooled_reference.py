@@ -1,6 +1,7 @@
 """The pooled batch test's reference and spans (cloud/anomaly/pooled.py): a batch whose model has
 little reference exposure is also compared with the rest of the fleet, batches that stand out
-are no one's reference, and a 6-h span beside the 24-h one finds a step sooner."""
+are no one's reference, and a 6-h span beside the 24-h one (an option, not the default) finds a
+step sooner."""
 
 from __future__ import annotations
 
@@ -106,7 +107,7 @@ def test_the_six_hour_span_finds_a_step_before_the_day_long_one() -> None:
             units.steps[f"M/B0/{u:03d}"] = (3 * DAY, 6.0)
         return units
 
-    both = first_finding(steps(), PooledShift(), days=6)
+    both = first_finding(steps(), PooledShift(spans=(8, 2)), days=6)
     day_only = first_finding(steps(), PooledShift(spans=(8,)), days=6)
     assert both is not None and both.span_s == 6 * HOUR and both.batch == "B0"
     assert day_only is not None and day_only.batch == "B0"
@@ -115,7 +116,7 @@ def test_the_six_hour_span_finds_a_step_before_the_day_long_one() -> None:
 
 
 def test_both_spans_and_references_keep_a_healthy_fleet_quiet() -> None:
-    """Five models of two batches each, 700 hourly rounds of healthy window levels: no batch
-    stands out with both spans and both references counted."""
+    """Five models of two batches each, 700 hourly rounds of healthy window levels (independent
+    units: no batch-shared traits): no batch stands out with both spans and both references."""
     units = Windows({(f"M{m}", f"B{m}-{b}"): 15 for m in range(5) for b in range(2)}, seed=13)
-    assert first_finding(units, PooledShift(), days=29) is None
+    assert first_finding(units, PooledShift(spans=(8, 2)), days=29) is None
