@@ -11,8 +11,9 @@ other way and the child hands them to paho. It has the interface a subscriber us
 ``connected``, ``refusal``, ``ack``/``ack_many``, ``close``, ``abort`` (no publishing).
 
 When it pays: it moves the receiving (about 45 µs of CPU per message in the ingest benchmark)
-out of the consumer's process and adds almost nothing (a pickled batch each way), so it speeds a
-consumer up where a core is free for the child. Where every core is already busy (the 2-core
+out of the consumer's process, and the total CPU per message stays about the same (the child's
+queue and a pickled batch each way cost about what the GIL's turn-taking did), so it speeds a
+consumer up only where a core is free for the child. Where every core is already busy (the 2-core
 benchmark VM, which also runs the broker and the publishers) it measured no faster than paho's
 thread, and ``qloop cloud run`` keeps ``--receiver thread`` as its default (BENCHMARKS.md,
 issue 17, third part).
