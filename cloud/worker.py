@@ -13,7 +13,9 @@ GIL. The child forwards messages in batches to a reader thread here, which enque
 paho's thread does with ``receiver="thread"`` (the plain :class:`~contract.mqtt.MqttLink` in
 this process, what workers built in-process use), and takes back the acknowledgements;
 backpressure from the bounded queue reaches the broker through the pipe and the child's own
-bounded queue. A killed worker's child exits with it.
+bounded queue. A killed worker's child exits with it. ``qloop cloud run`` defaults to
+``thread``: the child moves paho's work off this process's GIL without lowering the CPU per
+message, which gains only where a core is free for it (BENCHMARKS.md, issue 17, third part).
 
 Findings are handed to ticketing after the journal commit of the batch they come from (before
 its acknowledgement), and a checkpoint is written only between batches, after its findings were
