@@ -54,7 +54,10 @@ The statistic, per baseline-shift fault and span, each round (every ``every_s`` 
    **A batch that stands out is no one's reference** (its whole history leaves the sums while it
    stands out and for a day after), from the round it starts to stand out in (the round is
    tested again without it until no other batch starts to): a leaking batch's exceedances are
-   not evidence of the healthy rate, and left in they would hide the next batch.
+   not evidence of the healthy rate, and left in they would hide the next batch. What this
+   costs: a batch whose model's reference alone would do waits a little longer (the fleet's
+   hypotheses enter step 5 too), and where every batch of the fleet is faulty the ones left
+   have only faulty references (the alarm count test still applies).
 5. **Correction** over every (fault, span, reference, batch) hypothesis of the round, Holm at
    ``alpha``; as the test is discrete, hypotheses that cannot reach significance at all (their
    smallest attainable p-value, every exceedance of the margin in the batch, is above
