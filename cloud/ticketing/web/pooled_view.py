@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cloud.anomaly.pooled import REFERENCES
 from cloud.ticketing.web.i18n import tr
 from cloud.ticketing.web.layout import esc, number, when_ts
 
@@ -25,9 +26,12 @@ LABELS = {
     "statistic": "units beyond the level now",
     "units": "units in the batch",
     "level": "level (robust σ of the fleet's shifts)",
+    "span_h": "span of each unit's shift (h)",
+    "reference": "reference",
     "reference_units": "reference units",
     "reference_beyond": "reference units beyond the level (weighted)",
     "reference_exposure_days": "reference exposure (unit-days)",
+    "reference_exposure_looks": "reference exposure (independent looks)",
     "p_value": "p-value",
     "p_adjusted": "p-value, adjusted",
     "alpha": "significance level α",
@@ -102,6 +106,8 @@ def _p(value: object) -> str:
 
 
 def _value(key: str, value: object) -> str:
+    if key == "reference" and value in REFERENCES:  # what the batch was compared with
+        return esc(tr(REFERENCES[str(value)]))
     if key == "ts" and isinstance(value, int | float):
         return when_ts(float(value))
     if key.startswith("p_"):

@@ -507,4 +507,9 @@ MESSAGES: dict[str, str] = {
     "repeated complaint by {key} {matched}: {count} within {days} days; {department} alerted[ ({head})]": "{key} {matched} 重复投诉：{days} 天内 {count} 起；已通知{department}[（{head}）]",
     "classification {category_was}/{fault_was}/{severity_was} → {category}/{fault}/{severity}[: {remark}]": "分类更正：{category_was}/{fault_was}/{severity_was} → {category}/{fault}/{severity}[：{remark}]",
     "system": "系统",
+    "span of each unit's shift (h)": "单台漂移的统计时长（小时）",
+    "reference": "参照",
+    "reference exposure (independent looks)": "参照暴露量（独立观测次数）",
+    "the model's other batches": "同型号其他批次",
+    "every other unit of the fault, all models": "该故障的其他全部机组（所有型号）",
 }

@@ -133,4 +133,5 @@ def test_the_pooled_evidence_reads_in_chinese(app) -> None:
         page = browser.get(f"/tickets/{ticket.id}", headers={"accept-language": "zh-CN"})
 
     assert "合并漂移检验" in page.text and "本批次 20 台中有 3 台" in page.text
+    assert 'data-pooled="reference">同型号其他批次<' in page.text
     assert "units beyond the level now" not in page.text
