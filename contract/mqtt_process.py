@@ -247,6 +247,7 @@ class ProcessLink:
         self._lost_connection()
         if not self._closing.is_set():
             log.error("%s: the MQTT receiver process exited; starting it again", self.client_id)
+            self._proc.join(5)  # reaped, not left a zombie
             time.sleep(1.0)  # a child that cannot start must not be restarted in a busy loop
             if not self._closing.is_set():
                 self._spawn()

@@ -127,6 +127,21 @@ def test_the_connection_state_follows_a_broker_restart(tmp_path):
         b.kill()
 
 
+def test_a_child_that_dies_is_started_again_and_its_unacknowledged_come_again(mosquitto):
+    inbox = Inbox()
+    with receiving(mosquitto.address, inbox) as link, publishing(mosquitto.address) as pub:
+        pub.publish("t/before", b"x", qos=1)
+        wait_for(lambda: "t/before" in inbox.topics(), what="a message through the first child")
+        first = link.pid
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: link.pid != first and link.connected, what="a new child, connected")
+        link.ack_many(inbox.messages)  # the first child's: not sent (the broker resends them)
+        wait_for(lambda: inbox.topics().count("t/before") == 2, what="the redelivery")
+        pub.publish("t/after", b"y", qos=1)
+        wait_for(lambda: "t/after" in inbox.topics(), what="a message through the new child")
+    assert _gone(first)
+
+
 def mosquitto_available() -> bool:
     from qloop.broker import find_mosquitto
 
