@@ -39,9 +39,11 @@ consumer's loggers under their own names.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import multiprocessing as mp
+import multiprocessing.util  # its exit handler (joins children) must run after ours: see _at_exit
 import pickle
 import queue
 import signal
@@ -200,7 +202,19 @@ class ProcessLink:
 
     def start(self) -> None:
         """Start the child; it connects in the background and keeps reconnecting."""
+        atexit.register(self._at_exit)
         self._spawn()
+
+    def _at_exit(self) -> None:
+        """The interpreter exits without :meth:`close`: close the child's pipe, so that it ends
+        (it ignores SIGTERM, and multiprocessing's exit handler waits for its children; atexit
+        runs handlers last-registered first, and that one is registered when
+        ``multiprocessing.util`` is imported, above)."""
+        self._closing.set()
+        with self._send_lock:
+            if self._to_child is not None:
+                self._to_child.close()
+                self._to_child = None
 
     def _spawn(self) -> None:
         self._incarnation += 1
@@ -308,6 +322,7 @@ class ProcessLink:
 
     def _stop(self, command: str) -> None:
         self._closing.set()
+        atexit.unregister(self._at_exit)
         if self._proc is None:
             return
         self._send(command)
@@ -316,8 +331,9 @@ class ProcessLink:
             self._proc.kill()
             self._proc.join()
         with self._send_lock:
-            self._to_child.close()
-            self._to_child = None
+            if self._to_child is not None:
+                self._to_child.close()
+                self._to_child = None
         if self._reader is not None:
             self._reader.join(5)
         self._connected.clear()

@@ -169,6 +169,25 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def test_a_parent_that_exits_without_closing_does_not_wait_for_its_child(mosquitto, tmp_path):
+    script = tmp_path / "parent.py"
+    script.write_text(_PARENT.replace("time.sleep(600)", "sys.exit(0)"))
+    parent = subprocess.Popen(
+        [sys.executable, str(script), mosquitto.address],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        child = int(parent.stdout.readline())
+        assert parent.wait(60) == 0  # multiprocessing joins its children at exit
+        wait_for(lambda: _gone(child), what="the receiver process exiting with its parent")
+    finally:
+        parent.kill()
+        parent.wait()
+
+
 def test_the_child_exits_when_its_parent_is_killed(mosquitto, tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(_PARENT)
