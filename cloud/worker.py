@@ -5,17 +5,10 @@ full it blocks, so the socket stops being read and the broker holds the rest: ba
 unbounded memory). The worker thread takes messages in batches, ingests them, commits the
 journal and only then acknowledges them to the broker (manual PUBACK), so a message the broker
 considers delivered is on disk. The MQTT session is persistent (clean_session false, a client id
-fixed by the partition set), so a restarted worker receives what it missed.
-
-With ``receiver="process"`` (:class:`contract.mqtt_process.ProcessLink`) receiving runs in a
-child process: paho's per-message work then no longer takes turns with the processing for one
-GIL. The child forwards messages in batches to a reader thread here, which enqueues them as
-paho's thread does with ``receiver="thread"`` (the plain :class:`~contract.mqtt.MqttLink` in
-this process, what workers built in-process use), and takes back the acknowledgements;
-backpressure from the bounded queue reaches the broker through the pipe and the child's own
-bounded queue. A killed worker's child exits with it. ``qloop cloud run`` defaults to
-``thread``: the child moves paho's work off this process's GIL without lowering the CPU per
-message, which gains only where a core is free for it (BENCHMARKS.md, issue 17, third part).
+fixed by the partition set), so a restarted worker receives what it missed. With
+``receiver="process"`` paho runs in a child process (:mod:`contract.mqtt_process`); ``qloop
+cloud run`` keeps ``"thread"``: the child lowers no CPU per message (BENCHMARKS.md, issue 17,
+third part).
 
 Findings are handed to ticketing after the journal commit of the batch they come from (before
 its acknowledgement), and a checkpoint is written only between batches, after its findings were
@@ -153,8 +146,7 @@ class Worker:
             self.pooling = BatchPooling(bank, registry, self._batch_finding)
         self._queue: queue.Queue[InboundMessage] = queue.Queue(settings.queue_size)
         self._stop = threading.Event()
-        link = ProcessLink if settings.receiver == "process" else MqttLink
-        self.link: MqttLink | ProcessLink = link(
+        self.link = (ProcessLink if settings.receiver == "process" else MqttLink)(
             settings.mqtt_client_id(),
             settings.broker,
             clean_session=False,

@@ -161,6 +161,19 @@ if __name__ == "__main__":
 """
 
 
+def _parent(source: str, broker, tmp_path: Path) -> subprocess.Popen:
+    """A Python process running ``source`` (it prints its receiver's pid) against ``broker``."""
+    script = tmp_path / "parent.py"
+    script.write_text(source)
+    return subprocess.Popen(
+        [sys.executable, str(script), broker.address],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
 def _gone(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -170,15 +183,7 @@ def _gone(pid: int) -> bool:
 
 
 def test_a_parent_that_exits_without_closing_does_not_wait_for_its_child(mosquitto, tmp_path):
-    script = tmp_path / "parent.py"
-    script.write_text(_PARENT.replace("time.sleep(600)", "sys.exit(0)"))
-    parent = subprocess.Popen(
-        [sys.executable, str(script), mosquitto.address],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    parent = _parent(_PARENT.replace("time.sleep(600)", "sys.exit(0)"), mosquitto, tmp_path)
     try:
         child = int(parent.stdout.readline())
         assert parent.wait(60) == 0  # multiprocessing joins its children at exit
@@ -189,15 +194,7 @@ def test_a_parent_that_exits_without_closing_does_not_wait_for_its_child(mosquit
 
 
 def test_the_child_exits_when_its_parent_is_killed(mosquitto, tmp_path):
-    script = tmp_path / "parent.py"
-    script.write_text(_PARENT)
-    parent = subprocess.Popen(
-        [sys.executable, str(script), mosquitto.address],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    parent = _parent(_PARENT, mosquitto, tmp_path)
     try:
         child = int(parent.stdout.readline())
         assert not _gone(child)
