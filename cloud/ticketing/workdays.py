@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from contract.errors import QloopError
+
 _LINE = re.compile(
     r"^(?P<first>\d{4}-\d{2}-\d{2})(?:\s*\.\.\s*(?P<last>\d{4}-\d{2}-\d{2}))?\s+(?P<kind>off|work)\b"
 )
@@ -30,7 +32,7 @@ _MAX_SPAN_DAYS = 31  # a holiday run longer than a month is a typo, not a holida
 _MAX_OFF_RUN = 366  # days without a working day before a calendar is called broken
 
 
-class CalendarError(ValueError):
+class CalendarError(QloopError, ValueError):
     """A holiday file that cannot be read as one; says which line and why."""
 
 
