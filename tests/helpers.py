@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from contract.mqtt import BrokerAddress, InboundMessage, MqttLink
 
@@ -42,3 +43,16 @@ class Collector:
 
     def close(self) -> None:
         self.link.close()
+
+
+@contextmanager
+def publishing(address: str) -> Iterator[MqttLink]:
+    """A plain MQTT publisher; on leaving, waits until the broker acknowledged what it sent."""
+    link = MqttLink("test-publisher", BrokerAddress.parse(address))
+    link.start()
+    assert link.wait_connected(10)
+    try:
+        yield link
+    finally:
+        wait_for(lambda: link.pending_acks() == 0, what="broker acknowledgements")
+        link.close()

@@ -25,7 +25,7 @@ from contract.mqtt import BrokerAddress, InboundMessage, MqttLink
 from contract.mqtt_process import ProcessLink
 from contract.protocol import Birth, Telemetry
 from qloop.broker import mosquitto_config, start_mosquitto
-from tests.helpers import wait_for
+from tests.helpers import publishing, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -67,18 +67,6 @@ def receiving(
         assert link.wait_subscribed(30), "the receiver did not subscribe"
         yield link
     finally:
-        link.close()
-
-
-@contextmanager
-def publishing(address: str) -> Iterator[MqttLink]:
-    link = MqttLink("test-publisher", BrokerAddress.parse(address))
-    link.start()
-    assert link.wait_connected(10)
-    try:
-        yield link
-    finally:
-        wait_for(lambda: link.pending_acks() == 0, what="broker acknowledgements")
         link.close()
 
 

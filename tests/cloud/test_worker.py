@@ -23,7 +23,7 @@ from contract.mqtt import BrokerAddress, MqttLink
 from contract.protocol import Birth, Message, Telemetry
 from simulators.fleet import Fleet
 from simulators.scenario import parse_scenario
-from tests.helpers import wait_for
+from tests.helpers import publishing, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -57,16 +57,8 @@ def running(settings: WorkerSettings) -> Iterator[Worker]:
         assert not thread.is_alive(), "worker did not stop"
 
 
-@contextmanager
-def publisher(broker) -> Iterator[MqttLink]:
-    link = MqttLink("test-publisher", BrokerAddress.parse(broker.address))
-    link.start()
-    assert link.wait_connected(10)
-    try:
-        yield link
-    finally:
-        wait_for(lambda: link.pending_acks() == 0, what="broker acknowledgements")
-        link.close()
+def publisher(broker):  # the shared helper, given the broker fixture
+    return publishing(broker.address)
 
 
 def send(link: MqttLink, *messages: Message, retain: bool = False) -> None:
