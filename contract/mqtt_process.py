@@ -192,6 +192,7 @@ class ProcessLink:
         self._changed = threading.Condition()
         self.refusal: BrokerRefused | None = None
         self._send_lock = threading.Lock()
+        self._life = threading.Lock()  # starting a child vs stopping: one at a time
         self._closing = threading.Event()
         self._incarnation = 0
         self._proc: Any = None
@@ -217,6 +218,11 @@ class ProcessLink:
                 self._to_child = None
 
     def _spawn(self) -> None:
+        with self._life:  # never a new child once closing: _stop takes the same lock
+            if not self._closing.is_set():
+                self._start_child()
+
+    def _start_child(self) -> None:
         self._incarnation += 1
         from_child, child_out = _CTX.Pipe(duplex=False)
         child_in, to_child = _CTX.Pipe(duplex=False)
@@ -325,15 +331,16 @@ class ProcessLink:
         atexit.unregister(self._at_exit)
         if self._proc is None:
             return
-        self._send(command)
-        self._proc.join(15)
-        if self._proc.is_alive():  # pragma: no cover - a child stuck in paho
-            self._proc.kill()
-            self._proc.join()
-        with self._send_lock:
-            if self._to_child is not None:
-                self._to_child.close()
-                self._to_child = None
+        with self._life:  # the child now running, not one a restart starts meanwhile
+            self._send(command)
+            self._proc.join(15)
+            if self._proc.is_alive():  # pragma: no cover - a child stuck in paho
+                self._proc.kill()
+                self._proc.join()
+            with self._send_lock:
+                if self._to_child is not None:
+                    self._to_child.close()
+                    self._to_child = None
         if self._reader is not None:
             self._reader.join(5)
         self._connected.clear()
