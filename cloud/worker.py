@@ -250,6 +250,8 @@ class Worker:
 
     def _restore(self) -> None:
         """Detector state of every device this worker's journal knows, from the checkpoints."""
+        if self.pooling is not None:
+            self.pooling.load(self.journal)
         saved = self.checkpoints.checkpoints(info.device for info in self.ingestor.registry)
         restored = {d: self._restore_state(d, state) for d, state in saved.items()}
         n = sum(restored.values())
@@ -294,6 +296,8 @@ class Worker:
         self.checkpoints.save_checkpoints(
             ((d, s) for d, s in states if s is not None), self.clock()
         )
+        if self.pooling is not None:  # the worker's own: its partitions' batches
+            self.pooling.save(self.journal, self.clock())
         self._checkpoint_writes += 1
         self.journal.commit()
         self._ack(self._unacked)

@@ -297,6 +297,34 @@ class PooledShift:
         # per (fault, model, batch) standing out: the units named so far, when it last stood out
         self._standing: dict[tuple[str, str, str], tuple[frozenset[str], float]] = {}
 
+    def state(self) -> dict[str, object]:
+        """What the test has learned, as plain data for a checkpoint: the last round's time,
+        every batch's decayed history, and the batches standing out with the units named."""
+        return {
+            "last_ts": self._last_ts,
+            "history": {k: (h.exposure, h.beyond) for k, h in self._history.items()},
+            "standing": {k: (sorted(units), ts) for k, (units, ts) in self._standing.items()},
+        }
+
+    def restore(self, state: Mapping[str, object]) -> None:
+        """Take back what :meth:`state` gave (the settings stay this object's own).
+
+        >>> a, b = PooledShift(), PooledShift()
+        >>> a._history[("cooling_decline", 8, "M", "B1")] = _History(12.5, 1.0)
+        >>> b.restore(a.state())
+        >>> b._history == a._history and b.state() == a.state()
+        True
+        """
+        history = state["history"]
+        standing = state["standing"]
+        assert isinstance(history, Mapping) and isinstance(standing, Mapping)
+        last = state["last_ts"]
+        self._last_ts = None if last is None else float(last)  # type: ignore[arg-type]
+        self._history = {tuple(k): _History(float(e), float(b)) for k, (e, b) in history.items()}
+        self._standing = {
+            tuple(k): (frozenset(units), float(ts)) for k, (units, ts) in standing.items()
+        }
+
     def due(self, ts: float) -> bool:
         """Whether a round is due at event time ``ts``."""
         return self._last_ts is None or ts >= self._last_ts + self.every_s

@@ -9,18 +9,33 @@ spans (``DetectorBank.shifts(span)``; 24 h by default) from the detector bank an
 batch from the registry (units with no birth yet are left out: without a batch there is nothing
 to compare), and hands each :class:`~cloud.anomaly.pooled.BatchFinding` to the sink (the worker:
 ticketing).
+
+What the test learned (each batch's recent history, the batches standing out) is checkpointed
+with the worker's detectors (:meth:`BatchPooling.snapshot`, in the worker's own journal: it
+belongs to the worker's partitions), so a restarted worker's test keeps its reference history
+instead of collecting it again over days; a state that cannot be read is dropped with a warning
+and collected again.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import pickle
 from collections.abc import Callable, Iterable
 
 from cloud.anomaly.bank import DetectorBank
 from cloud.anomaly.pooled import BatchFinding, PooledShift
 from cloud.ingest.registry import Registry
+from cloud.store.journal import Journal
 
 BatchFindingSink = Callable[[BatchFinding], None]
+#: the key of the test's state among the journal's checkpoints ("#" is in no device id: an MQTT
+#: wildcard cannot be a topic level)
+CHECKPOINT_KEY = "#pooled-batch-test"
+_FORMAT = 1
+
+log = logging.getLogger(__name__)
 
 
 class BatchPooling:
@@ -50,6 +65,35 @@ class BatchPooling:
         for f in self.pooled.update(newest, shifts, self._batch_of):
             self.findings += 1
             self.sink(f)
+
+    def save(self, journal: Journal, now: float) -> None:
+        """Checkpoint the test's state in ``journal`` (committed with the journal's next commit)."""
+        journal.save_checkpoint(CHECKPOINT_KEY, self.snapshot(), now)
+
+    def load(self, journal: Journal) -> bool:
+        """Resume from the state :meth:`save` left in ``journal``; False if there is none or it
+        cannot be read."""
+        data = journal.checkpoint(CHECKPOINT_KEY)
+        if data is None or not self.restore(data):
+            return False
+        log.info("pooled batch test: resumed its batches' history from the checkpoint")
+        return True
+
+    def snapshot(self) -> bytes:
+        """The test's learned state, for the worker's checkpoint."""
+        return pickle.dumps((_FORMAT, self.pooled.state()), pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, data: bytes) -> bool:
+        """Take back a :meth:`snapshot`; False (and a warning) when it cannot be read."""
+        try:
+            version, state = pickle.loads(data)  # noqa: S301 - the worker's own journal
+            if version != _FORMAT:
+                raise ValueError(f"format {version}, this code reads {_FORMAT}")
+            self.pooled.restore(state)
+        except Exception as e:  # noqa: BLE001 - any unreadable state is relearned
+            log.warning("pooled batch test: checkpoint not restored (%s); it relearns", e)
+            return False
+        return True
 
     def _batch_of(self, device: str) -> tuple[str, str] | None:
         if not self.registry.known(device):

@@ -13,6 +13,7 @@ from cloud.anomaly.base import Block
 from cloud.anomaly.pooled import BatchFinding
 from cloud.ingest.pooling import BatchPooling
 from cloud.ingest.registry import Registry
+from cloud.store.journal import Journal
 from contract.protocol import Birth
 
 H = 3600.0
@@ -71,3 +72,41 @@ def test_a_drifting_batch_is_found_from_the_units_shifts() -> None:
     assert first.units == 15 and first.reference_units == 30  # B1 and B2; the stranger is out
     assert len(alarmed) < first.beyond  # it stood out before its units had all alarmed
     assert bank.shifts()["cooling_decline"][0].count(stranger) == 1  # tracked, just not tested
+
+
+def test_a_restored_test_goes_on_as_the_one_that_was_never_stopped(tmp_path, caplog) -> None:
+    """The pooled test's state survives a checkpoint: a test restored halfway through the drift
+    (from the journal, as a restarted worker does) gives the findings the original gives."""
+    rng = np.random.default_rng(11)
+    bank, registry = DetectorBank(generic=False), Registry()
+    units = [(f"ac-{b}-{u:02d}", f"B{b}") for b in range(3) for u in range(15)]
+    for device, batch in units:
+        registry.apply_birth(Birth(device, "air_conditioner", "M", batch, "SN", "1", 60.0, T0))
+    drifting = {units[u][0]: 60 + 8 * u for u in range(5)}
+    original: list[BatchFinding] = []
+    restored: list[BatchFinding] = []
+    a = BatchPooling(bank, registry, original.append)
+    b: BatchPooling | None = None
+    journal = Journal(tmp_path / "journal.db")
+    for hour in range(6 * 24):
+        for device, _ in units:
+            loss = min(0.25, max(0.0, hour - drifting.get(device, math.inf)) / 96 * 0.25)
+            bank.feed("air_conditioner", _block(rng, device, hour, loss))
+        bank.flush()
+        a.judged(d for d, _ in units)
+        if b is not None:
+            b.judged(d for d, _ in units)
+        if hour == 80:  # learned history, drift under way, nothing found yet
+            assert a.rounds > 24 and not original
+            a.save(journal, now=0.0)
+            journal.commit()
+            b = BatchPooling(bank, registry, restored.append)
+            assert b.load(Journal(tmp_path / "journal.db"))
+            assert b.pooled.state() == a.pooled.state()
+    assert original, "the drifting batch was not found"
+    assert restored == original
+
+    fresh = BatchPooling(bank, registry, restored.append)
+    assert fresh.restore(b"not a checkpoint") is False  # dropped, relearned
+    assert "checkpoint not restored" in caplog.text
+    assert fresh.pooled.state()["history"] == {}
