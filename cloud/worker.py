@@ -296,8 +296,6 @@ class Worker:
         self.checkpoints.save_checkpoints(
             ((d, s) for d, s in states if s is not None), self.clock()
         )
-        if self.pooling is not None:  # the worker's own: its partitions' batches
-            self.pooling.save(self.journal, self.clock())
         self._checkpoint_writes += 1
         self.journal.commit()
         self._ack(self._unacked)
@@ -309,6 +307,8 @@ class Worker:
 
     def checkpoint(self) -> None:
         self._save_states()
+        if self.pooling is not None:  # in the worker's own journal: its partitions' batches
+            self.pooling.save(self.journal, self.clock())
         if self.tickets is not None:
             lost = self._lost_changes()
             # event time moves on for every unit: fix verification windows can run out

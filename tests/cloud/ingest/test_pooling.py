@@ -110,3 +110,32 @@ def test_a_restored_test_goes_on_as_the_one_that_was_never_stopped(tmp_path, cap
     assert fresh.restore(b"not a checkpoint") is False  # dropped, relearned
     assert "checkpoint not restored" in caplog.text
     assert fresh.pooled.state()["history"] == {}
+
+
+def test_the_worker_checkpoints_the_test_and_a_restarted_one_resumes_it(tmp_path) -> None:
+    from cloud.anomaly.pooled import _History
+    from cloud.worker import Worker
+    from cloud.worker_settings import WorkerSettings
+    from contract.mqtt import BrokerAddress
+
+    settings = WorkerSettings(
+        broker=BrokerAddress(),  # never connected
+        partitions=tuple(range(64)),
+        db_url=f"sqlite:///{tmp_path / 'tickets.db'}",
+        journal_path=str(tmp_path / "journal.db"),
+        queue_size=10,
+    )
+    first = Worker(settings)
+    assert first.pooling is not None
+    first.pooling.pooled._history[("cooling_decline", 8, "M", "B1")] = _History(120.0, 2.0)
+    first.pooling.pooled._last_ts = T0
+    first.checkpoint()
+    first.journal.close()
+
+    again = Worker(settings)
+    assert again.pooling is not None and again.pooling.pooled.state()["history"] == {}
+    again._restore()
+    try:
+        assert again.pooling.pooled.state() == first.pooling.pooled.state()
+    finally:
+        again.journal.close()
