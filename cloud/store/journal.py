@@ -73,6 +73,7 @@ class Journal:
         self._db.executescript(_SCHEMA)
         self._in_tx = False
         self._pruned_to = 0  # rowid up to which prune() has looked
+        self._stored_since_prune = 0  # messages stored since the last prune()
 
     @classmethod
     def open_readonly(cls, path: str | Path) -> Journal:
@@ -110,6 +111,7 @@ class Journal:
                 "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (device, seq, kind, t0, t1, received, body),
             )
+            self._stored_since_prune += cur.rowcount
             return cur.rowcount == 1
 
     def add_messages(
@@ -122,6 +124,7 @@ class Journal:
         rows = list(messages)
         if not rows:
             return []
+        self._stored_since_prune += len(rows)  # an upper bound (duplicates): prune's pace
         with self._lock:
             self._begin()
             self._db.execute("SAVEPOINT add_messages")
@@ -269,12 +272,16 @@ class Journal:
             ).fetchall()
         return {d: (int(missing), int(newest)) for d, missing, newest in rows}
 
-    def prune(self, before: float, limit: int = 20_000) -> int:
+    def prune(self, before: float, limit: int | None = None) -> int:
         """Delete up to ``limit`` messages received before ``before`` (wall-clock seconds),
         oldest first, never a device's newest; how many were deleted. Committed with the next
         :meth:`commit`. Rows are looked at in insertion order from where the last call stopped,
         and the look stops at the first one received since ``before``: a call costs what it
-        deletes, not the table's size."""
+        deletes (about 13 µs a row), not the table's size. The default ``limit``, twice what
+        was stored since the last call and at least 20,000, keeps up with any ingest rate."""
+        if limit is None:
+            limit = max(20_000, 2 * self._stored_since_prune)
+        self._stored_since_prune = 0
         with self._lock:
             rows = self._db.execute(
                 "SELECT rowid, device, seq, received FROM messages WHERE rowid > ?"

@@ -46,6 +46,17 @@ def test_prune_goes_a_slice_at_a_time_and_stops_at_the_first_recent_message(tmp_
     assert j.seq_spans() == {"a": (0, 109)}
 
 
+def test_prune_keeps_up_with_what_came_in(tmp_path) -> None:
+    # a fast fleet: more came in since the last prune than one 20,000-row slice; the default
+    # slice is twice what came in, so a prune per checkpoint never falls behind
+    j = Journal(tmp_path / "j.db")
+    _store(j, "a", list(range(30_000)), received=1 * DAY)
+    _store(j, "a", [30_000], received=10 * DAY)
+    assert j.prune(before=2 * DAY) == 30_000
+    _store(j, "a", list(range(30_001, 30_101)), received=10 * DAY)
+    assert j.prune(before=11 * DAY, limit=None) == 100  # the newest, 30,100, stays
+
+
 def test_pruned_and_kept_agree_on_random_journals(tmp_path) -> None:
     rng = random.Random(7)
     j = Journal(tmp_path / "j.db")
