@@ -90,6 +90,46 @@ def test_messages_arrive_and_only_the_unacknowledged_come_again(mosquitto):
     assert sorted(redelivered) == sorted(f"t/{i}" for i in range(1, 40, 2))
 
 
+class Gated(Inbox):
+    """A consumer that takes nothing until its gate opens, then acknowledges what it takes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.link: ProcessLink | None = None
+
+    def add(self, m: InboundMessage) -> None:
+        assert self.gate.wait(60), "the gate never opened"
+        super().add(m)
+        assert self.link is not None
+        self.link.ack(m)  # from the link's reader thread, as a slow worker's acks come
+
+
+def test_a_stalled_consumer_holds_the_stream_back_and_loses_nothing(mosquitto):
+    """Backpressure: while the consumer takes (and acknowledges) nothing, the broker sends at
+    most its in-flight window (1,000) and keeps the rest, the publisher is not held up and the
+    child stays connected; once the consumer takes them, every message arrives, in order, and
+    its acknowledgements reach the broker (a new session gets nothing again)."""
+    n = 3000  # three in-flight windows
+    consumer = Gated()
+    with receiving(mosquitto.address, consumer) as link:
+        consumer.link = link
+        with publishing(mosquitto.address) as pub:
+            for i in range(n):
+                pub.publish(f"t/{i}", f"m{i}".encode(), qos=1)
+            wait_for(lambda: pub.pending_acks() == 0, what="the broker took every message")
+        assert consumer.messages == []  # nothing handed over past the stalled consumer
+        assert link.connected  # and the child kept its connection meanwhile
+        consumer.gate.set()
+        wait_for(lambda: len(consumer.messages) == n, 60, f"{n} messages after the stall")
+        assert consumer.topics() == [f"t/{i}" for i in range(n)]
+    again = Inbox()
+    with receiving(mosquitto.address, again), publishing(mosquitto.address) as pub:
+        pub.publish("t/marker", b"after", qos=1)
+        wait_for(lambda: "t/marker" in again.topics(), what="the marker")
+    assert again.topics() == ["t/marker"]  # every acknowledgement reached the broker
+
+
 def test_the_connection_state_follows_a_broker_restart(tmp_path):
     if not mosquitto_available():
         pytest.skip("Mosquitto is not installed")
