@@ -170,12 +170,10 @@ def test_a_unit_that_learned_one_fan_speed_is_judged_at_another_with_the_fleet()
     assert [f for b in streams["leaky"] for f in alone.update(b) if f.active] == []
 
 
-@pytest.mark.slow
-def test_the_columns_with_their_fleet_find_what_the_reference_finds() -> None:
-    days = 6.0
-    streams = _fleet(days)
-    streams["leaky"] = _unit("leaky", days, seed=1, fan_from_day=2.5, drop_from_day=3.0)
-    streams["healthy"] = _unit("healthy", days, seed=2, fan_from_day=2.5)
+def _columns_against_the_reference(streams: dict[str, list[Block]]) -> list[tuple]:
+    """Run ``streams`` through the fleet-wide columns and through the reference objects with
+    their fleet prior; assert the same findings (the leak among them) and give each unit's
+    exported column state beside its reference object, for the caller's state checks."""
     expected, dets = _run_pooled(streams)
     columns = ShiftColumns(CoolingDecline)
     rows = {d: columns.add() for d in streams}
@@ -189,8 +187,16 @@ def test_the_columns_with_their_fleet_find_what_the_reference_finds() -> None:
     assert [(f.device, f.ts, f.onset_ts, f.active) for f in got] == [
         (f.device, f.ts, f.onset_ts, f.active) for f in expected
     ]
-    for d, det in dets.items():
-        exported = columns.export(rows[d])
+    return [(columns.export(rows[d]), det) for d, det in dets.items()]
+
+
+@pytest.mark.slow
+def test_the_columns_with_their_fleet_find_what_the_reference_finds() -> None:
+    days = 6.0
+    streams = _fleet(days)
+    streams["leaky"] = _unit("leaky", days, seed=1, fan_from_day=2.5, drop_from_day=3.0)
+    streams["healthy"] = _unit("healthy", days, seed=2, fan_from_day=2.5)
+    for exported, det in _columns_against_the_reference(streams):
         assert exported._baseline.beta == pytest.approx(det._baseline.beta, rel=1e-6, abs=1e-9)
         assert exported._cusum.sigma == pytest.approx(det._cusum.sigma, rel=1e-9)
 
@@ -219,21 +225,7 @@ def test_the_columns_take_the_fleet_readings_the_reference_takes() -> None:
     days = 6.0
     streams = _fleet_of_one_speed(days)
     streams["leaky"] = _unit("leaky", days, seed=1, fan_from_day=3.5, drop_from_day=3.8)
-    expected, dets = _run_pooled(streams)
-    columns = ShiftColumns(CoolingDecline)
-    rows = {d: columns.add() for d in streams}
-    got: list[Finding] = []
-    for k in range(max(map(len, streams.values()))):
-        live = [d for d, bs in streams.items() if k < len(bs)]
-        batch = Batch.of([streams[d][k] for d in live])
-        for found in columns.update_many([rows[d] for d in live], batch):
-            got.extend(found)
-    assert _active(expected, "leaky"), "the leak should be found to compare"
-    assert [(f.device, f.ts, f.onset_ts, f.active) for f in got] == [
-        (f.device, f.ts, f.onset_ts, f.active) for f in expected
-    ]
-    for d, det in dets.items():
-        exported = columns.export(rows[d])
+    for exported, det in _columns_against_the_reference(streams):
         assert exported._baseline.beta == pytest.approx(det._baseline.beta, rel=1e-6, abs=1e-9)
 
 
