@@ -276,10 +276,8 @@ class MqttLink:
                 if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
                     self._pending_subs.add(mid)
             subscribed = not self._pending_subs
-            if subscribed:
-                self._subscribed.set()
-        if subscribed and self._user_on_subscribed is not None:
-            self._user_on_subscribed()
+        if subscribed:
+            self._all_subscribed()
         with self._changed:
             self.refusal = None
             self._connected.set()
@@ -306,9 +304,13 @@ class MqttLink:
         with self._lock:
             self._pending_subs.discard(mid)
             subscribed = not self._pending_subs
-            if subscribed:
-                self._subscribed.set()
-        if subscribed and self._user_on_subscribed is not None:
+        if subscribed:
+            self._all_subscribed()
+
+    def _all_subscribed(self) -> None:
+        """Every filter of this connection acknowledged: the waiters, then the callback."""
+        self._subscribed.set()
+        if self._user_on_subscribed is not None:
             self._user_on_subscribed()
 
     def wait_subscribed(self, timeout: float | None = None) -> bool:
@@ -359,8 +361,7 @@ class MqttLink:
         An acknowledgement for a message delivered on an earlier connection is not sent: the
         broker redelivers that message on the new one (persistent session) and the consumer's
         de-duplication absorbs it."""
-        if msg.qos > 0 and msg.generation == self._generation:
-            self._client.ack(msg.mid, msg.qos)
+        self.ack_ids(msg.mid, msg.qos, msg.generation)
 
     def ack_many(self, messages: Iterable[InboundMessage]) -> None:
         """:meth:`ack` for each of ``messages``, in order."""
