@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -296,21 +297,19 @@ class Journal:
             if not old:
                 return 0
             self._begin()
-            newest = {
+            seqs = {  # each device's (first, newest) seq stored now
                 d: self._db.execute(
                     "SELECT MIN(seq), MAX(seq) FROM messages WHERE device = ?", (d,)
                 ).fetchone()
                 for d in {r[1] for r in old}
             }
-            gone = [(rowid, d) for rowid, d, seq, _ in old if seq < newest[d][1]]
-            removed: dict[str, int] = {}
-            for _, d in gone:
-                removed[d] = removed.get(d, 0) + 1
+            gone = [(rowid, d) for rowid, d, seq, _ in old if seq < seqs[d][1]]
+            removed = Counter(d for _, d in gone)
             self._db.executemany(
                 "INSERT INTO pruned VALUES (?, ?, ?) ON CONFLICT (device) DO UPDATE SET"
                 " first_seq = MIN(first_seq, excluded.first_seq),"
                 " removed = removed + excluded.removed",
-                [(d, newest[d][0], n) for d, n in removed.items()],
+                [(d, seqs[d][0], n) for d, n in removed.items()],
             )
             self._db.executemany("DELETE FROM messages WHERE rowid = ?", [(r,) for r, _ in gone])
             self._pruned_to = old[-1][0]
