@@ -324,21 +324,29 @@ class ShiftColumns:
         the others' positions (for the reference) are returned, their state untouched."""
         p, rows = self.proto, row[idx]
         s = self._s[rows]
-        ts = batch.ts[idx]
-        cols = {n: c[idx] for n, c in batch.cols.items()}
-        ok, x, y, carry = p._rows_many(ts, cols, batch.lengths[idx], s[:, _CARRY:])
+        every = len(idx) == len(batch.blocks)  # the usual round: no copies of the columns
+        ts = batch.ts if every else batch.ts[idx]
+        cols = batch.cols if every else {n: c[idx] for n, c in batch.cols.items()}
+        lengths = batch.lengths if every else batch.lengths[idx]
+        ok, x, y, carry = p._rows_many(ts, cols, lengths, s[:, _CARRY:])
         learning = s[:, _LEARNING] != 0.0
         params = self._params[rows]
-        lo, hi = params[:, None, 0], params[:, None, 1]
+        # the learned range matters only to units past learning (a learning unit takes every
+        # valid row): ``like`` stays False for the others
+        like, beyond = np.zeros_like(ok), np.zeros(len(rows), dtype=bool)
+        judged = np.flatnonzero(~learning)
+        if len(judged):
+            j = slice(None) if len(judged) == len(rows) else judged
+            xj, okj = x[j], ok[j]
+            lo, hi = params[j, None, 0], params[j, None, 1]
+            with np.errstate(invalid="ignore"):
+                pad = p.range_margin * (hi - lo)
+                like[j] = likej = okj & np.all((xj >= lo - pad) & (xj <= hi + pad), axis=-1)
+                if p.extend_margin > 0:
+                    wide = (p.range_margin + p.extend_margin) * (hi - lo)
+                    inside = np.all((xj >= lo - wide) & (xj <= hi + wide), axis=-1)
+                    beyond[j] = (okj & ~likej & inside).any(axis=1)
         with np.errstate(invalid="ignore"):
-            pad = p.range_margin * (hi - lo)
-            like = ok & np.all((x >= lo - pad) & (x <= hi + pad), axis=-1)
-            if p.extend_margin > 0:
-                wide = (p.range_margin + p.extend_margin) * (hi - lo)
-                near = ok & ~like & np.all((x >= lo - wide) & (x <= hi + wide), axis=-1)
-                beyond = near.any(axis=1) & ~learning
-            else:
-                beyond = np.zeros(len(rows), dtype=bool)
             take = np.where(learning[:, None], ok, like)
             wins = np.floor(ts / p.window_s) * p.window_s
             count = ok.sum(axis=1)
@@ -359,11 +367,8 @@ class ShiftColumns:
         )
         slow = (closes | beyond | fits) & (count > 0)
         if p.fleet_prior and (count > 0).any():  # the values the fleet's units run at
-            seen = ok[..., None]
-            self.prior.see(
-                np.where(seen, x, np.inf).min(axis=(0, 1)),
-                np.where(seen, x, -np.inf).max(axis=(0, 1)),
-            )
+            seen = x[ok]
+            self.prior.see(seen.min(axis=0), seen.max(axis=0))
         slow |= self._pooling(batch, idx, learning, params, ok & ~like, x, rows)
         go = ~slow
         rows, take, x, y = rows[go], take[go], x[go], y[go]
@@ -378,17 +383,16 @@ class ShiftColumns:
         self._sx[rows] += xz.sum(axis=1)
         if learn.any():
             lr, xl, yl, tl = rows[learn], xz[learn], yz[learn], take[learn]
-            s[learn, _BASE_N] += tl.sum(axis=1)
+            taken = tl.sum(axis=1)  # > 0: a learning unit takes its valid rows, and has some
+            s[learn, _BASE_N] += taken
             params = self._params[lr]
             k = p.n_features
             params[:, 3 : 3 + k] += np.einsum("sli,slj->sij", xl, xl)
             params[:, 3 + k] += np.einsum("sli,sl->si", xl, yl)
-            np.minimum(
-                params[:, 0], np.where(tl[..., None], xl, np.inf).min(axis=1), out=params[:, 0]
-            )
-            np.maximum(
-                params[:, 1], np.where(tl[..., None], xl, -np.inf).max(axis=1), out=params[:, 1]
-            )
+            # each block's range of conditions: its taken rows, gathered in block order
+            xt, bounds = xl[tl], np.concatenate(([0], np.cumsum(taken)[:-1]))
+            np.minimum(params[:, 0], np.minimum.reduceat(xt, bounds), out=params[:, 0])
+            np.maximum(params[:, 1], np.maximum.reduceat(xt, bounds), out=params[:, 1])
             self._params[lr] = params
         self._s[rows] = s
         return idx[slow]

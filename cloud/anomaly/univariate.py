@@ -122,6 +122,8 @@ class UnivariateAnomaly(Compact):
 
     def update(self, block: Block) -> list[Finding]:
         out: list[Finding] = []
+        if self._detectors is _NOTHING and self.exclude.issuperset(block.columns):
+            return out  # nothing watched and nothing to watch: one set test per block
         dets = [(n, v, self._detector(n)) for n, v in block.columns.items()]
         watched = [(n, v, d) for n, v, d in dets if d is not None]
         if not watched:  # an air conditioner's own fields: nothing to do
