@@ -98,19 +98,23 @@ def _shared(fields: tuple[str, ...]) -> tuple[str, ...]:
     return shared
 
 
-def _uniform_rows(payload: bytes, n: int, width: int) -> bool:
-    """Whether each of the ``n`` rows in the payload's text holds ``width`` values: the rows'
-    text without its numbers and spaces must be ``width - 1`` commas per row between the rows'
-    bounds (one C-level pass; the numbers themselves are simdjson's to check). ``"rows":[[``
-    can only be the key (a string value is never followed by a colon), and the rows' text holds
-    only numbers, commas, spaces and the rows' brackets, so its first ``]]`` is its end. Text
-    it cannot read so (the key written with escapes, a space inside ``[[`` or ``]]``) says
-    False, and the reference decides."""
+def _plain_rows(payload: bytes, n: int, width: int) -> bool:
+    """Whether the payload's ``[`` are exactly the rows', their list's and ``fields``' (no
+    nested list anywhere) and each of the ``n`` rows in its text holds ``width`` values: the
+    rows' text without its numbers and spaces must be ``width - 1`` commas per row between the
+    rows' bounds (C-level passes; the numbers themselves are simdjson's to check).
+    ``"rows":[[`` can only be the key (a string value is never followed by a colon). The rows'
+    text is taken up to the payload's last ``]]`` (the edge writes ``rows`` last, so this finds
+    it without reading the rows twice): if that were not the rows' end, the rows' own ``]]``
+    would be in the text and it would not match. Its ``[`` are then the ``n - 1`` between rows
+    (checked by the match) and the two of ``[[``, so the rest of the payload may hold only
+    one, the field list's. Text it cannot read so (the key written with escapes, a space
+    inside ``[[`` or ``]]``) says False, and the reference decides."""
     if n == 0:
-        return True
+        return payload.count(b"[") == 2
     at = payload.find(b'"rows":[[')
-    end = payload.find(b"]]", at)
-    if at < 0 or end < 0:
+    end = payload.rfind(b"]]")
+    if at < 0 or end < at + 9 or payload.count(b"[", 0, at) + payload.count(b"[", end) != 1:
         return False
     return payload[at + 9 : end].translate(None, _NUMBERS) == _row_bounds(n, width)
 
@@ -147,12 +151,7 @@ def _fast(payload: bytes, device: str | None) -> Readings | None:
         del doc, fields, rows  # the parser may be reused only once its proxies are gone
     except (ValueError, TypeError, RuntimeError, KeyError, IndexError):
         return None  # not JSON simdjson takes, or not all numbers: the reference decides
-    if (
-        n > MAX_ROWS
-        or flat.size != n * width
-        or payload.count(b"[") != n + 2  # the rows', their list's and fields': no nesting
-        or not _uniform_rows(payload, n, width)
-    ):
+    if n > MAX_ROWS or flat.size != n * width or not _plain_rows(payload, n, width):
         return None
     try:
         protocol.check_version(head)

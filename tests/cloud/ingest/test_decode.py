@@ -127,6 +127,11 @@ MALFORMED = [
     b'{"v":1,"device":"d1","seq":1,"fields":["ts","x"],"rows":[[1.0,2.0]],"rows":"junk"}',
     b'{"v":1,"v":2,"device":"d1","seq":1,"fields":["ts","x"],"rows":[[1.0,2.0]]}',
     _tel(note="a [bracket] in a string"),
+    _tel(note="x]]"),  # a "]]" after the rows: the rows' text is not up to the last one
+    _tel("[[1.0,2.0],[3.0,4.0]]", note="]]"),
+    b'{"v":1,"device":"d1","seq":1,"fields":["ts","x"],"a\\"rows":[[9.0,9.0]],"rows":[[1.0,2.0]]}',
+    b'{"v":1,"device":"d1","seq":1,"rows":[[1.0,2.0],[3.0,4.0]],"fields":["ts","x"]}',
+    b'{"v":1,"device":"d1","seq":1,"rows":[[1.0,2.0],[3.0,4.0]],"fields":["ts","x"],"n":[1]}',
     _tel("[[1.0,123456789012345678901234567890]]"),
     _tel("[[1.0,-0]]"),
     _tel("[[1.0,-0.0]]"),
@@ -146,7 +151,15 @@ def test_the_fast_path_leaves_nothing_it_cannot_vouch_for():
     assert _fast_path_taken(_tel("[[1.0,2],[3,4.5]]"))
     assert _fast_path_taken(_tel("[]"))
     assert _fast_path_taken(_tel("[[1.0,2.0]]", note="rows"))  # "rows" as a value: still read
-    for payload in (_tel("[[1.0,null]]"), _tel(note="[x]"), _tel("[[1.0,[2.0]],[3.0,4.0]]")):
+    rows_first = b'{"v":1,"device":"d1","seq":1,"rows":[[1.0,2.0]],"fields":["ts","x"]}'
+    assert _fast_path_taken(rows_first)  # the field list's "[" after the rows is counted too
+    for payload in (
+        _tel("[[1.0,null]]"),
+        _tel(note="[x]"),
+        _tel("[[1.0,[2.0]],[3.0,4.0]]"),
+        _tel(note="x]]"),
+        rows_first.replace(b"}", b',"n":[1]}'),
+    ):
         assert not _fast_path_taken(payload)
     # nor does a failed parse leave the thread's parser unusable
     assert _fast_path_taken(_tel("[[5.0,6.0]]"))
