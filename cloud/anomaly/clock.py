@@ -65,6 +65,21 @@ class ClockCheck:
             )
         return None
 
+    def believable(self, earliest: float, latest: float, now: float) -> bool:
+        """Whether times whose minimum is ``earliest`` and maximum ``latest`` can be true at
+        ``now``: the same answer as ``reason(times, now) is None``, from the two bounds alone,
+        when they are taken as numpy takes them (NaN if any time is NaN, so that every
+        comparison below is False; -inf or inf if any time is one).
+
+        >>> c = ClockCheck(ahead_s=600)
+        >>> c.believable(1.7e9, 1.7e9 + 60, now=1.7e9), c.believable(1.7e9, 2.0e9, now=1.7e9)
+        (True, False)
+        >>> c.believable(math.nan, math.nan, now=1.7e9), c.believable(1.7e9, math.inf, 1.7e9)
+        (False, False)
+        """
+        ok = self.earliest_ts <= earliest and latest <= now + self.ahead_s
+        return ok and -math.inf < earliest and latest < math.inf  # whatever the two settings
+
     def refused(self, device: str, times: Iterable[float], now: float, at: float) -> list[Finding]:
         """A message of ``device`` was refused for its times at ``now`` on the worker's clock:
         the episode's finding, once, stamped at ``at``."""

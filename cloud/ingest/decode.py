@@ -37,6 +37,7 @@ from cloud.anomaly.base import Block
 from contract import protocol
 from contract.protocol import MAX_PAYLOAD_BYTES, MAX_ROWS, Telemetry
 
+_minimum, _maximum = np.minimum.reduce, np.maximum.reduce
 _local = threading.local()  # a simdjson parser per thread: it reuses its buffers
 _fields_seen: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per distinct field list
 
@@ -58,6 +59,12 @@ class Readings:
     def times(self) -> list[float]:
         """The rows' event times."""
         return self.values[:, self.fields.index("ts")].tolist()
+
+    def span(self) -> tuple[float, float]:
+        """The rows' earliest and latest event time; both NaN when any time is NaN (numpy's
+        minimum and maximum carry a NaN through), -inf or inf when one is."""
+        ts = self.values[:, self.fields.index("ts")]
+        return float(_minimum(ts)), float(_maximum(ts))
 
     def block(self) -> Block:
         """The detectors' block: ``ts`` and the columns are views of :attr:`values`."""

@@ -223,17 +223,19 @@ class Ingestor:
             if self._seen[r.device].add(r.seq):
                 self._route(_Gap(r.device, r.seq))
             return
-        times = r.times()
+        t0, t1 = r.span()
         now = self.clock()
-        why = self.clock_check.reason(times, now)
-        if why is not None:
-            self.store()
-            self._refuse(r.device, r.seq, "telemetry", times, r.payload, why, now)
-            return
+        if not self.clock_check.believable(t0, t1, now):  # what reason() would refuse
+            times = r.times()
+            why = self.clock_check.reason(times, now)
+            if why is not None:
+                self.store()
+                self._refuse(r.device, r.seq, "telemetry", times, r.payload, why, now)
+                return
         if not self._seen[r.device].add(r.seq):
             self.stats.duplicates += 1
             return
-        self._received.append(_Received(r, min(times), max(times), now))
+        self._received.append(_Received(r, t0, t1, now))
 
     def _accepted(self, r: _Received) -> None:
         """A stored telemetry block: as :meth:`_accept` and :meth:`_event` after the journal."""
