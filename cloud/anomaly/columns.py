@@ -304,7 +304,10 @@ class ShiftColumns:
         fast = np.flatnonzero(usable)
         slow = set(np.flatnonzero(~usable).tolist())
         if len(fast):
-            slow.update(self._fast(row, fast, batch))
+            left, found = self._fast(row, fast, batch)
+            slow.update(left.tolist())
+            for i, fs in found.items():
+                out[i] = fs
         for i in sorted(slow):
             out[i] = self._reference(int(row[i]), batch.blocks[i])
         self.prior.commit()
@@ -319,9 +322,12 @@ class ShiftColumns:
         self._set_row(row, self._row_of(det))
         return found
 
-    def _fast(self, row: np.ndarray, idx: np.ndarray, batch: Batch) -> np.ndarray:
-        """Update the blocks ``idx`` of ``batch`` whose rows stay in their window and range;
-        the others' positions (for the reference) are returned, their state untouched."""
+    def _fast(
+        self, row: np.ndarray, idx: np.ndarray, batch: Batch
+    ) -> tuple[np.ndarray, dict[int, list[Finding]]]:
+        """Update the blocks ``idx`` of ``batch`` whose rows stay in their window and range,
+        and those that close a window (:meth:`_close`); returns the others' positions (for the
+        reference; their state untouched) and the closings' findings by position."""
         p, rows = self.proto, row[idx]
         s = self._s[rows]
         every = len(idx) == len(batch.blocks)  # the usual round: no copies of the columns
@@ -356,21 +362,29 @@ class ShiftColumns:
             start = np.where(fresh, np.where(take, wins, np.inf).min(axis=1), s[:, _START])
             first = np.where(fresh, ts[at, np.argmax(ok, axis=1)], s[:, _FIRST])
             closes = (take & (wins > start[:, None])).any(axis=1)
-            closes |= (take & ~np.isfinite(ts)).any(axis=1)  # no time: the reference's case
-        last_ok = np.where(count > 0, ts.shape[1] - 1 - np.argmax(ok[:, ::-1], axis=1), 0)
-        n_windows = np.fromiter((len(self._windows.get(r, ())) for r in rows.tolist()), float)
-        fits = (
-            learning
-            & (ts[at, last_ok] - first >= p.learn_s)
-            & (n_windows >= p.min_learn_windows)
-            & (count > 0)
-        )
-        slow = (closes | beyond | fits) & (count > 0)
+            untimed = (take & ~np.isfinite(ts)).any(axis=1)  # no time: the reference's case
+        fits = np.zeros(len(rows), dtype=bool)
+        if learning.any():
+            last_ok = np.where(count > 0, ts.shape[1] - 1 - np.argmax(ok[:, ::-1], axis=1), 0)
+            n_windows = np.fromiter((len(self._windows.get(r, ())) for r in rows.tolist()), float)
+            fits = (
+                learning
+                & (ts[at, last_ok] - first >= p.learn_s)
+                & (n_windows >= p.min_learn_windows)
+                & (count > 0)
+            )
+        slow = (closes | untimed | beyond | fits) & (count > 0)
         if p.fleet_prior and (count > 0).any():  # the values the fleet's units run at
             seen = x[ok]
             self.prior.see(seen.min(axis=0), seen.max(axis=0))
-        slow |= self._pooling(batch, idx, learning, params, ok & ~like, x, rows)
-        go = ~slow
+        pooled = self._pooling(batch, idx, learning, params, ok & ~like, x, rows)
+        closing = slow & closes & ~(untimed | beyond | pooled | learning)
+        slow |= pooled
+        found: dict[int, list[Finding]] = {}
+        if closing.any():
+            found = self._close(batch, idx, rows, closing, wins, start, ts, x, y, take, carry)
+            slow &= ~closing
+        go = ~(slow | closing)
         rows, take, x, y = rows[go], take[go], x[go], y[go]
         s, carry, learn = s[go], carry[go], learning[go] & (count[go] > 0)
         # the reference's state after the block: carried values, window sums, what was learned
@@ -395,7 +409,48 @@ class ShiftColumns:
             np.maximum(params[:, 1], np.maximum.reduceat(xt, bounds), out=params[:, 1])
             self._params[lr] = params
         self._s[rows] = s
-        return idx[slow]
+        return idx[slow], found
+
+    def _close(
+        self,
+        batch: Batch,
+        idx: np.ndarray,
+        rows: np.ndarray,
+        closing: np.ndarray,
+        wins: np.ndarray,
+        start: np.ndarray,
+        ts: np.ndarray,
+        x: np.ndarray,
+        y: np.ndarray,
+        take: np.ndarray,
+        carry: np.ndarray,
+    ) -> dict[int, list[Finding]]:
+        """Past learning, blocks whose rows close their open window and fill the next (the
+        usual way a window ends): the reference object judges the closed window from the rows
+        already taken here (:meth:`BaselineShift.judge_rows`), which spares it finding the
+        block's rows, its sampling period and its range again. Other closings (rows in three
+        windows, or before the open one) are left ``closing`` False for the reference. Returns
+        the blocks' findings by position in ``idx``."""
+        at = np.flatnonzero(closing)
+        w, t = wins[at], take[at]
+        newest = np.where(t, w, -np.inf).max(axis=1)
+        two = (~t | (w == start[at, None]) | (w == newest[:, None])).all(axis=1)
+        closing[at[~two]] = False
+        at = at[two]
+        need = self.proto.min_rows_many(batch.ts[idx[at]], batch.lengths[idx[at]])
+        det = self._scratch
+        found: dict[int, list[Finding]] = {}
+        for i, n in zip(at.tolist(), need.tolist(), strict=True):
+            r, sel = int(rows[i]), take[i]
+            self.export(r, det)
+            got = det.judge_rows(
+                batch.blocks[int(idx[i])].device, ts[i, sel], x[i, sel], y[i, sel], n
+            )
+            if got:
+                found[int(idx[i])] = got
+            self._set_row(r, self._row_of(det))
+            self._s[r, _CARRY:] = carry[i]
+        return found
 
 
 def columns_for(make: Callable[[], Detector]) -> ShiftColumns | StuckColumns | ObjectColumns:

@@ -229,6 +229,21 @@ class BaselineShift(Compact):
         period = float(np.median(steps))
         return max(_MIN_ROWS, math.ceil(self.min_count * _REFERENCE_PERIOD_S / period - 1e-9))
 
+    def min_rows_many(self, ts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """:meth:`min_rows` of many blocks at once (blocks × rows, each block's ``lengths``
+        rows first): one median per row where every step of a full row is a positive number
+        (the same value as the row's own median), the row's own call otherwise."""
+        steps = np.diff(ts, axis=1)
+        regular = (lengths == ts.shape[1]) & (steps > 0.0).all(axis=1)  # NaN > 0 is False
+        need = np.empty(len(ts))
+        if regular.any() and steps.shape[1]:
+            period = np.median(steps[regular], axis=1)
+            rows = np.ceil(self.min_count * _REFERENCE_PERIOD_S / period - 1e-9)
+            need[regular] = np.maximum(_MIN_ROWS, rows)
+        for i in np.flatnonzero(~regular | (steps.shape[1] == 0)).tolist():
+            need[i] = self.min_rows(ts[i, : lengths[i]])
+        return need
+
     def update(self, block: Block) -> list[Finding]:
         return self._update(block, None)
 
@@ -248,14 +263,22 @@ class BaselineShift(Compact):
         like = self._baseline.within(x, self.range_margin)
         if prior is not None:
             self._offer(prior, block.device, x, y, like, need)
-        out = []
-        for start, n, sx, sy in self._sums.add(ts[like], x[like], y[like]):
-            if n >= need:
-                f = self._judge(block.device, start, n, sx, sy)
-                if f is not None:
-                    out.append(f)
+        out = self.judge_rows(block.device, ts[like], x[like], y[like], need)
         if self.extend_margin > 0:
             self._extend(ts, x, y, ~like, need)
+        return out
+
+    def judge_rows(
+        self, device: str, ts: np.ndarray, x: np.ndarray, y: np.ndarray, need: int | float
+    ) -> list[Finding]:
+        """Past learning: add rows of like conditions to their windows, and judge each window
+        they close that holds at least ``need`` rows."""
+        out = []
+        for start, n, sx, sy in self._sums.add(ts, x, y):
+            if n >= need:
+                f = self._judge(device, start, n, sx, sy)
+                if f is not None:
+                    out.append(f)
         return out
 
     def offers(self, x: np.ndarray, like: np.ndarray) -> np.ndarray:

@@ -274,3 +274,54 @@ def test_a_checkpoint_of_other_detectors_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="ac-1.*CoolingDecline"):
         bank.restore("ac-1", state)
     assert "ac-1" not in bank
+
+
+def test_min_rows_many_is_min_rows_of_each_block() -> None:
+    rng = np.random.default_rng(11)
+    det = CoolingDecline()
+    width = 12
+    ts = np.cumsum(rng.choice([5.0, 10.0, 60.0, 300.0], size=(40, width)), axis=1)
+    lengths = np.full(40, width)
+    lengths[:8] = rng.integers(0, width, size=8)  # short blocks, padded with NaN
+    ts[3, 4] = ts[3, 3]  # a repeated time: a step that is not positive
+    ts[5, 6] = np.nan  # a row without time
+    for i, n in enumerate(lengths.tolist()):
+        ts[i, n:] = np.nan
+    got = det.min_rows_many(ts, lengths)
+    assert got.tolist() == [det.min_rows(ts[i, :n]) for i, n in enumerate(lengths.tolist())]
+
+
+def test_a_window_closing_past_learning_is_judged_without_the_reference(monkeypatch) -> None:
+    """Regular blocks past learning: the windows they close are judged on the column path (no
+    reference update), with the reference's findings and state."""
+    make = functools.partial(NoiseRise, **FAST)
+    calls: list[int] = []
+    original = ShiftColumns._reference
+    monkeypatch.setattr(
+        ShiftColumns, "_reference", lambda self, row, b: calls.append(row) or original(self, row, b)
+    )
+    rng = np.random.default_rng(5)
+    period, rows_per_block = 60.0, 20
+    ts = 1.7e9 + np.arange(0.0, 30 * H, period)
+    noise = 40.0 + rng.normal(0.0, 0.3, len(ts))
+    noise[ts >= ts[0] + 20 * H] += 4.0  # a rise after learning
+    reference, columns = make(), columns_for(make)
+    row = columns.add()
+    expected: list[Finding] = []
+    got: list[Finding] = []
+    judged_after_learning = 0
+    for a in range(0, len(ts), rows_per_block):
+        sl = slice(a, a + rows_per_block)
+        b = Block("ac-1", ts[sl], {"noise_db": noise[sl], "fan_speed": np.full(len(ts[sl]), 2.0)})
+        learning = reference.learning
+        expected.extend(reference.update(b))
+        before = len(calls)
+        got.extend(columns.update_many([row], Batch.of([b]))[0])
+        if not learning and len(calls) == before:
+            judged_after_learning += 1
+        elif not learning:
+            raise AssertionError(f"block at {ts[a]} went to the reference")
+    _same(got, expected)
+    _same_state(columns.export(row), reference)
+    assert any(f.active for f in got), "the rise should be found"
+    assert judged_after_learning > 20
