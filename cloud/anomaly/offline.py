@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from operator import attrgetter
 
 import numpy as np
 
@@ -48,6 +49,9 @@ class _Seen:
     gap: float | None = None
     offline_since: float | None = None
     only_born: bool = False  # known from its birth alone: no message with readings yet
+
+
+_last_ts = attrgetter("last_ts")
 
 
 class OfflineWatch:
@@ -164,7 +168,7 @@ class OfflineWatch:
         at most ``now + future_s``."""
         if not self._devices:
             return -math.inf
-        latest = np.fromiter((s.last_ts for s in self._devices.values()), float)
+        latest = np.fromiter(map(_last_ts, self._devices.values()), float, len(self._devices))
         p = float(np.quantile(latest, self.quantile, method="lower"))
         return p if now is None else min(p, now + self.future_s)
 
@@ -173,14 +177,20 @@ class OfflineWatch:
         worker's clock (None: in event time only)."""
         present = self._present = self.present(now)
         live = now is not None and now - self._live_arrival <= self.min_silence_s
+        floor, factor = self.min_silence_s, self.gap_factor
         out = []
+        # every device, every call: :meth:`allowed` and the two max() are written out here
+        # (``b if b > a else a`` is ``max(a, b)``)
         for device, s in self._devices.items():
             if s.offline_since is not None:
                 continue
-            allowed = self.allowed(device)
-            silence = present - max(s.last_ts, s.heard_at)
+            gap = factor * (s.gap or 0.0)
+            allowed = gap if gap > floor else floor
+            last, heard = s.last_ts, s.heard_at
+            silence = present - (heard if heard > last else last)
             if live and s.arrived is not None and now is not None:
-                silence = max(silence, now - s.arrived)
+                since = now - s.arrived
+                silence = since if since > silence else silence
             if silence > allowed:
                 at = max(present, s.last_ts + allowed)
                 s.offline_since = at
