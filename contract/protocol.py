@@ -92,7 +92,27 @@ class Topic:
     kind: str
 
 
+# What parse_topic() accepts, as one pattern: the device and kind as in valid_device() and
+# KINDS, the partition as two ASCII digits (whether it is the device's is checked after).
+_TOPIC_RE = re.compile(
+    rf"{re.escape(ROOT)}/([0-9][0-9])/([A-Za-z0-9][A-Za-z0-9_.-]{{0,63}})/({'|'.join(KINDS)})"
+)
+
+
 def parse_topic(name: str) -> Topic:
+    """``qloop/v1/{pp}/{device}/{kind}`` as a :class:`Topic`; :class:`DecodeError` naming what
+    is wrong otherwise. A topic that matches the pattern with the device's partition is taken
+    at once (every message's topic is parsed); anything else goes through the checks one by
+    one, which accept or refuse it with the reason."""
+    m = _TOPIC_RE.fullmatch(name) if type(name) is str else None
+    if m is not None:
+        pp, device, kind = m.groups()
+        if int(pp) == partition(device):
+            return Topic(int(pp), device, kind)
+    return _parse_topic_checked(name)
+
+
+def _parse_topic_checked(name: str) -> Topic:
     parts = name.split("/")
     if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != ROOT:
         raise DecodeError(f"topic {name!r} is not qloop/v1/<pp>/<device>/<kind>")

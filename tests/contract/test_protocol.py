@@ -49,6 +49,34 @@ def test_bad_topics(bad):
         protocol.parse_topic(bad)
 
 
+def _outcome(parse, name):
+    try:
+        return parse(name)
+    except Exception as e:  # noqa: BLE001 - the kind and text of any refusal must match too
+        return type(e), str(e)
+
+
+def _near_topic(device: str, pp: str, kind: str, tail: str) -> str:
+    return f"qloop/v1/{pp}/{device}/{kind}{tail}"
+
+
+@given(
+    st.one_of(devices, st.text(max_size=70), st.just("a" * 64), st.just("a" * 65)),
+    st.one_of(
+        st.integers(0, 99).map("{:02d}".format),
+        st.sampled_from(["\u0660\u0661", "0\u00b2", " 1", "1", "001", ""]),
+    ),
+    st.sampled_from([*protocol.KINDS, "reboot", "Birth", ""]),
+    st.sampled_from(["", "\n", "/", "/x"]),
+)
+def test_parse_topic_fast_match_gives_what_the_checks_give(device, pp, kind, tail):
+    """The pattern taken first accepts exactly what the checks one by one accept, with the
+    same value; everything else gets the checks' own error."""
+    own = f"{zlib.crc32(device.encode('utf-8', 'surrogatepass')) % 64:02d}"
+    for name in (_near_topic(device, pp, kind, tail), _near_topic(device, own, kind, tail)):
+        assert _outcome(protocol.parse_topic, name) == _outcome(protocol._parse_topic_checked, name)
+
+
 def test_subscriptions_and_partition_specs():
     assert protocol.parse_partitions("0-2,5") == [0, 1, 2, 5]
     assert protocol.subscriptions([0, 15]) == ["qloop/v1/00/+/#", "qloop/v1/15/+/#"]
