@@ -68,7 +68,8 @@ class Batch:
             b.values is not None and len(b) == n and b.fields == fields for b in blocks
         ):
             return None
-        planes = np.stack([b.values for b in blocks]).transpose(2, 0, 1).copy()
+        planes = np.empty((len(fields), len(blocks), n))
+        np.stack([b.values for b in blocks], out=planes.transpose(1, 2, 0))  # one copy
         every = np.ones(len(blocks), dtype=bool)
         cols = {name: planes[i] for i, name in enumerate(fields) if name != "ts"}
         return cls(

@@ -119,6 +119,7 @@ class StuckColumns:
             if tid is None:
                 tid = seen[key] = self._intern(tuple(n for n in key if n not in ignore))
             names[i] = tid
+        self._first_fields(row, names)
         meta = self._meta[row]
         learned, tid = meta[:, 1] != 0.0, meta[:, 3].astype(np.intp)
         member = self._member[tid]
@@ -134,6 +135,19 @@ class StuckColumns:
             out[i] = det.update(batch.blocks[i])
             self.load(int(row[i]), det)
         return out
+
+    def _first_fields(self, row: np.ndarray, names: np.ndarray) -> None:
+        """A row without fields yet (a new device) takes its block's, as the reference's
+        learning does: each a column of "nothing yet" (no repeat counted, no value, no run),
+        so its first block is judged on the column path like the ones after it."""
+        new = np.flatnonzero((self._meta[row, 3] == 0) & (names != 0))
+        if not len(new):
+            return
+        r = row[new]
+        st = self._st[r]
+        st[:, sk._OTHERS] = np.where(self._member[names[new]], 0.0, st[:, sk._OTHERS])
+        self._st[r] = st
+        self._meta[r, 3] = names[new]
 
     def _fast(
         self,

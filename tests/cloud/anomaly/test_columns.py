@@ -325,3 +325,22 @@ def test_a_window_closing_past_learning_is_judged_without_the_reference(monkeypa
     _same_state(columns.export(row), reference)
     assert any(f.active for f in got), "the rise should be found"
     assert judged_after_learning > 20
+
+
+def test_a_new_devices_first_block_takes_the_stuck_column_path(monkeypatch) -> None:
+    calls: list[str] = []
+    original = SensorStuck.update
+    monkeypatch.setattr(
+        SensorStuck, "update", lambda self, b: calls.append(b.device) or original(self, b)
+    )
+    rng = np.random.default_rng(3)
+    streams = {f"ac-{k}": _stream(rng, f"ac-{k}", 2.0)[:1] for k in range(6)}
+    columns = columns_for(SensorStuck)
+    rows = {d: columns.add() for d in streams}
+    blocks = [bs[0] for bs in streams.values()]
+    assert columns.update_many(list(rows.values()), Batch.of(blocks)) == [[]] * len(blocks)
+    assert calls == []
+    for d, b in zip(streams, blocks, strict=True):
+        reference = SensorStuck()
+        original(reference, b)
+        _same_state(columns.export(rows[d]), reference)
