@@ -44,10 +44,12 @@ class SeqTracker:
         if seq <= self.floor or seq in self.ahead:
             return False
         self.count += 1
-        self.first = seq if self.first is None else min(self.first, seq)
+        if self.first is None or seq < self.first:
+            self.first = seq
         if seq == self.floor + 1:
             self.floor = seq
-            self._fold()
+            if self.ahead:  # else nothing to fold (a set is never left empty: see _fold)
+                self._fold()
         else:
             if not isinstance(self.ahead, set):
                 self.ahead = set()

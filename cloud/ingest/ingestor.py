@@ -243,7 +243,7 @@ class Ingestor:
         for f in self.clock_check.accepted(device, r.t1):
             self._emit(self.registry.get(device), f)
         self.stats.telemetry += 1
-        self.stats.readings += len(r.readings)
+        self.stats.readings += len(r.readings.values)
         self.registry.saw(device, r.t0, r.t1)
         self._route(r.readings, r.t0, r.t1)
 
@@ -290,8 +290,9 @@ class Ingestor:
         if t0 is not None:
             for f in self.offline.seen(m.device, t1, t1 - t0, arrived=self.clock()):
                 self._emit(self.registry.get(m.device), f)
-        if self.registry.known(m.device) or m.device in self._no_birth:
-            self._process(self.registry.get(m.device), m)
+        info = self.registry.born(m.device)
+        if info is not None or m.device in self._no_birth:
+            self._process(info or self.registry.get(m.device), m)
             return
         held = self._held.setdefault(m.device, [])
         held.append(m)

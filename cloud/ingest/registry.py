@@ -39,6 +39,11 @@ class Registry:
         info = self._devices.get(device)
         return info is not None and info.born
 
+    def born(self, device: str) -> DeviceInfo | None:
+        """The device's info if its birth was seen (:meth:`known`), else None."""
+        info = self._devices.get(device)
+        return info if info is not None and info.born else None
+
     def apply_birth(self, b: Birth) -> DeviceInfo:
         info = self.get(b.device)
         info.product, info.model, info.batch = b.product, b.model, b.batch
