@@ -385,8 +385,10 @@ class ShiftColumns:
             found = self._close(batch, idx, rows, closing, wins, start, ts, x, y, take, carry)
             slow &= ~closing
         go = ~(slow | closing)
-        rows, take, x, y = rows[go], take[go], x[go], y[go]
-        s, carry, learn = s[go], carry[go], learning[go] & (count[go] > 0)
+        if not go.all():  # else the arrays as they are: no copies
+            rows, take, x, y, s, carry = rows[go], take[go], x[go], y[go], s[go], carry[go]
+            learning, count = learning[go], count[go]
+        learn = learning & (count > 0)
         # the reference's state after the block: carried values, window sums, what was learned
         s[:, _FIRST], s[:, _START] = first[go], start[go]
         s[:, _CARRY:] = carry
@@ -396,7 +398,9 @@ class ShiftColumns:
         s[:, _SY] += yz.sum(axis=1)
         self._sx[rows] += xz.sum(axis=1)
         if learn.any():
-            lr, xl, yl, tl = rows[learn], xz[learn], yz[learn], take[learn]
+            lr, xl, yl, tl = rows, xz, yz, take
+            if not learn.all():
+                lr, xl, yl, tl = rows[learn], xz[learn], yz[learn], take[learn]
             taken = tl.sum(axis=1)  # > 0: a learning unit takes its valid rows, and has some
             s[learn, _BASE_N] += taken
             params = self._params[lr]
