@@ -69,7 +69,8 @@ class ClockCheck:
         """Whether times whose minimum is ``earliest`` and maximum ``latest`` can be true at
         ``now``: the same answer as ``reason(times, now) is None``, from the two bounds alone,
         when they are taken as numpy takes them (NaN if any time is NaN, so that every
-        comparison below is False; -inf or inf if any time is one).
+        comparison below is False; -inf or inf if any time is one). Bounds given as NaN for
+        times that may well be true make this say False, and the caller asks :meth:`reason`.
 
         >>> c = ClockCheck(ahead_s=600)
         >>> c.believable(1.7e9, 1.7e9 + 60, now=1.7e9), c.believable(1.7e9, 2.0e9, now=1.7e9)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import threading
 from dataclasses import dataclass
+from math import isfinite, nan
 
 import numpy as np
 import simdjson
@@ -37,7 +38,6 @@ from cloud.anomaly.base import Block
 from contract import protocol
 from contract.protocol import MAX_PAYLOAD_BYTES, MAX_ROWS, Telemetry
 
-_minimum, _maximum = np.minimum.reduce, np.maximum.reduce
 _local = threading.local()  # a simdjson parser per thread: it reuses its buffers
 _fields_seen: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per distinct field list
 
@@ -61,10 +61,14 @@ class Readings:
         return self.values[:, self.fields.index("ts")].tolist()
 
     def span(self) -> tuple[float, float]:
-        """The rows' earliest and latest event time; both NaN when any time is NaN (numpy's
-        minimum and maximum carry a NaN through), -inf or inf when one is."""
-        ts = self.values[:, self.fields.index("ts")]
-        return float(_minimum(ts)), float(_maximum(ts))
+        """The rows' earliest and latest event time, or (NaN, NaN) unless their sum is finite:
+        a NaN or an infinity among them makes it NaN or infinite (so does a sum of finite
+        times too large for a float, which no clock believes either). Faster than numpy's
+        two reductions up to a few dozen rows, and as fast at 60."""
+        ts = self.values[:, self.fields.index("ts")].tolist()
+        if isfinite(sum(ts)):
+            return min(ts), max(ts)
+        return nan, nan
 
     def block(self) -> Block:
         """The detectors' block: ``ts`` and the columns are views of :attr:`values`."""

@@ -225,13 +225,14 @@ class Ingestor:
             return
         t0, t1 = r.span()
         now = self.clock()
-        if not self.clock_check.believable(t0, t1, now):  # what reason() would refuse
-            times = r.times()
+        if not self.clock_check.believable(t0, t1, now):  # what reason() would refuse, or
+            times = r.times()  # finite times whose sum overflows (then reason() says None)
             why = self.clock_check.reason(times, now)
             if why is not None:
                 self.store()
                 self._refuse(r.device, r.seq, "telemetry", times, r.payload, why, now)
                 return
+            t0, t1 = min(times), max(times)
         if not self._seen[r.device].add(r.seq):
             self.stats.duplicates += 1
             return
