@@ -129,8 +129,9 @@ class OfflineWatch:
         which is the first guess of the gap until real gaps are seen)."""
         if not math.isfinite(last_ts):  # no usable event time: it cannot move the present
             return []
-        if arrived is not None and last_ts >= arrived - self.live_lag_s:
-            self._live_arrival = max(self._live_arrival, arrived)
+        live = arrived is not None and last_ts >= arrived - self.live_lag_s
+        if live and arrived > self._live_arrival:  # max() written out: once per message
+            self._live_arrival = arrived
         span = span if math.isfinite(span) else 0.0
         s = self._devices.get(device)
         if s is None:
@@ -156,7 +157,8 @@ class OfflineWatch:
             gap = last_ts - s.last_ts
             s.gap = gap if s.gap is None else s.gap + self.smoothing * (gap - s.gap)
         s.only_born = False
-        s.last_ts = max(s.last_ts, last_ts)
+        if last_ts > s.last_ts:
+            s.last_ts = last_ts
         return out
 
     def allowed(self, device: str) -> float:
