@@ -8,11 +8,50 @@ checkpoint it and another worker can resume it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+
+
+class _Views(Mapping[str, np.ndarray]):
+    """The columns of a (rows × fields) array by name, each a view made when asked for: a
+    block from a message is mostly stacked whole (``batch.py``) and its columns are seldom read
+    one by one, so making every view up front cost more than the reads."""
+
+    __slots__ = ("_values", "_index")
+
+    def __init__(self, values: np.ndarray, index: dict[str, int]) -> None:
+        self._values, self._index = values, index
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._values[:, self._index[name]]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
+_INDEX: dict[tuple[str, ...], tuple[dict[str, int], int]] = {}  # fields -> (columns, ts)
+
+
+def _index(fields: tuple[str, ...]) -> tuple[dict[str, int], int]:
+    """Where each column but ``ts`` is in a row of ``fields``, and where ``ts`` is."""
+    found = _INDEX.get(fields)
+    if found is None:
+        if len(set(fields)) != len(fields) or "ts" not in fields:
+            raise ValueError(f"fields must name ts once and no column twice: {fields!r}")
+        if len(_INDEX) >= 1024:  # bounded whatever devices send
+            _INDEX.clear()
+        columns = {n: i for i, n in enumerate(fields) if n != "ts"}
+        found = _INDEX[fields] = (columns, fields.index("ts"))
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +93,12 @@ class Block:
 
     @classmethod
     def from_array(cls, device: str, fields: tuple[str, ...], values: np.ndarray) -> Block:
-        """The block of a (rows × fields) float array, NaN for no value (kept, not copied)."""
-        cols = dict(zip(fields, values.T, strict=True))  # column views, made in one C loop
-        return cls(device, cols.pop("ts"), cols, values, fields)
+        """The block of a (rows × fields) float array, NaN for no value (kept, not copied):
+        ``ts`` a view of it, the columns views made when read."""
+        if values.ndim != 2 or values.shape[1] != len(fields):
+            raise ValueError(f"a {values.shape} array for {len(fields)} fields")
+        columns, ts = _index(fields)
+        return cls(device, values[:, ts], _Views(values, columns), values, fields)
 
     @classmethod
     def from_rows(
