@@ -344,3 +344,23 @@ def test_a_new_devices_first_block_takes_the_stuck_column_path(monkeypatch) -> N
         reference = SensorStuck()
         original(reference, b)
         _same_state(columns.export(rows[d]), reference)
+
+
+def test_a_block_from_an_array_reads_its_columns_as_views() -> None:
+    fields = ("supply_c", "ts", "return_c")
+    values = np.arange(12.0).reshape(4, 3)
+    b = Block.from_array("ac-1", fields, values)
+    assert b.ts.tolist() == [1.0, 4.0, 7.0, 10.0]
+    assert list(b.columns) == ["supply_c", "return_c"] and len(b.columns) == 2
+    assert "return_c" in b.columns and "ts" not in b.columns
+    assert b.get("return_c").tolist() == [2.0, 5.0, 8.0, 11.0] and b.get("noise_db") is None
+    assert np.shares_memory(b.columns["supply_c"], values)
+    assert dict(b.columns.items()).keys() == {"supply_c", "return_c"}
+    again = pickle.loads(pickle.dumps(b))
+    assert again.columns["return_c"].tolist() == b.columns["return_c"].tolist()
+    with pytest.raises(ValueError, match="ts once"):
+        Block.from_array("ac-1", ("ts", "a", "a"), np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="ts once"):
+        Block.from_array("ac-1", ("a", "b"), np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="fields"):
+        Block.from_array("ac-1", ("ts", "a"), np.zeros((1, 3)))
