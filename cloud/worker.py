@@ -36,6 +36,7 @@ Observability: with ``on_snapshot`` the worker thread hands over its counters
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import queue
@@ -447,6 +448,12 @@ class Worker:
     def start(self) -> None:
         self._keep_identities()
         self._restore()
+        # what is alive now (modules, settings, the restored fleet) lives as long as the worker:
+        # the cyclic collector stops walking it, so its full passes under load take milliseconds
+        # instead of a tenth of a second (BENCHMARKS.md, 2026-12-02 issue 17, fourth part);
+        # garbage first, so none of it is kept
+        gc.collect()
+        gc.freeze()
         self.link.start()
 
     def run(self, duration_s: float | None = None) -> None:
