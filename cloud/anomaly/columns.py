@@ -405,7 +405,7 @@ class ShiftColumns:
             s[learn, _BASE_N] += taken
             params = self._params[lr]
             k = p.n_features
-            params[:, 3 : 3 + k] += np.einsum("sli,slj->sij", xl, xl)
+            params[:, 3 : 3 + k] += np.matmul(xl.transpose(0, 2, 1), xl)
             params[:, 3 + k] += np.einsum("sli,sl->si", xl, yl)
             # each block's range of conditions: its taken rows, gathered in block order
             xt, bounds = xl[tl], np.concatenate(([0], np.cumsum(taken)[:-1]))
