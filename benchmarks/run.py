@@ -28,12 +28,14 @@ from benchmarks.edge_footprint import bench_edge_footprint
 from benchmarks.embedded_store import bench_embedded_store
 from benchmarks.feedback import bench_feedback
 from benchmarks.ingest import bench_ingest
+from benchmarks.judging import bench_judging
 from benchmarks.memory import bench_memory
 from benchmarks.report import bench_report
 from benchmarks.scale import bench_scale, bench_scale_day
 
 BENCHES: dict[str, Callable[[bool], Result]] = {
     "detectors": bench_detectors,
+    "judging": bench_judging,
     "memory": bench_memory,
     "api": bench_api,
     "alarm": bench_alarm,

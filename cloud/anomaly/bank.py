@@ -171,6 +171,11 @@ class DetectorBank:
             group = self._groups[key] = _Group(makers)
         return group
 
+    def makers(self, product: str) -> list[DetectorFactory]:
+        """The detector kinds a unit of ``product`` gets, as factories of the reference
+        objects (for comparing the bank with them)."""
+        return [c.make for c in self._group(product).columns]
+
     def _state(self, device: str, product: str) -> _Device:
         st = self._devices.get(device)
         if st is None:
