@@ -6,9 +6,9 @@ unbounded memory). The worker thread takes messages in batches, ingests them, co
 journal and only then acknowledges them to the broker (manual PUBACK), so a message the broker
 considers delivered is on disk. The MQTT session is persistent (clean_session false, a client id
 fixed by the partition set), so a restarted worker receives what it missed. With
-``receiver="process"`` paho runs in a child process (:mod:`contract.mqtt_process`); ``qloop
-cloud run`` keeps ``"thread"``: the child lowers no CPU per message (BENCHMARKS.md, issue 17,
-third part).
+``receiver="process"`` (``qloop cloud run``'s default) paho runs in a child process
+(:mod:`contract.mqtt_process`), so receiving overlaps processing (BENCHMARKS.md, issue 17,
+fourth part); ``WorkerSettings`` itself keeps ``"thread"`` for workers built in process.
 
 Findings are handed to ticketing after the journal commit of the batch they come from (before
 its acknowledgement), and a checkpoint is written only between batches, after its findings were

@@ -103,7 +103,7 @@ class Settings(BaseModel):
         10_000, ge=1, description="received messages waiting for the worker thread at most"
     )
     receiver: Literal["process", "thread"] = Field(
-        "thread",
+        "process",
         description="where the worker receives MQTT: in a child process that forwards messages"
         " and acknowledgements over a pipe (receiving and processing then run in parallel), or"
         " on paho's thread in the worker's process",
