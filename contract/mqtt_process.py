@@ -13,10 +13,10 @@ other way and the child hands them to paho. It has the interface a subscriber us
 When it pays: it moves the receiving (about 45 µs of CPU per message in the ingest benchmark)
 out of the consumer's process, and the total CPU per message stays about the same (the child's
 queue and a pickled batch each way cost about what the GIL's turn-taking did), so it speeds a
-consumer up only where a core is free for the child. Where every core is already busy (the 2-core
-benchmark VM, which also runs the broker and the publishers) it measured no faster than paho's
-thread, and ``qloop cloud run`` keeps ``--receiver thread`` as its default (BENCHMARKS.md,
-issue 17, third part).
+consumer up where receiving and processing can overlap. While the worker's processing cost
+twice what it does now, it measured no faster than paho's thread on the 2-core benchmark VM
+(BENCHMARKS.md, issue 17, third part). Once the processing got cheaper it measured ahead there
+too, and ``qloop cloud run`` uses it by default (fourth part).
 
 Two pipes, one per direction. In the child, paho's thread puts each message (as a plain tuple)
 on a bounded queue; a forwarder thread takes what is queued (up to ``_BATCH`` at once) and
