@@ -54,6 +54,13 @@ class _Seen:
 _last_ts = attrgetter("last_ts")
 
 
+def _allowed(s: _Seen, floor: float, factor: float) -> float:
+    """How long a device may be silent: ``factor`` times its usual gap, at least ``floor``
+    (``max`` written out: :meth:`OfflineWatch.check` asks it for every device)."""
+    gap = factor * (s.gap or 0.0)
+    return gap if gap > floor else floor
+
+
 class OfflineWatch:
     """Fleet-level watch over the devices one worker serves.
 
@@ -162,8 +169,7 @@ class OfflineWatch:
         return out
 
     def allowed(self, device: str) -> float:
-        s = self._devices[device]
-        return max(self.min_silence_s, self.gap_factor * (s.gap or 0.0))
+        return _allowed(self._devices[device], self.min_silence_s, self.gap_factor)
 
     def present(self, now: float | None = None) -> float:
         """The fleet's present in event time: the ``quantile`` of the devices' newest readings,
@@ -181,13 +187,12 @@ class OfflineWatch:
         live = now is not None and now - self._live_arrival <= self.min_silence_s
         floor, factor = self.min_silence_s, self.gap_factor
         out = []
-        # every device, every call: :meth:`allowed` and the two max() are written out here
-        # (``b if b > a else a`` is ``max(a, b)``)
+        # every device, every call: the two max() are written out here (``b if b > a else a``
+        # is ``max(a, b)``), and the settings read once
         for device, s in self._devices.items():
             if s.offline_since is not None:
                 continue
-            gap = factor * (s.gap or 0.0)
-            allowed = gap if gap > floor else floor
+            allowed = _allowed(s, floor, factor)
             last, heard = s.last_ts, s.heard_at
             silence = present - (heard if heard > last else last)
             if live and s.arrived is not None and now is not None:
