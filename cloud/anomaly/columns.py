@@ -9,14 +9,15 @@ device and detector, nor a dozen small numpy calls per detector and block. So th
   noise rise, vibration rise) for every device as arrays with one row per device (window sums,
   the baseline's parameters, the CUSUM, the recent window levels), and judges a batch of blocks
   (one per device) with a few numpy calls over all of them. The common case is vectorised: rows
-  that fall inside the current window and the learned range. A block that closes a window, ends
-  the learning period, lies beyond the learned range, or lacks a column goes through the
-  reference object instead — built from the device's row, updated, written back — so the rare
-  paths are the reference's own code. The kind's fleet prior (``prior.py``: the effect of a
-  feature a unit never varied) is the columns' own, shared by the rows; a block that may take
-  from it or give to it goes through the reference too. Sums over a batch are taken in another
-  order than a block's own numpy sums, so figures agree with the reference to rounding, not bit
-  for bit.
+  that fall inside the current window and the learned range. Past learning, a block that closes
+  a window hands the rows taken here to the reference object's window sums and judge; a block
+  that closes a learning window, ends the learning period, lies beyond the learned range, or
+  lacks a column goes through the reference object's whole update — built from the device's
+  row, updated, written back — so the rare paths are the reference's own code. The kind's
+  fleet prior (``prior.py``: the effect of a feature a unit never varied) is the columns' own,
+  shared by the rows; a block that may take from it or give to it goes through the reference
+  too. Sums over a batch are taken in another order than a block's own numpy sums, so figures
+  agree with the reference to rounding, not bit for bit.
 - :class:`~cloud.anomaly.stuck_columns.StuckColumns` (its own module) holds ``sensor_stuck``'s
   per-field run state for every device over the union of the devices' fields; a block in which
   some field's run may trip or clear (the only blocks with findings), a field new to the device,
@@ -382,7 +383,7 @@ class ShiftColumns:
         slow |= pooled
         found: dict[int, list[Finding]] = {}
         if closing.any():
-            found = self._close(batch, idx, rows, closing, wins, start, ts, x, y, take, carry)
+            found = self._close(batch, idx, rows, closing, ts, x, y, take, carry)
             slow &= ~closing
         go = ~(slow | closing)
         if not go.all():  # else the arrays as they are: no copies
@@ -421,26 +422,18 @@ class ShiftColumns:
         idx: np.ndarray,
         rows: np.ndarray,
         closing: np.ndarray,
-        wins: np.ndarray,
-        start: np.ndarray,
         ts: np.ndarray,
         x: np.ndarray,
         y: np.ndarray,
         take: np.ndarray,
         carry: np.ndarray,
     ) -> dict[int, list[Finding]]:
-        """Past learning, blocks whose rows close their open window and fill the next (the
-        usual way a window ends): the reference object judges the closed window from the rows
-        already taken here (:meth:`BaselineShift.judge_rows`), which spares it finding the
-        block's rows, its sampling period and its range again. Other closings (rows in three
-        windows, or before the open one) are left ``closing`` False for the reference. Returns
-        the blocks' findings by position in ``idx``."""
+        """Past learning, blocks whose rows close their open window: the reference object's
+        window sums take the rows already taken here and judge what closes
+        (:meth:`BaselineShift.judge_rows`, however the rows fall into windows), which spares it
+        finding the block's rows, its sampling period and its range again. Returns the blocks'
+        findings by position in ``idx``."""
         at = np.flatnonzero(closing)
-        w, t = wins[at], take[at]
-        newest = np.where(t, w, -np.inf).max(axis=1)
-        two = (~t | (w == start[at, None]) | (w == newest[:, None])).all(axis=1)
-        closing[at[~two]] = False
-        at = at[two]
         need = self.proto.min_rows_many(batch.ts[idx[at]], batch.lengths[idx[at]])
         det = self._scratch
         found: dict[int, list[Finding]] = {}
