@@ -35,7 +35,8 @@ MAX_PAYLOAD_BYTES = 1_048_576  # one telemetry block; a bigger one is refused, n
 MAX_ROWS = 20_000
 MAX_FIELDS = 256
 
-_DEVICE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+_DEVICE = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"  # a device id (CONTRACTS.md §1)
+_DEVICE_RE = re.compile(_DEVICE + r"\Z")
 _FIELD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 
 Value = float | None
@@ -94,9 +95,7 @@ class Topic:
 
 # What parse_topic() accepts, as one pattern: the device and kind as in valid_device() and
 # KINDS, the partition as two ASCII digits (whether it is the device's is checked after).
-_TOPIC_RE = re.compile(
-    rf"{re.escape(ROOT)}/([0-9][0-9])/([A-Za-z0-9][A-Za-z0-9_.-]{{0,63}})/({'|'.join(KINDS)})"
-)
+_TOPIC_RE = re.compile(rf"{re.escape(ROOT)}/([0-9][0-9])/({_DEVICE})/({'|'.join(KINDS)})")
 
 
 def parse_topic(name: str) -> Topic:
