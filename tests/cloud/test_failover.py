@@ -161,6 +161,17 @@ def _journaled(*paths: Path) -> set[tuple[str, int]]:
     return out
 
 
+def _journaled_past_checkpoint(journal: Path) -> bool:
+    """Whether ``journal`` holds a message received after its newest detector checkpoint (what
+    a worker killed now must feed again from it)."""
+    with sqlite3.connect(f"{journal.resolve().as_uri()}?mode=ro", uri=True) as db:
+        (found,) = db.execute(
+            "SELECT EXISTS (SELECT 1 FROM messages WHERE received >"
+            " (SELECT MAX(updated) FROM checkpoints WHERE device NOT LIKE '#%'))"
+        ).fetchone()
+    return bool(found)
+
+
 def _span(journal: Path, device: str) -> float:
     """Event time covered by ``device``'s messages in ``journal``."""
     with sqlite3.connect(f"{journal.resolve().as_uri()}?mode=ro", uri=True) as db:
@@ -328,8 +339,11 @@ def test_a_restarted_worker_leaves_exactly_the_replayed_findings(mosquitto, tmp_
     try:
         rig.worker("w", "0-63")
         sim = rig.simulate()
-        # killed while the leak's findings stream in, at most a second after a checkpoint
+        # killed while the leak's findings stream in, at most a second after a checkpoint and
+        # with messages journaled since it (else the kill can fall right after a checkpoint
+        # that covers every journaled message, and there is nothing to catch up)
         wait_for(lambda: findings() >= 3, 90, "the leak's first findings")
+        wait_for(lambda: _journaled_past_checkpoint(rig.journal("w")), 30, "messages past it")
         assert sim.poll() is None, "the kill falls mid-run"
         rig.kill(rig.procs[0], sim)
         rig.worker("w2", "0-63", journal="w")
