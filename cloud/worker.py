@@ -104,7 +104,7 @@ class Worker:
         self._draining = threading.Event()  # set: paho's thread hands over nothing more
         self._unavailable = False  # the ticket or checkpoint database stopped answering
         Path(settings.journal_path).parent.mkdir(parents=True, exist_ok=True)
-        self.journal = CountingJournal(settings.journal_path)
+        self.journal = CountingJournal(settings.journal_path, checkpoint_thread=True)
         self.checkpoints: CheckpointStore = self.journal
         if settings.checkpoint_db:
             self.checkpoints = SqlCheckpoints(settings.checkpoint_db, settings.mqtt_client_id())

@@ -54,8 +54,10 @@ class CountingJournal(Journal):
     """A journal that also counts, since it was opened, the dead letters it keeps by
     :func:`reason_class` (``dead_letter_counts``; read it on the writer's thread)."""
 
-    def __init__(self, path: str | Path, *, durable: bool = False) -> None:
-        super().__init__(path, durable=durable)
+    def __init__(
+        self, path: str | Path, *, durable: bool = False, checkpoint_thread: bool = False
+    ) -> None:
+        super().__init__(path, durable=durable, checkpoint_thread=checkpoint_thread)
         self.dead_letter_counts: Counter[str] = Counter()
 
     def dead_letter(self, topic: str, payload: bytes, reason: str, received: float) -> None:

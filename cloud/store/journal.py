@@ -8,7 +8,9 @@ and the evidence charts decode only the blocks of the device and time range they
 Writes are grouped: a micro-batch's telemetry is one statement (:meth:`add_messages`), and the
 worker calls :meth:`commit` and only then acknowledges the MQTT messages, so an acknowledged
 message is on disk (WAL with ``synchronous=NORMAL``: safe against a crash of the process;
-``durable=True`` selects ``FULL`` for safety against power loss too).
+``durable=True`` selects ``FULL`` for safety against power loss too). The worker's journal
+copies its WAL into the database file on a thread of its own (``cloud/store/wal.py``), so that
+its commits do not wait for it.
 
 Why SQLite and not DuckDB: this write pattern — one keyed insert per message, committed per
 batch — is what SQLite's B-tree does well and a column store does badly; DuckDB writes its files
@@ -36,6 +38,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from cloud.store.wal import BACKSTOP_PAGES, WalCheckpointer
 from contract import protocol
 from contract.errors import QloopError
 
@@ -62,7 +65,11 @@ class JournalError(QloopError, ValueError):
 
 
 class Journal:
-    def __init__(self, path: str | Path, *, durable: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, *, durable: bool = False, checkpoint_thread: bool = False
+    ) -> None:
+        """``checkpoint_thread``: copy the WAL into the database file on a thread of its own,
+        not in the commits (``cloud/store/wal.py``; the worker's journal does)."""
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -72,6 +79,10 @@ class Journal:
         self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        self._checkpointer: WalCheckpointer | None = None
+        if checkpoint_thread and self.path != ":memory:":
+            self._db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+            self._checkpointer = WalCheckpointer(self.path)
         self._in_tx = False
         self._pruned_to = 0  # rowid up to which prune() has looked
         self._stored_since_prune = 0  # messages stored since the last prune()
@@ -85,6 +96,7 @@ class Journal:
             raise JournalError(f"no journal at {p}")
         self = cls.__new__(cls)
         self.path = str(p)
+        self._checkpointer = None
         self._db = sqlite3.connect(
             f"{p.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
         )
@@ -199,9 +211,13 @@ class Journal:
             if self._in_tx:
                 self._db.execute("COMMIT")
                 self._in_tx = False
+                if self._checkpointer is not None:
+                    self._checkpointer.committed()
 
     def close(self) -> None:
         self.commit()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         with self._lock:
             self._db.close()
 
