@@ -266,7 +266,7 @@ def inprocess_phase(t: Traffic, workdir: Path, profile: Path | None = None) -> d
         partitions=list(range(protocol.PARTITIONS)),
         db_url=f"sqlite:///{workdir / 'tickets.db'}",
         journal_path=str(workdir / "journal.db"),
-        queue_size=0,
+        queue_size=len(t.births) + len(t.messages),  # all of it queued up front
     )
     worker = Worker(settings)
 

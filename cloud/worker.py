@@ -63,6 +63,7 @@ from cloud.worker_settings import WorkerSettings
 from contract import protocol
 from contract.clock import utcnow
 from contract.errors import QloopError
+from contract.handoff import Handoff
 from contract.mqtt import InboundMessage, MqttLink
 from contract.mqtt_process import ProcessLink
 
@@ -145,7 +146,7 @@ class Worker:
         if self.tickets is not None:
             bank, registry = self.ingestor.detectors, self.ingestor.registry
             self.pooling = BatchPooling(bank, registry, self._batch_finding)
-        self._queue: queue.Queue[InboundMessage] = queue.Queue(settings.queue_size)
+        self._queue: Handoff[InboundMessage] = Handoff(settings.queue_size)
         self._stop = threading.Event()
         self.link = (ProcessLink if settings.receiver == "process" else MqttLink)(
             settings.mqtt_client_id(),
@@ -160,7 +161,7 @@ class Worker:
     def _enqueue(self, msg: InboundMessage) -> None:
         """paho's thread: queue ``msg``; once draining, drop it unacknowledged (redelivered)."""
         if not self._draining.is_set():
-            self._queue.put(msg)
+            self._queue.put(msg, give_up=self._draining.is_set)
 
     def _birth(self, info: DeviceInfo) -> None:
         if info.device not in self.ingestor.detectors:  # new here: a moved partition's device

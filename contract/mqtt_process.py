@@ -52,6 +52,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from contract.handoff import Handoff
 from contract.mqtt import BrokerAddress, BrokerRefused, InboundMessage, MqttLink, Will
 
 log = logging.getLogger(__name__)
@@ -67,14 +68,13 @@ _CTX = mp.get_context("spawn")  # not fork: the consumer's threads must not be c
 
 
 class _LogForwarder(logging.Handler):
-    def __init__(self, out: queue.Queue) -> None:
+    def __init__(self, out: Handoff) -> None:
         super().__init__()
         self._out = out
 
     def emit(self, record: logging.LogRecord) -> None:
         # a consumer busy with messages: the record is dropped (the link warns at every attempt)
-        with contextlib.suppress(queue.Full):
-            self._out.put_nowait(("log", record.name, record.levelno, record.getMessage()))
+        self._out.offer(("log", record.name, record.levelno, record.getMessage()))
 
 
 def _child(
@@ -83,7 +83,7 @@ def _child(
     """The receiving process: an :class:`MqttLink`, a forwarder thread, acks from the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the consumer stops us, after its drain
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    out: queue.Queue = queue.Queue(_QUEUED)
+    out: Handoff = Handoff(_QUEUED)
     root = logging.getLogger()
     root.handlers[:] = [_LogForwarder(out)]
     root.setLevel(log_level)
@@ -91,7 +91,7 @@ def _child(
 
     def sink(m: InboundMessage) -> None:
         if not closing.is_set():
-            out.put((m.topic, m.payload, m.retain, m.dup, m.mid, m.qos, m.generation))
+            out.put(tuple(m), give_up=closing.is_set)
 
     def event(*e: object) -> Callable[..., None]:
         return lambda *_: out.put(e)
