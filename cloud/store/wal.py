@@ -5,7 +5,7 @@ them into the database file, and once all are copied the next write starts the W
 runs one itself at the commit that leaves the WAL longer than ``wal_autocheckpoint`` pages
 (1,000 by default), inside that commit: the writer waits for the copy and its fsync. The
 worker's journal writes about a page per message (its payload), so its writer waited for a
-checkpoint every two batches — about two thirds of the time the journal's commits took
+checkpoint every two batches — about three quarters of the time the journal's commits took
 (BENCHMARKS.md, issue 17, fifth part).
 
 :class:`WalCheckpointer` runs ``PRAGMA wal_checkpoint(PASSIVE)`` on its own connection and
