@@ -51,7 +51,8 @@ class BrokerRefused(BrokerError):
 
 class InboundMessage(NamedTuple):
     """A received message. A named tuple, not a frozen dataclass: one is made per message in
-    each process it passes (its making cost ten times a tuple's at the worker's rates)."""
+    each process it passes, and a frozen dataclass took three times as long to make (0.9 µs
+    against 0.3)."""
 
     topic: str
     payload: bytes

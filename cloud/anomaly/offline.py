@@ -187,8 +187,8 @@ class OfflineWatch:
         live = now is not None and now - self._live_arrival <= self.min_silence_s
         floor, factor = self.min_silence_s, self.gap_factor
         out = []
-        # every device, every call: the two max() are written out here (``b if b > a else a``
-        # is ``max(a, b)``), and the settings read once
+        # every device, every call: the settings are read once, and max() is written out here
+        # and in _allowed (``b if b > a else a`` is ``max(a, b)``)
         for device, s in self._devices.items():
             if s.offline_since is not None:
                 continue
