@@ -341,6 +341,7 @@ class ShiftColumns:
         # the learned range matters only to units past learning (a learning unit takes every
         # valid row): ``like`` stays False for the others
         like, beyond = np.zeros_like(ok), np.zeros(len(rows), dtype=bool)
+        judge, xs = like, x  # the rows judged and their features (``BaselineShift.bounded``)
         judged = np.flatnonzero(~learning)
         if len(judged):
             j = slice(None) if len(judged) == len(rows) else judged
@@ -353,8 +354,15 @@ class ShiftColumns:
                     wide = (p.range_margin + p.extend_margin) * (hi - lo)
                     inside = np.all((xj >= lo - wide) & (xj <= hi + wide), axis=-1)
                     beyond[j] = (okj & ~likej & inside).any(axis=1)
+                if p.capped_above:
+                    cols = list(p.capped_above)
+                    xb = xj.copy()
+                    xb[..., cols] = np.minimum(xj[..., cols], (hi + pad)[..., cols])
+                    xs, judge = x.copy(), like.copy()
+                    xs[j] = xb
+                    judge[j] = okj & np.all((xb >= lo - pad) & (xb <= hi + pad), axis=-1)
         with np.errstate(invalid="ignore"):
-            take = np.where(learning[:, None], ok, like)
+            take = np.where(learning[:, None], ok, judge)
             wins = np.floor(ts / p.window_s) * p.window_s
             count = ok.sum(axis=1)
             at = np.arange(len(rows))
@@ -383,17 +391,17 @@ class ShiftColumns:
         slow |= pooled
         found: dict[int, list[Finding]] = {}
         if closing.any():
-            found = self._close(batch, idx, rows, closing, ts, x, y, take, carry)
+            found = self._close(batch, idx, rows, closing, ts, xs, y, take, carry)
             slow &= ~closing
         go = ~(slow | closing)
         if not go.all():  # else the arrays as they are: no copies
-            rows, take, x, y, s, carry = rows[go], take[go], x[go], y[go], s[go], carry[go]
+            rows, take, xs, y, s, carry = rows[go], take[go], xs[go], y[go], s[go], carry[go]
             learning, count = learning[go], count[go]
         learn = learning & (count > 0)
         # the reference's state after the block: carried values, window sums, what was learned
         s[:, _FIRST], s[:, _START] = first[go], start[go]
         s[:, _CARRY:] = carry
-        xz = np.where(take[..., None], x, 0.0)
+        xz = np.where(take[..., None], xs, 0.0)
         yz = np.where(take, y, 0.0)
         s[:, _N] += take.sum(axis=1)
         s[:, _SY] += yz.sum(axis=1)

@@ -39,6 +39,11 @@ class CoolingDecline(BaselineShift):
     # ΔT scales with the unit's capacity, and each feature is one quantity, so a fan speed's
     # relative effect carries from the fleet's units to one that never varied it (prior.py)
     fleet_prior = True
+    # return-air temperature: a unit that lost capacity cannot hold its room, so the rows that
+    # show the loss lie above the learned range of return temperatures; at a higher return
+    # temperature a healthy coil delivers more sensible heat, so its ΔT there is at least the
+    # baseline's at the top of the range (judged there: conservative, never a false drop)
+    capped_above = (3,)
 
     needs = ("compressor_on", "return_c", "supply_c", "ambient_c", "fan_speed")
 

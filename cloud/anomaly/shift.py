@@ -82,6 +82,10 @@ class BaselineShift(Compact):
     # does a unit take the fleet's effect of a feature it never varied (``prior.py``)? Only
     # where each feature is one quantity whose effect scales with the unit's level
     fleet_prior = False
+    # features the fault itself pushes up, and whose rise can only move the monitored quantity
+    # against the fault's direction: rows above the trusted range are judged at its top
+    # (:meth:`bounded`), a prediction the healthy unit only exceeds there
+    capped_above: tuple[int, ...] = ()
 
     __slots__ = (
         "learn_s",
@@ -263,10 +267,25 @@ class BaselineShift(Compact):
         like = self._baseline.within(x, self.range_margin)
         if prior is not None:
             self._offer(prior, block.device, x, y, like, need)
-        out = self.judge_rows(block.device, ts[like], x[like], y[like], need)
+        xb, judged = self.bounded(x, like)
+        out = self.judge_rows(block.device, ts[judged], xb[judged], y[judged], need)
         if self.extend_margin > 0:
             self._extend(ts, x, y, ~like, need)
         return out
+
+    def bounded(self, x: np.ndarray, like: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Past learning, the rows to judge and their features: ``x`` with each
+        :attr:`capped_above` feature capped at the top of the trusted range (the learned range
+        widened by ``range_margin``), and the rows inside that range after the cap (``like``
+        and the rows that lay above it in those features alone). ``x`` (rows × features) is
+        not changed; with no such feature it and ``like`` are returned as they are."""
+        if not self.capped_above:
+            return x, like
+        b, cols = self._baseline, list(self.capped_above)
+        top = b.hi[cols] + self.range_margin * (b.hi[cols] - b.lo[cols])
+        xb = x.copy()
+        xb[:, cols] = np.minimum(x[:, cols], top)
+        return xb, b.within(xb, self.range_margin)
 
     def judge_rows(
         self, device: str, ts: np.ndarray, x: np.ndarray, y: np.ndarray, need: int | float
