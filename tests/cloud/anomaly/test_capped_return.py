@@ -1,0 +1,85 @@
+"""Rows above the learned range of return-air temperature (``CoolingDecline.capped_above``).
+
+A unit that loses capacity cannot hold its room: its return air warms past anything it saw while
+learning, and before the cap those rows were never judged (a 15 % leak in a held-out fleet went
+unjudged for 39 h). They are judged at the top of the trusted range now; a healthy unit whose
+room warms (its ΔT rises with the return temperature, as a coil's does) stays quiet.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cloud.anomaly.base import Block, Finding
+from cloud.anomaly.columns import Batch, columns_for
+from cloud.anomaly.cooling import CoolingDecline
+
+H = 3600.0
+T0 = 1.75e9
+
+
+def _blocks(seed: int, loss: float, warm_c: float, hours: float = 72.0) -> list[Block]:
+    """60-s readings, compressor running: 40 h at return 24-25 °C, then the room ``warm_c``
+    warmer and the unit's capacity down by ``loss``; ΔT rises 0.4 K per K of return air."""
+    rng = np.random.default_rng(seed)
+    ts = T0 + np.arange(0.0, hours * H, 60.0)
+    n = len(ts)
+    after = ts - T0 >= 40 * H
+    ret = 24.5 + 0.3 * np.sin(2 * np.pi * (ts - T0) / 86400.0) + rng.normal(0, 0.1, n)
+    ret = ret + warm_c * after
+    dt = (10.0 + 0.4 * (ret - 25.0)) * (1.0 - loss * after) + rng.normal(0, 0.1, n)
+    cols = {
+        "compressor_on": np.ones(n),
+        "return_c": ret,
+        "supply_c": ret - dt,
+        "ambient_c": 30.0 + rng.normal(0, 0.3, n),
+        "fan_speed": np.full(n, 2.0),
+    }
+    return [
+        Block("ac-1", ts[i : i + 60], {k: v[i : i + 60] for k, v in cols.items()})
+        for i in range(0, n, 60)
+    ]
+
+
+def _reference(blocks: list[Block]) -> list[Finding]:
+    det = CoolingDecline()
+    return [f for b in blocks for f in det.update(b)]
+
+
+def _columns(blocks: list[Block]) -> list[Finding]:
+    columns = columns_for(CoolingDecline)
+    row = columns.add()
+    return [f for b in blocks for found in columns.update_many([row], Batch.of([b])) for f in found]
+
+
+def test_a_loss_that_warms_the_room_is_judged_above_the_learned_range() -> None:
+    for seed in (1, 2, 3):
+        found = [f for f in _reference(_blocks(seed, loss=0.15, warm_c=1.5)) if f.active]
+        assert found, seed
+        assert found[0].ts - (T0 + 40 * H) <= 9 * H  # the windows after the onset, not later
+        assert found[0].evidence["change_fraction"] < -0.08
+
+
+def test_without_the_cap_those_rows_are_not_judged() -> None:
+    class Uncapped(CoolingDecline):
+        __slots__ = ()
+        capped_above = ()
+
+    det = Uncapped()
+    assert not [f for b in _blocks(1, loss=0.15, warm_c=1.5) for f in det.update(b)]
+
+
+def test_a_healthy_unit_in_a_warmer_room_stays_quiet() -> None:
+    for seed in (1, 2, 3):
+        assert _reference(_blocks(seed, loss=0.0, warm_c=3.0)) == []
+
+
+def test_the_column_path_judges_the_capped_rows_as_the_reference_does() -> None:
+    blocks = _blocks(4, loss=0.15, warm_c=2.0)
+    expected, got = _reference(blocks), _columns(blocks)
+    assert expected
+    assert [(f.ts, f.onset_ts, f.active) for f in got] == [
+        (f.ts, f.onset_ts, f.active) for f in expected
+    ]
+    for a, b in zip(got, expected, strict=True):
+        assert a.evidence["change"] == b.evidence["change"]
