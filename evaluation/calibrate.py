@@ -13,15 +13,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
-
 from evaluation.replay import run_fleet
 from evaluation.scoring import DEFAULT_JUDGED_AFTER_S, FleetRun
-from evaluation.static_rule import batch_alarms
+from evaluation.static_rule import BUDGET_PER_1000, GRID_C, batch_alarms, highest_within
 from simulators.scenario import Scenario, load_scenario
-
-GRID_C = tuple(float(t) for t in np.arange(5.0, 10.01, 0.5))
-BUDGET_PER_1000 = 1.0
 
 
 def false_rates(
@@ -44,7 +39,10 @@ def false_rates(
 
 def choose(rates: dict[float, tuple[float, float]], budget: float = BUDGET_PER_1000) -> float:
     """The highest threshold whose false unit alarm rate is within ``budget``."""
-    return max(t for t, (unit, _batch) in rates.items() if unit <= budget)
+    chosen = highest_within({t: unit for t, (unit, _batch) in rates.items()}, budget)
+    if chosen is None:
+        raise ValueError(f"no threshold within {budget:g} false unit alarms per 1,000")
+    return chosen
 
 
 def main(scenario_name: str = "healthy", seeds: int = 3) -> float:

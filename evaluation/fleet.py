@@ -28,6 +28,7 @@ from evaluation.scoring import (
     Report,
     score,
 )
+from evaluation.static_rule import GRID_C
 from simulators.scenario import Scenario, ScenarioError, load_scenario
 
 __all__ = ["FaultScore", "FleetRun", "Report", "evaluate", "run", "run_fleet", "score"]
@@ -51,8 +52,11 @@ def evaluate(
         raise ValueError(f"block_rows must be >= 1, got {block_rows}")
     runs = [
         run_fleet(
-            replace(scenario, seed=scenario.seed + k), detectors=detectors, block_rows=block_rows
-        )  # fmt: skip
+            replace(scenario, seed=scenario.seed + k),
+            detectors=detectors,
+            block_rows=block_rows,
+            static_thresholds=GRID_C,  # the fixed threshold and the ones a tuning tries
+        )
         for k in range(seeds)
     ]
     return score(scenario, runs, horizon_s=horizon_s, judged_after_s=judged_after_s)

@@ -39,16 +39,24 @@ from dataclasses import asdict, dataclass, field
 
 from cloud.anomaly.base import Finding
 from cloud.ingest.ingestor import IngestStats
-from evaluation.static_rule import BATCH_MIN_UNITS, THRESHOLD_C, batch_alarms
+from evaluation.batches import (
+    COOLING,
+    COOLING_KINDS,
+    RATIO_GOAL,
+    BatchDelay,
+    StaticScore,
+    batch_delays,
+    first_onsets,
+    score_static,
+    tuned_threshold,
+)
+from evaluation.static_rule import THRESHOLD_C
 from evaluation.tickets import OpenedTicket
 from simulators.fleet import InjectedFault
 from simulators.scenario import FAULT_KINDS, Scenario
 
 DEFAULT_HORIZON_S = 48 * 3600.0
 DEFAULT_JUDGED_AFTER_S = 36 * 3600.0
-COOLING = "cooling_decline"
-RATIO_GOAL = 0.33  # issue 15: qloop's batch ticket within a third of the static rule's delay
-COOLING_KINDS = tuple(k for k, v in FAULT_KINDS.items() if COOLING in v.expected_faults)
 
 
 @dataclass(frozen=True)
@@ -105,42 +113,6 @@ class TicketScore:
 
 
 @dataclass(frozen=True)
-class BatchDelay:
-    """One drifting batch: from its first cooling onset to qloop's batch ticket and to the
-    static rule's batch alarm (NaN: none in the run)."""
-
-    seed: int
-    batch: str
-    affected: int
-    first_onset_ts: float
-    qloop_s: float
-    static_s: float
-    watched_s: float  # run left after the first onset: a delay NaN above is longer than this
-    opened_by: str = ""  # the batch test that opened qloop's ticket (its evidence ``opened_by``)
-
-    def ratio(self) -> tuple[float, bool]:
-        """qloop's delay over the static rule's, and whether that is an upper bound (the rule
-        raised no batch alarm in the run: its delay is longer than ``watched_s``); inf when
-        only qloop missed the batch, NaN when both did."""
-        if math.isnan(self.qloop_s):
-            return (math.nan if math.isnan(self.static_s) else math.inf), False
-        if math.isnan(self.static_s):
-            return self.qloop_s / self.watched_s, True
-        return self.qloop_s / self.static_s, False
-
-
-@dataclass(frozen=True)
-class StaticScore:
-    """The static rule at its one threshold, over all seeds."""
-
-    threshold_c: float
-    unit_alarms: int
-    false_unit_alarms: int  # on units with no injected fault, after judged_after_s
-    batch_alarms: int
-    false_batch_alarms: int
-
-
-@dataclass(frozen=True)
 class Report:
     scenario: str
     seeds: tuple[int, ...]
@@ -153,6 +125,7 @@ class Report:
     batch_delays: tuple[BatchDelay, ...] = ()
     static: StaticScore | None = None
     sizes: tuple[SizeScore, ...] = ()
+    tuned: StaticScore | None = None  # the static rule tuned on this fleet (``batches.py``)
 
     def false_rate(self, row: FaultScore) -> float:
         """False findings per 1,000 healthy device-days."""
@@ -283,6 +256,38 @@ class Report:
         lines += [
             "",
             f"Batch delay ratio qloop / static rule ≤ {RATIO_GOAL:g} in {met} of "
+            f"{len(self.batch_delays)} drifting batches.",
+        ]
+        return lines + self._tuned_lines()
+
+    def _tuned_lines(self) -> list[str]:
+        """qloop's batch delays against the static rule tuned on this fleet."""
+        st = self.tuned
+        if st is None:
+            return ["", "Static rule tuned on this fleet: no threshold within the budget."]
+        lines = [
+            "",
+            f"Static rule tuned on this fleet (ΔT < {st.threshold_c:g} °C: the highest threshold "
+            "whose false unit alarms stay within 1 per 1,000 healthy device-days of this run; "
+            f"{st.false_unit_alarms} false unit alarms, {st.false_batch_alarms} false batch "
+            "alarms), same run:",
+            "",
+            "| drifting batch (seed) | qloop batch ticket (h) | tuned static batch alarm (h) "
+            "| ratio |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        met = 0
+        for b in self.batch_delays:
+            ratio, bound = b.ratio(tuned=True)
+            met += ratio <= RATIO_GOAL
+            static = _num(b.tuned_s / 3600) if not bound else f"> {b.watched_s / 3600:.0f}"
+            lines.append(
+                f"| {b.batch} ({b.seed}) | {_num(b.qloop_s / 3600)} | {static} "
+                f"| {'< ' if bound else ''}{_num(ratio, 2)} |"
+            )
+        lines += [
+            "",
+            f"Batch delay ratio qloop / tuned static rule ≤ {RATIO_GOAL:g} in {met} of "
             f"{len(self.batch_delays)} drifting batches.",
         ]
         return lines
@@ -420,6 +425,7 @@ def score(
         )
         for n, c in sorted(counts.items())
     )
+    tuned = tuned_threshold(scenario, runs, judged_after_s, healthy_days)
     return Report(
         scenario.name,
         tuple(r.seed for r in runs),
@@ -429,40 +435,22 @@ def score(
         rows,
         sum(r.late_blocks for r in runs),
         _score_tickets(runs, names),
-        tuple(d for r in runs for d in _batch_delays(r, end)),
-        _score_static(scenario, runs, THRESHOLD_C, judged_after_s),
+        tuple(d for r in runs for d in batch_delays(r, end, tuned)),
+        score_static(scenario, runs, THRESHOLD_C, judged_after_s),
         tuple(
             SizeScore(kind, m, e, d, tuple(ds))
             for (kind, m), (e, d, ds) in sorted(sizes.items())
             if kind in COOLING_KINDS
         ),
+        None if tuned is None else score_static(scenario, runs, tuned, judged_after_s),
     )
-
-
-def _first_onsets(run: FleetRun, fault: str) -> dict[str, float]:
-    """Per batch, the first onset of an injected fault that ``fault`` explains."""
-    first: dict[str, float] = {}
-    for t in run.truth:
-        if fault in FAULT_KINDS[t.kind].expected_faults:
-            first[t.batch] = min(first.get(t.batch, math.inf), t.onset_ts)
-    return first
-
-
-def _drifting(run: FleetRun) -> dict[str, tuple[int, float]]:
-    """Batches with >= BATCH_MIN_UNITS units with a cooling fault: (units, first onset)."""
-    units: dict[str, set[str]] = {}
-    for t in run.truth:
-        if t.kind in COOLING_KINDS:
-            units.setdefault(t.batch, set()).add(t.device)
-    first = _first_onsets(run, COOLING)
-    return {b: (len(u), first[b]) for b, u in units.items() if len(u) >= BATCH_MIN_UNITS}
 
 
 def _score_tickets(runs: Sequence[FleetRun], names: Sequence[str]) -> tuple[TicketScore, ...]:
     counts = {n: [0, 0, 0, 0] for n in names}
     for run in runs:
         faulty = {t.device for t in run.truth}
-        onsets = {n: _first_onsets(run, n) for n in names}
+        onsets = {n: first_onsets(run, n) for n in names}
         for t in run.tickets:
             c = counts.setdefault(t.fault, [0, 0, 0, 0])
             if t.scope == "batch":
@@ -472,49 +460,6 @@ def _score_tickets(runs: Sequence[FleetRun], names: Sequence[str]) -> tuple[Tick
                 c[0] += 1
                 c[1] += t.device not in faulty
     return tuple(TicketScore(n, *c) for n, c in sorted(counts.items()))
-
-
-def _batch_delays(run: FleetRun, end_ts: float) -> list[BatchDelay]:
-    tickets: dict[str, tuple[float, str]] = {}
-    for t in run.tickets:
-        if t.scope == "batch" and t.fault == COOLING:
-            tickets.setdefault(t.batch, (t.opened_ts, t.opened_by))  # opened in time order
-    alarms = batch_alarms(
-        (ts, d, run.batch_of[d]) for ts, d in run.static_alarms.get(THRESHOLD_C, [])
-    )
-    out = []
-    for batch, (units, onset) in sorted(_drifting(run).items()):
-        (q, by), s = tickets.get(batch, (math.nan, "")), alarms.get(batch, math.nan)
-        out.append(
-            BatchDelay(
-                run.seed,
-                batch,
-                units,
-                onset,
-                q - onset if q >= onset else math.nan,
-                s - onset if s >= onset else math.nan,
-                end_ts - onset,
-                by if q >= onset else "",
-            )
-        )
-    return out
-
-
-def _score_static(
-    scenario: Scenario, runs: Sequence[FleetRun], threshold: float, judged_after_s: float
-) -> StaticScore:
-    judged_from = scenario.start_ts + judged_after_s
-    alarms = false_units = batches = false_batches = 0
-    for run in runs:
-        faulty = {t.device for t in run.truth}
-        unit_alarms = run.static_alarms.get(threshold, [])
-        alarms += len(unit_alarms)
-        false_units += sum(d not in faulty and ts >= judged_from for ts, d in unit_alarms)
-        raised = batch_alarms((ts, d, run.batch_of[d]) for ts, d in unit_alarms)
-        drifting = _drifting(run)
-        batches += len(raised)
-        false_batches += sum(ts < drifting.get(b, (0, math.inf))[1] for b, ts in raised.items())
-    return StaticScore(threshold, alarms, false_units, batches, false_batches)
 
 
 def _explains(t: InjectedFault, f: Finding, horizon_s: float) -> bool:

@@ -21,7 +21,7 @@ No I/O and no clock: readings arrive a block at a time with their own timestamps
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 # Chosen once, on the development fleet qloop's detectors were tuned on (the built-in `healthy`
 # scenario, seeds 3000-3002: 300 units of three models, 3,150 judged device-days), as the highest
@@ -29,9 +29,24 @@ from collections.abc import Iterable, Sequence
 # held to, 1 per 1,000 healthy device-days (``python -m evaluation.calibrate`` prints the rate at
 # each threshold: 0 at 6.5 °C, 4.1 at 7 °C, 99 at 8 °C, 226 at 8.5 °C). Never set per scenario.
 THRESHOLD_C = 6.5
+# the thresholds a user tuning the rule tries (°C), and the false-alarm budget they tune it to
+GRID_C = tuple(5.0 + 0.5 * k for k in range(11))
+BUDGET_PER_1000 = 1.0
 DURATION_S = 3600.0
 MAX_GAP_S = 900.0
 BATCH_MIN_UNITS = 3
+
+
+def highest_within(rates: Mapping[float, float], budget: float = BUDGET_PER_1000) -> float | None:
+    """The highest threshold whose false unit alarm rate (per 1,000 healthy device-days) is
+    within ``budget``: a higher threshold finds a capacity loss sooner, so this is the most
+    sensitive rule as quiet as qloop must be. None when no threshold is.
+
+    >>> highest_within({6.5: 0.0, 7.0: 0.8, 7.5: 4.1})
+    7.0
+    """
+    within = [t for t, rate in rates.items() if rate <= budget]
+    return max(within) if within else None
 
 
 class DeltaTRule:

@@ -164,3 +164,40 @@ def test_the_ratio_of_one_batch() -> None:
     assert BatchDelay(1, "D", 3, 0.0, 10.0, nan, 100.0).ratio() == (0.1, True)  # a bound
     assert BatchDelay(1, "D", 3, 0.0, nan, 40.0, 100.0).ratio() == (math.inf, False)
     assert math.isnan(BatchDelay(1, "D", 3, 0.0, nan, nan, 100.0).ratio()[0])
+
+
+def test_the_rule_tuned_on_the_fleet_is_scored_beside_the_fixed_one() -> None:
+    t0 = SC.start_ts
+    devices = [f"d{i}" for i in range(6)] + [f"r{i}" for i in range(4)]
+    run = FleetRun(1, devices=devices)
+    run.batch_of = {d: ("D" if d[0] == "d" else "R") for d in devices}
+    run.truth = [_leak("d0", 2 * DAY), _leak("d1", 3 * DAY), _leak("d2", 4 * DAY)]
+    run.tickets = [
+        OpenedTicket("batch", "KFR-35GW", "D", None, "cooling_decline", t0 + 4 * DAY, TEST)
+    ]
+    leaks = [(t0 + k * DAY, d) for k, d in ((2.5, "d0"), (3.5, "d1"), (4.5, "d2"))]
+    run.static_alarms = {
+        THRESHOLD_C: [],  # the fixed rule never alarms
+        7.0: leaks,  # 0 false alarms: the tuned threshold
+        7.5: [*leaks, (t0 + 2 * DAY, "r0")],  # one false alarm in 4 x 8.5 healthy days: over
+    }
+    report = score(SC, [run])
+    assert report.tuned is not None and report.tuned.threshold_c == 7.0
+    (delay,) = report.batch_delays
+    assert math.isnan(delay.static_s) and delay.tuned_s == 2.5 * DAY
+    assert delay.ratio(tuned=True) == (pytest.approx(0.8), False)
+    assert delay.ratio() == (pytest.approx(2 / 8), True)  # a bound against the fixed rule
+    table = report.table()
+    assert "Static rule tuned on this fleet (ΔT < 7 °C" in table
+    assert "| D (1) | 48.0 | 60.0 | 0.80 |" in table
+    assert "qloop / tuned static rule ≤ 0.33 in 0 of 1" in table
+    assert report.to_json()["tuned"]["threshold_c"] == 7.0
+
+
+def test_no_threshold_within_the_budget_tunes_nothing() -> None:
+    t0 = SC.start_ts
+    run = FleetRun(1, devices=["d0", "r0"])
+    run.batch_of = {"d0": "D", "r0": "R"}
+    run.static_alarms = {THRESHOLD_C: [(t0 + 2 * DAY, "r0")]}
+    report = score(SC, [run])
+    assert report.tuned is None
