@@ -43,7 +43,7 @@ from cloud.anomaly.base import Block, Detector, Finding
 from cloud.anomaly.baseline import WindowMoments
 from cloud.anomaly.batch import Batch
 from cloud.anomaly.prior import FeaturePrior
-from cloud.anomaly.shift import BaselineShift
+from cloud.anomaly.shift import BaselineShift, beyond_top
 from cloud.anomaly.stuck import SensorStuck
 from cloud.anomaly.stuck_columns import StuckColumns
 
@@ -341,7 +341,8 @@ class ShiftColumns:
         # the learned range matters only to units past learning (a learning unit takes every
         # valid row): ``like`` stays False for the others
         like, beyond = np.zeros_like(ok), np.zeros(len(rows), dtype=bool)
-        judge, xs = like, x  # the rows judged and their features (``BaselineShift.bounded``)
+        # the rows judged, their features and monitored quantity (``BaselineShift.bounded``)
+        judge, xs, ys = like, x, y
         judged = np.flatnonzero(~learning)
         if len(judged):
             j = slice(None) if len(judged) == len(rows) else judged
@@ -356,10 +357,11 @@ class ShiftColumns:
                     beyond[j] = (okj & ~likej & inside).any(axis=1)
                 if p.capped_above:
                     cols = list(p.capped_above)
-                    xb = xj.copy()
-                    xb[..., cols] = np.minimum(xj[..., cols], (hi + pad)[..., cols])
-                    xs, judge = x.copy(), like.copy()
-                    xs[j] = xb
+                    beta, level = params[j, 2][:, cols], s[j, _LEVEL]
+                    slope = p.above_slopes(beta, level, self.prior)[:, None, :]
+                    xb, yb = beyond_top(xj, y[j], cols, (hi + pad)[..., cols], slope)
+                    xs, ys, judge = x.copy(), y.copy(), like.copy()
+                    xs[j], ys[j] = xb, yb
                     judge[j] = okj & np.all((xb >= lo - pad) & (xb <= hi + pad), axis=-1)
         with np.errstate(invalid="ignore"):
             take = np.where(learning[:, None], ok, judge)
@@ -391,18 +393,18 @@ class ShiftColumns:
         slow |= pooled
         found: dict[int, list[Finding]] = {}
         if closing.any():
-            found = self._close(batch, idx, rows, closing, ts, xs, y, take, carry)
+            found = self._close(batch, idx, rows, closing, ts, xs, ys, take, carry)
             slow &= ~closing
         go = ~(slow | closing)
         if not go.all():  # else the arrays as they are: no copies
-            rows, take, xs, y, s, carry = rows[go], take[go], xs[go], y[go], s[go], carry[go]
+            rows, take, xs, ys, s, carry = rows[go], take[go], xs[go], ys[go], s[go], carry[go]
             learning, count = learning[go], count[go]
         learn = learning & (count > 0)
         # the reference's state after the block: carried values, window sums, what was learned
         s[:, _FIRST], s[:, _START] = first[go], start[go]
         s[:, _CARRY:] = carry
         xz = np.where(take[..., None], xs, 0.0)
-        yz = np.where(take, y, 0.0)
+        yz = np.where(take, ys, 0.0)
         s[:, _N] += take.sum(axis=1)
         s[:, _SY] += yz.sum(axis=1)
         self._sx[rows] += xz.sum(axis=1)

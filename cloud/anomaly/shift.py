@@ -71,6 +71,24 @@ RowsMany = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 Carry = np.ndarray  # blocks × BaselineShift._carry: each unit's carried values
 
 
+def beyond_top(
+    x: np.ndarray, y: np.ndarray, cols: list[int], top: np.ndarray, slope: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows above ``top`` in the features ``cols`` (any leading shape × features), moved to
+    ``top``, their ``y`` less ``slope`` times the excess: judged against the baseline's value at
+    the top extrapolated with ``slope``. ``x`` and ``y`` are not changed.
+
+    >>> xb, yb = beyond_top(np.array([[1.0, 2.0], [1.0, 5.0]]), np.array([3.0, 4.0]), [1],
+    ...                     np.array([3.0]), np.array([0.5]))
+    >>> xb.tolist(), yb.tolist()
+    ([[1.0, 2.0], [1.0, 3.0]], [3.0, 3.0])
+    """
+    excess = np.maximum(x[..., cols] - top, 0.0)
+    xb = x.copy()
+    xb[..., cols] = np.minimum(x[..., cols], top)  # exactly the top: within the range
+    return xb, y - (excess * slope).sum(axis=-1)
+
+
 class BaselineShift(Compact):
     fault = ""
     direction = -1
@@ -267,25 +285,48 @@ class BaselineShift(Compact):
         like = self._baseline.within(x, self.range_margin)
         if prior is not None:
             self._offer(prior, block.device, x, y, like, need)
-        xb, judged = self.bounded(x, like)
-        out = self.judge_rows(block.device, ts[judged], xb[judged], y[judged], need)
+        xb, yb, judged = self.bounded(x, y, like, prior)
+        out = self.judge_rows(block.device, ts[judged], xb[judged], yb[judged], need)
         if self.extend_margin > 0:
             self._extend(ts, x, y, ~like, need)
         return out
 
-    def bounded(self, x: np.ndarray, like: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Past learning, the rows to judge and their features: ``x`` with each
-        :attr:`capped_above` feature capped at the top of the trusted range (the learned range
-        widened by ``range_margin``), and the rows inside that range after the cap (``like``
-        and the rows that lay above it in those features alone). ``x`` (rows × features) is
-        not changed; with no such feature it and ``like`` are returned as they are."""
+    def bounded(
+        self, x: np.ndarray, y: np.ndarray, like: np.ndarray, prior: FeaturePrior | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Past learning, the rows to judge: ``like`` and the rows that lie above the trusted
+        range (the learned range widened by ``range_margin``) in :attr:`capped_above` features
+        alone, those judged against the baseline at the range's top plus :meth:`above_slopes`
+        times how far above it they lie (:func:`beyond_top`). Returns the features, the monitored
+        quantity and the rows to judge; with no such feature ``x``, ``y`` and ``like`` as they
+        are."""
         if not self.capped_above:
-            return x, like
+            return x, y, like
         b, cols = self._baseline, list(self.capped_above)
         top = b.hi[cols] + self.range_margin * (b.hi[cols] - b.lo[cols])
-        xb = x.copy()
-        xb[:, cols] = np.minimum(x[:, cols], top)
-        return xb, b.within(xb, self.range_margin)
+        slope = self.above_slopes(b.beta[cols], b.level, prior)
+        xb, yb = beyond_top(x, y, cols, top, slope)
+        return xb, yb, b.within(xb, self.range_margin)
+
+    def above_slopes(
+        self, beta: np.ndarray, level: np.ndarray | float, prior: FeaturePrior | None
+    ) -> np.ndarray:
+        """The slope each :attr:`capped_above` feature is extrapolated with above the range
+        (``beta``: the units' own coefficients, units × features or features; ``level``: their
+        mean levels): the smaller of the unit's own and the fleet's median (``prior.py``, its
+        relative effect times the unit's level), never below 0; 0 while the fleet has none
+        (the prediction stays at the range's top). The smaller of the two: a unit that learned
+        over a narrow range may have overestimated its slope, and an overestimate would read
+        as the fault."""
+        fleet = np.zeros(len(self.capped_above))
+        if prior is not None:
+            for i, j in enumerate(self.capped_above):
+                got = prior.get(j)
+                fleet[i] = got[0] if got is not None else 0.0
+        level = np.asarray(level, dtype=float)[..., None] if np.ndim(level) else level
+        with np.errstate(invalid="ignore"):
+            slope = np.minimum(beta, fleet * level)
+            return np.where(slope > 0.0, slope, 0.0)  # NaN (no level) is 0 too
 
     def judge_rows(
         self, device: str, ts: np.ndarray, x: np.ndarray, y: np.ndarray, need: int | float

@@ -22,6 +22,7 @@ from cloud.anomaly.base import Block, Finding
 from cloud.anomaly.columns import Batch, ObjectColumns, ShiftColumns, StuckColumns, columns_for
 from cloud.anomaly.cooling import CoolingDecline
 from cloud.anomaly.level import NoiseRise, VibrationRise
+from cloud.anomaly.prior import FeaturePrior
 from cloud.anomaly.stuck import SensorStuck
 from cloud.anomaly.univariate import UnivariateAnomaly
 
@@ -157,13 +158,18 @@ def test_columns_find_what_the_reference_finds(name: str, make: Callable, seed: 
     reference = {d: make() for d in streams}
     columns = columns_for(make)
     rows = {d: columns.add() for d in streams}
+    # the references share a fleet prior as the columns' rows do, committed once a round
+    prior = FeaturePrior(columns.proto.n_features) if isinstance(columns, ShiftColumns) else None
     expected: list[Finding] = []
     got: list[Finding] = []
     for k in range(max(map(len, streams.values()))):
         live = [d for d, bs in streams.items() if k < len(bs)]
         blocks = [streams[d][k] for d in live]
         for d, b in zip(live, blocks, strict=True):
-            expected.extend(reference[d].update(b))
+            det = reference[d]
+            expected.extend(det.update(b) if prior is None else det.update_pooled(b, prior))
+        if prior is not None:
+            prior.commit()
         for found in columns.update_many([rows[d] for d in live], Batch.of(blocks)):
             got.extend(found)
     _same(got, expected)
