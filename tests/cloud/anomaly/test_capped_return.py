@@ -13,12 +13,15 @@ import numpy as np
 from cloud.anomaly.base import Block, Finding
 from cloud.anomaly.columns import Batch, columns_for
 from cloud.anomaly.cooling import CoolingDecline
+from cloud.anomaly.prior import FeaturePrior
 
 H = 3600.0
 T0 = 1.75e9
 
 
-def _blocks(seed: int, loss: float, warm_c: float, hours: float = 72.0) -> list[Block]:
+def _blocks(
+    seed: int, loss: float, warm_c: float, hours: float = 72.0, device: str = "ac-1"
+) -> list[Block]:
     """60-s readings, compressor running: 40 h at return 24-25 °C, then the room ``warm_c``
     warmer and the unit's capacity down by ``loss``; ΔT rises 0.4 K per K of return air."""
     rng = np.random.default_rng(seed)
@@ -36,7 +39,7 @@ def _blocks(seed: int, loss: float, warm_c: float, hours: float = 72.0) -> list[
         "fan_speed": np.full(n, 2.0),
     }
     return [
-        Block("ac-1", ts[i : i + 60], {k: v[i : i + 60] for k, v in cols.items()})
+        Block(device, ts[i : i + 60], {k: v[i : i + 60] for k, v in cols.items()})
         for i in range(0, n, 60)
     ]
 
@@ -83,3 +86,34 @@ def test_the_column_path_judges_the_capped_rows_as_the_reference_does() -> None:
     ]
     for a, b in zip(got, expected, strict=True):
         assert a.evidence["change"] == b.evidence["change"]
+
+
+def _fleet(loss: float, warm_c: float) -> list[list[Block]]:
+    """Twelve units; the first one's room warms by ``warm_c`` after learning, with its capacity
+    down by ``loss``; the others healthy."""
+    return [
+        _blocks(10 + k, loss if k == 0 else 0.0, warm_c if k == 0 else 0.0, device=f"ac-{k}")
+        for k in range(12)
+    ]
+
+
+def _pooled(fleet: list[list[Block]]) -> list[Finding]:
+    """The first unit's findings, each unit's reference sharing one fleet prior."""
+    prior, dets = FeaturePrior(CoolingDecline.n_features), [CoolingDecline() for _ in fleet]
+    out = []
+    for k in range(len(fleet[0])):
+        for i, (det, blocks) in enumerate(zip(dets, fleet, strict=True)):
+            found = det.update_pooled(blocks[k], prior)
+            out += found if i == 0 else []
+        prior.commit()
+    return out
+
+
+def test_the_fleet_slope_extrapolates_above_the_range() -> None:
+    # the room 3 K warmer: ΔT 1.2 K higher at the healthy unit's own slope, which the cap at
+    # the range's top alone would read as a rise, hiding a 10 % loss (1.0 K)
+    assert not [f for f in _pooled(_fleet(0.0, 3.0)) if f.active]
+    found = [f for f in _pooled(_fleet(0.10, 3.0)) if f.active]
+    assert found and found[0].ts - (T0 + 40 * H) <= 12 * H
+    det = CoolingDecline()  # alone: no fleet slope, the prediction stays at the top
+    assert not [f for b in _fleet(0.10, 3.0)[0] for f in det.update(b) if f.active]
