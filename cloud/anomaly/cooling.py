@@ -4,7 +4,9 @@
 conditions a lower ΔT means less capacity (refrigerant leak, fouled coil, failing compressor).
 Only steady cooling counts: the compressor on for at least ``settle_s`` (the first minutes of a
 run are a transient). The baseline is linear in outdoor temperature, fan speed and return-air
-temperature, which carry most of the capacity's dependence on conditions.
+temperature, which carry most of the capacity's dependence on conditions. Return temperature is
+partly the fault's own effect (a unit short of capacity lets its room warm), so rows above its
+learned range are judged too, extrapolated conservatively (``capped_above``, ``shift.py``).
 
 A drop must be both statistically clear (CUSUM over window means) and practically relevant:
 at least ``min_drop`` of the baseline ΔT (default 8 %).
