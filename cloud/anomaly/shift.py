@@ -8,18 +8,20 @@ row back near the baseline report it cleared (``Finding.active = False``), which
 verification listens for.
 
 After learning, only windows at conditions the baseline has seen (its learned range widened by
-``range_margin`` of its width) are judged — with one exception: a feature the fault itself pushes
-out of the range in a known direction (``capped_above``: a unit that lost capacity cannot hold
-its room, so its return air warms) would otherwise hide the fault exactly when it shows. Rows
-above the range in such a feature alone are judged against the baseline at the range's top,
-extrapolated with the smaller of the unit's own slope and its fleet's median (``prior.py``),
-never a negative one; without a fleet value, at the top alone. Physics gives the bound: a coil's
-sensible ΔT rises with the air it takes in, so at a higher return temperature a healthy unit only
-reads above that prediction, never a false drop (the smaller slope keeps it below the truth). The seasons move a unit out of that range (installed
-in a mild week, running through the summer), so rows just beyond it, within a further
-``extend_margin`` of its width, are collected window by window (:class:`WindowMoments`) and a
-closed window of them (at least ``min_count`` rows) is folded into the baseline
-(:meth:`LinearBaseline.extend`: sums, range, refit) when the unit looks healthy:
+``range_margin`` of its width) are judged, with one exception. A feature that the fault itself
+pushes out of the range in a known direction would hide the fault exactly when it shows
+(``capped_above``: a unit that lost capacity cannot hold its room, so its return air warms).
+Rows above the range in such a feature alone are judged against the baseline at the range's
+top, extrapolated with the smaller of the unit's own slope and its fleet's median
+(``prior.py``), never a negative one; without a fleet value, at the top alone. Physics bounds
+it: a coil's sensible ΔT rises with the air it takes in, so a healthy unit reads at or above
+that prediction unless both its own slope and the fleet's overstate its true one.
+
+The seasons move a unit out of that range (installed in a mild week, running through the
+summer), so rows just beyond it, within a further ``extend_margin`` of its width, are collected
+window by window (:class:`WindowMoments`) and a closed window of them (at least ``min_count``
+rows) is folded into the baseline (:meth:`LinearBaseline.extend`: sums, range, refit) when the
+unit looks healthy:
 
 - no fault stands and the CUSUM holds no evidence (statistic at most ``k``), and
 - the window's own mean residual against the current fit is not in the fault's direction by more
