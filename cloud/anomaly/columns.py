@@ -355,11 +355,12 @@ class ShiftColumns:
                     wide = (p.range_margin + p.extend_margin) * (hi - lo)
                     inside = np.all((xj >= lo - wide) & (xj <= hi + wide), axis=-1)
                     beyond[j] = (okj & ~likej & inside).any(axis=1)
-                if p.capped_above:
-                    cols = list(p.capped_above)
+                cols = list(p.capped_above)
+                top = (hi + pad)[..., cols]
+                if cols and (okj & ~likej & (xj[..., cols] > top).any(axis=-1)).any():
                     beta, level = params[j, 2][:, cols], s[j, _LEVEL]
                     slope = p.above_slopes(beta, level, self.prior)[:, None, :]
-                    xb, yb = beyond_top(xj, y[j], cols, (hi + pad)[..., cols], slope)
+                    xb, yb = beyond_top(xj, y[j], cols, top, slope)
                     xs, ys, judge = x.copy(), y.copy(), like.copy()
                     xs[j], ys[j] = xb, yb
                     judge[j] = okj & np.all((xb >= lo - pad) & (xb <= hi + pad), axis=-1)

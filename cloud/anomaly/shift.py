@@ -313,6 +313,8 @@ class BaselineShift(Compact):
             return x, y, like
         b, cols = self._baseline, list(self.capped_above)
         top = b.hi[cols] + self.range_margin * (b.hi[cols] - b.lo[cols])
+        if not (x[:, cols] > top).any():
+            return x, y, like  # nothing above the range: the common case, no copies
         slope = self.above_slopes(b.beta[cols], b.level, prior)
         xb, yb = beyond_top(x, y, cols, top, slope)
         return xb, yb, b.within(xb, self.range_margin)
