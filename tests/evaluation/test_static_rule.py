@@ -88,12 +88,18 @@ def _leak(device: str, onset: float) -> InjectedFault:
                          start + onset, None, 0.25)  # fmt: skip
 
 
-def test_batch_delays_and_false_alarms_are_scored_side_by_side() -> None:
-    t0 = SC.start_ts
+def _drifting_run() -> FleetRun:
+    """Batch D of six units, three leaking from days 2, 3 and 4; batch R of four healthy."""
     devices = [f"d{i}" for i in range(6)] + [f"r{i}" for i in range(4)]
     run = FleetRun(1, devices=devices)
     run.batch_of = {d: ("D" if d[0] == "d" else "R") for d in devices}
     run.truth = [_leak("d0", 2 * DAY), _leak("d1", 3 * DAY), _leak("d2", 4 * DAY)]
+    return run
+
+
+def test_batch_delays_and_false_alarms_are_scored_side_by_side() -> None:
+    t0 = SC.start_ts
+    run = _drifting_run()
     run.tickets = [
         OpenedTicket("device", "KFR-35GW", "D", "d0", "cooling_decline", t0 + 2.5 * DAY),
         OpenedTicket("batch", "KFR-35GW", "D", None, "cooling_decline", t0 + 4 * DAY, TEST),
@@ -168,10 +174,7 @@ def test_the_ratio_of_one_batch() -> None:
 
 def test_the_rule_tuned_on_the_fleet_is_scored_beside_the_fixed_one() -> None:
     t0 = SC.start_ts
-    devices = [f"d{i}" for i in range(6)] + [f"r{i}" for i in range(4)]
-    run = FleetRun(1, devices=devices)
-    run.batch_of = {d: ("D" if d[0] == "d" else "R") for d in devices}
-    run.truth = [_leak("d0", 2 * DAY), _leak("d1", 3 * DAY), _leak("d2", 4 * DAY)]
+    run = _drifting_run()
     run.tickets = [
         OpenedTicket("batch", "KFR-35GW", "D", None, "cooling_decline", t0 + 4 * DAY, TEST)
     ]
