@@ -44,7 +44,8 @@ class CoolingDecline(BaselineShift):
     # return-air temperature: a unit that lost capacity cannot hold its room, so the rows that
     # show the loss lie above the learned range of return temperatures; at a higher return
     # temperature a healthy coil delivers more sensible heat, so its ΔT there is at least the
-    # baseline's at the top of the range (judged there: conservative, never a false drop)
+    # baseline's at the top of the range plus the excess times a slope no steeper than its own
+    # or its fleet's (``BaselineShift.bounded``)
     capped_above = (3,)
 
     needs = ("compressor_on", "return_c", "supply_c", "ambient_c", "fan_speed")

@@ -110,8 +110,9 @@ class BaselineShift(Compact):
     # where each feature is one quantity whose effect scales with the unit's level
     fleet_prior = False
     # features the fault itself pushes up, and whose rise can only move the monitored quantity
-    # against the fault's direction: rows above the trusted range are judged at its top
-    # (:meth:`bounded`), a prediction the healthy unit only exceeds there
+    # against the fault's direction: rows above the trusted range are judged against the
+    # baseline at its top, extrapolated with a slope no steeper than the unit's or the fleet's
+    # (:meth:`bounded`)
     capped_above: tuple[int, ...] = ()
 
     __slots__ = (
