@@ -362,6 +362,9 @@ class DetectorBank:
                 getattr(columns, load)(row, one)
         except (ValueError, AttributeError, TypeError) as e:
             raise ValueError(f"checkpoint of device {device!r}: {e}") from e
+        for columns in group.columns:
+            if isinstance(columns, ShiftColumns):
+                columns.rejoin_prior(row, device)
         # Messages after the checkpoint were acknowledged before a crash and will not come
         # again, so do not wait for them: go on from what was waiting, or from what comes next.
         next_seq = min(st.pending) if st.pending else None

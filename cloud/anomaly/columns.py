@@ -208,6 +208,18 @@ class ShiftColumns:
         if beyond is not None:
             self._beyond[row] = beyond
 
+    def rejoin_prior(self, row: int, device: str) -> None:
+        """A row restored past learning hands its coefficients to the fleet prior again, as
+        it did when it finished learning (``FeaturePrior.learn_values``): the prior is in
+        memory only, and without this a restarted worker would have none until ten new units
+        finished learning."""
+        if not self.proto.fleet_prior or self._s[row, _LEARNING] or not self._s[row, _FITTED]:
+            return
+        params = self._params[row]
+        self.prior.learn_values(
+            device, params[2], float(self._s[row, _LEVEL]), params[0], params[1]
+        )
+
     def export(self, row: int, into: BaselineShift | None = None) -> BaselineShift:
         """The reference object with ``row``'s state (a new one unless ``into``)."""
         det = self.make() if into is None else into

@@ -42,10 +42,12 @@ false ``noise_rise`` tickets on healthy fleets.
 
 Contributions count from the next :meth:`commit` (the bank commits once per batch, so every unit
 of a batch sees the same fleet value whatever its position in the batch). The values are in
-memory only: a restarted worker collects them again from its units (a unit that took the
-fleet's value keeps it, in its checkpointed normal equations and range, but its range no longer
-follows the fleet's). The fleet is the bank's product group, not the model: the bank is not told
-a device's model; a fleet of models whose relative effects differ widely would need it.
+memory only: a restarted worker collects them again from its units, each unit restored past
+learning handing its coefficients again (:meth:`learn_values`; a unit that took the fleet's
+value keeps it, in its checkpointed normal equations and range, and hands that value back, but
+its range no longer follows the fleet's). The fleet is the bank's product group, not the
+model: the bank is not told a device's model; a fleet of models whose relative effects differ
+widely would need it.
 """
 
 from __future__ import annotations
@@ -83,12 +85,20 @@ class FeaturePrior:
 
     def learn(self, device: str, baseline: LinearBaseline) -> None:
         """Queue a freshly fitted baseline's coefficients of the features it varied."""
-        beta, level = baseline.beta, baseline.level
-        if beta is None or not math.isfinite(level) or level == 0.0:
+        if baseline.beta is not None:
+            self.learn_values(device, baseline.beta, baseline.level, baseline.lo, baseline.hi)
+
+    def learn_values(
+        self, device: str, beta: np.ndarray, level: float, lo: np.ndarray, hi: np.ndarray
+    ) -> None:
+        """:meth:`learn` from a baseline's coefficients, mean level and learned range. A worker
+        that restores a unit past learning from its checkpoint hands them again
+        (``ShiftColumns.rejoin_prior``): the fleet's values are in memory only, and a unit
+        gives them once, when it finishes learning."""
+        if not math.isfinite(level) or level == 0.0:
             return
-        for j in np.flatnonzero((baseline.hi > baseline.lo) & np.isfinite(beta)).tolist():
-            lo, hi = float(baseline.lo[j]), float(baseline.hi[j])
-            self._queued.append((device, j, float(beta[j]) / level, lo, hi))
+        for j in np.flatnonzero((hi > lo) & np.isfinite(beta)).tolist():
+            self._queued.append((device, j, float(beta[j]) / level, float(lo[j]), float(hi[j])))
 
     def wants(self, device: str, j: int) -> bool:
         """Does the fleet still take values of feature ``j`` from ``device``?"""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cloud.anomaly.bank import DetectorBank
 from cloud.anomaly.base import Block, Finding
 from cloud.anomaly.columns import Batch, columns_for
 from cloud.anomaly.cooling import CoolingDecline
@@ -117,3 +118,29 @@ def test_the_fleet_slope_extrapolates_above_the_range() -> None:
     assert found and found[0].ts - (T0 + 40 * H) <= 12 * H
     det = CoolingDecline()  # alone: no fleet slope, the prediction stays at the top
     assert not [f for b in _fleet(0.10, 3.0)[0] for f in det.update(b) if f.active]
+
+
+def test_a_restored_worker_has_the_fleet_slope_again() -> None:
+    """The fleet prior is in memory only: units restored past learning hand their coefficients
+    to it again, so a restarted worker judges a warm room as the one that never stopped."""
+    fleet = _fleet(0.10, 3.0)
+    half = 45  # blocks (hours): every unit past learning, the loss not yet begun
+    a = DetectorBank()
+    for k in range(half):
+        for blocks in fleet:
+            a.update("air_conditioner", blocks[k], k)
+    b = DetectorBank()
+    for blocks in fleet:
+        state = a.snapshot(blocks[0].device)
+        assert state is not None
+        b.restore(blocks[0].device, state)
+    found = {"kept": [], "restored": []}
+    for k in range(half, len(fleet[0])):
+        for blocks in fleet:
+            for name, bank in (("kept", a), ("restored", b)):
+                found[name] += [
+                    (f.ts, f.fault)
+                    for f in bank.update("air_conditioner", blocks[k], k)
+                    if f.active and f.fault == "cooling_decline"
+                ]
+    assert found["kept"] and found["restored"] == found["kept"]
