@@ -76,6 +76,7 @@ class FeaturePrior:
         self._lo = np.full(n_features, np.inf)
         self._hi = np.full(n_features, -np.inf)
         self._queued: list[tuple[str, int, float, float, float]] = []
+        self._pending = [0] * n_features  # coefficients queued by learn_values, per feature
         # the values of each feature seen in any unit's valid rows (committed, and since)
         self.seen_lo = np.full(n_features, np.inf)
         self.seen_hi = np.full(n_features, -np.inf)
@@ -98,7 +99,12 @@ class FeaturePrior:
         if not math.isfinite(level) or level == 0.0:
             return
         for j in np.flatnonzero((hi > lo) & np.isfinite(beta)).tolist():
-            self._queued.append((device, j, float(beta[j]) / level, float(lo[j]), float(hi[j])))
+            # a full sample takes no more; a restart hands every unit's at once, so the queue
+            # counts too (no list of 100,000 units' values before the next commit)
+            if len(self._ratios[j]) + self._pending[j] < self.keep:
+                self._pending[j] += 1
+                ratio = float(beta[j]) / level
+                self._queued.append((device, j, ratio, float(lo[j]), float(hi[j])))
 
     def wants(self, device: str, j: int) -> bool:
         """Does the fleet still take values of feature ``j`` from ``device``?"""
@@ -128,6 +134,7 @@ class FeaturePrior:
         self.seen_lo[:] = self._seen_lo
         self.seen_hi[:] = self._seen_hi
         queued, self._queued = self._queued, []
+        self._pending = [0] * self.n_features
         for device, j, ratio, lo, hi in queued:
             if len(self._ratios[j]) < self.keep:
                 bisect.insort(self._ratios[j], ratio)
