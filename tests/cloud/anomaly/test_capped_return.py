@@ -1,9 +1,11 @@
 """Rows above the learned range of return-air temperature (``CoolingDecline.capped_above``).
 
 A unit that loses capacity cannot hold its room: its return air warms past anything it saw while
-learning, and before the cap those rows were never judged (a 15 % leak in a held-out fleet went
-unjudged for 39 h). They are judged at the top of the trusted range now; a healthy unit whose
-room warms (its ΔT rises with the return temperature, as a coil's does) stays quiet.
+learning, and before this those rows were never judged (a 15 % leak in a held-out fleet went
+unjudged for 39 h). They are judged now, against the baseline at the top of the trusted range
+extrapolated with the smaller of the unit's and the fleet's slope (at the top alone without a
+fleet); a healthy unit whose room warms (its ΔT rises with the return temperature, as a coil's
+does) stays quiet.
 """
 
 from __future__ import annotations
