@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from evaluation.batches import score_static
 from evaluation.replay import run_fleet
 from evaluation.scoring import DEFAULT_JUDGED_AFTER_S, FleetRun
-from evaluation.static_rule import BUDGET_PER_1000, GRID_C, batch_alarms, highest_within
+from evaluation.static_rule import BUDGET_PER_1000, GRID_C, highest_within
 from simulators.scenario import Scenario, load_scenario
 
 
@@ -24,16 +25,12 @@ def false_rates(
 ) -> dict[float, tuple[float, float]]:
     """Per threshold: false unit and batch alarms per 1,000 judged device-days of a fleet with
     no injected faults (every alarm is a false one)."""
-    judged_from = scenario.start_ts + DEFAULT_JUDGED_AFTER_S
     days = sum(len(r.devices) for r in runs) * (scenario.duration_s - DEFAULT_JUDGED_AFTER_S)
     days /= 86400.0
     out = {}
     for t in thresholds:
-        units = sum(ts >= judged_from for r in runs for ts, _ in r.static_alarms[t])
-        batches = sum(
-            len(batch_alarms((ts, d, r.batch_of[d]) for ts, d in r.static_alarms[t])) for r in runs
-        )
-        out[t] = (1000.0 * units / days, 1000.0 * batches / days)
+        st = score_static(scenario, runs, t, DEFAULT_JUDGED_AFTER_S)  # no faults: all false
+        out[t] = (1000.0 * st.false_unit_alarms / days, 1000.0 * st.false_batch_alarms / days)
     return out
 
 

@@ -243,22 +243,30 @@ class Report:
             "the first onset) | opened by | static batch alarm (h) | ratio |",
             "| --- | ---: | ---: | --- | ---: | ---: |",
         ]
-        met = 0
-        for b in self.batch_delays:
-            ratio, bound = b.ratio()
-            met += ratio <= RATIO_GOAL
-            static = _num(b.static_s / 3600) if not bound else f"> {b.watched_s / 3600:.0f}"
+        cells, summary = self._against(tuned=False)
+        for b, (static, ratio) in zip(self.batch_delays, cells, strict=True):
             lines.append(
                 f"| {b.batch} ({b.seed}) | {b.affected} | {_num(b.qloop_s / 3600)} "
-                f"| {_test_name(b.opened_by)} | {static} "
-                f"| {'< ' if bound else ''}{_num(ratio, 2)} |"
+                f"| {_test_name(b.opened_by)} | {static} | {ratio} |"
             )
-        lines += [
-            "",
-            f"Batch delay ratio qloop / static rule ≤ {RATIO_GOAL:g} in {met} of "
-            f"{len(self.batch_delays)} drifting batches.",
-        ]
-        return lines + self._tuned_lines()
+        return [*lines, "", summary, *self._tuned_lines()]
+
+    def _against(self, tuned: bool) -> tuple[list[tuple[str, str]], str]:
+        """Per drifting batch, the static rule's delay and qloop's ratio as table cells (the
+        rule tuned on this fleet with ``tuned``, else the fixed one), and the summary line."""
+        cells, met = [], 0
+        for b in self.batch_delays:
+            ratio, bound = b.ratio(tuned=tuned)
+            met += ratio <= RATIO_GOAL
+            delay = b.tuned_s if tuned else b.static_s
+            static = f"> {b.watched_s / 3600:.0f}" if bound else _num(delay / 3600)
+            cells.append((static, f"{'< ' if bound else ''}{_num(ratio, 2)}"))
+        rule = "tuned static rule" if tuned else "static rule"
+        summary = (
+            f"Batch delay ratio qloop / {rule} ≤ {RATIO_GOAL:g} in {met} of "
+            f"{len(self.batch_delays)} drifting batches."
+        )
+        return cells, summary
 
     def _tuned_lines(self) -> list[str]:
         """qloop's batch delays against the static rule tuned on this fleet."""
@@ -276,21 +284,12 @@ class Report:
             "| ratio |",
             "| --- | ---: | ---: | ---: |",
         ]
-        met = 0
-        for b in self.batch_delays:
-            ratio, bound = b.ratio(tuned=True)
-            met += ratio <= RATIO_GOAL
-            static = _num(b.tuned_s / 3600) if not bound else f"> {b.watched_s / 3600:.0f}"
+        cells, summary = self._against(tuned=True)
+        for b, (static, ratio) in zip(self.batch_delays, cells, strict=True):
             lines.append(
-                f"| {b.batch} ({b.seed}) | {_num(b.qloop_s / 3600)} | {static} "
-                f"| {'< ' if bound else ''}{_num(ratio, 2)} |"
+                f"| {b.batch} ({b.seed}) | {_num(b.qloop_s / 3600)} | {static} | {ratio} |"
             )
-        lines += [
-            "",
-            f"Batch delay ratio qloop / tuned static rule ≤ {RATIO_GOAL:g} in {met} of "
-            f"{len(self.batch_delays)} drifting batches.",
-        ]
-        return lines
+        return [*lines, "", summary]
 
     def _false_batch(self, fault: str) -> str:
         t = next((t for t in self.tickets if t.fault == fault), None)
