@@ -43,7 +43,7 @@ from cloud.anomaly.base import Block, Detector, Finding
 from cloud.anomaly.baseline import WindowMoments
 from cloud.anomaly.batch import Batch
 from cloud.anomaly.prior import FeaturePrior
-from cloud.anomaly.shift import BaselineShift, beyond_top
+from cloud.anomaly.shift import BaselineShift, into_range
 from cloud.anomaly.stuck import SensorStuck
 from cloud.anomaly.stuck_columns import StuckColumns
 
@@ -367,15 +367,17 @@ class ShiftColumns:
                     wide = (p.range_margin + p.extend_margin) * (hi - lo)
                     inside = np.all((xj >= lo - wide) & (xj <= hi + wide), axis=-1)
                     beyond[j] = (okj & ~likej & inside).any(axis=1)
-                cols = list(p.capped_above)
-                top = (hi + pad)[..., cols]
-                if cols and (okj & ~likej & (xj[..., cols] > top).any(axis=-1)).any():
+                cols = list(p.extrapolated)
+                bottom, top = (lo - pad)[..., cols], (hi + pad)[..., cols]
+                v = xj[..., cols]
+                if cols and (okj & ~likej & ((v > top) | (v < bottom)).any(axis=-1)).any():
                     beta, level = params[j, 2][:, cols], s[j, _LEVEL]
-                    slope = p.above_slopes(beta, level, self.prior)[:, None, :]
-                    xb, yb = beyond_top(xj, y[j], cols, top, slope)
+                    below, above = p.range_slopes(beta, level, self.prior)
+                    xb, yb = into_range(xj, y[j], cols, bottom, top, below[:, None], above[:, None])
                     xs, ys, judge = x.copy(), y.copy(), like.copy()
                     xs[j], ys[j] = xb, yb
-                    judge[j] = okj & np.all((xb >= lo - pad) & (xb <= hi + pad), axis=-1)
+                    inside = np.all((xb >= lo - pad) & (xb <= hi + pad), axis=-1)
+                    judge[j] = okj & inside & np.isfinite(yb)
         with np.errstate(invalid="ignore"):
             take = np.where(learning[:, None], ok, judge)
             wins = np.floor(ts / p.window_s) * p.window_s

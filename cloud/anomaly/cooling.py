@@ -5,8 +5,9 @@ conditions a lower ΔT means less capacity (refrigerant leak, fouled coil, faili
 Only steady cooling counts: the compressor on for at least ``settle_s`` (the first minutes of a
 run are a transient). The baseline is linear in outdoor temperature, fan speed and return-air
 temperature, which carry most of the capacity's dependence on conditions. Return temperature is
-partly the fault's own effect (a unit short of capacity lets its room warm), so rows above its
-learned range are judged too, extrapolated conservatively (``capped_above``, ``shift.py``).
+partly the fault's own effect (a unit short of capacity lets its room warm) and partly the user's
+(a setpoint lower than any the unit learned at), so rows outside its learned range are judged
+too, extrapolated conservatively (``extrapolated``, ``shift.py``).
 
 A drop must be both statistically clear (CUSUM over window means) and practically relevant:
 at least ``min_drop`` of the baseline ΔT (default 8 %).
@@ -42,11 +43,12 @@ class CoolingDecline(BaselineShift):
     # relative effect carries from the fleet's units to one that never varied it (prior.py)
     fleet_prior = True
     # return-air temperature: a unit that lost capacity cannot hold its room, so the rows that
-    # show the loss lie above the learned range of return temperatures; at a higher return
-    # temperature a healthy coil delivers more sensible heat, so its ΔT there is at least the
-    # baseline's at the top of the range plus the excess times a slope no steeper than its own
-    # or its fleet's (``BaselineShift.bounded``)
-    capped_above = (3,)
+    # show the loss lie above the learned range of return temperatures, and a user may set a
+    # lower setpoint than any it learned at. A healthy coil's ΔT rises with the return
+    # temperature, so above the range it is at least the baseline's at the top plus the excess
+    # times a slope no steeper than its own or its fleet's, and below it at least the baseline's
+    # at the bottom less the deficit times the steeper of the two (``BaselineShift.bounded``)
+    extrapolated = (3,)
 
     needs = ("compressor_on", "return_c", "supply_c", "ambient_c", "fan_speed")
 

@@ -8,14 +8,20 @@ row back near the baseline report it cleared (``Finding.active = False``), which
 verification listens for.
 
 After learning, only windows at conditions the baseline has seen (its learned range widened by
-``range_margin`` of its width) are judged, with one exception. A feature that the fault itself
-pushes out of the range in a known direction would hide the fault exactly when it shows
-(``capped_above``: a unit that lost capacity cannot hold its room, so its return air warms).
-Rows above the range in such a feature alone are judged against the baseline at the range's
-top, extrapolated with the smaller of the unit's own slope and its fleet's median
-(``prior.py``), never a negative one; without a fleet value, at the top alone. Physics bounds
-it: a coil's sensible ΔT rises with the air it takes in, so a healthy unit reads at or above
-that prediction unless both its own slope and the fleet's overstate its true one.
+``range_margin`` of its width) are judged, with one exception: ``extrapolated`` features, whose
+rise can only move the monitored quantity against the fault's direction (a coil's sensible ΔT
+rises with the air it takes in). Rows outside the range in such a feature alone are judged
+against the baseline at the range's nearer end, extrapolated with the slope that errs away from
+the fault (:meth:`BaselineShift.range_slopes`): a healthy unit then reads on the far side of the
+prediction from the fault unless both slopes it could take err the same way:
+
+- **above** the range, the smaller of the unit's own slope and its fleet's median (``prior.py``),
+  never negative; without a fleet value, the baseline at the top alone. This is where the fault
+  itself drives a unit: one that lost capacity cannot hold its room, so its return air warms
+  past anything it learned, and those rows would hide the fault exactly when it shows;
+- **below** it, the larger of the two, and only with a fleet value (a unit alone is not judged
+  there). This is where users drive a unit: a lower setpoint than any it learned at (a 15 % leak
+  in a held-out fleet went 96 h unjudged while its user kept 18 °C, below its learned range).
 
 The seasons move a unit out of that range (installed in a mild week, running through the
 summer), so rows just beyond it, within a further ``extend_margin`` of its width, are collected
@@ -80,22 +86,35 @@ RowsMany = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 Carry = np.ndarray  # blocks × BaselineShift._carry: each unit's carried values
 
 
-def beyond_top(
-    x: np.ndarray, y: np.ndarray, cols: list[int], top: np.ndarray, slope: np.ndarray
+def into_range(
+    x: np.ndarray,
+    y: np.ndarray,
+    cols: list[int],
+    bottom: np.ndarray,
+    top: np.ndarray,
+    below: np.ndarray,
+    above: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows above ``top`` in the features ``cols`` (any leading shape × features), moved to
-    ``top``, their ``y`` less ``slope`` times the excess: judged against the baseline's value at
-    the top extrapolated with ``slope``. ``x`` and ``y`` are not changed.
+    """Rows outside ``[bottom, top]`` in the features ``cols`` (any leading shape × features),
+    moved to the nearer end, their ``y`` less ``above`` times the excess over the top and plus
+    ``below`` times the deficit under the bottom: judged against the baseline's value at that
+    end extrapolated with that slope. A NaN slope gives the rows it applies to a NaN ``y`` (not
+    judged); ``x`` and ``y`` are not changed.
 
-    >>> xb, yb = beyond_top(np.array([[1.0, 2.0], [1.0, 5.0]]), np.array([3.0, 4.0]), [1],
-    ...                     np.array([3.0]), np.array([0.5]))
+    >>> xb, yb = into_range(np.array([[1.0, 2.0], [1.0, 5.0], [1.0, 0.0]]),
+    ...                     np.array([3.0, 4.0, 1.0]), [1], np.array([1.0]), np.array([3.0]),
+    ...                     np.array([0.8]), np.array([0.5]))
     >>> xb.tolist(), yb.tolist()
-    ([[1.0, 2.0], [1.0, 3.0]], [3.0, 3.0])
+    ([[1.0, 2.0], [1.0, 3.0], [1.0, 1.0]], [3.0, 3.0, 1.8])
     """
-    excess = np.maximum(x[..., cols] - top, 0.0)
+    v = x[..., cols]
+    excess, deficit = np.maximum(v - top, 0.0), np.maximum(bottom - v, 0.0)
+    with np.errstate(invalid="ignore"):
+        shift = np.where(excess > 0.0, excess * above, 0.0)
+        shift -= np.where(deficit > 0.0, deficit * below, 0.0)
     xb = x.copy()
-    xb[..., cols] = np.minimum(x[..., cols], top)  # exactly the top: within the range
-    return xb, y - (excess * slope).sum(axis=-1)
+    xb[..., cols] = np.clip(v, bottom, top)  # exactly an end: within the range
+    return xb, y - shift.sum(axis=-1)
 
 
 class BaselineShift(Compact):
@@ -109,11 +128,11 @@ class BaselineShift(Compact):
     # does a unit take the fleet's effect of a feature it never varied (``prior.py``)? Only
     # where each feature is one quantity whose effect scales with the unit's level
     fleet_prior = False
-    # features the fault itself pushes up, and whose rise can only move the monitored quantity
-    # against the fault's direction: rows above the trusted range are judged against the
-    # baseline at its top, extrapolated with a slope no steeper than the unit's or the fleet's
-    # (:meth:`bounded`)
-    capped_above: tuple[int, ...] = ()
+    # features whose rise can only move the monitored quantity against the fault's direction
+    # (and which the fault itself may push up): rows outside the trusted range in them alone
+    # are judged against the baseline at the range's nearer end, extrapolated with the slope
+    # that errs away from the fault (:meth:`bounded`, :meth:`range_slopes`)
+    extrapolated: tuple[int, ...] = ()
 
     __slots__ = (
         "learn_s",
@@ -304,41 +323,53 @@ class BaselineShift(Compact):
     def bounded(
         self, x: np.ndarray, y: np.ndarray, like: np.ndarray, prior: FeaturePrior | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Past learning, the rows to judge: ``like`` and the rows that lie above the trusted
-        range (the learned range widened by ``range_margin``) in :attr:`capped_above` features
-        alone, those judged against the baseline at the range's top plus :meth:`above_slopes`
-        times how far above it they lie (:func:`beyond_top`). Returns the features, the monitored
-        quantity and the rows to judge; with no such feature ``x``, ``y`` and ``like`` as they
-        are."""
-        if not self.capped_above:
+        """Past learning, the rows to judge: ``like`` and the rows that lie outside the trusted
+        range (the learned range widened by ``range_margin``) in :attr:`extrapolated` features
+        alone, judged against the baseline at the range's nearer end extrapolated with
+        :meth:`range_slopes` (:func:`into_range`). Returns the features, the monitored quantity
+        and the rows to judge; with no row outside, ``x``, ``y`` and ``like`` as they are."""
+        if not self.extrapolated:
             return x, y, like
-        b, cols = self._baseline, list(self.capped_above)
-        top = b.hi[cols] + self.range_margin * (b.hi[cols] - b.lo[cols])
-        if not (x[:, cols] > top).any():
-            return x, y, like  # nothing above the range: the common case, no copies
-        slope = self.above_slopes(b.beta[cols], b.level, prior)
-        xb, yb = beyond_top(x, y, cols, top, slope)
-        return xb, yb, b.within(xb, self.range_margin)
+        b, cols = self._baseline, list(self.extrapolated)
+        pad = self.range_margin * (b.hi[cols] - b.lo[cols])
+        bottom, top = b.lo[cols] - pad, b.hi[cols] + pad
+        v = x[:, cols]
+        if not ((v > top) | (v < bottom)).any():
+            return x, y, like  # nothing outside the range: the common case, no copies
+        below, above = self.range_slopes(b.beta[cols], b.level, prior)
+        xb, yb = into_range(x, y, cols, bottom, top, below, above)
+        return xb, yb, b.within(xb, self.range_margin) & np.isfinite(yb)
 
-    def above_slopes(
+    def range_slopes(
         self, beta: np.ndarray, level: np.ndarray | float, prior: FeaturePrior | None
-    ) -> np.ndarray:
-        """The slope each :attr:`capped_above` feature is extrapolated with above the range
-        (``beta``: the units' own coefficients, units × features or features; ``level``: their
-        mean levels): the smaller of the unit's own and the fleet's median (``prior.py``, its
-        relative effect times the unit's level), never below 0; 0 while the fleet has none
-        (the prediction stays at the range's top). The smaller of the two: a unit that learned
-        over a narrow range may have overestimated its slope, and an overestimate would read
-        as the fault."""
-        fleet = np.zeros(len(self.capped_above))
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The slopes each :attr:`extrapolated` feature is extrapolated with below and above the
+        range (``beta``: the units' own coefficients, units × features or features; ``level``:
+        their mean levels), each the conservative one: a wrong slope must make a healthy unit
+        read *against* the fault, never towards it. The fleet's slope is its median relative
+        effect times the unit's level (``prior.py``).
+
+        - **Above**, the smaller of the unit's own and the fleet's, never below 0; 0 while the
+          fleet has none (the prediction stays at the range's top). A unit that learned over a
+          narrow range may have overestimated its slope, and an overestimate would read as the
+          fault.
+        - **Below**, the larger of the two, and only with a fleet value and a positive slope
+          (NaN otherwise: those rows are not judged). There the prediction falls with the
+          feature, so an underestimate would read as the fault; a unit alone, whose own slope
+          may be an underestimate, is not judged below its range."""
+        fleet = np.full(len(self.extrapolated), np.nan)
         if prior is not None:
-            for i, j in enumerate(self.capped_above):
+            for i, j in enumerate(self.extrapolated):
                 got = prior.get(j)
-                fleet[i] = got[0] if got is not None else 0.0
+                fleet[i] = got[0] if got is not None else np.nan
         level = np.asarray(level, dtype=float)[..., None] if np.ndim(level) else level
         with np.errstate(invalid="ignore"):
-            slope = np.minimum(beta, fleet * level)
-            return np.where(slope > 0.0, slope, 0.0)  # NaN (no level) is 0 too
+            theirs = fleet * level
+            above = np.minimum(beta, theirs)
+            above = np.where(above > 0.0, above, 0.0)  # NaN (no fleet value, no level) is 0
+            below = np.maximum(beta, theirs)  # NaN where the fleet has none
+            below = np.where(below > 0.0, below, np.nan)
+        return below, above
 
     def judge_rows(
         self, device: str, ts: np.ndarray, x: np.ndarray, y: np.ndarray, need: int | float

@@ -1,11 +1,16 @@
-"""Rows above the learned range of return-air temperature (``CoolingDecline.capped_above``).
+"""Rows outside the learned range of return-air temperature (``CoolingDecline.extrapolated``).
 
-A unit that loses capacity cannot hold its room: its return air warms past anything it saw while
-learning, and before this those rows were never judged (a 15 % leak in a held-out fleet went
-unjudged for 39 h). They are judged now, against the baseline at the top of the trusted range
+Above: a unit that loses capacity cannot hold its room, so its return air warms past anything it
+saw while learning, and before S10 those rows were never judged (a 15 % leak in a held-out fleet
+went unjudged for 39 h). They are judged against the baseline at the top of the trusted range
 extrapolated with the smaller of the unit's and the fleet's slope (at the top alone without a
 fleet); a healthy unit whose room warms (its ΔT rises with the return temperature, as a coil's
 does) stays quiet.
+
+Below: a user sets a lower setpoint than any the unit learned at (a 15 % leak in a held-out fleet
+went 96 h unjudged while its user kept 18 °C). Those rows are judged within a fleet, against the
+baseline at the bottom extrapolated with the steeper of the two slopes; a unit alone is not
+judged there.
 """
 
 from __future__ import annotations
@@ -69,7 +74,7 @@ def test_a_loss_that_warms_the_room_is_judged_above_the_learned_range() -> None:
 def test_without_the_cap_those_rows_are_not_judged() -> None:
     class Uncapped(CoolingDecline):
         __slots__ = ()
-        capped_above = ()
+        extrapolated = ()
 
     det = Uncapped()
     assert not [f for b in _blocks(1, loss=0.15, warm_c=1.5) for f in det.update(b)]
@@ -146,3 +151,61 @@ def test_a_restored_worker_has_the_fleet_slope_again() -> None:
                     if f.active and f.fault == "cooling_decline"
                 ]
     assert found["kept"] and found["restored"] == found["kept"]
+
+
+def test_below_the_range_the_fleet_slope_judges_a_lower_setpoint() -> None:
+    # the room 3 K cooler (a lower setpoint): ΔT 1.2 K lower at the healthy unit's own slope,
+    # which the baseline at the bottom alone would read as a 12 % loss
+    assert not [f for f in _pooled(_fleet(0.0, -3.0)) if f.active]
+    found = [f for f in _pooled(_fleet(0.10, -3.0)) if f.active]
+    assert found and found[0].ts - (T0 + 40 * H) <= 12 * H
+    assert found[0].evidence["change_fraction"] < -0.05
+
+
+def test_below_the_range_a_unit_alone_is_not_judged() -> None:
+    """Without a fleet slope its own could be an underestimate, which reads as the fault."""
+    det = CoolingDecline()
+    assert not [f for b in _fleet(0.15, -3.0)[0] for f in det.update(b)]
+
+
+def test_the_column_path_judges_below_the_range_as_the_references_do() -> None:
+    fleet = _fleet(0.10, -3.0)
+    prior, dets = FeaturePrior(CoolingDecline.n_features), [CoolingDecline() for _ in fleet]
+    columns = columns_for(CoolingDecline)
+    rows = [columns.add() for _ in fleet]
+    expected, got = [], []
+    for k in range(len(fleet[0])):
+        blocks = [units[k] for units in fleet]
+        for det, block in zip(dets, blocks, strict=True):
+            expected += det.update_pooled(block, prior)
+        prior.commit()
+        got += [f for found in columns.update_many(rows, Batch.of(blocks)) for f in found]
+    assert [f for f in expected if f.active]
+    assert [(f.device, f.ts, f.active) for f in got] == [
+        (f.device, f.ts, f.active) for f in expected
+    ]
+
+
+class _Prior(FeaturePrior):
+    """A fleet whose median relative effect of return air is ``ratio`` per K."""
+
+    def __init__(self, ratio: float | None) -> None:
+        super().__init__(CoolingDecline.n_features)
+        self.ratio = ratio
+
+    def get(self, j: int) -> tuple[float, float, float, float] | None:
+        return None if self.ratio is None else (self.ratio, 0.0, 0.0, 0.0)
+
+
+def test_the_slopes_err_away_from_the_fault() -> None:
+    """Above the range the gentler slope, below it the steeper (ΔT 10 K: the fleet's 0.03 per K
+    is 0.3 K per K); below, nothing without a fleet value or a rising slope."""
+    det = CoolingDecline()
+    beta = np.array([[0.5], [0.1], [-0.2]])
+    below, above = det.range_slopes(beta, np.array([10.0, 10.0, 10.0]), _Prior(0.03))
+    assert np.allclose(above[:, 0], [0.3, 0.1, 0.0])
+    assert np.allclose(below[:, 0], [0.5, 0.3, 0.3])
+    below, above = det.range_slopes(beta, np.array([10.0, 10.0, 10.0]), _Prior(None))
+    assert np.isnan(below).all() and (above == 0.0).all()
+    below, _ = det.range_slopes(beta, np.array([10.0, 10.0, 10.0]), _Prior(-0.01))
+    assert np.allclose(below[:, 0], [0.5, 0.1, np.nan], equal_nan=True)
