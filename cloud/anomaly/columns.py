@@ -42,8 +42,9 @@ import numpy as np
 from cloud.anomaly.base import Block, Detector, Finding
 from cloud.anomaly.baseline import WindowMoments
 from cloud.anomaly.batch import Batch
+from cloud.anomaly.extrapolate import into_range
 from cloud.anomaly.prior import FeaturePrior
-from cloud.anomaly.shift import BaselineShift, into_range
+from cloud.anomaly.shift import BaselineShift
 from cloud.anomaly.stuck import SensorStuck
 from cloud.anomaly.stuck_columns import StuckColumns
 

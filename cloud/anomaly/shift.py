@@ -12,16 +12,8 @@ After learning, only windows at conditions the baseline has seen (its learned ra
 rise can only move the monitored quantity against the fault's direction (a coil's sensible ΔT
 rises with the air it takes in). Rows outside the range in such a feature alone are judged
 against the baseline at the range's nearer end, extrapolated with the slope that errs away from
-the fault (:meth:`BaselineShift.range_slopes`): a healthy unit then reads on the far side of the
-prediction from the fault unless both slopes it could take err the same way:
-
-- **above** the range, the smaller of the unit's own slope and its fleet's median (``prior.py``),
-  never negative; without a fleet value, the baseline at the top alone. This is where the fault
-  itself drives a unit: one that lost capacity cannot hold its room, so its return air warms
-  past anything it learned, and those rows would hide the fault exactly when it shows;
-- **below** it, the larger of the two, and only with a fleet value (a unit alone is not judged
-  there). This is where users drive a unit: a lower setpoint than any it learned at (a 15 % leak
-  in a held-out fleet went 96 h unjudged while its user kept 18 °C, below its learned range).
+the fault (``extrapolate.py``: above the range the gentler of the unit's and its fleet's slope,
+below it the steeper, and below only within a fleet).
 
 The seasons move a unit out of that range (installed in a mild week, running through the
 summer), so rows just beyond it, within a further ``extend_margin`` of its width, are collected
@@ -75,6 +67,7 @@ from cloud.anomaly.base import Block, Finding
 from cloud.anomaly.baseline import LinearBaseline, Moments, WindowMoments, WindowSums
 from cloud.anomaly.compact import Compact
 from cloud.anomaly.cusum import WindowCusum
+from cloud.anomaly.extrapolate import into_range, range_slopes
 from cloud.anomaly.prior import FeaturePrior
 from cloud.anomaly.trend import RecentWindows
 
@@ -84,37 +77,6 @@ _MIN_ROWS = 2  # the fewest rows a window's mean is taken over, at any period
 # what :meth:`BaselineShift._rows_many` gives: valid rows, features, monitored quantity, carry
 RowsMany = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 Carry = np.ndarray  # blocks × BaselineShift._carry: each unit's carried values
-
-
-def into_range(
-    x: np.ndarray,
-    y: np.ndarray,
-    cols: list[int],
-    bottom: np.ndarray,
-    top: np.ndarray,
-    below: np.ndarray,
-    above: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rows outside ``[bottom, top]`` in the features ``cols`` (any leading shape × features),
-    moved to the nearer end, their ``y`` less ``above`` times the excess over the top and plus
-    ``below`` times the deficit under the bottom: judged against the baseline's value at that
-    end extrapolated with that slope. A NaN slope gives the rows it applies to a NaN ``y`` (not
-    judged); ``x`` and ``y`` are not changed.
-
-    >>> xb, yb = into_range(np.array([[1.0, 2.0], [1.0, 5.0], [1.0, 0.0]]),
-    ...                     np.array([3.0, 4.0, 1.0]), [1], np.array([1.0]), np.array([3.0]),
-    ...                     np.array([0.8]), np.array([0.5]))
-    >>> xb.tolist(), yb.tolist()
-    ([[1.0, 2.0], [1.0, 3.0], [1.0, 1.0]], [3.0, 3.0, 1.8])
-    """
-    v = x[..., cols]
-    excess, deficit = np.maximum(v - top, 0.0), np.maximum(bottom - v, 0.0)
-    with np.errstate(invalid="ignore"):
-        shift = np.where(excess > 0.0, excess * above, 0.0)
-        shift -= np.where(deficit > 0.0, deficit * below, 0.0)
-    xb = x.copy()
-    xb[..., cols] = np.clip(v, bottom, top)  # exactly an end: within the range
-    return xb, y - shift.sum(axis=-1)
 
 
 class BaselineShift(Compact):
@@ -344,32 +306,13 @@ class BaselineShift(Compact):
         self, beta: np.ndarray, level: np.ndarray | float, prior: FeaturePrior | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The slopes each :attr:`extrapolated` feature is extrapolated with below and above the
-        range (``beta``: the units' own coefficients, units × features or features; ``level``:
-        their mean levels), each the conservative one: a wrong slope must make a healthy unit
-        read *against* the fault, never towards it. The fleet's slope is its median relative
-        effect times the unit's level (``prior.py``).
-
-        - **Above**, the smaller of the unit's own and the fleet's, never below 0; 0 while the
-          fleet has none (the prediction stays at the range's top). A unit that learned over a
-          narrow range may have overestimated its slope, and an overestimate would read as the
-          fault.
-        - **Below**, the larger of the two, and only with a fleet value and a positive slope
-          (NaN otherwise: those rows are not judged). There the prediction falls with the
-          feature, so an underestimate would read as the fault; a unit alone, whose own slope
-          may be an underestimate, is not judged below its range."""
+        range (:func:`~cloud.anomaly.extrapolate.range_slopes`), the fleet's from ``prior``."""
         fleet = np.full(len(self.extrapolated), np.nan)
         if prior is not None:
             for i, j in enumerate(self.extrapolated):
                 got = prior.get(j)
                 fleet[i] = got[0] if got is not None else np.nan
-        level = np.asarray(level, dtype=float)[..., None] if np.ndim(level) else level
-        with np.errstate(invalid="ignore"):
-            theirs = fleet * level
-            above = np.minimum(beta, theirs)
-            above = np.where(above > 0.0, above, 0.0)  # NaN (no fleet value, no level) is 0
-            below = np.maximum(beta, theirs)  # NaN where the fleet has none
-            below = np.where(below > 0.0, below, np.nan)
-        return below, above
+        return range_slopes(beta, level, fleet)
 
     def judge_rows(
         self, device: str, ts: np.ndarray, x: np.ndarray, y: np.ndarray, need: int | float
