@@ -19,6 +19,12 @@ batch test when one is due (``cloud/ingest/pooling.py``) and one journal commit.
 Rows a unit takes while offline are not sent (the simulator has no readings for them): the unit
 takes no sample, and its open block waits for it to come back, as on a device.
 
+A scenario's ``[delivery]`` (``Scenario.delivery``) can spread the units over several
+connections, each a fixed stretch of event time behind the one before (:class:`_Connections`),
+and make the run a replay: the worker's clock then runs the fleet's duration and a day ahead of
+its event time (``FleetRun.clock_offset_s``), so every reading arrives after the fact, as when a
+backfill or a gateway's store is sent.
+
 In the same run, beside qloop: the findings go on to a real ticket service as the worker hands
 them on (:mod:`evaluation.tickets`), so the run also says which batch and device tickets qloop
 opened and when; and every telemetry block that reaches the ingest also feeds the static-rule
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -96,13 +103,16 @@ def run_fleet(
                 if desk is not None:
                     desk.finding(f, bank)
 
+            delivery = scenario.delivery
+            # live: received at the fleet's event time; a replay: its duration and a day later
+            run.clock_offset_s = scenario.duration_s + 86_400.0 if delivery.replay else 0.0
             ingestor = Ingestor(
                 journal,
                 bank,
                 on_finding,
                 on_birth=desk.birth if desk is not None else None,
                 offline=offline,
-                clock=lambda: fleet.ts,  # received at the fleet's event time: no wall clock
+                clock=lambda: fleet.ts + run.clock_offset_s,
             )
             pooling = None
             if desk is not None:
@@ -111,12 +121,16 @@ def run_fleet(
             for core in edge.cores:
                 pending += (core.birth(fleet.ts), Status(core.identity.device, True))
             _deliver(ingestor, pending, desk, rules, pooling)
+            links = _Connections(delivery.connections, delivery.lag_s)
             for i in range(1, n_steps + 1):
-                edge.sample(scenario.start_ts + i * period, lambda _unit, m: pending.append(m))
+                edge.sample(scenario.start_ts + i * period, lambda u, m: links.put(u, fleet.ts, m))
                 if i == n_steps:
-                    edge.flush(lambda _unit, m: pending.append(m))
+                    edge.flush(lambda u, m: links.put(u, fleet.ts, m))
+                    pending += links.due(math.inf)
                 elif i % block_rows:
                     continue
+                else:
+                    pending += links.due(fleet.ts)
                 _deliver(ingestor, pending, desk, rules, pooling)
             run.late_blocks = ingestor.detectors.late_blocks
             run.ingest = ingestor.stats
@@ -129,6 +143,27 @@ def run_fleet(
     run.truth = list(fleet.ground_truth)
     run.static_alarms = rules.alarms
     return run
+
+
+class _Connections:
+    """The units' messages over ``n`` connections: unit ``i`` on connection ``i % n``, and
+    connection ``c`` delivers what its units sent up to ``c * lag_s`` before the present."""
+
+    def __init__(self, n: int, lag_s: float) -> None:
+        self.lag_s = lag_s
+        self._queues: list[deque[tuple[float, Message]]] = [deque() for _ in range(n)]
+
+    def put(self, unit: int, ts: float, msg: Message) -> None:
+        self._queues[unit % len(self._queues)].append((ts, msg))
+
+    def due(self, now: float) -> list[Message]:
+        """What the connections deliver by event time ``now``, connection by connection."""
+        out = []
+        for c, queue in enumerate(self._queues):
+            until = now - c * self.lag_s
+            while queue and queue[0][0] <= until:
+                out.append(queue.popleft()[1])
+        return out
 
 
 class _StaticRules:

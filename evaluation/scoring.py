@@ -344,6 +344,7 @@ class FleetRun:
     tickets: list[OpenedTicket] = field(default_factory=list)
     # the static rule's unit alarms (ts, device) per threshold
     static_alarms: dict[float, list[tuple[float, str]]] = field(default_factory=dict)
+    clock_offset_s: float = 0.0  # the worker's clock less the fleet's event time (a replay's)
 
 
 def score(
@@ -386,9 +387,9 @@ def score(
             if faults is None:
                 c["false_h"] += 1
                 continue
-            if any(_explains(t, f, horizon_s) for t in faults):
+            if any(_explains(t, f, horizon_s, run.clock_offset_s) for t in faults):
                 c["true"] += 1
-            firsts.setdefault((f.device, f.fault), []).append(f.ts)
+            firsts.setdefault((f.device, f.fault), []).append(known_at(f, run.clock_offset_s))
         for t in run.truth:
             accepted = FAULT_KINDS[t.kind].expected_faults
             c = counts[t.expected_fault]
@@ -461,7 +462,18 @@ def _score_tickets(runs: Sequence[FleetRun], names: Sequence[str]) -> tuple[Tick
     return tuple(TicketScore(n, *c) for n, c in sorted(counts.items()))
 
 
-def _explains(t: InjectedFault, f: Finding, horizon_s: float) -> bool:
-    if f.fault not in FAULT_KINDS[t.kind].expected_faults or f.ts < t.onset_ts:
+def known_at(f: Finding, clock_offset_s: float = 0.0) -> float:
+    """When a finding became known in event time: its ``ts``, or the worker's clock (less the
+    run's ``clock_offset_s``) when it carries one: a ``clock_skew`` finding is stamped at the
+    unit's last believed reading, before the wrong one that made it."""
+    worker_ts = f.evidence.get("worker_ts")
+    if not isinstance(worker_ts, float):
+        return f.ts
+    return max(f.ts, worker_ts - clock_offset_s)
+
+
+def _explains(t: InjectedFault, f: Finding, horizon_s: float, clock_offset_s: float) -> bool:
+    ts = known_at(f, clock_offset_s)
+    if f.fault not in FAULT_KINDS[t.kind].expected_faults or ts < t.onset_ts:
         return False
-    return t.repair_ts is None or f.ts <= t.repair_ts + horizon_s
+    return t.repair_ts is None or ts <= t.repair_ts + horizon_s

@@ -18,6 +18,8 @@ How a fault kind acts on the physics (``p`` is the fault's progress, 0 → 1 lin
   and the thermostat, carry on: the controller has its own sensor).
 * ``offline``: no readings (``online`` False, row NaN but ``ts``) for ``magnitude`` seconds; the
   unit keeps running, only its connection is gone.
+* ``clock_jump``: the unit stamps its readings ``magnitude`` seconds ahead from its onset for
+  ``ramp_s`` (0: its next reading alone), then right again; the physics is untouched.
 
 Healthy behaviour a scenario may add (none of it is a fault or in the ground truth): units
 spread over climate regions, each with its own outdoor temperature and weather
@@ -303,6 +305,9 @@ class Fleet:
                     repair[:] = start + fault.repair_after_s
                 if fault.kind == "offline":
                     repair = np.minimum(repair, onset + fault.magnitude)
+                if fault.kind == "clock_jump":  # wrong for ramp_s, or for the next reading
+                    wrong = max(fault.ramp_s, self.scenario.sample_period_s)
+                    repair = np.minimum(repair, onset + wrong)
                 for k, u in enumerate(idx):
                     detail = ""
                     if fault.kind == "stuck_sensor":
@@ -395,6 +400,11 @@ class Fleet:
             held = active & ~np.isnan(self._held)
             rows[stuck.idx[held], cols[held]] = self._held[held]
         self._last_rows = rows.copy()
+
+        jump = self._faults.get("clock_jump")
+        if jump is not None:
+            wrong = jump.active(ts)
+            rows[jump.idx[wrong], FIELD_INDEX["ts"]] += jump.magnitude[wrong]
 
         online = np.ones(n, dtype=bool)
         offline = self._faults.get("offline")

@@ -48,6 +48,13 @@ Optional behaviour of healthy units (none of it is a fault, none of it is in the
 
     [compressor]
     inrush = true              # the start's locked-rotor current shows in the current reading
+
+How the messages reach the cloud in ``qloop eval`` (default: live, one stream)::
+
+    [delivery]
+    connections = 4            # the units spread over this many connections ...
+    lag_s = "6h"               # ... each this much event time behind the one before
+    replay = true              # sent after the fact: the worker's clock is past every reading
 """
 
 from __future__ import annotations
@@ -107,6 +114,11 @@ FAULT_KINDS: dict[str, FaultKind] = {
         ("device_offline",),
         "outage length in seconds (no readings from onset for that long)",
         (1, 365 * 86400),
+    ),
+    "clock_jump": FaultKind(
+        ("clock_skew",),
+        "seconds the unit's clock runs ahead, from onset for ramp_s (0: one reading), then right",
+        (1, 100 * 365 * 86400),
     ),
 }
 STUCK_SENSORS = ("return_c", "supply_c", "ambient_c", "current_a", "noise_db", "vibration_g")
@@ -175,6 +187,19 @@ class Users:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """How the units' messages reach the cloud (``qloop eval``): over ``connections``
+    connections, unit ``i`` on connection ``i % connections``, connection ``c`` delivering
+    ``c * lag_s`` of event time behind the first (a backfill or gateway replay, where a second
+    of lag between connections is hours of data); ``replay``: after the fact, the worker's clock
+    past the fleet's last reading, rather than live at the fleet's event time."""
+
+    connections: int = 1
+    lag_s: float = 0.0
+    replay: bool = False
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     seed: int
@@ -192,6 +217,7 @@ class Scenario:
     regions: tuple[Region, ...] = ()  # () = every unit in `climate`
     users: Users = field(default_factory=Users)
     inrush: bool = False  # compressor starts show their locked-rotor current (aircon.py)
+    delivery: Delivery = field(default_factory=Delivery)
 
     @property
     def units(self) -> int:
@@ -315,7 +341,7 @@ class _Reader:
     def scenario(self, data: dict) -> Scenario:
         top = {"name", "seed", "start_ts", "duration_s", "sample_period_s", "batches"}
         extra = {"speed", "climate", "sensor_dropout", "device_prefix", "description"}
-        extra |= {"block_rows", "regions", "users", "compressor"}
+        extra |= {"block_rows", "regions", "users", "compressor", "delivery"}
         self.table(data, "top level", top | extra, top)
         seed = data["seed"]
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -358,7 +384,18 @@ class _Reader:
             regions=self.regions(data.get("regions", []), climate),
             users=self.users(data.get("users", {})),
             inrush=inrush,
+            delivery=self.delivery(data.get("delivery", {})),
         )
+
+    def delivery(self, data: Any) -> Delivery:
+        self.table(data, "delivery", set(Delivery.__dataclass_fields__), set())
+        n = data.get("connections", 1)
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1000:
+            raise self.fail("delivery.connections", f"expected an integer 1-1000, got {n!r}")
+        replay = data.get("replay", False)
+        if not isinstance(replay, bool):
+            raise self.fail("delivery.replay", f"expected true or false, got {replay!r}")
+        return Delivery(n, self.duration(data.get("lag_s", 0.0), "delivery.lag_s"), replay)
 
     def regions(self, data: Any, climate: Climate) -> tuple[Region, ...]:
         if not isinstance(data, list):
@@ -463,7 +500,7 @@ class _Reader:
         lo, hi = spec.magnitude_range
         if "magnitude" not in data and lo != hi:
             raise self.fail(f"{where}.magnitude", f"required for {kind}: {spec.magnitude}")
-        if kind == "offline":
+        if kind in ("offline", "clock_jump"):
             magnitude = self.duration(data["magnitude"], f"{where}.magnitude")
             if not lo <= magnitude <= hi:
                 raise self.fail(f"{where}.magnitude", f"must be in [{lo}, {hi}] s")
