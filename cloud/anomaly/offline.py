@@ -28,6 +28,19 @@ Silence is judged on two clocks:
 A replay is judged in event time alone (its present is far behind the clock), so a replay of
 last month's data is not a fleet of offline units; a unit that fell silent in that data is
 still found, as long as fewer than ``quantile`` of the fleet fell silent with it.
+
+- **Within the device's own stream**, on arrival: the fleet's present is the slowest
+  connections' time, so in a replay whose connections run hours apart a unit on a fast one
+  that was silent for two hours has spoken again long before the present reaches its silence.
+  So a message is also read for silence in its own times: between its readings (rows are in
+  time order, CONTRACTS.md §1; a unit switched off mid-block sends a block with a hole), and,
+  when it is the device's next message by ``seq`` (nothing missing or reordered between),
+  from the previous message's newest reading to its first. A silence longer than allowed
+  there is an episode found late: an active finding for it and its clearing at once. A
+  message out of order, or after a gap in ``seq``, says nothing of the silence before it.
+  Only a message whose readings span more than allowed is searched inside, so a usual block
+  costs one comparison. (``qloop eval replay``: 1 of 4 two-hour outages found before this,
+  S11.)
 """
 
 from __future__ import annotations
@@ -49,6 +62,7 @@ class _Seen:
     gap: float | None = None
     offline_since: float | None = None
     only_born: bool = False  # known from its birth alone: no message with readings yet
+    seq: int | None = None  # the highest of its messages' seqs, when the caller gave them
 
 
 _last_ts = attrgetter("last_ts")
@@ -128,12 +142,32 @@ class OfflineWatch:
         self._devices[device] = _Seen(ts, arrived, self._present, only_born=True)
 
     def seen(
-        self, device: str, last_ts: float, span: float = 0.0, arrived: float | None = None
+        self,
+        device: str,
+        last_ts: float,
+        span: float = 0.0,
+        arrived: float | None = None,
+        seq: int | None = None,
+        times: np.ndarray | None = None,
     ) -> list[Finding]:
         """A message from ``device`` whose newest reading is at ``last_ts``, received at
         ``arrived`` on the worker's clock (None: judged in event time only); ``span`` is the
         time its readings cover (a block of an hour's readings means messages an hour apart,
-        which is the first guess of the gap until real gaps are seen)."""
+        which is the first guess of the gap until real gaps are seen); ``seq``: the message's
+        (None: the silence before it is not judged from the device's own stream); ``times``:
+        its readings' times, in order (None: the silence inside it is not judged).
+
+        >>> w = OfflineWatch(min_silence_s=100, gap_factor=3)
+        >>> for t in range(10, 500, 10):
+        ...     _ = w.seen("a", float(t), 10.0, arrived=1e9, seq=t // 10)
+        >>> [(f.onset_ts, f.active) for f in w.seen("a", 900.0, 10.0, arrived=1e9, seq=50)]
+        [(490.0, True), (490.0, False)]
+        >>> w.seen("a", 1500.0, 10.0, arrived=1e9, seq=52)  # seq 51 missing: not judged
+        []
+        >>> hole = np.array([1510.0, 1520.0, 1800.0, 1810.0])  # off for 280 s inside a block
+        >>> [(f.onset_ts, f.active) for f in w.seen("a", 1810.0, 300.0, 1e9, 53, hole)]
+        [(1520.0, True), (1520.0, False)]
+        """
         if not math.isfinite(last_ts):  # no usable event time: it cannot move the present
             return []
         live = arrived is not None and last_ts >= arrived - self.live_lag_s
@@ -143,13 +177,18 @@ class OfflineWatch:
         s = self._devices.get(device)
         if s is None:
             self._devices[device] = _Seen(
-                last_ts, arrived, self._present, span if span > 0 else None
+                last_ts, arrived, self._present, span if span > 0 else None, seq=seq
             )
             return []
         s.heard_at = self._present
         if arrived is not None:
             s.arrived = arrived
         out: list[Finding] = []
+        following = seq is not None and s.seq is not None and seq == s.seq + 1
+        if seq is not None and (s.seq is None or seq > s.seq):
+            s.seq = seq
+        if s.offline_since is None and not s.only_born:
+            out += self._silence_within(device, s, last_ts - span if following else None, times)
         if s.only_born:  # its first readings: the gap's first guess is their span, as for a
             s.gap = span if span > 0 else None  # device first heard of now
         if s.offline_since is not None and (last_ts > s.last_ts or arrived is not None):
@@ -160,13 +199,36 @@ class OfflineWatch:
                 Finding(device, self.fault, at, s.last_ts, 0.0, {"silence_s": silence}, False)
             )
             s.offline_since = None
-        elif last_ts > s.last_ts and not s.only_born:
+        elif last_ts > s.last_ts and not s.only_born and not out:  # an outage is no usual gap
             gap = last_ts - s.last_ts
             s.gap = gap if s.gap is None else s.gap + self.smoothing * (gap - s.gap)
         s.only_born = False
         if last_ts > s.last_ts:
             s.last_ts = last_ts
         return out
+
+    def _silence_within(
+        self, device: str, s: _Seen, first_ts: float | None, times: np.ndarray | None
+    ) -> list[Finding]:
+        """The longest silence in the device's own stream that a message shows: from ``s``'s
+        newest reading to ``first_ts`` (the message's first, when it follows the last one), or
+        between two of its readings ``times``. If longer than allowed it was found late, so it
+        is given with its clearing; the usual gap is left as it was."""
+        allowed = _allowed(s, self.min_silence_s, self.gap_factor)
+        onset, silence = s.last_ts, -math.inf if first_ts is None else first_ts - s.last_ts
+        if times is not None and len(times) > 1 and times[-1] - times[0] > allowed:
+            steps = np.diff(times)
+            k = int(np.argmax(steps))
+            if steps[k] > silence:
+                onset, silence = float(times[k]), float(steps[k])
+        if not silence > allowed:
+            return []
+        evidence = {"silence_s": silence, "allowed_s": allowed, "found_on_arrival": 1.0}
+        score = min(1.0, silence / (2 * allowed))
+        return [
+            Finding(device, self.fault, onset + allowed, onset, score, evidence),
+            Finding(device, self.fault, onset + silence, onset, 0.0, {"silence_s": silence}, False),
+        ]
 
     def allowed(self, device: str) -> float:
         return _allowed(self._devices[device], self.min_silence_s, self.gap_factor)

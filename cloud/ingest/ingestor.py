@@ -289,7 +289,9 @@ class Ingestor:
         """``t0``..``t1``: the event time the message covers (computed once, on accept; None for
         a gap, which says nothing of when the device was last heard)."""
         if t0 is not None:
-            for f in self.offline.seen(m.device, t1, t1 - t0, arrived=self.clock()):
+            times = m.values[:, m.fields.index("ts")] if isinstance(m, Readings) else None
+            now = self.clock()
+            for f in self.offline.seen(m.device, t1, t1 - t0, now, m.seq, times):
                 self._emit(self.registry.get(m.device), f)
         info = self.registry.born(m.device)
         if info is not None or m.device in self._no_birth:
