@@ -2,7 +2,7 @@
 
 In a replay whose connections run hours of event time apart, the fleet's present is the slowest
 connection's time, so a unit on a fast one that was silent for two hours had spoken again long
-before the present reached its silence (``qloop eval replay``: 1 of 4 outages found, S11). The
+before the present reached its silence (``qloop eval replay``: 4 of 12 outages found, S11). The
 silence is in the unit's own messages, though: between two that follow each other by ``seq``,
 or inside one block.
 """
