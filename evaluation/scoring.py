@@ -136,11 +136,13 @@ class Report:
         d = self.healthy_device_days
         return 1000.0 * count / d if d > 0 else math.nan
 
-    def delays(self) -> tuple[float, float, float]:
+    def delays(self, tuned: bool = False) -> tuple[float, float, float]:
         """Median batch delay of qloop and of the static rule (s) over the drifting batches
-        each found, and their ratio (qloop / static; NaN when either found none)."""
+        each found, and their ratio (qloop / static; NaN when either found none); the rule
+        tuned on the fleet with ``tuned``, else the fixed one."""
         q = [b.qloop_s for b in self.batch_delays if not math.isnan(b.qloop_s)]
-        st = [b.static_s for b in self.batch_delays if not math.isnan(b.static_s)]
+        rule = [b.tuned_s if tuned else b.static_s for b in self.batch_delays]
+        st = [d for d in rule if not math.isnan(d)]
         mq = statistics.median(q) if q else math.nan
         ms = statistics.median(st) if st else math.nan
         return mq, ms, mq / ms if ms > 0 else math.nan

@@ -195,6 +195,12 @@ def test_the_rule_tuned_on_the_fleet_is_scored_beside_the_fixed_one() -> None:
     assert "| D (1) | 48.0 | 60.0 | 0.80 |" in table
     assert "qloop / tuned static rule ≤ 0.33 in 0 of 1" in table
     assert report.to_json()["tuned"]["threshold_c"] == 7.0
+    res = Result("accuracy")  # the benchmark reports both rules
+    add_batch_delay(res, report)
+    fixed, tuned = res.figures
+    assert (fixed.value, fixed.baseline, fixed.met) == (48.0, 192.0, True)  # a bound
+    assert (tuned.value, tuned.baseline, tuned.met) == (48.0, 60.0, False)
+    assert "tuned" in tuned.name and "tuned" not in fixed.name
 
 
 def test_no_threshold_within_the_budget_tunes_nothing() -> None:
