@@ -40,8 +40,9 @@ still found, as long as fewer than ``quantile`` of the fleet fell silent with it
   message out of order, or after a gap in ``seq``, says nothing of the silence before it.
   Only a message whose readings span more than allowed is searched inside, so a usual block
   costs one comparison. This reads the contract's periodic sampling (``sample_period_s`` in
-  the birth) literally: a firmware that skipped readings while idle would read as silent. (``qloop eval replay``, three seeds: 4 of 12 two-hour outages found
-  before this, 12 of 12 with it, none falsely; BENCHMARKS.md, issue 15, S11.)
+  the birth) literally: a firmware that skipped readings while idle would read as silent.
+  (``qloop eval replay``, three seeds: 4 of 12 two-hour outages found before this, 12 of 12
+  with it, none falsely; BENCHMARKS.md, issue 15, S11.)
 """
 
 from __future__ import annotations
