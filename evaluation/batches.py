@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from evaluation.static_rule import BATCH_MIN_UNITS, THRESHOLD_C, batch_alarms, highest_within
-from simulators.scenario import FAULT_KINDS, Scenario
+from simulators.faults import FAULT_KINDS
+from simulators.scenario import Scenario
 
 if TYPE_CHECKING:
     from evaluation.scoring import FleetRun

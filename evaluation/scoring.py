@@ -52,8 +52,9 @@ from evaluation.batches import (
 )
 from evaluation.static_rule import THRESHOLD_C
 from evaluation.tickets import OpenedTicket
+from simulators.faults import FAULT_KINDS
 from simulators.fleet import InjectedFault
-from simulators.scenario import FAULT_KINDS, Scenario
+from simulators.scenario import Scenario
 
 DEFAULT_HORIZON_S = 48 * 3600.0
 DEFAULT_JUDGED_AFTER_S = 36 * 3600.0

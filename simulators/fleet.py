@@ -45,7 +45,8 @@ import numpy as np
 
 from simulators import aircon
 from simulators.aircon import AIRCON_FIELDS, FIELD_INDEX
-from simulators.scenario import FAULT_KINDS, Climate, Scenario
+from simulators.faults import FAULT_KINDS
+from simulators.scenario import Climate, Scenario
 
 __all__ = ["AIRCON_FIELDS", "EXPECTED_FAULT", "Fleet", "InjectedFault", "UnitInfo"]
 
