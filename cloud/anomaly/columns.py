@@ -368,7 +368,7 @@ class ShiftColumns:
                     wide = (p.range_margin + p.extend_margin) * (hi - lo)
                     inside = np.all((xj >= lo - wide) & (xj <= hi + wide), axis=-1)
                     beyond[j] = (okj & ~likej & inside).any(axis=1)
-                cols = list(p.extrapolated)
+                cols = [j for j, _ in p.extrapolated]
                 bottom, top = (lo - pad)[..., cols], (hi + pad)[..., cols]
                 v = xj[..., cols]
                 if cols and (okj & ~likej & ((v > top) | (v < bottom)).any(axis=-1)).any():

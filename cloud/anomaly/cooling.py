@@ -6,8 +6,9 @@ Only steady cooling counts: the compressor on for at least ``settle_s`` (the fir
 run are a transient). The baseline is linear in outdoor temperature, fan speed and return-air
 temperature, which carry most of the capacity's dependence on conditions. Return temperature is
 partly the fault's own effect (a unit short of capacity lets its room warm) and partly the user's
-(a setpoint lower than any the unit learned at), so rows outside its learned range are judged
-too, extrapolated conservatively (``extrapolated``, ``shift.py``).
+(a setpoint lower than any the unit learned at), and a fan speed may be one the unit did not use
+while learning, so rows outside the learned range in those two are judged too, extrapolated
+conservatively (``extrapolated``, ``extrapolate.py``).
 
 A drop must be both statistically clear (CUSUM over window means) and practically relevant:
 at least ``min_drop`` of the baseline ΔT (default 8 %).
@@ -47,8 +48,10 @@ class CoolingDecline(BaselineShift):
     # lower setpoint than any it learned at. A healthy coil's ΔT rises with the return
     # temperature, so above the range it is at least the baseline's at the top plus the excess
     # times a slope no steeper than its own or its fleet's, and below it at least the baseline's
-    # at the bottom less the deficit times the steeper of the two (``BaselineShift.bounded``)
-    extrapolated = (3,)
+    # at the bottom less the deficit times the steeper of the two (``BaselineShift.bounded``).
+    # Fan speed: more air through the coil, a lower ΔT, so the same with the sides swapped (a
+    # unit that learned at two speeds and runs at a third)
+    extrapolated = ((3, 1.0), (2, -1.0))
 
     needs = ("compressor_on", "return_c", "supply_c", "ambient_c", "fan_speed")
 

@@ -10,20 +10,25 @@ return-air temperature (``CoolingDecline.extrapolated``):
 - **below** it, users do: a setpoint lower than any the unit learned at (a 15 % leak went 96 h
   unjudged while its user kept 18 °C, S11).
 
+Fan speed too: a unit that learned at two speeds and then runs at a third (cooler evenings, a
+user's choice) would be unjudged at it (a 15 % leak in a held-out hot fleet went 61 h unfound
+that way, S11).
+
 Such rows are moved to the range's nearer end and their monitored quantity corrected by a slope
 times the distance (:func:`into_range`), so they are judged against the baseline extrapolated
 along that slope. The feature's effect must have a known sign: a coil's sensible ΔT rises with
-the air it takes in. The slope is then chosen to err *away* from the fault
-(:func:`range_slopes`): a wrong slope makes a healthy unit read against the fault, never towards
-it, unless both slopes it could take err the same way.
+the air it takes in, and falls as more air is blown through it. The slope is then chosen to err
+*away* from the fault (:func:`range_slopes`): a wrong slope makes a healthy unit read against
+the fault, never towards it, unless both slopes it could take err the same way.
 
-- Above, the **smaller** of the unit's own slope and its fleet's (the fleet's median relative
-  effect times the unit's level, ``prior.py``), never negative; without a fleet value, 0 (the
-  baseline at the top). A unit that learned over a narrow range may have overestimated its
-  slope, and an overestimate there reads as a drop.
-- Below, the **larger** of the two, and only with a fleet value and a positive slope; otherwise
-  the rows are not judged. There the prediction falls with the feature, so an underestimate
-  reads as a drop, and a lone unit has nothing to check its own slope against.
+- Where the prediction rises away from the range (above it for return air, below it for fan
+  speed), the **gentler** of the unit's own slope and its fleet's (the fleet's median relative
+  effect times the unit's level, ``prior.py``), never of the wrong sign; without a fleet value,
+  0 (the baseline at the range's end). A unit that learned over a narrow range may have
+  overestimated its slope, and an overestimate there reads as a drop.
+- Where it falls (below the range for return air, above it for fan speed), the **steeper** of
+  the two, and only with a fleet value; otherwise the rows are not judged. An underestimate
+  there reads as a drop, and a lone unit has nothing to check its own slope against.
 
 Pure functions on arrays: the column path (``columns.py``) and the reference object share them.
 """
@@ -65,23 +70,32 @@ def into_range(
 
 
 def range_slopes(
-    beta: np.ndarray, level: np.ndarray | float, fleet: np.ndarray
+    beta: np.ndarray, level: np.ndarray | float, fleet: np.ndarray, signs: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The slopes below and above the range, per unit and feature: ``beta`` the units' own
-    coefficients (units × features, or features), ``level`` their mean levels, ``fleet`` the
-    fleet's median relative effect per feature (NaN: none yet). Below: NaN where the rows are
-    not to be judged.
+    """The signed slopes below and above the range, per unit and feature: ``beta`` the units'
+    own coefficients (units × features, or features), ``level`` their mean levels, ``fleet`` the
+    fleet's median relative effect per feature (NaN: none yet), ``signs`` the known sign of each
+    feature's effect on the monitored quantity. NaN where the rows are not to be judged.
+
+    On the side where the prediction rises away from the range (above for a rising feature,
+    below for a falling one) the gentler of the two slopes, 0 without a fleet value; on the
+    side where it falls, the steeper, and only with a fleet value.
 
     >>> below, above = range_slopes(np.array([[0.5], [0.1], [-0.2]]), np.array([10.0] * 3),
-    ...                             np.array([0.03]))
+    ...                             np.array([0.03]), np.array([1.0]))
     >>> below[:, 0].tolist(), above[:, 0].tolist()
     ([0.5, 0.3, 0.3], [0.3, 0.1, 0.0])
+    >>> below, above = range_slopes(np.array([[-0.5], [-0.1]]), np.array([10.0] * 2),
+    ...                             np.array([-0.03]), np.array([-1.0]))  # a falling feature
+    >>> below[:, 0].tolist(), above[:, 0].tolist()
+    ([-0.3, -0.1], [-0.5, -0.3])
     """
     level = np.asarray(level, dtype=float)[..., None] if np.ndim(level) else level
     with np.errstate(invalid="ignore"):
-        theirs = fleet * level
-        above = np.minimum(beta, theirs)
-        above = np.where(above > 0.0, above, 0.0)  # NaN (no fleet value, no level) is 0
-        below = np.maximum(beta, theirs)  # NaN where the fleet has none
-        below = np.where(below > 0.0, below, np.nan)
-    return below, above
+        own, theirs = beta * signs, fleet * level * signs  # each effect in its known direction
+        gentle = np.minimum(own, theirs)
+        gentle = np.where(gentle > 0.0, gentle, 0.0)  # NaN (no fleet value, no level) is 0
+        steep = np.maximum(own, theirs)  # NaN where the fleet has none
+        steep = np.where(steep > 0.0, steep, np.nan)
+        rising = signs > 0.0
+        return np.where(rising, steep, -gentle), np.where(rising, gentle, -steep)

@@ -9,11 +9,11 @@ verification listens for.
 
 After learning, only windows at conditions the baseline has seen (its learned range widened by
 ``range_margin`` of its width) are judged, with one exception: ``extrapolated`` features, whose
-rise can only move the monitored quantity against the fault's direction (a coil's sensible ΔT
-rises with the air it takes in). Rows outside the range in such a feature alone are judged
+effect on the monitored quantity has a known sign (a coil's sensible ΔT rises with the air it
+takes in and falls with the airflow). Rows outside the range in such features alone are judged
 against the baseline at the range's nearer end, extrapolated with the slope that errs away from
-the fault (``extrapolate.py``: above the range the gentler of the unit's and its fleet's slope,
-below it the steeper, and below only within a fleet).
+the fault (``extrapolate.py``: the gentler of the unit's and its fleet's slope where the
+prediction rises, the steeper where it falls, and there only within a fleet).
 
 The seasons move a unit out of that range (installed in a mild week, running through the
 summer), so rows just beyond it, within a further ``extend_margin`` of its width, are collected
@@ -90,11 +90,11 @@ class BaselineShift(Compact):
     # does a unit take the fleet's effect of a feature it never varied (``prior.py``)? Only
     # where each feature is one quantity whose effect scales with the unit's level
     fleet_prior = False
-    # features whose rise can only move the monitored quantity against the fault's direction
-    # (and which the fault itself may push up): rows outside the trusted range in them alone
-    # are judged against the baseline at the range's nearer end, extrapolated with the slope
-    # that errs away from the fault (:meth:`bounded`, :meth:`range_slopes`)
-    extrapolated: tuple[int, ...] = ()
+    # features whose effect on the monitored quantity has a known sign (+1 rising, -1 falling):
+    # rows outside the trusted range in them alone are judged against the baseline at the
+    # range's nearer end, extrapolated with the slope that errs away from the fault
+    # (:meth:`bounded`, :meth:`range_slopes`)
+    extrapolated: tuple[tuple[int, float], ...] = ()  # (feature, sign of its effect)
 
     __slots__ = (
         "learn_s",
@@ -292,7 +292,7 @@ class BaselineShift(Compact):
         and the rows to judge; with no row outside, ``x``, ``y`` and ``like`` as they are."""
         if not self.extrapolated:
             return x, y, like
-        b, cols = self._baseline, list(self.extrapolated)
+        b, cols = self._baseline, [j for j, _ in self.extrapolated]
         pad = self.range_margin * (b.hi[cols] - b.lo[cols])
         bottom, top = b.lo[cols] - pad, b.hi[cols] + pad
         v = x[:, cols]
@@ -309,10 +309,11 @@ class BaselineShift(Compact):
         range (:func:`~cloud.anomaly.extrapolate.range_slopes`), the fleet's from ``prior``."""
         fleet = np.full(len(self.extrapolated), np.nan)
         if prior is not None:
-            for i, j in enumerate(self.extrapolated):
+            for i, (j, _) in enumerate(self.extrapolated):
                 got = prior.get(j)
                 fleet[i] = got[0] if got is not None else np.nan
-        return range_slopes(beta, level, fleet)
+        signs = np.array([sign for _, sign in self.extrapolated])
+        return range_slopes(beta, level, fleet, signs)
 
     def judge_rows(
         self, device: str, ts: np.ndarray, x: np.ndarray, y: np.ndarray, need: int | float

@@ -16,11 +16,13 @@ judged there.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from cloud.anomaly.bank import DetectorBank
 from cloud.anomaly.base import Block, Finding
 from cloud.anomaly.columns import Batch, columns_for
 from cloud.anomaly.cooling import CoolingDecline
+from cloud.anomaly.extrapolate import range_slopes
 from cloud.anomaly.prior import FeaturePrior
 
 H = 3600.0
@@ -105,9 +107,9 @@ def _fleet(loss: float, warm_c: float) -> list[list[Block]]:
     ]
 
 
-def _pooled(fleet: list[list[Block]]) -> list[Finding]:
+def _pooled(fleet: list[list[Block]], kind: type[CoolingDecline] = CoolingDecline) -> list[Finding]:
     """The first unit's findings, each unit's reference sharing one fleet prior."""
-    prior, dets = FeaturePrior(CoolingDecline.n_features), [CoolingDecline() for _ in fleet]
+    prior, dets = FeaturePrior(CoolingDecline.n_features), [kind() for _ in fleet]
     out = []
     for k in range(len(fleet[0])):
         for i, (det, blocks) in enumerate(zip(dets, fleet, strict=True)):
@@ -168,8 +170,12 @@ def test_below_the_range_a_unit_alone_is_not_judged() -> None:
     assert not [f for b in _fleet(0.15, -3.0)[0] for f in det.update(b)]
 
 
-def test_the_column_path_judges_below_the_range_as_the_references_do() -> None:
-    fleet = _fleet(0.10, -3.0)
+@pytest.mark.parametrize("case", ["cooler room", "slower fan"])
+def test_the_column_path_judges_below_the_range_as_the_references_do(case: str) -> None:
+    if case == "cooler room":
+        fleet = _fleet(0.10, -3.0)
+    else:
+        fleet = [_fan_blocks(20 + k, 0.10 if k == 0 else 0.0, f"ac-{k}") for k in range(12)]
     prior, dets = FeaturePrior(CoolingDecline.n_features), [CoolingDecline() for _ in fleet]
     columns = columns_for(CoolingDecline)
     rows = [columns.add() for _ in fleet]
@@ -186,26 +192,61 @@ def test_the_column_path_judges_below_the_range_as_the_references_do() -> None:
     ]
 
 
-class _Prior(FeaturePrior):
-    """A fleet whose median relative effect of return air is ``ratio`` per K."""
-
-    def __init__(self, ratio: float | None) -> None:
-        super().__init__(CoolingDecline.n_features)
-        self.ratio = ratio
-
-    def get(self, j: int) -> tuple[float, float, float, float] | None:
-        return None if self.ratio is None else (self.ratio, 0.0, 0.0, 0.0)
-
-
 def test_the_slopes_err_away_from_the_fault() -> None:
-    """Above the range the gentler slope, below it the steeper (ΔT 10 K: the fleet's 0.03 per K
-    is 0.3 K per K); below, nothing without a fleet value or a rising slope."""
-    det = CoolingDecline()
-    beta = np.array([[0.5], [0.1], [-0.2]])
-    below, above = det.range_slopes(beta, np.array([10.0, 10.0, 10.0]), _Prior(0.03))
+    """Return air (rising): the gentler slope above the range, the steeper below it (ΔT 10 K:
+    the fleet's 0.03 per K is 0.3 K per K), and below nothing without a fleet value or a rising
+    slope. Fan speed (falling): the sides swapped, the signs too."""
+    beta, level, rising = np.array([[0.5], [0.1], [-0.2]]), np.full(3, 10.0), np.array([1.0])
+    below, above = range_slopes(beta, level, np.array([0.03]), rising)
     assert np.allclose(above[:, 0], [0.3, 0.1, 0.0])
     assert np.allclose(below[:, 0], [0.5, 0.3, 0.3])
-    below, above = det.range_slopes(beta, np.array([10.0, 10.0, 10.0]), _Prior(None))
+    below, above = range_slopes(beta, level, np.array([np.nan]), rising)
     assert np.isnan(below).all() and (above == 0.0).all()
-    below, _ = det.range_slopes(beta, np.array([10.0, 10.0, 10.0]), _Prior(-0.01))
+    below, _ = range_slopes(beta, level, np.array([-0.01]), rising)
     assert np.allclose(below[:, 0], [0.5, 0.1, np.nan], equal_nan=True)
+    below, above = range_slopes(-beta, level, np.array([-0.03]), -rising)  # falling
+    assert np.allclose(below[:, 0], [-0.3, -0.1, 0.0])
+    assert np.allclose(above[:, 0], [-0.5, -0.3, -0.3])
+    below, above = range_slopes(-beta, level, np.array([np.nan]), -rising)
+    assert (below == 0.0).all() and np.isnan(above).all()
+
+
+def _fan_blocks(seed: int, loss: float, device: str, hours: float = 72.0) -> list[Block]:
+    """60-s readings, compressor running: 40 h alternating fan speeds 2 and 3 every 2 h, then
+    speed 1 with the capacity down by ``loss``; ΔT falls 8 % per speed step."""
+    rng = np.random.default_rng(seed)
+    ts = T0 + np.arange(0.0, hours * H, 60.0)
+    n = len(ts)
+    after = ts - T0 >= 40 * H
+    fan = np.where(after, 1.0, 2.0 + (((ts - T0) // (2 * H)) % 2))
+    ret = 24.5 + 0.3 * np.sin(2 * np.pi * (ts - T0) / 86400.0) + rng.normal(0, 0.1, n)
+    dt = (10.0 + 0.4 * (ret - 25.0)) * (1.0 - 0.08 * (fan - 2.0)) * (1.0 - loss * after)
+    dt = dt + rng.normal(0, 0.1, n)
+    cols = {
+        "compressor_on": np.ones(n),
+        "return_c": ret,
+        "supply_c": ret - dt,
+        "ambient_c": 30.0 + rng.normal(0, 0.3, n),
+        "fan_speed": fan,
+    }
+    return [
+        Block(device, ts[i : i + 60], {k: v[i : i + 60] for k, v in cols.items()})
+        for i in range(0, n, 60)
+    ]
+
+
+def test_a_fan_speed_the_unit_did_not_learn_at_is_judged_within_a_fleet() -> None:
+    # speed 1 after learning at 2 and 3: ΔT 8 % higher when healthy, which the baseline at
+    # speed 2 alone would miss a 10 % loss under (it would read -2.8 %)
+    def fleet(loss: float) -> list[list[Block]]:
+        return [_fan_blocks(20 + k, loss if k == 0 else 0.0, f"ac-{k}") for k in range(12)]
+
+    assert not [f for f in _pooled(fleet(0.0)) if f.active]
+    found = [f for f in _pooled(fleet(0.10)) if f.active]
+    assert found and found[0].ts - (T0 + 40 * H) <= 12 * H
+
+    class Unextrapolated(CoolingDecline):
+        __slots__ = ()
+        extrapolated = ((3, 1.0),)  # return air alone, as before
+
+    assert not [f for f in _pooled(fleet(0.10), Unextrapolated) if f.active]
