@@ -390,9 +390,10 @@ def score(
             if faults is None:
                 c["false_h"] += 1
                 continue
-            if any(_explains(t, f, horizon_s, run.clock_offset_s) for t in faults):
+            ts = known_at(f, run.clock_offset_s)
+            if any(_explains(t, f, ts, horizon_s) for t in faults):
                 c["true"] += 1
-            firsts.setdefault((f.device, f.fault), []).append(known_at(f, run.clock_offset_s))
+            firsts.setdefault((f.device, f.fault), []).append(ts)
         for t in run.truth:
             accepted = FAULT_KINDS[t.kind].expected_faults
             c = counts[t.expected_fault]
@@ -475,8 +476,8 @@ def known_at(f: Finding, clock_offset_s: float = 0.0) -> float:
     return max(f.ts, worker_ts - clock_offset_s)
 
 
-def _explains(t: InjectedFault, f: Finding, horizon_s: float, clock_offset_s: float) -> bool:
-    ts = known_at(f, clock_offset_s)
+def _explains(t: InjectedFault, f: Finding, ts: float, horizon_s: float) -> bool:
+    """Whether ``f``, known at ``ts`` (:func:`known_at`), is a finding of fault ``t``."""
     if f.fault not in FAULT_KINDS[t.kind].expected_faults or ts < t.onset_ts:
         return False
     return t.repair_ts is None or ts <= t.repair_ts + horizon_s
