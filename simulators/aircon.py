@@ -43,6 +43,10 @@ The model, per unit (SI units unless a name says otherwise):
 * **Sensors** add Gaussian noise and a per-unit calibration bias and report at a fixed resolution.
   ``ambient_c`` is the OUTDOOR air temperature (the outdoor unit's sensor), not the room's.
 
+**Heating.** The models are heat pumps: a unit whose ``UnitState.heating`` is set runs the circuit
+backwards, warming the room towards ``UnitParams.heat_setpoint_c`` with supply air above the
+return air (:mod:`simulators.heatpump`). With ``heating`` None (the default) every unit cools.
+
 Faults enter through :class:`Health` (see :mod:`simulators.fleet` for how a fault maps onto it).
 """
 
@@ -54,6 +58,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from contract.protocol import AIR_CONDITIONER_FIELDS
+from simulators import heatpump
 
 AIRCON_FIELDS: tuple[str, ...] = AIR_CONDITIONER_FIELDS
 FIELD_INDEX: dict[str, int] = {name: i for i, name in enumerate(AIRCON_FIELDS)}
@@ -182,6 +187,8 @@ class UnitParams:
     # compressor start: peak current above running (A) and its decay time (s); None = not modelled
     inrush_a: np.ndarray | None = None
     inrush_tau_s: np.ndarray | None = None
+    # the setpoint while heating (heatpump.py); None = the units only cool
+    heat_setpoint_c: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -198,6 +205,7 @@ class UnitState:
     state_age_s: np.ndarray  # time since the compressor last switched
     coil: np.ndarray  # 0 = coil at room temperature, 1 = fully cold
     fan_speed: np.ndarray  # int 0..3
+    heating: np.ndarray | None = None  # bool: in heating mode (heatpump.py); None = all cooling
 
 
 @dataclass
@@ -348,18 +356,27 @@ def capacity_w(
     out = np.clip(outdoor_c, *OUTDOOR_CLAMP_C)
     flow_m3h = params.airflow_m3h[idx, state.fan_speed] * health.airflow
     nominal_m3h = params.airflow_m3h[:, 3]
+    # less air over the coil: a colder (warmer) coil and a bit less capacity; fouling on top
+    airflow = (flow_m3h / nominal_m3h) ** CAP_AIRFLOW_EXPONENT
+    fouling = health.airflow**FOULING_EXPONENT
     total = (
         params.rated_capacity_w
         * health.capacity
         * (1.0 - CAP_PER_K_OUTDOOR * (out - RATED_OUTDOOR_C))
         * np.clip(1.0 + CAP_PER_K_RETURN * (state.air_c - RATED_RETURN_C), 0.5, 1.3)
-        * (flow_m3h / nominal_m3h) ** CAP_AIRFLOW_EXPONENT
-        * health.airflow**FOULING_EXPONENT
+        * airflow
+        * fouling
     )
-    total = np.maximum(total, 0.0)
     shr = np.clip(
         SENSIBLE_RATIO + SENSIBLE_RATIO_PER_K * (state.air_c - 24.0), *SENSIBLE_RATIO_RANGE
     )
+    heat = state.heating
+    if heat is not None and heat.any():
+        conditions = heatpump.heating_factor(outdoor_c, state.air_c)
+        heating = params.rated_capacity_w * health.capacity * conditions * airflow * fouling
+        total = np.where(heat, heating, total)
+        shr = np.where(heat, 1.0, shr)  # a warm coil condenses nothing
+    total = np.maximum(total, 0.0)
     sensible_now = total * shr * state.coil
     mass_flow = flow_m3h * (AIR_DENSITY / 3600.0)
     return total, sensible_now, mass_flow
@@ -385,16 +402,19 @@ def advance(
     gains_mass = solar_gains(params, hour)
     air, mass = state.air_c, state.mass_c
     on, age, coil, fan = state.compressor_on, state.state_age_s, state.coil, state.fan_speed
+    heat = state.heating
+    # +1 cooling, -1 heating: the sign of the heat the coil takes out of the room air
+    sign = 1.0 if heat is None else np.where(heat, -1.0, 1.0)
     for _ in range(n_sub):
         if h == 0.0:
             break
-        s = UnitState(air, mass, on, age, coil, fan)
+        s = UnitState(air, mass, on, age, coil, fan, heat)
         _, sensible, _ = capacity_w(params, s, health, outdoor_c)
         q_air = (
             params.ua_air * (outdoor_c - air)
             + params.h_air_mass * (mass - air)
             + gains_air
-            - sensible
+            - sign * sensible
         )
         q_mass = params.h_air_mass * (air - mass) + params.ua_mass * (outdoor_c - mass) + gains_mass
         air = air + h * q_air / params.c_air
@@ -407,7 +427,9 @@ def advance(
 
         # Thermostat with hysteresis and the compressor's minimum on/off times.
         age = age + h
-        err = air - params.setpoint_c
+        err = air - params.setpoint_c  # how far the room is from what the user wants
+        if heat is not None and params.heat_setpoint_c is not None:
+            err = np.where(heat, params.heat_setpoint_c - air, err)
         may_switch = age >= np.where(on, params.min_on_s, params.min_off_s)
         new_on = np.where(on, ~((err < -0.5 * params.hysteresis_k) & may_switch),
                           (err > 0.5 * params.hysteresis_k) & may_switch)  # fmt: skip
@@ -419,7 +441,7 @@ def advance(
         lo = 1 + (err > 1.0 + hy).astype(np.int64) + (err > 2.0 + hy)
         hi = 1 + (err > 1.0 - hy).astype(np.int64) + (err > 2.0 - hy)
         fan = np.where(on, np.clip(fan, lo, hi), 1)
-    return UnitState(air, mass, on, age, coil, fan)
+    return UnitState(air, mass, on, age, coil, fan, heat)
 
 
 def observe(
@@ -436,13 +458,17 @@ def observe(
     total, sensible, mass_flow = capacity_w(params, state, health, outdoor_c)
     fan_running = state.fan_speed > 0
     delta_t = np.where(fan_running, sensible / np.maximum(mass_flow * AIR_CP, 1e-9), 0.0)
-    supply = state.air_c - delta_t + FAN_HEAT_K * fan_running
+    heat = state.heating
+    sign = 1.0 if heat is None else np.where(heat, -1.0, 1.0)
+    supply = state.air_c - sign * delta_t + FAN_HEAT_K * fan_running
 
     # Power = capacity / COP with the capacity the healthy circuit would have (a leak lowers power
     # less than it lowers capacity: LEAK_POWER_EXPONENT).
     out = np.clip(outdoor_c, *OUTDOOR_CLAMP_C)
     healthy_total = total / np.maximum(health.capacity * health.airflow**FOULING_EXPONENT, 1e-9)
     cop = params.rated_cop * (1.0 - COP_PER_K_OUTDOOR * (out - RATED_OUTDOOR_C))
+    if heat is not None:
+        cop = np.where(heat, heatpump.heating_cop(params.rated_cop, outdoor_c), cop)
     power = (
         healthy_total
         / cop
@@ -470,6 +496,8 @@ def observe(
     rows = np.empty((n, len(AIRCON_FIELDS)))
     rows[:, 0] = ts
     rows[:, 1] = params.setpoint_c
+    if heat is not None and params.heat_setpoint_c is not None:
+        rows[:, 1] = np.where(heat, params.heat_setpoint_c, params.setpoint_c)
     rows[:, 2] = state.air_c
     rows[:, 3] = supply
     rows[:, 4] = outdoor_c

@@ -24,8 +24,9 @@ How a fault kind acts on the physics (``p`` is the fault's progress, 0 → 1 lin
 Healthy behaviour a scenario may add (none of it is a fault or in the ground truth): units
 spread over climate regions, each with its own outdoor temperature and weather
 (``Scenario.regions``); users changing their setpoints (``Scenario.users``: the thermostat follows
-and ``setpoint_c`` reports the new value); the compressors' starting current
-(``Scenario.inrush``, see :mod:`simulators.aircon`).
+and ``setpoint_c`` reports the new value); users switching their heat pumps to heating in cool
+weather (``Users.heating_below_c``, :meth:`Fleet._choose_modes`); the compressors' starting
+current (``Scenario.inrush``, see :mod:`simulators.aircon`).
 
 Randomness comes only from the ``numpy.random.Generator`` (by default seeded from the scenario)
 and, for the optional behaviour, a second generator seeded from the scenario's seed, so a
@@ -46,7 +47,7 @@ import numpy as np
 from simulators import aircon
 from simulators.aircon import AIRCON_FIELDS, FIELD_INDEX
 from simulators.faults import FAULT_KINDS
-from simulators.scenario import Climate, Scenario
+from simulators.scenario import Climate, Scenario, Users
 
 __all__ = ["AIRCON_FIELDS", "EXPECTED_FAULT", "Fleet", "InjectedFault", "UnitInfo"]
 
@@ -54,6 +55,11 @@ __all__ = ["AIRCON_FIELDS", "EXPECTED_FAULT", "Fleet", "InjectedFault", "UnitInf
 # ``FAULT_KINDS[kind].expected_faults`` for all acceptable ones, e.g. bearing wear → vibration too).
 EXPECTED_FAULT: dict[str, str] = {k: v.expected_faults[0] for k, v in FAULT_KINDS.items()}
 
+# heat pumps' users (Users.heating_below_c): thresholds spread ±2 °C, back to cooling 2 °C above,
+# judged on the outdoor temperature's exponential mean over a day
+MODE_SPREAD_C = 2.0
+MODE_HYSTERESIS_C = 2.0
+FELT_TAU_S = 86400.0
 OVERCURRENT_SPIKE_P = 0.15  # share of compressor-on samples with a spike at full progress
 WEAR_VIBRATION_G_PER_DB = 0.008
 # Sensors that can go missing (sensor_dropout) or stick; state fields never do.
@@ -169,6 +175,9 @@ class Fleet:
         self._weather = self._rng.normal(0.0, self._climate.weather_sigma_c)
         self._ts = scenario.start_ts
         self._state = aircon.initial_state(self._params, self._outdoor(self._ts), self._rng)
+        self._heat_below: np.ndarray | None = None
+        if scenario.users.heating_below_c is not None:
+            self._start_heating(scenario.users)
 
         self.ground_truth: list[InjectedFault] = []
         self._faults: dict[str, _KindSchedule] = {}
@@ -206,6 +215,8 @@ class Fleet:
             self._advance_weather(h)
             if self.scenario.users.setpoint_changes_per_day > 0:
                 self._change_setpoints(h)
+            if self._heat_below is not None:
+                self._choose_modes(t, h)
             self._state = aircon.advance(
                 self._params, self._state, self._health(t), self._outdoor(t), self._hour(t), h
             )
@@ -279,6 +290,37 @@ class Fleet:
         lo, hi = users.setpoint_range_c
         setpoint = self._params.setpoint_c
         setpoint[who] = np.clip(setpoint[who] + steps, lo, hi)
+
+    def _start_heating(self, users: Users) -> None:
+        """Heating setpoints and thresholds, from the behaviour stream; the modes at the start."""
+        n, rng = len(self.units), self._behaviour
+        below = users.heating_below_c
+        assert below is not None
+        setpoint = rng.uniform(*users.heat_setpoint_range_c, n)
+        self._params.heat_setpoint_c = np.round(setpoint * 2.0) / 2.0  # 0.5 K steps
+        self._heat_below = below + rng.uniform(-MODE_SPREAD_C, MODE_SPREAD_C, n)
+        self._felt = self._outdoor(self._ts)  # the outdoor temperature felt over the last day
+        self._state.heating = self._felt < self._heat_below
+        self._state.air_c = np.where(
+            self._state.heating, self._params.heat_setpoint_c - 0.5, self._state.air_c
+        )
+
+    def _choose_modes(self, t: float, dt: float) -> None:
+        """Users switch to heating when the day felt cool, back to cooling when it felt warm
+        (``MODE_HYSTERESIS_C`` apart). A unit that switches stops its compressor, which then
+        waits its minimum off time, and its coil starts from room temperature."""
+        assert self._heat_below is not None and self._state.heating is not None
+        self._felt = self._felt + (self._outdoor(t) - self._felt) * -np.expm1(-dt / FELT_TAU_S)
+        heating = self._state.heating
+        now = np.where(heating, self._felt < self._heat_below + MODE_HYSTERESIS_C,
+                       self._felt < self._heat_below)  # fmt: skip
+        switched = now != heating
+        if switched.any():
+            s = self._state
+            s.compressor_on = s.compressor_on & ~switched
+            s.state_age_s = np.where(switched, 0.0, s.state_age_s)
+            s.coil = np.where(switched, 0.0, s.coil)
+        self._state.heating = now
 
     # --- faults ------------------------------------------------------------------------------
 

@@ -45,6 +45,8 @@ Optional behaviour of healthy units (none of it is a fault, none of it is in the
     setpoint_changes_per_day = 1.5   # a user changes the setpoint this often on average
     setpoint_range_c = [18.0, 28.0]  # ... within this range
     setpoint_step_c = 3.0            # ... by up to this much (0.5 °C steps)
+    heating_below_c = 16.0           # heat pumps: heat when the last day was cooler (±2 °C)
+    heat_setpoint_range_c = [19.0, 23.0]  # ... at a heating setpoint in this range
 
     [compressor]
     inrush = true              # the start's locked-rotor current shows in the current reading
@@ -132,11 +134,19 @@ class Region:
 @dataclass(frozen=True)
 class Users:
     """How users handle their units: setpoint changes at random times (a Poisson process per
-    unit), each by 0.5 to ``setpoint_step_c`` °C up or down, kept within ``setpoint_range_c``."""
+    unit), each by 0.5 to ``setpoint_step_c`` °C up or down, kept within ``setpoint_range_c``.
+
+    ``heating_below_c``: the units are heat pumps and their users switch them to heating when
+    the weather turns cool: each user heats while the outdoor temperature they have felt over
+    the last day (its exponential mean) is below their own threshold, drawn within ±2 °C of this
+    value, and cools again once it is 2 °C above it; the heating setpoint is drawn from
+    ``heat_setpoint_range_c``. None (the default): the units only cool."""
 
     setpoint_changes_per_day: float = 0.0
     setpoint_range_c: tuple[float, float] = (18.0, 28.0)
     setpoint_step_c: float = 3.0
+    heating_below_c: float | None = None
+    heat_setpoint_range_c: tuple[float, float] = (19.0, 23.0)
 
 
 @dataclass(frozen=True)
@@ -376,12 +386,20 @@ class _Reader:
         rate = data.get("setpoint_changes_per_day", 0.0)
         rate = self.number(rate, "users.setpoint_changes_per_day", 0.0, 48.0)
         step = self.number(data.get("setpoint_step_c", 3.0), "users.setpoint_step_c", 0.5, 10.0)
-        span = data.get("setpoint_range_c", [18.0, 28.0])
+        span = self.span(data.get("setpoint_range_c", [18.0, 28.0]), "users.setpoint_range_c")
+        below = data.get("heating_below_c")
+        if below is not None:
+            below = self.number(below, "users.heating_below_c", -10.0, 25.0)
+        heat = self.span(data.get("heat_setpoint_range_c", [19.0, 23.0]),
+                         "users.heat_setpoint_range_c")  # fmt: skip
+        return Users(rate, span, step, below, heat)
+
+    def span(self, span: Any, where: str) -> tuple[float, float]:
+        """A setpoint range ``[lowest, highest]``, within the controllers' 16-30 °C."""
         if not isinstance(span, list) or len(span) != 2:
-            raise self.fail("users.setpoint_range_c", f"expected [lowest, highest], got {span!r}")
-        lo = self.number(span[0], "users.setpoint_range_c[0]", 16.0, 30.0)
-        hi = self.number(span[1], "users.setpoint_range_c[1]", lo, 30.0)
-        return Users(rate, (lo, hi), step)
+            raise self.fail(where, f"expected [lowest, highest], got {span!r}")
+        lo = self.number(span[0], f"{where}[0]", 16.0, 30.0)
+        return lo, self.number(span[1], f"{where}[1]", lo, 30.0)
 
     def climate(self, data: Any, where: str = "climate", base: Climate | None = None) -> Climate:
         default = base or Climate()

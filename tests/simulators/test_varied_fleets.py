@@ -14,9 +14,9 @@ from simulators.aircon import FIELD_INDEX, MODELS
 from simulators.fleet import Fleet
 from simulators.runner import safety_rules
 from simulators.scenario import ScenarioError, load_scenario, parse_scenario
-from tests.scenarios import batch, scenario
+from tests.scenarios import batch, fault, scenario
 
-FAMILIES = ("regions", "setpoints", "capacities", "fivemin", "onehz")
+FAMILIES = ("regions", "setpoints", "capacities", "fivemin", "onehz", "autumn")
 NEW = tuple(n for f in FAMILIES for n in (f, f"{f}-healthy"))
 
 
@@ -95,6 +95,53 @@ def test_setpoint_changes_move_the_room_and_supply_not_the_delta_t() -> None:
     assert Fleet(users).ground_truth == []
 
 
+def test_heat_pumps_switch_to_heating_as_the_weather_cools() -> None:
+    """Users heat once the last day felt cooler than their threshold: supply air then lies well
+    above the return air, the room sits near the heating setpoint, and ``setpoint_c`` reports
+    it; earlier, in warm weather, the same units cooled."""
+    cooling_down = {"outdoor_mean_c": 24.0, "trend_c_per_day": -2.0, "daily_amplitude_c": 3.0}
+    text = scenario("autumn", 5, "6d", batch("B", 20), climate=cooling_down)
+    text += "[users]\nheating_below_c = 17.0\n"
+    fleet = Fleet(parse_scenario(text))
+    rows = steps(fleet, 6 * 1440)
+    on = col(rows, "compressor_on") > 0.5
+    rise = col(rows, "supply_c") - col(rows, "return_c")
+    first, last = slice(0, 1440), slice(-1440, None)
+    assert np.nanmedian(rise[first][on[first]]) < -5.0  # cooling on the first day
+    assert np.nanmedian(rise[last][on[last]]) > 8.0  # heating on the last
+    assert fleet._state.heating is not None and fleet._state.heating.mean() >= 0.8
+    heating = fleet._state.heating
+    now = col(rows, "setpoint_c")[-1, heating]
+    assert np.nanmin(now) >= 19.0 and np.nanmax(now) <= 23.0
+    hours = slice(-360, None)
+    setpoint = col(rows, "setpoint_c")[hours][:, heating]
+    gap = np.nanmean(col(rows, "return_c")[hours][:, heating] - setpoint, axis=0)
+    assert np.median(np.abs(gap)) < 1.0  # held near it (a unit that just switched warms up)
+    assert fleet.ground_truth == []
+
+
+def test_a_leak_lowers_heating_too() -> None:
+    cold = {"outdoor_mean_c": 8.0, "daily_amplitude_c": 3.0}
+    leak = fault("refrigerant_leak", 1.0, "0s", magnitude=0.3, ramp_s="1s")
+    heating = "[users]\nheating_below_c = 17.0\n"
+    sound = scenario("cold", 6, "1d", batch("B", 10), climate=cold) + heating
+    leaking = scenario("cold", 6, "1d", batch("B", 10, leak), climate=cold) + heating
+
+    def rise(text: str) -> float:
+        rows = steps(Fleet(parse_scenario(text)), 1440)
+        on = col(rows, "compressor_on") > 0.5
+        return float(np.nanmedian((col(rows, "supply_c") - col(rows, "return_c"))[on]))
+
+    assert rise(leaking) < 0.85 * rise(sound)
+
+
+def test_a_fleet_that_never_heats_reads_as_one_without_heat_pumps() -> None:
+    text = scenario("warm", 7, "1d", batch("B", 10))
+    plain = steps(Fleet(parse_scenario(text)), 600)
+    never = steps(Fleet(parse_scenario(text + "[users]\nheating_below_c = -10.0\n")), 600)
+    np.testing.assert_array_equal(plain, never)
+
+
 def test_inrush_is_one_short_spike_at_each_compressor_start() -> None:
     sc = replace(load_scenario("onehz-healthy"), duration_s=3600.0)
     with_inrush = steps(Fleet(sc), 3600)
@@ -138,5 +185,9 @@ def test_bad_new_keys_are_clear_errors() -> None:
         parse_scenario(text.replace('name = "bad"', 'name = "bad"\nblock_rows = 0'))
     with pytest.raises(ScenarioError, match="compressor.inrush"):
         parse_scenario(text + '[compressor]\ninrush = "yes"\n')
+    with pytest.raises(ScenarioError, match="users.heating_below_c"):
+        parse_scenario(text + "[users]\nheating_below_c = 40.0\n")
+    with pytest.raises(ScenarioError, match="users.heat_setpoint_range_c"):
+        parse_scenario(text + "[users]\nheat_setpoint_range_c = [22.0]\n")
     with pytest.raises(ScenarioError, match="utc_offset_h"):
         parse_scenario(text + '[[regions]]\nname = "a"\nshare = 1.0\nutc_offset_h = 3\n')
