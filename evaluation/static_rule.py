@@ -12,6 +12,12 @@ and so does a gap between readings longer than ``max_gap_s`` (nothing was seen i
 alarm clears at the first reading that breaks the condition; the next full duration raises it
 again.
 
+Heat pumps heating blow air well above the return air, so ΔT is negative and the condition would
+hold in every heating hour. A user whose units are heat pumps adds the mode to the condition; the
+contract's telemetry has no mode field, so the rule takes a reading whose supply air is more than
+``HEATING_MARGIN_K`` above the return air as heating, as qloop's ``cooling_decline`` does
+(:func:`cloud.anomaly.cooling.cooling`), and a heating reading breaks the condition.
+
 The threshold is one fixed number for every unit, model, climate and scenario — which is what
 makes it a baseline. :data:`THRESHOLD_C` says how it was chosen.
 
@@ -22,6 +28,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+
+from cloud.anomaly.cooling import HEATING_MARGIN_K
 
 # Chosen once, on the development fleet qloop's detectors were tuned on (the built-in `healthy`
 # scenario, seeds 3000-3002: 300 units of three models, 3,150 judged device-days), as the highest
@@ -97,6 +105,7 @@ class DeltaTRule:
                 and sup is not None
                 and on > 0.5
                 and ret - sup < self.threshold_c  # NaN compares False: a missing value breaks it
+                and sup - ret < HEATING_MARGIN_K  # heating, not a loss of cooling
             )
             if not holds or t - self._last_ts > self.max_gap_s:
                 self._since = math.nan

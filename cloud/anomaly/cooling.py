@@ -3,7 +3,15 @@
 ΔT across the indoor coil is the unit's cooling capacity divided by airflow, so at like
 conditions a lower ΔT means less capacity (refrigerant leak, fouled coil, failing compressor).
 Only steady cooling counts: the compressor on for at least ``settle_s`` (the first minutes of a
-run are a transient). The baseline is linear in outdoor temperature, fan speed and return-air
+run are a transient), and the supply air not warmer than the return air by more than
+``HEATING_MARGIN_K``. The contract's telemetry has no operating mode, and the products are heat
+pumps: a unit heating blows air 10-25 K above its return air, which as cooling would read as a
+total loss. In cooling, supply air is below the return air while the circuit works at all, and
+with no refrigerant left it is the return air plus the fan motor's heat (a few tenths of a
+kelvin) and the two sensors' offsets; 3 K above it is heating (or a reversing valve stuck in
+heating, which is not this fault). Heating rows are neither learned nor judged.
+
+The baseline is linear in outdoor temperature, fan speed and return-air
 temperature, which carry most of the capacity's dependence on conditions. Return temperature is
 partly the fault's own effect (a unit short of capacity lets its room warm) and partly the user's
 (a setpoint lower than any the unit learned at), and a fan speed may be one the unit did not use
@@ -24,6 +32,19 @@ from cloud.anomaly.base import Block
 from cloud.anomaly.shift import BaselineShift, Carry, RowsMany
 
 _NAN = np.array([], dtype=float)
+# supply air this much warmer than the return air: the unit is heating, not cooling
+HEATING_MARGIN_K = 3.0
+
+
+def cooling(return_c: np.ndarray, supply_c: np.ndarray) -> np.ndarray:
+    """Which rows can be cooling rows: supply air not ``HEATING_MARGIN_K`` above the return air
+    (False where either is missing).
+
+    >>> cooling(np.array([25.0, 20.0, 25.0]), np.array([15.0, 38.0, np.nan])).tolist()
+    [True, False, False]
+    """
+    with np.errstate(invalid="ignore"):  # two infinities: not a cooling row either
+        return supply_c - return_c < HEATING_MARGIN_K
 
 
 class CoolingDecline(BaselineShift):
@@ -88,6 +109,7 @@ class CoolingDecline(BaselineShift):
             self._on_since = float(since[-1])
         ok = on & (ts - since >= self.settle_s)
         ok &= np.isfinite(ret) & np.isfinite(sup) & np.isfinite(amb) & np.isfinite(fan)
+        ok &= cooling(ret, sup)
         x = np.column_stack([np.ones(ok.sum()), amb[ok] - 30.0, fan[ok] - 2.0, ret[ok] - 25.0])
         return ts[ok], x, ret[ok] - sup[ok]
 
@@ -109,5 +131,6 @@ class CoolingDecline(BaselineShift):
         carry = np.column_stack([since[at, last], on[at, last]]).astype(float)
         ok = on & (ts - since >= self.settle_s)
         ok &= np.isfinite(ret) & np.isfinite(sup) & np.isfinite(amb) & np.isfinite(fan)
+        ok &= cooling(ret, sup)
         x = np.stack([np.ones_like(ret), amb - 30.0, fan - 2.0, ret - 25.0], axis=-1)
         return ok, x, ret - sup, carry
