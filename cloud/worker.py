@@ -52,6 +52,7 @@ from sqlalchemy.exc import OperationalError
 from cloud.anomaly.bank import DetectorBank
 from cloud.anomaly.base import Finding
 from cloud.anomaly.clock import ClockCheck
+from cloud.anomaly.events import EventFindings
 from cloud.anomaly.pooled import BatchFinding
 from cloud.ingest.catch_up import catch_up
 from cloud.ingest.ingestor import Ingestor
@@ -134,6 +135,7 @@ class Worker:
             self._finding,
             on_points=self.influx.add if self.influx else None,
             on_birth=self._birth,
+            events=EventFindings(envelope=settings.envelope),
             clock_check=(
                 None
                 if settings.clock_tolerance_s is None
@@ -400,6 +402,8 @@ class Worker:
         bank = self.ingestor.detectors
         return {
             **asdict(self.ingestor.stats),
+            # protection trips beyond the models' rated envelope: kept, no finding (envelope.py)
+            "beyond_envelope": sum(self.ingestor.events.beyond.values()),
             "late_blocks": bank.late_blocks,
             "reordered_blocks": bank.reordered_blocks,
             "devices": len(self.ingestor.registry),

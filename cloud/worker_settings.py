@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cloud.anomaly.envelope import Envelope
 from cloud.ticketing.policy import TicketPolicy
 from contract.mqtt import BrokerAddress
 
@@ -30,6 +31,7 @@ class WorkerSettings:
     client_id: str | None = None  # None: derived from the partitions
     ticket_policy: TicketPolicy | None = None  # None: the policy's own defaults
     clock_tolerance_s: float | None = None  # None: the clock check's own default
+    envelope: Envelope | None = None  # the models' rated outdoor range; None: T1 for every model
     batch_size: int = 500
     batch_wait_s: float = 0.05
     # with checkpoint_db: messages held unacknowledged until a checkpoint covers them at most

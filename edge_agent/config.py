@@ -55,6 +55,7 @@
     start_field = "compressor_on"   # optional: readings within blank_s of this field turning
     blank_s = 2.0                   #   on are judged only against limit * instant_factor
     instant_factor = 4.0            #   (a motor's starting current; see edge_agent/core.py)
+    context = ["ambient_c"]         # optional: fields whose values the event carries too
 
 Environment variables override single values: ``QLOOP_EDGE_<SECTION>_<KEY>``, e.g.
 ``QLOOP_EDGE_BROKER_PASSWORD`` or ``QLOOP_EDGE_BUFFER_PATH`` (arrays and ``[[safety]]`` only
@@ -224,6 +225,12 @@ def build_buffer(cfg: Mapping[str, Any]) -> Buffer:
         raise ConfigError(f"edge config: [buffer] {path}: {e}") from None
 
 
+def _names(value: Any, n: int) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"edge config: [[safety]] #{n}: context must be a list of field names")
+    return tuple(value)
+
+
 def build_rules(cfg: Mapping[str, Any]) -> tuple[SafetyRule, ...]:
     """``[[safety]]`` tables, or the built-in rules when there are none."""
     if "safety" not in cfg:
@@ -236,7 +243,8 @@ def build_rules(cfg: Mapping[str, Any]) -> tuple[SafetyRule, ...]:
         if not isinstance(t, dict):
             raise ConfigError(f"edge config: [[safety]] #{n} is not a table")
         unknown = set(t) - {
-            "kind", "field", "limit", "above", "rearm", "start_field", "blank_s", "instant_factor"
+            "kind", "field", "limit", "above", "rearm", "start_field", "blank_s", "instant_factor",
+            "context",
         }  # fmt: skip
         if unknown:
             raise ConfigError(f"edge config: [[safety]] #{n}: unknown keys {sorted(unknown)}")
@@ -251,6 +259,7 @@ def build_rules(cfg: Mapping[str, Any]) -> tuple[SafetyRule, ...]:
                     start_field=str(t["start_field"]) if t.get("start_field") else None,
                     blank_s=float(t.get("blank_s", 0.0)),
                     instant_factor=float(t.get("instant_factor", 4.0)),
+                    context=_names(t.get("context", []), n),
                 )
             )
         except KeyError as e:
@@ -290,7 +299,12 @@ def build_agent(
     status_path = _opt(cfg, "metrics", "status_file", str)
     rules = build_rules(cfg)
     source = build_source(cfg, identity, extra_sources)
-    unknown = [f for r in rules for f in (r.field, r.start_field) if f and f not in source.fields]
+    unknown = [
+        f
+        for r in rules
+        for f in (r.field, r.start_field, *r.context)
+        if f and f not in source.fields
+    ]
     if "safety" in cfg and unknown:
         raise ConfigError(
             f"edge config: [[safety]] on fields the source does not have: "

@@ -45,6 +45,12 @@ class SafetyRule:
     at the first reading after it; one above ``limit * instant_factor`` trips at once, blanked or
     not. A device without the ``start_field`` among its fields has nothing to blank: every
     reading is judged against ``limit``.
+
+    ``context`` names fields whose values at the tripping reading the event carries too, as
+    optional keys of its payload (CONTRACTS.md §1 allows them; a field the device lacks, or a
+    reading without a value, is left out). The built-in overcurrent rule carries the outdoor
+    temperature: a compressor draws more the hotter it is outdoors, and the cloud tells a trip
+    beyond the model's rated envelope from a unit's fault by it (``cloud/anomaly/envelope.py``).
     """
 
     kind: str
@@ -55,6 +61,7 @@ class SafetyRule:
     start_field: str | None = None
     blank_s: float = 0.0
     instant_factor: float = 4.0
+    context: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.start_field is not None and not self.above:
@@ -98,6 +105,7 @@ DEFAULT_SAFETY_RULES: tuple[SafetyRule, ...] = (
         start_field="compressor_on",
         blank_s=OVERCURRENT_START_BLANK_S,
         instant_factor=OVERCURRENT_INSTANT_FACTOR,
+        context=("ambient_c",),
     ),
     SafetyRule("overheat", "return_c", 45.0, rearm=2.0),
 )
@@ -164,6 +172,10 @@ class DeviceCore:
             self.fields.index(r.start_field) if r.start_field in self.fields else -1
             for r in self.rules
         ]
+        # (name, index) of each rule's context fields that the device has
+        self._context = [
+            [(f, self.fields.index(f)) for f in r.context if f in self.fields] for r in self.rules
+        ]
         self._running = [False] * len(self.rules)
         self._run_from = [-math.inf] * len(self.rules)
         self._tripped = [False] * len(self.rules)
@@ -227,9 +239,9 @@ class DeviceCore:
             if not tripped[k]:
                 if rule.crossed(x) and (not blanked or rule.crossed_instantly(x)):
                     tripped[k] = True
-                    out.append(
-                        Event(self.identity.device, self._take_seq(), ts, rule.kind, x, rule.limit)
-                    )
+                    seen = {f: clean[j] for f, j in self._context[k] if clean[j] is not None}
+                    seq = self._take_seq()
+                    out.append(Event(self.identity.device, seq, ts, rule.kind, x, rule.limit, seen))
             elif rule.safe(x):
                 tripped[k] = False
         rows = self._block.rows

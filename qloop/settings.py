@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from cloud.anomaly.clock import ClockCheck
+from cloud.anomaly.envelope import T1_MAX_OUTDOOR_C, Envelope, parse_models
 from cloud.ticketing.escalation import parse_recipients
 from cloud.ticketing.policy import TicketPolicy
 from cloud.ticketing.sla import SlaPolicy
@@ -206,6 +207,16 @@ class Settings(BaseModel):
     escalation_retry_s: float = Field(
         60.0, gt=0, description="first delivery retry delay (s), then doubled"
     )
+    rated_max_outdoor_c: float = Field(
+        T1_MAX_OUTDOOR_C,
+        description="the outdoor temperature the products are rated to run at (°C; ISO 5151 T1:"
+        " 43): an overcurrent trip hotter than this is the design's limit, not a unit's fault,"
+        " and opens no ticket (cloud/anomaly/envelope.py)",
+    )
+    rated_max_outdoor_models: str | None = Field(
+        None,
+        description="models rated otherwise: MODEL=°C pairs, e.g. 'KFR-72LW/T3=52'",
+    )
     alert_emails: str | None = Field(
         None,
         description="department heads: DEPARTMENT=ADDRESS pairs, * for the rest, e.g."
@@ -315,6 +326,13 @@ class Settings(BaseModel):
     output: str | None = Field(None, description="output file (default: stdout)")
     config: str | None = Field(None, description="the edge agent's TOML config file")
     log_level: str = Field("INFO", description="logging level")
+
+    @field_validator("rated_max_outdoor_models")
+    @classmethod
+    def _rated_models(cls, value: str | None) -> str | None:
+        if value:
+            parse_models(value)  # refused here, naming the option and where it came from
+        return value
 
     @field_validator("alert_emails")
     @classmethod
@@ -494,6 +512,9 @@ class Settings(BaseModel):
             receiver=self.receiver,
             ticket_policy=self.ticket_policy(),
             clock_tolerance_s=self.clock_tolerance_s,
+            envelope=Envelope(
+                self.rated_max_outdoor_c, parse_models(self.rated_max_outdoor_models or "")
+            ),
             checkpoint_every_s=self.checkpoint_every_s,
             journal_retention_s=(
                 None if self.journal_retention_days is None else self.journal_retention_days * 86400

@@ -8,6 +8,11 @@ first event of a device and kind becomes a finding at once (a safety fault waits
 events within ``hold_s`` after it are counted, and the first event after that becomes the next
 finding, carrying how many events it stands for and the worst value among them.
 
+An event beyond its model's rated envelope (``envelope.py``: an overcurrent trip while the
+outdoor air is hotter than the model is rated for) makes no finding and is not counted into
+one; :attr:`EventFindings.beyond` counts those by kind. The outdoor temperature an event carries
+goes into its finding's evidence (``outdoor_c``).
+
 State is a few numbers per (device, kind) and is not checkpointed: after a worker restart the
 next event of a device is reported at once, which errs on the side of telling.
 
@@ -17,28 +22,50 @@ next event of a device is reported at once, which errs on the side of telling.
 >>> f = ev.update("ac-1", "overcurrent", 7400, 12.0, 10.0)
 >>> f.evidence["events"], f.evidence["max_value"], f.onset_ts
 (1.0, 12.0, 7400.0)
+>>> ev.update("ac-1", "overcurrent", 9000, 11.0, 10.0, "KFR-35GW", {"ambient_c": 46.0}) is None
+True
+>>> ev.beyond
+{'overcurrent': 1}
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from cloud.anomaly.base import Finding
+from cloud.anomaly.envelope import Envelope
+
+_NONE: Mapping[str, object] = {}
 
 
 class EventFindings:
-    def __init__(self, hold_s: float = 3600.0) -> None:
+    def __init__(self, hold_s: float = 3600.0, envelope: Envelope | None = None) -> None:
         self.hold_s = hold_s
+        self.envelope = Envelope() if envelope is None else envelope
         self._reset()
 
     def _reset(self) -> None:
         # (device, kind) -> [last finding's ts, events since it, first such event's ts, worst value]
         self._held: dict[tuple[str, str], list[float]] = {}
+        self.beyond: dict[str, int] = {}  # events beyond their model's envelope, by kind
 
     def update(
-        self, device: str, kind: str, ts: float, value: float | None, limit: float | None
+        self,
+        device: str,
+        kind: str,
+        ts: float,
+        value: float | None,
+        limit: float | None,
+        model: str | None = None,
+        context: Mapping[str, object] = _NONE,
     ) -> Finding | None:
-        """One event; the finding it makes, or None while it is held in a finding's window."""
+        """One event (``context``: its optional payload keys); the finding it makes, or None
+        while it is held in a finding's window or lies beyond its model's envelope."""
+        outdoor = self.envelope.beyond(kind, model, context)
+        if outdoor is not None:
+            self.beyond[kind] = self.beyond.get(kind, 0) + 1
+            return None
         ts, v = float(ts), math.nan if value is None else float(value)
         state = self._held.get((device, kind))
         if state is not None and ts < state[0] + self.hold_s:
@@ -56,6 +83,9 @@ class EventFindings:
             "events": events,
             "max_value": worst,
         }
+        seen = context.get(self.envelope.outdoor_field)
+        if isinstance(seen, int | float) and not isinstance(seen, bool) and math.isfinite(seen):
+            evidence["outdoor_c"] = float(seen)
         return Finding(device, kind, ts, onset, 1.0, evidence)
 
 

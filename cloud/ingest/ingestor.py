@@ -320,7 +320,9 @@ class Ingestor:
         # an event takes a seq too: the detectors' reorder buffer must not wait for it
         self.detectors.fill(m.device, info.product, m.seq)
         if m.kind in FAULTS:  # a safety fault waits for no batch
-            passed = self.events.update(m.device, m.kind, m.ts, m.value, m.limit)
+            passed = self.events.update(
+                m.device, m.kind, m.ts, m.value, m.limit, info.model, m.extra
+            )
             if passed is not None:
                 self._emit(info, passed)
 

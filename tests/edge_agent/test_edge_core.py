@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from contract.protocol import Event, Telemetry
+from contract.protocol import Event, Telemetry, decode, encode, topic
 from edge_agent.buffer import PRIORITY_EVENT, MemoryBuffer
 from edge_agent.core import DeviceCore, Identity, SafetyRule
 
@@ -39,6 +39,23 @@ def test_safety_event_leaves_at_once_and_fires_once_per_crossing():
     assert [(e.ts, e.value) for e in events] == [(1.0, 11.0), (6.0, 10.5)]
     assert [e.seq for e in events] == [0, 1]
     assert all(e.kind == "overcurrent" and e.limit == 10.0 for e in events)
+
+
+def test_an_event_carries_its_rules_context_fields_at_the_trip():
+    """The built-in overcurrent rule carries the outdoor temperature of the tripping reading
+    (the cloud judges the trip against the model's rated envelope); a field the device lacks,
+    or a reading without it, is left out."""
+    fields = ("ts", "current_a", "ambient_c")
+    core = DeviceCore(IDENT, fields, block_rows=100)
+    (e,) = [m for m in core.sample((1.0, 12.0, 46.5)) if isinstance(m, Event)]
+    assert e.extra == {"ambient_c": 46.5}
+    assert decode(topic("ac-1", "event"), encode(e)).extra == {"ambient_c": 46.5}
+    core.sample((2.0, 4.0, 30.0))
+    (e,) = [m for m in core.sample((3.0, 12.0, None)) if isinstance(m, Event)]
+    assert e.extra == {}
+    bare = DeviceCore(IDENT, FIELDS, block_rows=100)  # no ambient_c among its fields
+    (e,) = [m for m in bare.sample((1.0, 12.0, 25.0)) if isinstance(m, Event)]
+    assert e.extra == {}
 
 
 def test_bad_values_go_out_as_null_and_are_counted():

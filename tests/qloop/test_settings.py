@@ -34,6 +34,14 @@ def test_the_ticket_policy_reaches_the_worker_from_the_config_file(tmp_path):
     assert worker.ticket_policy.sla.ack_deadline("normal").total_seconds() == 120
 
 
+def test_the_rated_envelope_reaches_the_worker(tmp_path):
+    path = tmp_path / "qloop.toml"
+    path.write_text("[cloud]\nrated_max_outdoor_models = 'KFR-72LW/T3=52'\n")
+    worker = load("cloud", config=read_config_file(path), environ={}).worker()
+    assert worker.envelope.rated_max_c("KFR-72LW/T3") == 52.0
+    assert worker.envelope.rated_max_c("KFR-35GW") == 43.0  # T1 for the rest
+
+
 def test_policy_defaults_are_the_policys_own():
     policy, default = Settings().ticket_policy(), TicketPolicy()
     assert (policy.alpha, policy.min_affected, policy.verify_window_s) == (
@@ -50,6 +58,10 @@ def test_policy_defaults_are_the_policys_own():
         ({"environ": {"QLOOP_ALPHA": "2"}}, "--alpha (QLOOP_ALPHA) from the environment"),
         ({"config": {"api": {"port": "x"}}}, "--port (QLOOP_PORT) from the config file [api]"),
         ({"config": {"bogus": 1}}, "config file: unknown option 'bogus'"),
+        (
+            {"environ": {"QLOOP_RATED_MAX_OUTDOOR_MODELS": "KFR-72LW"}},
+            "--rated-max-outdoor-models (QLOOP_RATED_MAX_OUTDOOR_MODELS) from the environment",
+        ),
     ],
 )
 def test_a_bad_value_is_refused_naming_option_and_source(source, message):

@@ -103,6 +103,23 @@ def test_overcurrent_event_becomes_a_finding(ingest):
     assert ingest.stats.events == 2
 
 
+def test_an_overcurrent_trip_beyond_the_rated_envelope_is_kept_but_makes_no_finding(ingest):
+    """Hotter outdoors than the model is rated for (T1: 43 °C), a sound unit's protection trips
+    too: the event is kept and counted, with no finding; a trip within the envelope, or one
+    whose event does not say the outdoor temperature, is a finding as before."""
+    ingest.handle(_msg(Birth("d1", "air_conditioner", "KFR-35GW", "B7", "SN", "1.0", 10.0, 0.0)))
+    ingest.handle(_msg(Event("d1", 0, 100.0, "overcurrent", 10.8, 10.0, {"ambient_c": 46.0})))
+    assert ingest.findings == [] and ingest.events.beyond == {"overcurrent": 1}
+    ingest.handle(_msg(Event("d1", 1, 200.0, "overcurrent", 12.5, 10.0, {"ambient_c": 35.0})))
+    ((f, _),) = ingest.findings
+    assert f.evidence["outdoor_c"] == 35.0 and f.evidence["events"] == 1.0
+    ingest.handle(_msg(Event("d1", 2, 4000.0, "overcurrent", 12.5, 10.0)))  # an hour on
+    trips = [f for f, _ in ingest.findings if f.fault == "overcurrent"]
+    assert len(trips) == 2 and "outdoor_c" not in trips[1].evidence
+    ingest.store()
+    assert ingest.stats.events == 3  # every one of them stored
+
+
 def test_a_flurry_of_safety_events_makes_one_finding_an_hour_and_keeps_every_event(ingest):
     ingest.handle(_msg(Birth("d1", "air_conditioner", "KFR-35GW", "B7", "SN", "1.0", 10.0, 0.0)))
     values = [10.5, 14.0, 11.0, 12.0, 10.8]

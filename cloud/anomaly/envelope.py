@@ -1,0 +1,88 @@
+"""A model's rated operating envelope: a protection trip beyond it is the design's limit, not a
+unit's fault.
+
+An air conditioner is rated to run up to an outdoor temperature: 43 °C for the T1 class of
+ISO 5151 / GB/T 7725, which the standards' maximum-operating test checks (the unit runs at it
+without its protection tripping); T3 units are rated to 52 °C. Beyond that, a fixed-speed
+compressor's current rises with the condensing pressure until its protection trips, on a sound
+unit as on a faulty one. Such a trip is a real event, and it is kept (journal and InfluxDB's
+``event`` measurement, where engineers query it), but it says nothing against the unit: a heat
+wave would otherwise open an urgent overcurrent ticket for every unit of a model that ran in it.
+A unit with a failing compressor trips at ordinary outdoor temperatures too, and those trips are
+findings as before.
+
+The outdoor temperature of a trip is the one the event carries (the edge adds its reading at the
+trip, ``SafetyRule.context``; an optional payload key). An event without it is judged as before:
+qloop does not guess the temperature from an older reading.
+
+Settings: ``max_outdoor_c`` for every model (T1 by default) and ``by_model`` for models rated
+otherwise; ``kinds`` are the events the envelope applies to (overcurrent: the current follows the
+outdoor temperature; an overheating room does not).
+
+>>> env = Envelope(by_model={"KFR-72LW/T3": 52.0})
+>>> env.beyond("overcurrent", "KFR-35GW", {"ambient_c": 46.0})
+46.0
+>>> env.beyond("overcurrent", "KFR-35GW", {"ambient_c": 41.0}) is None
+True
+>>> env.beyond("overcurrent", "KFR-72LW/T3", {"ambient_c": 46.0}) is None
+True
+>>> env.beyond("overheat", "KFR-35GW", {"ambient_c": 46.0}) is None
+True
+>>> env.beyond("overcurrent", "KFR-35GW", {}) is None
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+T1_MAX_OUTDOOR_C = 43.0  # ISO 5151 / GB/T 7725 climate class T1: the maximum operating test
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    max_outdoor_c: float = T1_MAX_OUTDOOR_C
+    by_model: Mapping[str, float] = field(default_factory=dict)
+    kinds: frozenset[str] = frozenset({"overcurrent"})
+    outdoor_field: str = "ambient_c"
+
+    def rated_max_c(self, model: str | None) -> float:
+        """The highest outdoor temperature ``model`` is rated to run at."""
+        return self.by_model.get(model or "", self.max_outdoor_c)
+
+    def beyond(self, kind: str, model: str | None, context: Mapping[str, object]) -> float | None:
+        """The outdoor temperature of a ``kind`` event whose ``context`` (the event's optional
+        keys) puts it beyond ``model``'s rating; None when within it, not known, or not a kind
+        the envelope applies to."""
+        if kind not in self.kinds:
+            return None
+        outdoor = context.get(self.outdoor_field)
+        if isinstance(outdoor, bool) or not isinstance(outdoor, int | float):
+            return None
+        if not math.isfinite(outdoor) or outdoor <= self.rated_max_c(model):
+            return None
+        return float(outdoor)
+
+
+def parse_models(text: str) -> dict[str, float]:
+    """Models rated otherwise, from ``MODEL=°C`` pairs separated by commas.
+
+    >>> parse_models("KFR-72LW/T3=52, KFR-26GW=46")
+    {'KFR-72LW/T3': 52.0, 'KFR-26GW': 46.0}
+    >>> parse_models("KFR-72LW")
+    Traceback (most recent call last):
+    ValueError: 'KFR-72LW': expected MODEL=°C, e.g. KFR-72LW/T3=52
+    """
+    out: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        model, sep, value = part.partition("=")
+        try:
+            c = float(value) if sep and model.strip() else math.nan
+        except ValueError:
+            c = math.nan
+        if not math.isfinite(c):
+            raise ValueError(f"{part!r}: expected MODEL=°C, e.g. KFR-72LW/T3=52")
+        out[model.strip()] = c
+    return out
