@@ -170,17 +170,24 @@ CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--hide-scrollbars", "--window-size=1280,1600",
+    # shared memory in /tmp: a container's small /dev/shm is a known cause of a renderer crash
+    # (seen once, S11: the DevTools socket closed while a page loaded)
+    "--disable-dev-shm-usage",
 ]  # fmt: skip
 
 
 @contextlib.contextmanager
 def chromium_tab(chromium: str, profile: Path) -> Iterator[DevTools]:
-    """One headless Chromium session with a fresh profile; its page tab over DevTools."""
-    proc = subprocess.Popen(
-        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
-         "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+    """One headless Chromium session with a fresh profile; its page tab over DevTools. When the
+    session fails, the end of Chromium's own log is added to the error."""
+    profile.mkdir(parents=True, exist_ok=True)
+    log = profile.parent / f"{profile.name}-chromium.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
+             "about:blank"],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
     try:
         port_file = profile / "DevToolsActivePort"
         wait_for(port_file.exists, timeout=60, what="Chromium's DevTools port")
@@ -194,6 +201,10 @@ def chromium_tab(chromium: str, profile: Path) -> Iterator[DevTools]:
             yield tab
         finally:
             tab.close()
+    except Exception as e:
+        tail = log.read_text(errors="replace").splitlines()[-40:]
+        e.add_note("Chromium's log, last lines:\n" + "\n".join(tail))
+        raise
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # Chromium and its helpers, in the group it leads
         proc.wait(30)
