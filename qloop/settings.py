@@ -12,11 +12,12 @@ The defaults of the ticket policy and the SLA clocks are the policy's own
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from cloud.anomaly.clock import ClockCheck
 from cloud.anomaly.envelope import T1_MAX_OUTDOOR_C, Envelope, parse_models
@@ -48,6 +49,13 @@ def env_name(option: str) -> str:
 
 class SettingsError(QloopError, ValueError):
     """An option's value cannot be used; the message names the option and where it came from."""
+
+
+# options written as KEY=VALUE pairs, and what reads them (a ValueError names the bad pair)
+_PAIRS: dict[str, Callable[[str], object]] = {
+    "rated_max_outdoor_models": parse_models,
+    "alert_emails": parse_recipients,
+}
 
 
 class Settings(BaseModel):
@@ -327,18 +335,11 @@ class Settings(BaseModel):
     config: str | None = Field(None, description="the edge agent's TOML config file")
     log_level: str = Field("INFO", description="logging level")
 
-    @field_validator("rated_max_outdoor_models")
+    @field_validator(*_PAIRS)
     @classmethod
-    def _rated_models(cls, value: str | None) -> str | None:
+    def _pairs(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value:
-            parse_models(value)  # refused here, naming the option and where it came from
-        return value
-
-    @field_validator("alert_emails")
-    @classmethod
-    def _recipients(cls, value: str | None) -> str | None:
-        if value:
-            parse_recipients(value)  # refused here, naming the option and where it came from
+            _PAIRS[info.field_name](value)  # refused here, naming the option and its source
         return value
 
     @field_validator("targets")
