@@ -52,6 +52,7 @@ from sqlalchemy.exc import OperationalError
 from cloud.anomaly.bank import DetectorBank
 from cloud.anomaly.base import Finding
 from cloud.anomaly.clock import ClockCheck
+from cloud.anomaly.envelope import Envelope
 from cloud.anomaly.events import EventFindings
 from cloud.anomaly.pooled import BatchFinding
 from cloud.ingest.catch_up import catch_up
@@ -135,7 +136,7 @@ class Worker:
             self._finding,
             on_points=self.influx.add if self.influx else None,
             on_birth=self._birth,
-            events=EventFindings(envelope=settings.envelope),
+            events=EventFindings(envelope=_envelope(settings)),
             clock_check=(
                 None
                 if settings.clock_tolerance_s is None
@@ -513,3 +514,11 @@ class Worker:
         if isinstance(self.checkpoints, SqlCheckpoints):
             self.checkpoints.close()
         self.journal.close()
+
+
+def _envelope(settings: WorkerSettings) -> Envelope:
+    """The models' rated outdoor range as the settings give it (T1 where they say nothing)."""
+    models = dict(settings.rated_max_outdoor_models)
+    if settings.rated_max_outdoor_c is None:
+        return Envelope(by_model=models)
+    return Envelope(settings.rated_max_outdoor_c, models)

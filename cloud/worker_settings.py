@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
-from cloud.anomaly.envelope import Envelope
 from cloud.ticketing.policy import TicketPolicy
 from contract.mqtt import BrokerAddress
 
@@ -31,7 +30,10 @@ class WorkerSettings:
     client_id: str | None = None  # None: derived from the partitions
     ticket_policy: TicketPolicy | None = None  # None: the policy's own defaults
     clock_tolerance_s: float | None = None  # None: the clock check's own default
-    envelope: Envelope | None = None  # the models' rated outdoor range; None: T1 for every model
+    # the outdoor temperature the models are rated to run at (cloud/anomaly/envelope.py): one
+    # for every model (None: ISO 5151 T1) and the models rated otherwise
+    rated_max_outdoor_c: float | None = None
+    rated_max_outdoor_models: Mapping[str, float] = field(default_factory=dict)
     batch_size: int = 500
     batch_wait_s: float = 0.05
     # with checkpoint_db: messages held unacknowledged until a checkpoint covers them at most

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from cloud.anomaly.clock import ClockCheck
-from cloud.anomaly.envelope import T1_MAX_OUTDOOR_C, Envelope, parse_models
+from cloud.anomaly.envelope import T1_MAX_OUTDOOR_C, parse_models
 from cloud.ticketing.escalation import parse_recipients
 from cloud.ticketing.policy import TicketPolicy
 from cloud.ticketing.sla import SlaPolicy
@@ -513,9 +513,8 @@ class Settings(BaseModel):
             receiver=self.receiver,
             ticket_policy=self.ticket_policy(),
             clock_tolerance_s=self.clock_tolerance_s,
-            envelope=Envelope(
-                self.rated_max_outdoor_c, parse_models(self.rated_max_outdoor_models or "")
-            ),
+            rated_max_outdoor_c=self.rated_max_outdoor_c,
+            rated_max_outdoor_models=parse_models(self.rated_max_outdoor_models or ""),
             checkpoint_every_s=self.checkpoint_every_s,
             journal_retention_s=(
                 None if self.journal_retention_days is None else self.journal_retention_days * 86400

@@ -9,6 +9,7 @@ import re
 import pytest
 
 from cloud.ticketing.policy import TicketPolicy
+from cloud.worker import _envelope
 from qloop import cli
 from qloop.loading import load, read_config_file
 from qloop.settings import Settings, SettingsError
@@ -38,8 +39,10 @@ def test_the_rated_envelope_reaches_the_worker(tmp_path):
     path = tmp_path / "qloop.toml"
     path.write_text("[cloud]\nrated_max_outdoor_models = 'KFR-72LW/T3=52'\n")
     worker = load("cloud", config=read_config_file(path), environ={}).worker()
-    assert worker.envelope.rated_max_c("KFR-72LW/T3") == 52.0
-    assert worker.envelope.rated_max_c("KFR-35GW") == 43.0  # T1 for the rest
+    assert worker.rated_max_outdoor_models == {"KFR-72LW/T3": 52.0}
+    assert worker.rated_max_outdoor_c == 43.0  # T1 for the rest
+    envelope = _envelope(worker)  # what the worker judges trips with
+    assert envelope.rated_max_c("KFR-72LW/T3") == 52.0 and envelope.rated_max_c("X") == 43.0
 
 
 def test_policy_defaults_are_the_policys_own():
