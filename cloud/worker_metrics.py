@@ -13,7 +13,8 @@ the port to an address only the scraper reaches, ``--host``):
 
 - ``/metrics``: Prometheus text. Counters since the process started (``_total``): messages,
   readings, duplicates, dead letters by kind of reason (``cloud/store/dead_letters.py``),
-  findings by fault, acknowledgements, checkpoint writes, InfluxDB points written, dropped and
+  findings by fault, acknowledgements, checkpoint writes, safety trips beyond their model's rated
+  envelope (``cloud/anomaly/envelope.py``), InfluxDB points written, dropped and
   rejected and write retries; gauges: lost seqs and the devices with any, queue depth and size,
   devices known, InfluxDB points buffered; and the process's own (CPU, memory, open files).
 - ``/healthz``: liveness, 200 while the process answers (also while it drains: a probe must not
@@ -54,6 +55,11 @@ _COUNTERS = (
     ("journal_pruned", "qloop_worker_journal_pruned", "journal messages deleted past retention"),
     ("late_blocks", "qloop_worker_late_blocks", "blocks that came after their gap was given up"),
     ("reordered_blocks", "qloop_worker_reordered_blocks", "blocks put back in seq order"),
+    (
+        "beyond_envelope",
+        "qloop_worker_beyond_envelope_events",
+        "safety trips beyond their model's rated envelope: stored, no finding",
+    ),
 )
 _GAUGES = (
     ("lost_seqs", "qloop_worker_lost_seqs", "seqs between devices' first and newest that never"

@@ -132,6 +132,44 @@ def test_metrics_report_a_known_input_and_lost_seqs_reach_the_ticket_database(
         ]
 
 
+def test_a_trip_beyond_the_rated_envelope_is_counted_and_opens_no_ticket(
+    mosquitto, tmp_path
+) -> None:
+    """Two units trip their overcurrent protection: one with 47 °C outdoors, beyond the T1
+    rating (43 °C), one with 35 °C. Through a real broker and ``qloop cloud run``, the first is
+    counted in /metrics, stored, and makes no finding; the second is a finding and a ticket, as
+    before."""
+    port = _free_port()
+    worker = _worker(mosquitto, tmp_path, "envelope-test", port)
+    try:
+        t0 = time.time() - 3_600
+        sent = []
+        for device, outdoor in (("ac-hot-1", 47.0), ("ac-warm-1", 35.0)):
+            birth = Birth(device, "air_conditioner", "KFR-50GW", "B1", "SN", "1.0", 10.0, t0)
+            trip = Event(device, 0, t0 + 60, "overcurrent", 10.8, 10.0, {"ambient_c": outdoor})
+            sent += [
+                (protocol.topic(device, "birth"), protocol.encode(birth), True),
+                (protocol.topic(device, "event"), protocol.encode(trip), False),
+            ]
+        _publish(mosquitto, sent)
+
+        def scraped() -> dict:
+            status, body = get(port, "/metrics")
+            return samples(body) if status == 200 else {}
+
+        wait_for(lambda: scraped().get(("qloop_worker_acked_total", ())) == len(sent), 60, "acked")
+        got = scraped()
+        assert got[("qloop_worker_events_total", ())] == 2  # both stored
+        assert got[("qloop_worker_beyond_envelope_events_total", ())] == 1
+    finally:
+        rc = _stop(worker, tmp_path)
+    assert rc == 0
+    with sqlite3.connect(tmp_path / "tickets.db") as db:
+        rows = db.execute("SELECT device FROM findings WHERE fault = 'overcurrent'").fetchall()
+        tickets = db.execute("SELECT device FROM tickets WHERE fault = 'overcurrent'").fetchall()
+    assert rows == [("ac-warm-1",)] and tickets == [("ac-warm-1",)]
+
+
 def test_an_unreachable_influxdb_shows_as_retries_then_drops(mosquitto, tmp_path) -> None:
     port = _free_port()
     dead = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
