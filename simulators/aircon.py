@@ -30,12 +30,8 @@ The model, per unit (SI units unless a name says otherwise):
   of minutes, so supply approaches return (plus ``FAN_HEAT_K`` of fan motor heat).
 * **Current** at 230 V: compressor electrical power = capacity / COP, where COP falls with outdoor
   temperature (``COP_PER_K_OUTDOOR``), plus the fan motor and the control board. Optionally
-  (``draw_units(..., inrush_rng=...)``) the compressor's start: a fixed-speed rotary compressor
-  draws its locked-rotor current (``INRUSH_LRA_RATIO`` times its rated running current) at the
-  start, decaying within a fraction of a second (``INRUSH_TAU_S``); the meter reports the RMS
-  over its last ``METER_WINDOW_S``, so a reading taken within a second of a start shows a short
-  spike and later readings show the running current. At 1 Hz that is one reading per start; at
-  minutes between readings almost none.
+  (``draw_units(..., inrush_rng=...)``) the compressor's start: its locked-rotor current as the
+  meter's RMS reports it (:mod:`simulators.inrush`).
 * **Noise** (dB(A) at the indoor unit's microphone): energy sum of the fan (by speed), refrigerant
   flow while the compressor runs and the room background, plus a per-unit offset and fault terms.
   **Vibration** (g RMS at the indoor unit) from the fan by speed and the compressor through the
@@ -59,6 +55,8 @@ import numpy as np
 
 from contract.protocol import AIR_CONDITIONER_FIELDS
 from simulators import heatpump
+from simulators import inrush as starts
+from simulators.models import MODELS
 
 AIRCON_FIELDS: tuple[str, ...] = AIR_CONDITIONER_FIELDS
 FIELD_INDEX: dict[str, int] = {name: i for i, name in enumerate(AIRCON_FIELDS)}
@@ -91,12 +89,6 @@ COMPRESSOR_INDOOR_DB = 30.0  # refrigerant flow noise heard at the indoor unit
 COMPRESSOR_VIBRATION_G = 0.006  # transmitted through the pipes
 FAN_HYSTERESIS_K = 0.2
 MAX_SUBSTEP_S = 60.0  # explicit Euler stays accurate and stable below this for these rooms
-# Compressor start (fixed-speed rotary, direct on line): locked-rotor current 4-6 x the rated
-# running current, back to running current within ~0.1-0.2 s; the current sensor's RMS window.
-INRUSH_LRA_RATIO = (4.0, 6.0)
-INRUSH_TAU_S = (0.1, 0.2)
-METER_WINDOW_S = 1.0
-
 # Which leak-like health loss shows up in compressor power: an undercharged circuit pumps less
 # refrigerant, so power falls, but less than capacity does (COP degrades).
 LEAK_POWER_EXPONENT = 0.5
@@ -123,37 +115,6 @@ DECIMALS = {
     "noise_db": 1,
     "vibration_g": 3,
 }
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Nameplate data of one indoor/outdoor model (cooling at ISO 5151 T1)."""
-
-    name: str
-    rated_capacity_w: float
-    rated_cop: float
-    airflow_m3h: tuple[float, float, float]  # fan speeds 1, 2, 3
-    fan_noise_db: tuple[float, float, float]
-    fan_power_w: tuple[float, float, float]
-    fan_vibration_g: tuple[float, float, float]
-    # the firmware's overcurrent protection (edge safety rule); a 3 HP unit runs at 9-12 A
-    overcurrent_limit_a: float = 10.0
-
-
-MODELS: dict[str, ModelSpec] = {
-    m.name: m
-    for m in (
-        ModelSpec("KFR-26GW", 2600.0, 3.4, (380.0, 450.0, 520.0), (30.0, 35.0, 40.0),
-                  (14.0, 20.0, 28.0), (0.008, 0.012, 0.018)),
-        ModelSpec("KFR-35GW", 3500.0, 3.3, (480.0, 560.0, 640.0), (32.0, 37.0, 42.0),
-                  (18.0, 26.0, 36.0), (0.010, 0.015, 0.022)),
-        ModelSpec("KFR-50GW", 5000.0, 3.1, (680.0, 800.0, 900.0), (35.0, 40.0, 45.0),
-                  (28.0, 40.0, 55.0), (0.012, 0.018, 0.026)),
-        # a 3 HP floor-standing unit for a living room or a shop: 16 A supply and protection
-        ModelSpec("KFR-72LW", 7200.0, 3.0, (950.0, 1100.0, 1250.0), (38.0, 43.0, 48.0),
-                  (45.0, 65.0, 90.0), (0.012, 0.018, 0.026), overcurrent_limit_a=16.0),
-    )
-}  # fmt: skip
 
 
 @dataclass
@@ -285,8 +246,7 @@ def draw_units(
     inrush: dict[str, np.ndarray] = {}
     if inrush_rng is not None:
         running_a = rated / cop / (MAINS_V * COMPRESSOR_PF)
-        inrush["inrush_a"] = (inrush_rng.uniform(*INRUSH_LRA_RATIO, n) - 1.0) * running_a
-        inrush["inrush_tau_s"] = inrush_rng.uniform(*INRUSH_TAU_S, n)
+        inrush["inrush_a"], inrush["inrush_tau_s"] = starts.draw(inrush_rng, running_a, n)
 
     return UnitParams(
         rated_capacity_w=rated * cap_factor,
@@ -478,8 +438,12 @@ def observe(
     on = state.compressor_on
     current = BOARD_A + params.fan_current_a[idx, state.fan_speed]
     current = current + on * power / (MAINS_V * COMPRESSOR_PF)
-    if params.inrush_a is not None:
-        current = _with_inrush(params, state, current, BOARD_A + params.fan_current_a[idx, 1])
+    if params.inrush_a is not None and params.inrush_tau_s is not None:
+        before = BOARD_A + params.fan_current_a[idx, 1]
+        current = starts.metered_current(
+            state.compressor_on, state.state_age_s, current, before, params.inrush_a,
+            params.inrush_tau_s,
+        )  # fmt: skip
     spike = on & (rng.random(n) < health.overcurrent_p)
     current = np.where(spike, health.overcurrent_a * rng.uniform(0.95, 1.1, n), current)
 
@@ -515,29 +479,3 @@ def observe(
         col = FIELD_INDEX[name]
         rows[:, col] = np.round(rows[:, col], decimals)
     return rows
-
-
-def _with_inrush(
-    params: UnitParams, state: UnitState, running_a: np.ndarray, before_a: np.ndarray
-) -> np.ndarray:
-    """The meter's RMS current over its last ``METER_WINDOW_S`` for units whose compressor
-    started within it (elsewhere ``running_a``): ``before_a`` (fan and board) until the start,
-    then the running current plus the locked-rotor excess ``x·exp(−s/τ)``, in closed form."""
-    w = METER_WINDOW_S
-    age = state.state_age_s
-    x, tau = params.inrush_a, params.inrush_tau_s
-    assert x is not None and tau is not None
-    hit = state.compressor_on & (age > 0.0) & (age < w + 10.0 * tau)
-    if not hit.any():
-        return running_a
-    a, s0 = age[hit], np.maximum(age[hit] - w, 0.0)
-    i, xh, th = running_a[hit], x[hit], tau[hit]
-    square = (
-        (w - (a - s0)) * before_a[hit] ** 2
-        + i * i * (a - s0)
-        + 2.0 * i * xh * th * (np.exp(-s0 / th) - np.exp(-a / th))
-        + 0.5 * xh * xh * th * (np.exp(-2.0 * s0 / th) - np.exp(-2.0 * a / th))
-    )
-    out = running_a.copy()
-    out[hit] = np.sqrt(square / w)
-    return out

@@ -28,8 +28,9 @@ from contract.protocol import Message, Status
 from edge_agent.buffer import MemoryBuffer
 from edge_agent.core import DEFAULT_SAFETY_RULES, DeviceCore, Identity, SafetyRule
 from edge_agent.publisher import Publisher
-from simulators.aircon import AIRCON_FIELDS, MODELS
+from simulators.aircon import AIRCON_FIELDS
 from simulators.fleet import Fleet
+from simulators.models import MODELS
 from simulators.scenario import Scenario
 
 log = logging.getLogger(__name__)

@@ -71,8 +71,8 @@ from pathlib import Path
 from typing import Any
 
 from contract.errors import QloopError
-from simulators.aircon import MODELS
 from simulators.faults import FAULT_KINDS, STUCK_SENSORS
+from simulators.models import MODELS
 
 
 class ScenarioError(QloopError, ValueError):

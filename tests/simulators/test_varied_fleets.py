@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from evaluation.fleet import evaluate
-from simulators.aircon import FIELD_INDEX, MODELS
+from simulators.aircon import FIELD_INDEX
 from simulators.fleet import Fleet
+from simulators.models import MODELS
 from simulators.runner import safety_rules
 from simulators.scenario import ScenarioError, load_scenario, parse_scenario
 from tests.scenarios import batch, fault, scenario
