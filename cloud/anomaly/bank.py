@@ -130,6 +130,11 @@ class _Group:
         return self.rows - 1
 
 
+def _names(group: _Group) -> tuple[str, ...]:
+    """The group's detector kinds by name, as a checkpoint records them."""
+    return tuple(k.__name__ for k in group.kinds)
+
+
 def _without(block: Block, fields: tuple[str, ...]) -> Block:
     """``block`` with ``fields`` set to NaN (no value)."""
     return Block(
@@ -314,7 +319,7 @@ class DetectorBank:
             return None
         saved = _DeviceRows(
             ROWS_FORMAT,
-            tuple(k.__name__ for k in st.group.kinds),
+            _names(st.group),
             tuple(c.save(st.row) for c in st.group.columns),
             st.last_ts,
             st.next_seq,
@@ -325,8 +330,11 @@ class DetectorBank:
 
     def restore(self, device: str, state: bytes) -> None:
         """Resume ``device`` from its checkpoint: rows of columns (:meth:`snapshot`), or the
-        per-device detector objects of the format before them. Anything else is a
-        ``ValueError`` naming the device (the caller relearns it)."""
+        per-device detector objects of the format before them. A checkpoint written before a
+        detector was added to the device's product restores the detectors it holds, and the
+        added one starts learning (an upgrade does not make every unit relearn). Anything else
+        — a detector the product no longer has, another format — is a ``ValueError`` naming the
+        device (the caller relearns it)."""
         try:
             st = pickle.loads(state)  # noqa: S301 - our own checkpoint
         except ValueError as e:  # a detector refused its state (a checkpoint of another format)
@@ -343,23 +351,20 @@ class DetectorBank:
             saved, load = st.detectors, "load"
         else:
             raise ValueError(f"checkpoint of device {device!r} is a {type(st).__name__}")
-        group = next(
-            (
-                g
-                for g in map(self._group, [*self.factories, ""])
-                if tuple(k.__name__ for k in g.kinds) == names
-            ),
-            None,
-        )
-        if group is None:
+        groups = [self._group(p) for p in [*self.factories, ""]]
+        group = next((g for g in groups if _names(g) == names), None) or next(
+            (g for g in groups if set(names) <= set(_names(g))), None
+        )  # the same detectors; else a product that has gained one since
+        if group is None or len(set(names)) != len(names):
             raise ValueError(
                 f"checkpoint of device {device!r} holds other detectors ({', '.join(names)})"
             )
         old = self._devices.get(device)
         row = old.row if old is not None and old.group is group else group.add(device)
+        by_name = dict(zip(_names(group), group.columns, strict=True))
         try:
-            for columns, one in zip(group.columns, saved, strict=True):
-                getattr(columns, load)(row, one)
+            for name, one in zip(names, saved, strict=True):
+                getattr(by_name[name], load)(row, one)
         except (ValueError, AttributeError, TypeError) as e:
             raise ValueError(f"checkpoint of device {device!r}: {e}") from e
         for columns in group.columns:

@@ -272,14 +272,32 @@ def test_a_checkpoint_in_another_format_or_shape_is_refused_by_name() -> None:
 
 
 def test_a_checkpoint_of_other_detectors_is_refused_by_name() -> None:
-    bank = DetectorBank()
-    other = DetectorBank({"air_conditioner": (CoolingDecline,)}, generic=False)
-    other.update("air_conditioner", Block("ac-1", np.arange(3.0), {"return_c": np.ones(3)}))
-    state = other.snapshot("ac-1")
+    """A checkpoint holding a detector the product no longer has is refused."""
+    fewer = DetectorBank({"air_conditioner": (CoolingDecline, NoiseRise)}, generic=False)
+    full = DetectorBank()
+    full.update("air_conditioner", Block("ac-1", np.arange(3.0), {"return_c": np.ones(3)}))
+    state = full.snapshot("ac-1")
     assert state is not None
-    with pytest.raises(ValueError, match="ac-1.*CoolingDecline"):
-        bank.restore("ac-1", state)
-    assert "ac-1" not in bank
+    with pytest.raises(ValueError, match="ac-1.*CoolingDecline, NoiseRise, VibrationRise"):
+        fewer.restore("ac-1", state)
+    assert "ac-1" not in fewer
+
+
+def test_a_checkpoint_from_before_a_detector_was_added_restores_what_it_holds() -> None:
+    """An upgrade that adds a detector: the unit's learned baseline comes back, the added
+    detector starts learning, and the restored bank judges on as the old one did."""
+    blocks = list(enumerate(_stream(np.random.default_rng(5), "ac-1", 60.0)))
+    before = DetectorBank({"air_conditioner": (CoolingDecline,)}, generic=False)
+    for seq, b in blocks:
+        before.update("air_conditioner", b, seq)
+    state = before.snapshot("ac-1")
+    assert state is not None and not before.detectors("ac-1")[0].learning
+    after = DetectorBank()  # cooling, noise, vibration, stuck sensors
+    after.restore("ac-1", state)
+    cooling, noise, *_ = after.detectors("ac-1")
+    assert isinstance(cooling, CoolingDecline) and not cooling.learning
+    assert isinstance(noise, NoiseRise) and noise.learning
+    assert pickle.dumps(cooling) == pickle.dumps(before.detectors("ac-1")[0])
 
 
 def test_min_rows_many_is_min_rows_of_each_block() -> None:
