@@ -351,20 +351,17 @@ class DetectorBank:
             saved, load = st.detectors, "load"
         else:
             raise ValueError(f"checkpoint of device {device!r} is a {type(st).__name__}")
-        groups = [self._group(p) for p in [*self.factories, ""]]
-        group = next((g for g in groups if _names(g) == names), None) or next(
-            (g for g in groups if set(names) <= set(_names(g))), None
-        )  # the same detectors; else a product that has gained one since
-        if group is None or len(set(names)) != len(names):
+        found = self._restoring(names)
+        if found is None:
             raise ValueError(
                 f"checkpoint of device {device!r} holds other detectors ({', '.join(names)})"
             )
+        group, targets = found
         old = self._devices.get(device)
         row = old.row if old is not None and old.group is group else group.add(device)
-        by_name = dict(zip(_names(group), group.columns, strict=True))
         try:
-            for name, one in zip(names, saved, strict=True):
-                getattr(by_name[name], load)(row, one)
+            for columns, one in zip(targets, saved, strict=True):
+                getattr(columns, load)(row, one)
         except (ValueError, AttributeError, TypeError) as e:
             raise ValueError(f"checkpoint of device {device!r}: {e}") from e
         for columns in group.columns:
@@ -384,6 +381,21 @@ class DetectorBank:
             st.pending or None,
             st.stuck,
         )
+
+    def _restoring(self, names: tuple[str, ...]) -> tuple[_Group, list] | None:
+        """The group a checkpoint of detectors ``names`` restores into, and the column each saved
+        detector goes to: the group with the same detectors, in order; else one that has gained
+        detectors since, each saved one to its column by name (names unique on both sides)."""
+        groups = [self._group(p) for p in [*self.factories, ""]]
+        for g in groups:
+            if _names(g) == names:
+                return g, list(g.columns)
+        for g in groups:
+            by_name = dict(zip(_names(g), g.columns, strict=True))
+            unique = len(by_name) == len(g.columns) and len(set(names)) == len(names)
+            if unique and by_name.keys() >= set(names):
+                return g, [by_name[n] for n in names]
+        return None
 
     def shifts(self, span: int = 8) -> dict[str, tuple[list[str], np.ndarray]]:
         """Per baseline-shift fault, the devices past learning and how far each one's last

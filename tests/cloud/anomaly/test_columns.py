@@ -283,6 +283,20 @@ def test_a_checkpoint_of_other_detectors_is_refused_by_name() -> None:
     assert "ac-1" not in fewer
 
 
+def test_a_product_with_two_detectors_of_one_kind_restores_them_in_order() -> None:
+    """Two detectors of one class (a product's own settings of each): the checkpoint of the same
+    detectors restores each to its own column, in order."""
+    makers = {"air_conditioner": (NoiseRise, functools.partial(NoiseRise, min_rise_db=5.0))}
+    bank = DetectorBank(makers, generic=False)
+    for seq, b in enumerate(_stream(np.random.default_rng(6), "ac-1", 48.0)):
+        bank.update("air_conditioner", b, seq)
+    restored = DetectorBank(makers, generic=False)
+    restored.restore("ac-1", bank.snapshot("ac-1") or b"")
+    got = [pickle.dumps(d) for d in restored.detectors("ac-1")]
+    assert got == [pickle.dumps(d) for d in bank.detectors("ac-1")]
+    assert [d.min_rise_db for d in restored.detectors("ac-1")] == [2.0, 5.0]
+
+
 def test_a_checkpoint_from_before_a_detector_was_added_restores_what_it_holds() -> None:
     """An upgrade that adds a detector: the unit's learned baseline comes back, the added
     detector starts learning, and the restored bank judges on as the old one did."""
