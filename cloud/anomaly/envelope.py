@@ -52,18 +52,22 @@ class Envelope:
         """The highest outdoor temperature ``model`` is rated to run at."""
         return self.by_model.get(model or "", self.max_outdoor_c)
 
+    def outdoor(self, context: Mapping[str, object]) -> float | None:
+        """The outdoor temperature an event's ``context`` (its optional keys) carries, if a
+        finite number."""
+        value = context.get(self.outdoor_field)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return float(value) if math.isfinite(value) else None
+
     def beyond(self, kind: str, model: str | None, context: Mapping[str, object]) -> float | None:
         """The outdoor temperature of a ``kind`` event whose ``context`` (the event's optional
         keys) puts it beyond ``model``'s rating; None when within it, not known, or not a kind
         the envelope applies to."""
         if kind not in self.kinds:
             return None
-        outdoor = context.get(self.outdoor_field)
-        if isinstance(outdoor, bool) or not isinstance(outdoor, int | float):
-            return None
-        if not math.isfinite(outdoor) or outdoor <= self.rated_max_c(model):
-            return None
-        return float(outdoor)
+        outdoor = self.outdoor(context)
+        return outdoor if outdoor is not None and outdoor > self.rated_max_c(model) else None
 
 
 def parse_models(text: str) -> dict[str, float]:

@@ -83,9 +83,9 @@ class EventFindings:
             "events": events,
             "max_value": worst,
         }
-        seen = context.get(self.envelope.outdoor_field)
-        if isinstance(seen, int | float) and not isinstance(seen, bool) and math.isfinite(seen):
-            evidence["outdoor_c"] = float(seen)
+        outdoor = self.envelope.outdoor(context)
+        if outdoor is not None:
+            evidence["outdoor_c"] = outdoor
         return Finding(device, kind, ts, onset, 1.0, evidence)
 
 
