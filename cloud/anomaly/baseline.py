@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -154,6 +154,21 @@ class WindowMoments(_Windows):
         return out
 
 
+class Step(NamedTuple):
+    """A step in a unit's learning windows (:meth:`LinearBaseline.step`)."""
+
+    split: int  # the first window after it
+    ts: float  # that window's start
+    delta: float  # the step, in the monitored quantity's units
+    t: float  # the step over its standard error, in the direction looked for
+    level: float  # the monitored quantity's mean before it
+
+
+def _robust_spread(values: np.ndarray) -> float:
+    """1.4826 × the median absolute deviation: a normal's sigma, robust to odd windows."""
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))
+
+
 class LinearBaseline(Compact):
     """Least-squares fit of ``y`` on condition features, accumulated window by window."""
 
@@ -242,22 +257,79 @@ class LinearBaseline(Compact):
         self._params[2] = np.linalg.solve(a, self.xty)
         self._fitted = True
 
-    def fit(self) -> list[tuple[float, float]]:
+    def step(self, direction: int, min_side: int) -> Step | None:
+        """The most likely step in the learning windows, in ``direction``: per split with at
+        least ``min_side`` windows on each side, the fit with a constant added from the split
+        on (:meth:`_step_fit`), and its ``t`` (the step over its standard error, from the
+        windows' robust spread about that fit); returns the split of largest ``direction · t``
+        with ``direction · step > 0``, None if there is none (or too few windows)."""
+        if self.windows is None or len(self.windows) < 2 * min_side:
+            return None
+        best: Step | None = None
+        for split in range(min_side, len(self.windows) - min_side + 1):
+            beta, delta = self._step_fit(split)
+            res = self._residuals(beta) - delta * (np.arange(len(self.windows)) >= split)
+            sigma = _robust_spread(res)
+            if not (sigma > 0.0) or direction * delta <= 0.0:
+                continue
+            after = len(self.windows) - split
+            t = direction * delta / (sigma * math.sqrt(1.0 / split + 1.0 / after))
+            if best is None or t > best.t:
+                before = self.windows[:split]
+                level = sum(sy for *_, sy in before) / sum(n for _, n, _, _ in before)
+                best = Step(split, self.windows[split][0], delta, t, level)
+        return best
+
+    def _step_fit(self, split: int) -> tuple[np.ndarray, float]:
+        """Least squares of ``y`` on the features plus an indicator of the windows from
+        ``split`` on: ``(beta, step)``. The indicator's sums come from the windows' Σx, Σy
+        and counts (rows of windows too sparse to count stay in the features' sums, read as
+        before the split: a few rows at most)."""
+        assert self.windows is not None
+        k = self.n_features
+        after = self.windows[split:]
+        a = np.zeros((k + 1, k + 1))
+        a[:k, :k] = self.xtx + self.ridge * np.eye(k)
+        a[:k, k] = a[k, :k] = sum(sx for _, _, sx, _ in after)
+        a[k, k] = sum(n for _, n, _, _ in after)
+        rhs = np.append(self.xty, sum(sy for _, _, _, sy in after))
+        solved = np.linalg.solve(a, rhs)
+        return solved[:k], float(solved[k])
+
+    def _residuals(self, beta: np.ndarray) -> np.ndarray:
+        assert self.windows is not None
+        return np.array([(sy - float(sx @ beta)) / n for _, n, sx, sy in self.windows])
+
+    def fit(self, step: Step | None = None) -> list[tuple[float, float]]:
         """Fit ``beta``; set ``level`` and ``sigma`` from the learning windows, then drop them;
-        returns each learning window's (start, mean residual)."""
+        returns each learning window's (start, mean residual).
+
+        With ``step`` (:meth:`step`: the unit changed while it learned), ``beta`` is the fit
+        before the step, the windows from the step on read as shifted by it: ``level`` is the
+        mean before the step, ``sigma`` the spread about the fit with the step, and the rows
+        after the step stay in the normal equations' sums moved back by it, so that a later
+        :meth:`extend` or :meth:`pin` refits the unit as it was before. The residuals returned
+        are against ``beta``: the windows after the step show it."""
         if self.windows is None:
             raise RuntimeError("fit() twice: later windows come in by extend()")
-        self._solve()
-        res = [self.window_residual(n, sx, sy) for _, n, sx, sy in self.windows]
+        windows = self.windows
+        split = len(windows) if step is None else step.split
+        if step is None:
+            self._solve()
+            res = self._residuals(self._params[2])
+            spread = res
+        else:
+            beta, delta = self._step_fit(split)
+            self.xty[:] -= delta * sum(sx for _, _, sx, _ in windows[split:])
+            self._solve()  # the corrected sums give the same beta
+            res = self._residuals(self._params[2])
+            spread = res - delta * (np.arange(len(windows)) >= split)
         # robust spread (MAD): one odd learning window (a pull-down after installation, a door
         # left open) must not make the unit's scale so wide that real faults stay hidden
-        if len(res) > 2:
-            self.sigma = float(1.4826 * np.median(np.abs(np.asarray(res) - np.median(res))))
-        else:
-            self.sigma = math.nan
-        tot_n = sum(n for _, n, _, _ in self.windows)
-        self.level = sum(sy for _, _, _, sy in self.windows) / tot_n if tot_n else math.nan
-        learned = [(t, r) for (t, _, _, _), r in zip(self.windows, res, strict=True)]
+        self.sigma = _robust_spread(spread) if len(spread) > 2 else math.nan
+        tot_n = sum(n for _, n, _, _ in windows[:split])
+        self.level = sum(sy for _, _, _, sy in windows[:split]) / tot_n if tot_n else math.nan
+        learned = [(t, float(r)) for (t, _, _, _), r in zip(windows, res, strict=True)]
         self.windows = None  # not needed any more: keep per-unit state small
         return learned
 

@@ -64,7 +64,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from cloud.anomaly.base import Block, Finding
-from cloud.anomaly.baseline import LinearBaseline, Moments, WindowMoments, WindowSums
+from cloud.anomaly.baseline import LinearBaseline, Moments, Step, WindowMoments, WindowSums
 from cloud.anomaly.compact import Compact
 from cloud.anomaly.cusum import WindowCusum
 from cloud.anomaly.extrapolate import into_range, range_slopes
@@ -111,6 +111,8 @@ class BaselineShift(Compact):
         "range_margin",
         "extend_margin",
         "trend_windows",
+        "step_t",
+        "step_side",
         "_sums",
         "_baseline",
         "_cusum",
@@ -122,7 +124,7 @@ class BaselineShift(Compact):
         "_beyond",
         "_recent",
     )
-    _config = frozenset(__slots__[:14])  # the constructor arguments
+    _config = frozenset(__slots__[:16])  # the constructor arguments
 
     def __init__(
         self,
@@ -141,6 +143,8 @@ class BaselineShift(Compact):
         range_margin: float = 0.2,
         extend_margin: float = 0.5,
         trend_windows: int = 16,
+        step_t: float = 5.0,
+        step_side: int = 2,
     ) -> None:
         self.learn_s = learn_s
         self.window_s = window_s
@@ -156,6 +160,8 @@ class BaselineShift(Compact):
         self.range_margin = range_margin
         self.extend_margin = extend_margin
         self.trend_windows = trend_windows
+        self.step_t = step_t
+        self.step_side = step_side
         self._reset()
 
     def _reset(self) -> None:
@@ -413,9 +419,23 @@ class BaselineShift(Compact):
         level = self._baseline.window_residual(m.n, m.sx, m.sy)
         return self.direction * level <= max(self.k * (c.sigma or 0.0), c.min_shift / 2)
 
+    def learned_step(self) -> Step | None:
+        """At the end of learning: a step in the fault's direction within the learning
+        windows, at least ``step_side`` windows from either end, ``step_t`` standard errors
+        and the practical minimum shift large (a unit that changed while it learned), or
+        None."""
+        if not math.isfinite(self.step_t):
+            return None
+        step = self._baseline.step(self.direction, self.step_side)
+        if step is None or step.t < self.step_t:
+            return None
+        practical = max(self.min_shift, self.min_shift_fraction * abs(step.level))
+        return step if abs(step.delta) >= practical else None
+
     def _freeze(self) -> None:
         b = self._baseline
-        for start, residual in b.fit():  # the trend test starts with the learning windows
+        # the trend test starts with the learning windows
+        for start, residual in b.fit(self.learned_step()):
             self._recent.add(start, residual)
         scale = abs(b.level) if math.isfinite(b.level) else 0.0
         sigma = b.sigma if math.isfinite(b.sigma) else 0.0
