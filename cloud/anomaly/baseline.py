@@ -260,41 +260,50 @@ class LinearBaseline(Compact):
     def step(self, direction: int, min_side: int) -> Step | None:
         """The most likely step in the learning windows, in ``direction``: per split with at
         least ``min_side`` windows on each side, the fit with a constant added from the split
-        on (:meth:`_step_fit`), and its ``t`` (the step over its standard error, from the
+        on (:meth:`_step_fits`), and its ``t`` (the step over its standard error, from the
         windows' robust spread about that fit); returns the split of largest ``direction · t``
         with ``direction · step > 0``, None if there is none (or too few windows)."""
-        if self.windows is None or len(self.windows) < 2 * min_side:
+        windows = self.windows
+        if windows is None or len(windows) < 2 * min_side:
             return None
-        best: Step | None = None
-        for split in range(min_side, len(self.windows) - min_side + 1):
-            beta, delta = self._step_fit(split)
-            res = self._residuals(beta) - delta * (np.arange(len(self.windows)) >= split)
-            sigma = _robust_spread(res)
-            if not (sigma > 0.0) or direction * delta <= 0.0:
-                continue
-            after = len(self.windows) - split
-            t = direction * delta / (sigma * math.sqrt(1.0 / split + 1.0 / after))
-            if best is None or t > best.t:
-                before = self.windows[:split]
-                level = sum(sy for *_, sy in before) / sum(n for _, n, _, _ in before)
-                best = Step(split, self.windows[split][0], delta, t, level)
-        return best
+        count = len(windows)
+        splits = np.arange(min_side, count - min_side + 1)
+        beta, delta = self._step_fits(splits)
+        n = np.array([w[1] for w in windows], dtype=float)
+        sx = np.array([w[2] for w in windows])
+        sy = np.array([w[3] for w in windows])
+        after = np.arange(count)[None, :] >= splits[:, None]
+        res = (sy[None, :] - beta @ sx.T) / n[None, :] - delta[:, None] * after
+        centre = np.median(res, axis=1, keepdims=True)
+        sigma = 1.4826 * np.median(np.abs(res - centre), axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = direction * delta / (sigma * np.sqrt(1.0 / splits + 1.0 / (count - splits)))
+        t = np.where((sigma > 0.0) & (direction * delta > 0.0), t, -np.inf)
+        best = int(np.argmax(t))
+        if not np.isfinite(t[best]):
+            return None
+        split = int(splits[best])
+        level = float(sy[:split].sum() / n[:split].sum())
+        return Step(split, windows[split][0], float(delta[best]), float(t[best]), level)
 
-    def _step_fit(self, split: int) -> tuple[np.ndarray, float]:
-        """Least squares of ``y`` on the features plus an indicator of the windows from
-        ``split`` on: ``(beta, step)``. The indicator's sums come from the windows' Σx, Σy
-        and counts (rows of windows too sparse to count stay in the features' sums, read as
-        before the split: a few rows at most)."""
+    def _step_fits(self, splits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per split, least squares of ``y`` on the features plus an indicator of the windows
+        from the split on: ``beta`` (splits × features) and the step (splits). The indicator's
+        sums come from the windows' Σx, Σy and counts (rows of windows too sparse to count stay
+        in the features' sums, read as before the split: a few rows at most)."""
         assert self.windows is not None
         k = self.n_features
-        after = self.windows[split:]
-        a = np.zeros((k + 1, k + 1))
-        a[:k, :k] = self.xtx + self.ridge * np.eye(k)
-        a[:k, k] = a[k, :k] = sum(sx for _, _, sx, _ in after)
-        a[k, k] = sum(n for _, n, _, _ in after)
-        rhs = np.append(self.xty, sum(sy for _, _, _, sy in after))
-        solved = np.linalg.solve(a, rhs)
-        return solved[:k], float(solved[k])
+        # sums over the windows from each index on (the last row: none)
+        tail = np.array([(n, sy, *sx) for _, n, sx, sy in self.windows], dtype=float)
+        tail = np.concatenate((np.cumsum(tail[::-1], axis=0)[::-1], np.zeros((1, k + 2))))
+        after = tail[splits]
+        a = np.zeros((len(splits), k + 1, k + 1))
+        a[:, :k, :k] = self.xtx + self.ridge * np.eye(k)
+        a[:, :k, k] = a[:, k, :k] = after[:, 2:]
+        a[:, k, k] = after[:, 0]
+        rhs = np.concatenate((np.broadcast_to(self.xty, (len(splits), k)), after[:, 1:2]), axis=1)
+        solved = np.linalg.solve(a, rhs[..., None])[..., 0]
+        return solved[:, :k], solved[:, k]
 
     def _residuals(self, beta: np.ndarray) -> np.ndarray:
         assert self.windows is not None
@@ -319,7 +328,8 @@ class LinearBaseline(Compact):
             res = self._residuals(self._params[2])
             spread = res
         else:
-            beta, delta = self._step_fit(split)
+            _, deltas = self._step_fits(np.array([split]))
+            delta = float(deltas[0])
             self.xty[:] -= delta * sum(sx for _, _, sx, _ in windows[split:])
             self._solve()  # the corrected sums give the same beta
             res = self._residuals(self._params[2])
