@@ -20,9 +20,13 @@ learning are judged against it as any others. Healthy units' steps are heavy-tai
 much as ``t``: over 4,951 healthy units' learning periods of 22 simulated fleets, the largest
 step in the direction of a cooling loss was 2.3 % of the level at the 99.9th percentile, one of
 them reached the 8 % minimum, at ``t`` 6.8 (BENCHMARKS.md, issue 15, S13). A step in the first
-``step_side`` windows (6 h) cannot be told from a unit that was born so, and one found in few
-windows before it is partly taken up by the features (the outdoor temperature of the night it
-began in), so it may stay below the minimum.
+``step_side`` windows (6 h) cannot be told from a unit that was born so, and one a few windows
+in that came with the afternoon's warming is partly taken up by the outdoor temperature's
+coefficient (within a window the rows follow the afternoon faster than the windows do, and the
+fit is on rows), so it may stay below the minimum: in simulated units a 15 % loss then reads as
+6-8 %. Fitting the step on the windows' means instead found those, but took weather and
+setpoint changes for steps: 29 of the same healthy units past the cooling minimum and 10 past
+the noise one (S13), so the fit stays on rows.
 
 After learning, only windows at conditions the baseline has seen (its learned range widened by
 ``range_margin`` of its width) are judged, with one exception: ``extrapolated`` features, whose
