@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -154,16 +154,6 @@ class WindowMoments(_Windows):
         return out
 
 
-class Step(NamedTuple):
-    """A step in a unit's learning windows (:meth:`LinearBaseline.step`)."""
-
-    split: int  # the first window after it
-    ts: float  # that window's start
-    delta: float  # the step, in the monitored quantity's units
-    t: float  # the step over its standard error, in the direction looked for
-    level: float  # the monitored quantity's mean before it
-
-
 def _robust_spread(values: np.ndarray) -> float:
     """1.4826 × the median absolute deviation: a normal's sigma, robust to odd windows."""
     return float(1.4826 * np.median(np.abs(values - np.median(values))))
@@ -257,83 +247,31 @@ class LinearBaseline(Compact):
         self._params[2] = np.linalg.solve(a, self.xty)
         self._fitted = True
 
-    def step(self, direction: int, min_side: int) -> Step | None:
-        """The most likely step in the learning windows, in ``direction``: per split with at
-        least ``min_side`` windows on each side, the fit with a constant added from the split
-        on (:meth:`_step_fits`), and its ``t`` (the step over its standard error, from the
-        windows' robust spread about that fit); returns the split of largest ``direction · t``
-        with ``direction · step > 0``, None if there is none (or too few windows)."""
-        windows = self.windows
-        if windows is None or len(windows) < 2 * min_side:
-            return None
-        count = len(windows)
-        splits = np.arange(min_side, count - min_side + 1)
-        beta, delta = self._step_fits(splits)
-        n = np.array([w[1] for w in windows], dtype=float)
-        sx = np.array([w[2] for w in windows])
-        sy = np.array([w[3] for w in windows])
-        after = np.arange(count)[None, :] >= splits[:, None]
-        res = (sy[None, :] - beta @ sx.T) / n[None, :] - delta[:, None] * after
-        centre = np.median(res, axis=1, keepdims=True)
-        sigma = 1.4826 * np.median(np.abs(res - centre), axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = direction * delta / (sigma * np.sqrt(1.0 / splits + 1.0 / (count - splits)))
-        t = np.where((sigma > 0.0) & (direction * delta > 0.0), t, -np.inf)
-        best = int(np.argmax(t))
-        if not np.isfinite(t[best]):
-            return None
-        split = int(splits[best])
-        level = float(sy[:split].sum() / n[:split].sum())
-        return Step(split, windows[split][0], float(delta[best]), float(t[best]), level)
-
-    def _step_fits(self, splits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per split, least squares of ``y`` on the features plus an indicator of the windows
-        from the split on: ``beta`` (splits × features) and the step (splits). The indicator's
-        sums come from the windows' Σx, Σy and counts (rows of windows too sparse to count stay
-        in the features' sums, read as before the split: a few rows at most)."""
-        assert self.windows is not None
-        k = self.n_features
-        # sums over the windows from each index on (the last row: none)
-        tail = np.array([(n, sy, *sx) for _, n, sx, sy in self.windows], dtype=float)
-        tail = np.concatenate((np.cumsum(tail[::-1], axis=0)[::-1], np.zeros((1, k + 2))))
-        after = tail[splits]
-        a = np.zeros((len(splits), k + 1, k + 1))
-        a[:, :k, :k] = self.xtx + self.ridge * np.eye(k)
-        a[:, :k, k] = a[:, k, :k] = after[:, 2:]
-        a[:, k, k] = after[:, 0]
-        rhs = np.concatenate((np.broadcast_to(self.xty, (len(splits), k)), after[:, 1:2]), axis=1)
-        solved = np.linalg.solve(a, rhs[..., None])[..., 0]
-        return solved[:, :k], solved[:, k]
-
-    def _residuals(self, beta: np.ndarray) -> np.ndarray:
+    def residuals(self, beta: np.ndarray) -> np.ndarray:
+        """Each learning window's mean residual against ``beta``."""
         assert self.windows is not None
         return np.array([(sy - float(sx @ beta)) / n for _, n, sx, sy in self.windows])
 
-    def fit(self, step: Step | None = None) -> list[tuple[float, float]]:
+    def fit(self, split: int | None = None, step: float = 0.0) -> list[tuple[float, float]]:
         """Fit ``beta``; set ``level`` and ``sigma`` from the learning windows, then drop them;
         returns each learning window's (start, mean residual).
 
-        With ``step`` (:meth:`step`: the unit changed while it learned), ``beta`` is the fit
-        before the step, the windows from the step on read as shifted by it: ``level`` is the
-        mean before the step, ``sigma`` the spread about the fit with the step, and the rows
-        after the step stay in the normal equations' sums moved back by it, so that a later
-        :meth:`extend` or :meth:`pin` refits the unit as it was before. The residuals returned
-        are against ``beta``: the windows after the step show it."""
+        With ``split`` (``learning_step.py``: the unit changed by ``step`` from the learning
+        window ``split`` on, while it learned), the rows from the step on are moved back by it
+        in the normal equations' sums and ``beta`` is the fit of the unit as it was before:
+        ``level`` is the mean before the step, ``sigma`` the spread about the fit with the
+        step, and a later :meth:`extend` or :meth:`pin` refits from the moved sums. The
+        residuals returned are against ``beta``: the windows after the step show it."""
         if self.windows is None:
             raise RuntimeError("fit() twice: later windows come in by extend()")
         windows = self.windows
-        split = len(windows) if step is None else step.split
-        if step is None:
-            self._solve()
-            res = self._residuals(self._params[2])
-            spread = res
+        if split is None:
+            split, step = len(windows), 0.0
         else:
-            _, deltas = self._step_fits(np.array([split]))
-            delta = float(deltas[0])
-            self.xty[:] -= delta * sum(sx for _, _, sx, _ in windows[split:])
-            self._solve()  # the corrected sums give the same beta
-            res = self._residuals(self._params[2])
-            spread = res - delta * (np.arange(len(windows)) >= split)
+            self.xty[:] -= step * sum(sx for _, _, sx, _ in windows[split:])
+        self._solve()
+        res = self.residuals(self._params[2])
+        spread = res - step * (np.arange(len(windows)) >= split) if step else res
         # robust spread (MAD): one odd learning window (a pull-down after installation, a door
         # left open) must not make the unit's scale so wide that real faults stay hidden
         self.sigma = _robust_spread(spread) if len(spread) > 2 else math.nan

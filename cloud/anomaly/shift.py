@@ -7,26 +7,8 @@ reports the fault once, with its evidence. While the fault stands, ``clear_windo
 row back near the baseline report it cleared (``Finding.active = False``), which is what fix
 verification listens for.
 
-A unit can change while it learns: an installation leak in its first hours, a fan that fails on
-day one. Learned as its normal, the baseline sits between the two levels, the windows after
-learning show only part of the change, below the practical minimum, and the fault is never found.
-So at the end of learning the learning windows are searched for a step in the fault's direction
-(:meth:`LinearBaseline.step`: per split with at least ``step_side`` windows on each side, the fit
-with a constant added from the split on). A step of at least ``step_t`` standard errors (from the
-windows' robust spread about that fit) and of at least the practical minimum shift is kept: the
-baseline is the unit before it (:meth:`LinearBaseline.fit` with the step), and the windows after
-learning are judged against it as any others. Healthy units' steps are heavy-tailed in ``t``
-(weather and habits the features do not capture), which is why the practical minimum decides as
-much as ``t``: over 4,951 healthy units' learning periods of 22 simulated fleets, the largest
-step in the direction of a cooling loss was 2.3 % of the level at the 99.9th percentile, one of
-them reached the 8 % minimum, at ``t`` 6.8 (BENCHMARKS.md, issue 15, S13). A step in the first
-``step_side`` windows (6 h) cannot be told from a unit that was born so, and one a few windows
-in that came with the afternoon's warming is partly taken up by the outdoor temperature's
-coefficient (within a window the rows follow the afternoon faster than the windows do, and the
-fit is on rows), so it may stay below the minimum: in simulated units a 15 % loss then reads as
-6-8 %. Fitting the step on the windows' means instead found those, but took weather and
-setpoint changes for steps: 29 of the same healthy units past the cooling minimum and 10 past
-the noise one (S13), so the fit stays on rows.
+A unit that changed while it learned (an installation leak) keeps the baseline from before the
+change: ``learned_step`` and ``learning_step.py``, which says where that stops.
 
 After learning, only windows at conditions the baseline has seen (its learned range widened by
 ``range_margin`` of its width) are judged, with one exception: ``extrapolated`` features, whose
@@ -85,10 +67,11 @@ from collections.abc import Mapping
 import numpy as np
 
 from cloud.anomaly.base import Block, Finding
-from cloud.anomaly.baseline import LinearBaseline, Moments, Step, WindowMoments, WindowSums
+from cloud.anomaly.baseline import LinearBaseline, Moments, WindowMoments, WindowSums
 from cloud.anomaly.compact import Compact
 from cloud.anomaly.cusum import WindowCusum
 from cloud.anomaly.extrapolate import into_range, range_slopes
+from cloud.anomaly.learning_step import Step, find_step
 from cloud.anomaly.prior import FeaturePrior
 from cloud.anomaly.trend import RecentWindows
 
@@ -447,7 +430,7 @@ class BaselineShift(Compact):
         None."""
         if not math.isfinite(self.step_t):
             return None
-        step = self._baseline.step(self.direction, self.step_side)
+        step = find_step(self._baseline, self.direction, self.step_side)
         if step is None or step.t < self.step_t:
             return None
         practical = max(self.min_shift, self.min_shift_fraction * abs(step.level))
@@ -455,8 +438,9 @@ class BaselineShift(Compact):
 
     def _freeze(self) -> None:
         b = self._baseline
-        # the trend test starts with the learning windows
-        for start, residual in b.fit(self.learned_step()):
+        step = self.learned_step()
+        learned = b.fit() if step is None else b.fit(step.split, step.delta)
+        for start, residual in learned:  # the trend test starts with the learning windows
             self._recent.add(start, residual)
         scale = abs(b.level) if math.isfinite(b.level) else 0.0
         sigma = b.sigma if math.isfinite(b.sigma) else 0.0

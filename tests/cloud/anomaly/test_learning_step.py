@@ -1,4 +1,4 @@
-"""A fault that begins while a unit learns (``LinearBaseline.step``, ``learned_step``).
+"""A fault that begins while a unit learns (``learning_step.py``, ``learned_step``).
 
 A baseline-shift detector learns a unit's normal from its first 36 h. Before S13 a leak that began
 in that time was learned as part of the unit's normal: the baseline sat between the two levels, the
@@ -18,6 +18,7 @@ from cloud.anomaly.base import Block, Finding
 from cloud.anomaly.baseline import LinearBaseline, Moments
 from cloud.anomaly.columns import Batch, columns_for
 from cloud.anomaly.cooling import CoolingDecline
+from cloud.anomaly.learning_step import find_step
 
 H = 3600.0
 T0 = 1.75e9  # a multiple of 3 h: windows start with the readings
@@ -94,12 +95,12 @@ def test_the_step_fit_gives_the_baseline_before_the_step() -> None:
     rng = np.random.default_rng(7)
     b = LinearBaseline(2)
     _windows(b, rng, step_at=5, step=-1.0)
-    assert b.step(+1, 2) is None  # nothing rises
-    step = b.step(-1, 2)
+    assert find_step(b, +1, 2) is None  # nothing rises
+    step = find_step(b, -1, 2)
     assert step is not None and step.split == 5 and step.ts == 50.0
     assert abs(step.delta + 1.0) < 0.05 and step.t > 20
     assert abs(step.level - (2.0 + 0.5 * 5.0)) < 0.1  # the mean before the step
-    learned = b.fit(step)
+    learned = b.fit(step.split, step.delta)
     assert b.beta is not None and np.allclose(b.beta, [2.0, 0.5], atol=0.05)
     assert b.sigma < 0.1  # the spread about the fit with the step, not the step itself
     residuals = [r for _, r in learned]
@@ -119,5 +120,5 @@ def test_without_a_step_the_fit_is_the_plain_one() -> None:
     _windows(a, rng, step_at=99, step=0.0)
     b.xtx[:], b.xty[:], b.n, b.lo[:], b.hi[:] = a.xtx, a.xty, a.n, a.lo, a.hi
     b.windows = list(a.windows or [])
-    assert a.fit() == b.fit(None)
+    assert a.fit() == b.fit(None, 0.0)
     assert np.array_equal(a.beta, b.beta) and a.level == b.level and a.sigma == b.sigma
