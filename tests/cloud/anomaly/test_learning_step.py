@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cloud.anomaly.bank import DetectorBank
 from cloud.anomaly.base import Block, Finding
 from cloud.anomaly.baseline import LinearBaseline, Moments
 from cloud.anomaly.columns import Batch, columns_for
@@ -122,3 +123,20 @@ def test_without_a_step_the_fit_is_the_plain_one() -> None:
     b.windows = list(a.windows or [])
     assert a.fit() == b.fit(None, 0.0)
     assert np.array_equal(a.beta, b.beta) and a.level == b.level and a.sigma == b.sigma
+
+
+def test_the_step_is_found_across_a_restart_while_the_unit_learns() -> None:
+    """The learning windows are in the checkpoint: a worker restarted between the step and the
+    end of learning still finds it."""
+    blocks = _blocks(5, 120.0, onset_h=14.0, loss=0.15)
+    first, rest = blocks[:20], blocks[20:]  # a checkpoint at hour 20, mid-learning
+    bank = DetectorBank()
+    for b in first:
+        bank.update("air_conditioner", b)
+    state = bank.snapshot("ac-1")
+    assert state is not None
+    again = DetectorBank()
+    again.restore("ac-1", state)
+    found = [f for b in rest for f in again.update("air_conditioner", b) if f.active]
+    assert [f.fault for f in found] == ["cooling_decline"]
+    assert found[0].ts - (T0 + 14.0 * H) <= 48 * H
