@@ -44,7 +44,7 @@ class Step(NamedTuple):
 
     split: int  # the first window after it
     ts: float  # that window's start
-    delta: float  # the step, in the monitored quantity's units
+    delta: float  # the step's size, in the monitored quantity's units (:func:`_matched`)
     t: float  # the step over its standard error, in the direction looked for
     level: float  # the monitored quantity's mean before it
 
@@ -75,7 +75,23 @@ def find_step(b: LinearBaseline, direction: int, min_side: int) -> Step | None:
         return None
     split = int(splits[best])
     level = float(sy[:split].sum() / n[:split].sum())
-    return Step(split, windows[split][0], float(delta[best]), float(t[best]), level)
+    size = _matched(sx / n[:, None], res[best] + delta[best] * after[best], split)
+    size = float(delta[best]) if size is None else size
+    return Step(split, windows[split][0], size, float(t[best]), level)
+
+
+def _matched(mx: np.ndarray, res: np.ndarray, split: int, margin: float = 0.1) -> float | None:
+    """The step's size read at like conditions: the mean residual (against the fit at the
+    split, ``res``) of the windows after it whose mean conditions ``mx`` lie within those of
+    the windows before it (padded by ``margin`` of their width), less the mean before it; None
+    with fewer than two such windows. A slope the fit got wrong cancels out of it."""
+    before = mx[:split]
+    lo, hi = before.min(axis=0), before.max(axis=0)
+    pad = margin * (hi - lo)
+    like = np.all((mx[split:] >= lo - pad) & (mx[split:] <= hi + pad), axis=1)
+    if like.sum() < 2:
+        return None
+    return float(res[split:][like].mean() - res[:split].mean())
 
 
 def step_fits(b: LinearBaseline, splits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

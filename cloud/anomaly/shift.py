@@ -147,7 +147,7 @@ class BaselineShift(Compact):
         range_margin: float = 0.2,
         extend_margin: float = 0.5,
         trend_windows: int = 16,
-        step_t: float = 5.0,
+        step_t: float = 4.0,
         step_side: int = 2,
     ) -> None:
         self.learn_s = learn_s
