@@ -19,7 +19,7 @@ from cloud.anomaly.base import Block, Finding
 from cloud.anomaly.baseline import LinearBaseline, Moments
 from cloud.anomaly.columns import Batch, columns_for
 from cloud.anomaly.cooling import CoolingDecline
-from cloud.anomaly.learning_step import find_step
+from cloud.anomaly.learning_step import _matched, find_step
 
 H = 3600.0
 T0 = 1.75e9  # a multiple of 3 h: windows start with the readings
@@ -140,3 +140,15 @@ def test_the_step_is_found_across_a_restart_while_the_unit_learns() -> None:
     found = [f for b in rest for f in again.update("air_conditioner", b) if f.active]
     assert [f.fault for f in found] == ["cooling_decline"]
     assert found[0].ts - (T0 + 14.0 * H) <= 48 * H
+
+
+def test_the_size_is_read_at_like_conditions() -> None:
+    """A step that came with warmer hours: the fit's slope error moves the windows after it
+    that are warmer, not those at the conditions before it (``learning_step._matched``)."""
+    mx = np.column_stack([np.ones(10), [1.0, 1.5, 2.0, 6.0, 7.0, 8.0, 1.2, 1.8, 7.5, 6.5]])
+    slope_error, step = 0.2, -1.0
+    res = slope_error * mx[:, 1] + step * (np.arange(10) >= 3)
+    plain = res[3:].mean() - res[:3].mean()
+    assert abs(plain - step) > 0.5  # read from every window after it, the step is half lost
+    assert abs(_matched(mx, res, 3) - step) < 0.02
+    assert _matched(mx[:7], res[:7], 3) is None  # one like window after it: not enough
