@@ -13,19 +13,31 @@ least ``step_t`` standard errors and at least its practical minimum shift
 (``BaselineShift.learned_step``), and the baseline is then the unit before it
 (``LinearBaseline.fit`` with the split and the step).
 
-Healthy units' steps are heavy-tailed in ``t`` (weather and habits the features do not capture),
-which is why the practical minimum decides as much as ``t``: over 4,951 healthy units' learning
-periods in 22 simulated fleets, the largest step in the direction of a cooling loss was 2.3 % of
-the level at the 99.9th percentile, and one reached the 8 % minimum, at ``t`` 6.8; none of
-5,040 reached the noise (2 dB) or vibration (30 %) minimum (BENCHMARKS.md, issue 15, S13).
+**The step's size is read at like conditions** (:func:`_matched`). A step a few windows in
+that came with the morning's warming is partly taken up by the outdoor temperature's
+coefficient: within a window the rows follow the warming faster than the windows do, and the
+fit is on rows. A 15 % loss then reads as 6-8 % in simulated units, and its ``t`` is small. So
+the size is the mean residual of the windows after the split whose mean conditions lie within
+those before it (the next night, when the step came in the morning), less the mean before it.
+A wrong slope cancels out of that comparison. With fewer than two such windows, the fit's own
+step is the size. The rows after the split are moved back by that size.
 
-Where it stops. A step in the first ``min_side`` windows (6 h) cannot be told from a unit that
-was born so. One a few windows in that came with the afternoon's warming is partly taken up by
-the outdoor temperature's coefficient (within a window the rows follow the afternoon faster than
-the windows do, and the fit is on rows), so it may stay below the minimum: in simulated units a
-15 % loss then reads as 6-8 %. Fitting the step on the windows' means instead found those, but
-took weather and setpoint changes for steps: 29 of the same healthy units past the cooling
-minimum and 10 past the noise one, so the fit stays on rows.
+**The healthy units.** Their steps are heavy-tailed in ``t``, from weather and habits the
+features do not capture. The practical minimum, not ``t``, keeps them out. The measure was every
+healthy unit's learning period in 22 simulated fleets: 4,951 for cooling, 5,040 each for noise
+and vibration.
+- The largest cooling step in the direction of a loss was 2.3 % of the level at the 99.9th
+  percentile.
+- At ``t`` ≥ 3 (``step_t`` is 4) one unit past the 8 % minimum, at ``t`` 6.8, with the fit's
+  size and with the matched one alike.
+- No unit reached the noise (2 dB) or vibration (30 %) minimum.
+
+**Measured and not kept** (BENCHMARKS.md, issue 15, S13): fitting the step on the windows'
+means took weather and setpoint changes for steps (29 healthy units past the cooling minimum,
+10 past the noise one).
+
+**Where it stops.** A step in the first ``min_side`` windows (6 h) cannot be told from a unit
+that was born so.
 
 Pure: the baseline's sums in, a :class:`Step` out.
 """
