@@ -154,9 +154,11 @@ class WindowMoments(_Windows):
         return out
 
 
-def _robust_spread(values: np.ndarray) -> float:
-    """1.4826 × the median absolute deviation: a normal's sigma, robust to odd windows."""
-    return float(1.4826 * np.median(np.abs(values - np.median(values))))
+def robust_spread(values: np.ndarray, axis: int = -1) -> np.ndarray:
+    """1.4826 × the median absolute deviation along ``axis``: a normal's sigma, robust to odd
+    windows."""
+    centre = np.median(values, axis=axis, keepdims=True)
+    return 1.4826 * np.median(np.abs(values - centre), axis=axis)
 
 
 class LinearBaseline(Compact):
@@ -248,9 +250,13 @@ class LinearBaseline(Compact):
         self._fitted = True
 
     def residuals(self, beta: np.ndarray) -> np.ndarray:
-        """Each learning window's mean residual against ``beta``."""
+        """Each learning window's mean residual against each of several fits (``beta``: fits ×
+        features; fits × windows), at once: :meth:`window_residual` of many."""
         assert self.windows is not None
-        return np.array([(sy - float(sx @ beta)) / n for _, n, sx, sy in self.windows])
+        n = np.array([w[1] for w in self.windows], dtype=float)
+        sx = np.array([w[2] for w in self.windows])
+        sy = np.array([w[3] for w in self.windows])
+        return (sy - beta @ sx.T) / n
 
     def fit(self, split: int | None = None, step: float = 0.0) -> list[tuple[float, float]]:
         """Fit ``beta``; set ``level`` and ``sigma`` from the learning windows, then drop them;
@@ -270,11 +276,11 @@ class LinearBaseline(Compact):
         else:
             self.xty[:] -= step * sum(sx for _, _, sx, _ in windows[split:])
         self._solve()
-        res = self.residuals(self._params[2])
+        res = np.array([self.window_residual(n, sx, sy) for _, n, sx, sy in windows])
         spread = res - step * (np.arange(len(windows)) >= split) if step else res
         # robust spread (MAD): one odd learning window (a pull-down after installation, a door
         # left open) must not make the unit's scale so wide that real faults stay hidden
-        self.sigma = _robust_spread(spread) if len(spread) > 2 else math.nan
+        self.sigma = float(robust_spread(spread)) if len(spread) > 2 else math.nan
         tot_n = sum(n for _, n, _, _ in windows[:split])
         self.level = sum(sy for _, _, _, sy in windows[:split]) / tot_n if tot_n else math.nan
         learned = [(t, float(r)) for (t, _, _, _), r in zip(windows, res, strict=True)]

@@ -48,7 +48,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cloud.anomaly.baseline import LinearBaseline
+from cloud.anomaly.baseline import LinearBaseline, robust_spread
 
 
 class Step(NamedTuple):
@@ -72,13 +72,9 @@ def find_step(b: LinearBaseline, direction: int, min_side: int) -> Step | None:
     count = len(windows)
     splits = np.arange(min_side, count - min_side + 1)
     beta, delta = step_fits(b, splits)
-    n = np.array([w[1] for w in windows], dtype=float)
-    sx = np.array([w[2] for w in windows])
-    sy = np.array([w[3] for w in windows])
     after = np.arange(count)[None, :] >= splits[:, None]
-    res = (sy[None, :] - beta @ sx.T) / n[None, :] - delta[:, None] * after
-    centre = np.median(res, axis=1, keepdims=True)
-    sigma = 1.4826 * np.median(np.abs(res - centre), axis=1)
+    res = b.residuals(beta) - delta[:, None] * after  # splits × windows, about each step fit
+    sigma = robust_spread(res)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = direction * delta / (sigma * np.sqrt(1.0 / splits + 1.0 / (count - splits)))
     t = np.where((sigma > 0.0) & (direction * delta > 0.0), t, -np.inf)
@@ -86,8 +82,10 @@ def find_step(b: LinearBaseline, direction: int, min_side: int) -> Step | None:
     if not np.isfinite(t[best]):
         return None
     split = int(splits[best])
-    level = float(sy[:split].sum() / n[:split].sum())
-    size = _matched(sx / n[:, None], res[best] + delta[best] * after[best], split)
+    n = np.array([w[1] for w in windows], dtype=float)
+    level = float(np.sum([w[3] for w in windows[:split]]) / n[:split].sum())
+    mx = np.array([w[2] for w in windows]) / n[:, None]
+    size = _matched(mx, res[best] + delta[best] * after[best], split)  # against the fit alone
     size = float(delta[best]) if size is None else size
     return Step(split, windows[split][0], size, float(t[best]), level)
 
