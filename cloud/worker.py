@@ -54,6 +54,7 @@ from cloud.anomaly.base import Finding
 from cloud.anomaly.clock import ClockCheck
 from cloud.anomaly.envelope import Envelope
 from cloud.anomaly.events import EventFindings
+from cloud.anomaly.peers import PeerFinding
 from cloud.anomaly.pooled import BatchFinding
 from cloud.ingest.catch_up import catch_up
 from cloud.ingest.ingestor import Ingestor
@@ -236,8 +237,9 @@ class Worker:
                 self._extra_sink(f, info)
             self._found.popleft()
 
-    def _batch_finding(self, f: BatchFinding) -> None:
-        """A batch that stands out by its units' shifts: its batch ticket opens or strengthens."""
+    def _batch_finding(self, f: BatchFinding | PeerFinding) -> None:
+        """A batch that stands out by its units' shifts, or whose units are short of their
+        model's other batches: its batch ticket opens or strengthens."""
         if self.tickets is not None:
             _log_changes(self.tickets.record_batch_finding(f))
 

@@ -314,9 +314,12 @@ class Report:
 
 def _test_name(opened_by: str) -> str:
     """The batch test's short name: ``pooled`` (the units' shifts; with its span and reference
-    when the description names them, ``pooled.describe_test``) or ``alarms`` (their count)."""
+    when the description names them, ``pooled.describe_test``), ``peers`` (the units' learned
+    levels against their model's other batches, ``peers.TEST``) or ``alarms`` (their count)."""
     if not opened_by:
         return "–"
+    if opened_by.startswith("peer levels"):
+        return "peers"
     if not opened_by.startswith("pooled"):
         return "alarms"
     span = re.search(r"(\d+)-h shifts", opened_by)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from cloud.anomaly.bank import DetectorBank
 from cloud.anomaly.base import Finding
+from cloud.anomaly.peers import PeerFinding
 from cloud.anomaly.pooled import BatchFinding
 from cloud.ingest.registry import DeviceInfo
 from cloud.ticketing.db import make_engine
@@ -63,8 +64,8 @@ class EvalTickets:
         self.touch([finding.device], bank)
         self.service.record_finding(finding)
 
-    def batch_finding(self, finding: BatchFinding) -> None:
-        """The pooled batch test's finding, recorded as the worker records it."""
+    def batch_finding(self, finding: BatchFinding | PeerFinding) -> None:
+        """A batch test's finding (pooled shift, peer levels), recorded as the worker does."""
         self.service.record_batch_finding(finding)
 
     def touch(self, devices: Iterable[str], bank: DetectorBank) -> None:

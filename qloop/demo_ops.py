@@ -32,6 +32,8 @@ def scrape(url: str) -> dict[str, float]:
 
 def _opened_by(ticket: dict[str, Any]) -> str:
     test = str((ticket.get("evidence") or {}).get("opened_by") or "")
+    if test.startswith("peer levels"):
+        return "the peer level test: its units short of the model's other batches from the start"
     if test.startswith("pooled"):
         return "the pooled test: its units drifting together, before each alarmed alone"
     return "the count of units whose own detector alarmed" if test else "—"

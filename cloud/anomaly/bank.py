@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import functools
 import pickle
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,6 +49,8 @@ from cloud.anomaly.base import Block, Detector, Finding
 from cloud.anomaly.columns import Batch, ShiftColumns, columns_for
 from cloud.anomaly.cooling import CoolingDecline
 from cloud.anomaly.level import NoiseRise, VibrationRise
+from cloud.anomaly.peers import Learned
+from cloud.anomaly.shift import BaselineShift
 from cloud.anomaly.stuck import SensorStuck
 from cloud.anomaly.univariate import UnivariateAnomaly
 from contract.protocol import AIR_CONDITIONER_FIELDS
@@ -401,24 +403,55 @@ class DetectorBank:
         """Per baseline-shift fault, the devices past learning and how far each one's last
         ``span`` judged windows sit from its own baseline, in the fault's direction and in units
         of its learned window spread (``ShiftColumns.recent_shift``): the input of the pooled
-        batch test (``pooled.py``). Read-only; a device's latest row only (a device restored
-        into another row leaves its old row behind, which is skipped)."""
+        batch test (``pooled.py``). Read-only."""
         out: dict[str, tuple[list[str], np.ndarray]] = {}
+        for group, kind, columns in self._shift_columns():
+            rows, z = columns.recent_shift(span)
+            names, keep = self._current(group, rows)
+            devices, values = out.get(kind.fault, ([], np.empty(0)))
+            out[kind.fault] = (devices + names, np.concatenate((values, z[keep])))
+        return out
+
+    def learned(self) -> dict[str, Learned]:
+        """Per baseline-shift fault whose detector takes part in the peer level test
+        (``BaselineShift.peer_levels``), the devices past learning with their baselines
+        (``ShiftColumns.learned``): the input of that test (``peers.py``). Read-only."""
+        parts: dict[str, list[tuple[list[str], tuple[np.ndarray, ...]]]] = {}
+        protos: dict[str, BaselineShift] = {}
+        for group, kind, columns in self._shift_columns():
+            if not kind.peer_levels:
+                continue
+            rows, *arrays = columns.learned()
+            names, keep = self._current(group, rows)
+            parts.setdefault(kind.fault, []).append((names, tuple(a[keep] for a in arrays)))
+            protos.setdefault(kind.fault, columns.proto)
+        out = {}
+        for fault, pieces in parts.items():
+            p = protos[fault]
+            arrays = [x for _, x in pieces]
+            beta, mean, varied = (np.concatenate(a) for a in zip(*arrays, strict=True))
+            devices = [d for names, _ in pieces for d in names]
+            out[fault] = Learned(devices, beta, mean, varied, p.direction, p.min_shift,
+                                 p.min_shift_fraction)  # fmt: skip
+        return out
+
+    def _shift_columns(self) -> Iterator[tuple[_Group, type, ShiftColumns]]:
         for group in self._groups.values():
             for kind, columns in zip(group.kinds, group.columns, strict=True):
-                if not isinstance(columns, ShiftColumns):
-                    continue
-                rows, z = columns.recent_shift(span)
-                names, keep = [], []
-                for i, r in enumerate(rows.tolist()):
-                    d = group.devices[r]
-                    st = self._devices.get(d)
-                    if st is not None and st.group is group and st.row == r:
-                        names.append(d)
-                        keep.append(i)
-                devices, values = out.get(kind.fault, ([], np.empty(0)))
-                out[kind.fault] = (devices + names, np.concatenate((values, z[keep])))
-        return out
+                if isinstance(columns, ShiftColumns):
+                    yield group, kind, columns
+
+    def _current(self, group: _Group, rows: np.ndarray) -> tuple[list[str], list[int]]:
+        """The devices of ``rows`` and the positions of those whose latest row it is (a device
+        restored into another row leaves its old row behind, which is skipped)."""
+        names, keep = [], []
+        for i, r in enumerate(rows.tolist()):
+            d = group.devices[r]
+            st = self._devices.get(d)
+            if st is not None and st.group is group and st.row == r:
+                names.append(d)
+                keep.append(i)
+        return names, keep
 
     def dirty(self) -> list[str]:
         """Devices whose state changed since the last call (to checkpoint them)."""

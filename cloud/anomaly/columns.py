@@ -264,6 +264,20 @@ class ShiftColumns:
         rows = np.flatnonzero(ok)
         return rows, z[rows]
 
+    def learned(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Read-only, for the peer level test (``peers.py``): ``(rows, beta, mean, varied)`` of
+        the rows past learning: their fitted coefficients, the mean of the conditions their fit
+        learned (the normal equations' first row over its count: feature 0 is the constant)
+        and whether their learned range of each feature has any width."""
+        s, params = self._s[: self._rows], self._params[: self._rows]
+        rows = np.flatnonzero((s[:, _LEARNING] == 0.0) & (s[:, _FITTED] != 0.0))
+        p = params[rows]
+        first = p[:, 3]  # Σx of the constant's row: (count, Σx_1, ...)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = first / first[:, :1]
+        ok = np.isfinite(mean).all(axis=1) & np.isfinite(p[:, 2]).all(axis=1)
+        return rows[ok], p[ok, 2].copy(), mean[ok], (p[ok, 1] > p[ok, 0])
+
     # --- judging ----------------------------------------------------------------------------
 
     def _pooling(

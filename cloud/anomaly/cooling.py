@@ -64,6 +64,8 @@ class CoolingDecline(BaselineShift):
     # ΔT scales with the unit's capacity, and each feature is one quantity, so a fan speed's
     # relative effect carries from the fleet's units to one that never varied it (prior.py)
     fleet_prior = True
+    # a batch born short of capacity learns it as its normal; its model's other batches show it
+    peer_levels = True
     # return-air temperature: a unit that lost capacity cannot hold its room, so the rows that
     # show the loss lie above the learned range of return temperatures, and a user may set a
     # lower setpoint than any it learned at. A healthy coil's ΔT rises with the return

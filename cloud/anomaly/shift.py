@@ -94,6 +94,9 @@ class BaselineShift(Compact):
     # does a unit take the fleet's effect of a feature it never varied (``prior.py``)? Only
     # where each feature is one quantity whose effect scales with the unit's level
     fleet_prior = False
+    # is the unit's learned level compared with its model's other batches (``peers.py``)? Only
+    # where healthy batches of a model learn alike (cooling capacity: a manufacturing tolerance)
+    peer_levels = False
     # features whose effect on the monitored quantity has a known sign (+1 rising, -1 falling):
     # rows outside the trusted range in them alone are judged against the baseline at the
     # range's nearer end, extrapolated with the slope that errs away from the fault

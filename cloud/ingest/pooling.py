@@ -1,5 +1,8 @@
-"""The pooled batch test's place in the ingest: after the detectors judged a micro-batch, a round
-of :class:`~cloud.anomaly.pooled.PooledShift` when one is due in event time.
+"""The batch tests over the units' statistics, in the ingest: after the detectors judged a
+micro-batch, a round of the pooled shift test (:class:`~cloud.anomaly.pooled.PooledShift`: a
+batch's units drifting from their own baselines) and of the peer level test
+(:class:`~cloud.anomaly.peers.PeerLevels`: a batch's units short of their model's other batches
+from the start) when one is due in event time.
 
 The round's event time is the newest reading the detectors have judged among the devices of the
 micro-batch (what the worker keeps in ``Ingestor.processed``): readings stamped at times that
@@ -8,9 +11,11 @@ run the rounds ahead. Each round takes every tracked unit's recent shifts over e
 spans (``DetectorBank.shifts(span)``; 24 h by default) from the detector bank and its model and
 batch from the registry (units with no birth yet are left out: without a batch there is nothing
 to compare), and hands each :class:`~cloud.anomaly.pooled.BatchFinding` to the sink (the worker:
-ticketing).
+ticketing). The peer level test's round takes the units' learned baselines
+(``DetectorBank.learned``) and hands its :class:`~cloud.anomaly.peers.PeerFinding` to the same
+sink.
 
-What the test learned (each batch's recent history, the batches standing out) is checkpointed
+What the tests learned (each batch's recent history, the batches standing out) is checkpointed
 with the worker's detectors (:meth:`BatchPooling.snapshot`, in the worker's own journal: it
 belongs to the worker's partitions), so a restarted worker's test keeps its reference history
 instead of collecting it again over days; a state that cannot be read is dropped with a warning
@@ -25,21 +30,22 @@ import pickle
 from collections.abc import Callable, Iterable
 
 from cloud.anomaly.bank import DetectorBank
+from cloud.anomaly.peers import PeerFinding, PeerLevels
 from cloud.anomaly.pooled import BatchFinding, PooledShift
 from cloud.ingest.registry import Registry
 from cloud.store.journal import Journal
 
-BatchFindingSink = Callable[[BatchFinding], None]
+BatchFindingSink = Callable[[BatchFinding | PeerFinding], None]
 #: the key of the test's state among the journal's checkpoints ("#" is in no device id: an MQTT
 #: wildcard cannot be a topic level)
 CHECKPOINT_KEY = "#pooled-batch-test"
-_FORMAT = 1
+_FORMAT = 2  # 1: the pooled shift test's state alone (read too: the peer test starts afresh)
 
 log = logging.getLogger(__name__)
 
 
 class BatchPooling:
-    """Rounds of the pooled batch test over one worker's detector bank and registry."""
+    """Rounds of the batch tests over one worker's detector bank and registry."""
 
     def __init__(
         self,
@@ -47,22 +53,29 @@ class BatchPooling:
         registry: Registry,
         sink: BatchFindingSink,
         pooled: PooledShift | None = None,
+        peers: PeerLevels | None = None,
     ) -> None:
         self.bank = bank
         self.registry = registry
         self.sink = sink
         self.pooled = PooledShift() if pooled is None else pooled
+        self.peers = PeerLevels() if peers is None else peers
         self.rounds = 0
         self.findings = 0
 
     def judged(self, devices: Iterable[str]) -> None:
-        """The detectors judged the readings of ``devices``: run a round if one is due."""
+        """The detectors judged the readings of ``devices``: run each test's round if due."""
         newest = max((self.bank.last_ts(d) for d in devices), default=-math.inf)
-        if not math.isfinite(newest) or not self.pooled.due(newest):
+        if not math.isfinite(newest):
             return
-        self.rounds += 1
-        shifts = {span: self.bank.shifts(span) for span in self.pooled.spans}
-        for f in self.pooled.update(newest, shifts, self._batch_of):
+        found: list[BatchFinding | PeerFinding] = []
+        if self.pooled.due(newest):
+            self.rounds += 1
+            shifts = {span: self.bank.shifts(span) for span in self.pooled.spans}
+            found += self.pooled.update(newest, shifts, self._batch_of)
+        if self.peers.due(newest):
+            found += self.peers.update(newest, self.bank.learned(), self._batch_of)
+        for f in found:
             self.findings += 1
             self.sink(f)
 
@@ -76,22 +89,29 @@ class BatchPooling:
         data = journal.checkpoint(CHECKPOINT_KEY)
         if data is None or not self.restore(data):
             return False
-        log.info("pooled batch test: resumed its batches' history from the checkpoint")
+        log.info("batch tests: resumed their batches' history from the checkpoint")
         return True
 
     def snapshot(self) -> bytes:
-        """The test's learned state, for the worker's checkpoint."""
-        return pickle.dumps((_FORMAT, self.pooled.state()), pickle.HIGHEST_PROTOCOL)
+        """The tests' learned state, for the worker's checkpoint."""
+        state = (self.pooled.state(), self.peers.state())
+        return pickle.dumps((_FORMAT, state), pickle.HIGHEST_PROTOCOL)
 
     def restore(self, data: bytes) -> bool:
         """Take back a :meth:`snapshot`; False (and a warning) when it cannot be read."""
         try:
             version, state = pickle.loads(data)  # noqa: S301 - the worker's own journal
-            if version != _FORMAT:
-                raise ValueError(f"format {version}, this code reads {_FORMAT}")
-            self.pooled.restore(state)
+            if version == 1:
+                pooled, peers = state, None
+            elif version == _FORMAT:
+                pooled, peers = state
+            else:
+                raise ValueError(f"format {version}, this code reads 1 and {_FORMAT}")
+            self.pooled.restore(pooled)
+            if peers is not None:
+                self.peers.restore(peers)
         except Exception as e:  # noqa: BLE001 - any unreadable state is relearned
-            log.warning("pooled batch test: checkpoint not restored (%s); it relearns", e)
+            log.warning("batch tests: checkpoint not restored (%s); they relearn", e)
             return False
         return True
 
