@@ -10,7 +10,10 @@ is ``policy.compare_batches`` over counts from ``device_faults`` (:func:`batch_c
 - **Pooled evidence.** :func:`evaluate_pooled` takes a batch finding of the pooled shift test
   (``cloud/anomaly/pooled.py``, through ``batch_findings.py``): the batch stands out by its
   units' drift, not their alarms; it opens the batch ticket as the count test would (naming
-  itself in ``evidence.opened_by``) or adds its evidence to the open one.
+  itself in ``evidence.opened_by``) or adds its evidence to the open one. The peer level test
+  (``cloud/anomaly/peers.py``: the batch's units short of the model's other batches from the
+  start) comes the same way, its evidence marked ``"kind": "peers"``; its units are listed as
+  ``"basis": "peers"`` (short of their peers, no alarm of their own).
 - **Regression.** A new episode of the fault in a unit of a batch (or on a device) whose ticket
   was closed as verified, after that fix's ``effective_from``, reopens that ticket instead of
   opening another; units still in the fault that the fix did not cover open nothing new. Tickets
@@ -32,7 +35,13 @@ from cloud.ticketing.cycles import reopen
 from cloud.ticketing.history import ChangeKind, HistoryKind, TicketChange, change, write_history
 from cloud.ticketing.lifecycle import Status
 from cloud.ticketing.models import Device, DeviceFault, Ticket, TicketFix
-from cloud.ticketing.opening import fold_device_tickets, new_ticket, open_batch_ticket, refresh
+from cloud.ticketing.opening import (
+    UNALARMED,
+    fold_device_tickets,
+    new_ticket,
+    open_batch_ticket,
+    refresh,
+)
 from cloud.ticketing.policy import (
     SECONDS_PER_DAY,
     BatchCounts,
@@ -118,6 +127,7 @@ def evaluate_pooled(
     """
     fault = str(pooled["fault"])
     ts = float(pooled["ts"])
+    peers = pooled.get("kind") == "peers"
     counts = batch_counts(s, policy, model, fault)
     r = next((c for c in compare_batches(counts, policy) if c.batch == batch), None)
     if r is None:  # the batch has no registered unit here
@@ -126,7 +136,7 @@ def evaluate_pooled(
     alarmed = {e["device"] for e in entries}
     for device, shift in dict(pooled["shifts"]).items():
         if device not in alarmed:
-            entries.append(_pooled_entry(device, float(shift), ts))
+            entries.append(_pooled_entry(device, float(shift), ts, peers))
     ticket = s.scalars(
         select(Ticket).where(
             Ticket.scope == "batch",
@@ -139,7 +149,7 @@ def evaluate_pooled(
     changes: list[TicketChange] = []
     if ticket is None:
         key = {"model": model, "batch": batch}
-        who = "the pooled shift test"
+        who = "the peer level test" if peers else "the pooled shift test"
         held, ticket, changes = _after_verified_fix(s, policy, "batch", key, fault, who, ts, now)
         if held and ticket is None:
             return []
@@ -155,28 +165,33 @@ def evaluate_pooled(
         policy,
         ticket,
         r,
-        [e for e in entries if e["device"] not in listed or e.get("basis") != "pooled"],
+        [e for e in entries if e["device"] not in listed or e.get("basis") not in UNALARMED],
         now,
     )
     note = (
-        f"pooled shift test: {pooled['statistic']} of {pooled['units']} units beyond"
+        f"peer level test: {pooled['statistic']} of {pooled['units']} units short of the"
+        f" model's other batches by {100 * pooled['level']:g}% or more,"
+        f" p_adjusted={pooled['p_adjusted']:.3g}"
+        if peers
+        else f"pooled shift test: {pooled['statistic']} of {pooled['units']} units beyond"
         f" {pooled['level']:g} robust sigma, p_adjusted={pooled['p_adjusted']:.3g}"
     )
     write_history(s, ticket, now, HistoryKind.UPDATED, note=note, data={"pooled": dict(pooled)})
     return [*changes, change(ChangeKind.UPDATED, ticket, note)]
 
 
-def _pooled_entry(device: str, shift: float, ts: float) -> dict[str, Any]:
-    """A unit listed by the pooled test: drifting beyond its level, no alarm of its own."""
+def _pooled_entry(device: str, value: float, ts: float, peers: bool = False) -> dict[str, Any]:
+    """A unit listed by a pooled test, no alarm of its own: drifting beyond its level (its
+    ``shift``), or short of its model's other batches (its ``shortfall``)."""
     return {
         "device": device,
         "active": False,
-        "basis": "pooled",
+        "basis": "peers" if peers else "pooled",
         "first_ts": ts,
         "onset_ts": None,
         "last_ts": ts,
         "score": 0.0,
-        "evidence": {"shift": shift},
+        "evidence": {"shortfall": value} if peers else {"shift": value},
     }
 
 

@@ -40,6 +40,10 @@ from cloud.ticketing.policy import PRIORITY_ORDER, SEVERITY_ORDER, BatchResult, 
 from cloud.ticketing.verification import withdraw_fix
 from contract.faults import category as fault_category
 
+#: the bases of units a batch test lists with no alarm of their own: drifting beyond the pooled
+#: shift test's level, or short of their model's other batches (the peer level test)
+UNALARMED = ("pooled", "peers")
+
 
 def new_ticket(
     s: Session,
@@ -215,9 +219,9 @@ def refresh(
     """Bring an open ticket up to date with the currently affected units of its scope."""
     old = {e["device"]: e for e in t.evidence.get("devices", [])}
     current = {e["device"]: e for e in entries}
-    # a unit listed by the pooled test (``"basis": "pooled"``: drifting, no alarm of its own)
-    # whose own fault becomes active is added now, not reactivated
-    pooled = {d for d, e in old.items() if e.get("basis") == "pooled"}
+    # a unit listed by a pooled test (``UNALARMED``: drifting, or short of its peers, no alarm of
+    # its own) whose own fault becomes active is added now, not reactivated
+    pooled = {d for d, e in old.items() if e.get("basis") in UNALARMED}
     added = sorted(d for d in current if d not in old or d in pooled)
     reactivated = sorted(
         d for d in current if d in old and not old[d]["active"] and d not in pooled

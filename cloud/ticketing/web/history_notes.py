@@ -34,6 +34,7 @@ from contract.faults import FAULTS
 
 Render = Callable[[str], str]
 POOLED_WHO = "the pooled shift test"  # who reported a regression found by the pooled test
+PEERS_WHO = "the peer level test"  # ... or by the peer level test
 
 
 def _as_is(value: str) -> str:
@@ -90,7 +91,7 @@ FIELDS: dict[str, Field] = {
     "device": Field(r"\S+"),
     **dict.fromkeys(("affected", "units", "count", "cleared", "failed", "measure"), _INT),
     **dict.fromkeys(("repeats", "score", "statistic"), _INT),
-    **dict.fromkeys(("p", "level", "days", "hours", "confidence"), _NUMBER),
+    **dict.fromkeys(("p", "level", "percent", "days", "hours", "confidence"), _NUMBER),
     # vocabulary, by its names
     "channel": Field(_WORD, _named("channel")),
     "department": Field(_WORD, _named("department")),
@@ -120,8 +121,11 @@ FIELDS: dict[str, Field] = {
     "batch_test": Field(
         "|".join(re.escape(t) for t in (TEST_CONDITIONAL, TEST_BACKGROUND)), lambda v: tr(v)
     ),
-    "pooled_test": Field(r"pooled shift\b.*?", lambda _: tr(POOLED_WHO)),
-    "who": Field(r".+?", lambda v: tr(v) if v == POOLED_WHO else v),  # a unit, or the test
+    "pooled_test": Field(
+        r"(?:pooled shift|peer levels)\b.*?",
+        lambda v: tr(PEERS_WHO if v.startswith("peer") else POOLED_WHO),
+    ),
+    "who": Field(r".+?", lambda v: tr(v) if v in (POOLED_WHO, PEERS_WHO) else v),  # a unit, a test
     "failures": Field(r".+", _failures),
     # what people typed
     **dict.fromkeys(("text", "task", "owner", "record", "remark", "root"), TYPED),
@@ -152,6 +156,11 @@ NOTES: tuple[Note, ...] = (
     _note(
         "pooled shift test: {statistic} of {units} units beyond {level} robust sigma,"
         " p_adjusted={p}",
+        "updated",
+    ),
+    _note(
+        "peer level test: {statistic} of {units} units short of the model's other batches by"
+        " {percent}% or more, p_adjusted={p}",
         "updated",
     ),
     _note("{affected} affected of {units}", "updated"),

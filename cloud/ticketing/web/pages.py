@@ -166,6 +166,8 @@ def _units(devices: list[Mapping[str, Any]]) -> str:
         cls, state = ("st-open", "active") if d.get("active") else ("st-closed", "recovered")
         if not d.get("active") and d.get("basis") == "pooled":  # the pooled test's: no alarm yet
             cls, state = "st-open", "drifting"
+        if not d.get("active") and d.get("basis") == "peers":  # short of the model's other batches
+            cls, state = "st-open", "short"
         rows.append(
             f'<tr data-device="{esc(d["device"])}"><td>{esc(d["device"])}</td>'
             f'<td><span class="badge {cls}" data-state="{state}">{esc(name("unit_state", state))}'

@@ -58,7 +58,7 @@ NAMES: dict[str, dict[str, str]] = {
     "measure_status": {
         "planned": "计划", "in_progress": "进行中", "done": "已完成", "cancelled": "已取消",
     },
-    "unit_state": {"active": "仍异常", "recovered": "已恢复", "drifting": "漂移中"},
+    "unit_state": {"active": "仍异常", "recovered": "已恢复", "drifting": "漂移中", "short": "低于同型号其他批次"},
     "action": {
         "opened": "开单", "updated": "更新", "severity_raised": "升级", "recovered": "恢复",
         "absorbed": "并入批次", "merged": "合并", "verified": "验证通过",
@@ -86,6 +86,7 @@ NAMES: dict[str, dict[str, str]] = {
 NAMES_EN: dict[str, dict[str, str]] = {
     "severity": {"I": "I general", "II": "II serious", "III": "III urgent"},
     "department": {"all": "all"},
+    "unit_state": {"short": "short of its peers"},
     "result": {
         "effective": "effective", "not_effective": "not effective",
         "needs_work": "needs further work",
@@ -465,6 +466,14 @@ MESSAGES: dict[str, str] = {
     "pooled shift test: units of the batch drifting together": "合并漂移检验：本批次多台机组同向漂移",
     "alarm count test: units past their own alarm threshold": "报警计数检验：超过各自报警阈值的机组",
     "Pooled shift test": "合并漂移检验",
+    "Peer level test": "同型号批次对比检验",
+    "peer level test: units of the batch short of the model's other batches": "同型号批次对比检验：本批次多台机组低于同型号其他批次",
+    "{k} of {n} units of this batch learned a level {level} or more short of their model's other batches at like conditions, against {x} of {r} units of those batches: p adjusted {p} (α {alpha}).": "本批次 {n} 台中有 {k} 台在相同工况下的基线水平比同型号其他批次低 {level} 以上；其他批次的 {r} 台中为 {x} 台：校正后 p 值 {p}（α {alpha}）。",
+    "units short of the model's other batches": "低于同型号其他批次的机组",
+    "shortfall a unit must reach (fraction of the reference)": "判定不足的阈值（占参照水平的比例）",
+    "reference units short by as much": "参照机组中同样不足的台数",
+    "reference level (other batches' median)": "参照水平（其他批次中位数）",
+    "the batch's median level": "本批次水平中位数",
     "{k} of {n} units of this batch have drifted beyond {level} robust σ of the fleet's shifts, against {x} beyond it over {e} unit-days of {r} reference units: p adjusted {p} (α {alpha}).": "本批次 {n} 台中有 {k} 台的漂移超出全体机组漂移的 {level} 个稳健标准差；参照的 {r} 台机组在 {e} 台·天内超出 {x} 台次：校正后 p 值 {p}（α {alpha}）。",
     "units beyond the level now": "当前超出阈值的机组",
     "level (robust σ of the fleet's shifts)": "阈值（全体漂移的稳健标准差倍数）",
@@ -474,10 +483,12 @@ MESSAGES: dict[str, str] = {
     "round (event time)": "检验时刻（事件时间）",
     # a ticket's history: the notes the system writes (history_notes.py; [...] is written only sometimes)
     "the pooled shift test": "合并漂移检验",
+    "the peer level test": "同型号批次对比检验",
     "{pooled_test}: p_adjusted={p}": "{pooled_test}开单：校正后 p 值 {p}",
     "{affected} of {units} units complained about {problem}: p_adjusted={p}": "本批次 {units} 台中有 {affected} 台投诉{problem}：校正后 p 值 {p}",
     "{channel}: {category}[ / {fault}][ (confidence {confidence}: needs triage)]": "{channel}：{category}[ / {fault}][（置信度 {confidence}：需人工分诊）]",
     "pooled shift test: {statistic} of {units} units beyond {level} robust sigma, p_adjusted={p}": "合并漂移检验：本批次 {units} 台中有 {statistic} 台超出 {level} 个稳健标准差，校正后 p 值 {p}",
+    "peer level test: {statistic} of {units} units short of the model's other batches by {percent}% or more, p_adjusted={p}": "同型号批次对比检验：本批次 {units} 台中有 {statistic} 台比同型号其他批次低 {percent}% 以上，校正后 p 值 {p}",
     "{affected} affected of {units}": "{units} 台中 {affected} 台受影响",
     "severity {severity_was}→{severity}, priority {priority_was}→{priority}": "严重度 {severity_was}→{severity}，优先级 {priority_was}→{priority}",
     "fault indicator back at baseline: {devices}": "故障指标已恢复到基线：{devices}",
