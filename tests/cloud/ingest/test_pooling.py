@@ -1,15 +1,18 @@
-"""The pooled batch test over a real detector bank (cloud/ingest/pooling.py): units fed as the
+"""The batch tests over a real detector bank (cloud/ingest/pooling.py): units fed as the
 worker feeds them, rounds in event time, the batch whose units drift together found from their
-shifts; units without a birth are left out."""
+shifts, the batch born short found from their learned levels; units without a birth are left
+out."""
 
 from __future__ import annotations
 
 import math
+import pickle
 
 import numpy as np
 
 from cloud.anomaly.bank import DetectorBank
 from cloud.anomaly.base import Block
+from cloud.anomaly.peers import PeerFinding
 from cloud.anomaly.pooled import BatchFinding
 from cloud.ingest.pooling import BatchPooling
 from cloud.ingest.registry import Registry
@@ -74,6 +77,33 @@ def test_a_drifting_batch_is_found_from_the_units_shifts() -> None:
     assert bank.shifts()["cooling_decline"][0].count(stranger) == 1  # tracked, just not tested
 
 
+def test_a_batch_born_short_is_found_from_the_units_learned_levels() -> None:
+    """B1's units leak 15 % from their first reading: each learns it as its normal, no unit's
+    detector and no shift says anything; B1 against B0 and B2 does, once its units learned."""
+    rng = np.random.default_rng(9)
+    bank, registry = DetectorBank(generic=False), Registry()
+    units = [(f"ac-{b}-{u:02d}", f"B{b}") for b in range(3) for u in range(12)]
+    for device, batch in units:
+        registry.apply_birth(Birth(device, "air_conditioner", "M", batch, "SN", "1", 60.0, T0))
+    found: list[BatchFinding | PeerFinding] = []
+    alarmed: set[str] = set()
+    pooling = BatchPooling(bank, registry, found.append)
+    learned_at = None
+    for hour in range(3 * 24):
+        for device, batch in units:
+            bank.feed("air_conditioner", _block(rng, device, hour, 0.15 if batch == "B1" else 0))
+        alarmed |= {f.device for f in bank.flush() if f.fault == "cooling_decline"}
+        pooling.judged(d for d, _ in units)
+        if learned_at is None and len(bank.learned()["cooling_decline"].devices) >= 5:
+            learned_at = hour
+    assert not alarmed  # no unit's own detector sees it
+    assert [(type(f), f.batch) for f in found] == [(PeerFinding, "B1")]
+    first = found[0]
+    assert first.ts < T0 + (learned_at + 2) * H  # as soon as the units learned
+    assert first.short >= 10 and first.units == 12 and first.reference_units == 24
+    assert 0.1 < 1 - first.batch_level / first.reference_level < 0.2
+
+
 def test_a_restored_test_goes_on_as_the_one_that_was_never_stopped(tmp_path, caplog) -> None:
     """The pooled test's state survives a checkpoint: a test restored halfway through the drift
     (from the journal, as a restarted worker does) gives the findings the original gives."""
@@ -110,6 +140,10 @@ def test_a_restored_test_goes_on_as_the_one_that_was_never_stopped(tmp_path, cap
     assert fresh.restore(b"not a checkpoint") is False  # dropped, relearned
     assert "checkpoint not restored" in caplog.text
     assert fresh.pooled.state()["history"] == {}
+    # a checkpoint of the format before the peer test (the pooled test's state alone)
+    older = pickle.dumps((1, a.pooled.state()))
+    assert fresh.restore(older) and fresh.pooled.state() == a.pooled.state()
+    assert fresh.peers.state()["standing"] == {}
 
 
 def test_the_worker_checkpoints_the_test_and_a_restarted_one_resumes_it(tmp_path) -> None:

@@ -28,7 +28,7 @@ from cloud.ticketing.web import history_notes, zh_cn
 from cloud.ticketing.web.i18n import for_lang, use
 from qloop.settings import Settings
 from tests import ticketing_support as support
-from tests.cloud.ticketing.test_pooled_batch_tickets import pooled
+from tests.cloud.ticketing.test_pooled_batch_tickets import peers, pooled
 from tests.ticketing_support import Clock, dev_id, finding, open_tickets
 
 DAY, HOUR, NOW_TS = support.DAY, support.HOUR, support.NOW_TS
@@ -95,7 +95,7 @@ def add_measure(svc: TicketService, ticket: str, what: tuple[str, str, str], due
 
 def script(svc: TicketService, clock: Clock) -> None:
     """One life of a fleet's tickets, through every kind of entry the system writes."""
-    support.register_fleet(svc)
+    support.register_fleet(svc, batches=5)
     # batch B0: one unit alarms (a device ticket), then seven more (the batch ticket folds it),
     # a unit recovers; customers of the batch complain (joined, counted, repeated, alerted)
     svc.record_finding(finding(dev_id(0, 0), ts=NOW_TS))
@@ -145,6 +145,10 @@ def script(svc: TicketService, clock: Clock) -> None:
     (drifting,) = open_tickets(svc, scope="batch", batch="B1")
     fix(svc, drifting.id, NOW_TS + 2 * HOUR)
     svc.record_batch_finding(pooled("B1", units, ts=NOW_TS + 3 * DAY))
+    # the peer level test: B4 born short of the model's other batches, a fourth unit learns
+    short = {dev_id(4, 0): 0.15, dev_id(4, 1): 0.14, dev_id(4, 2): 0.12}
+    svc.record_batch_finding(peers("B4", short))
+    svc.record_batch_finding(peers("B4", short | {dev_id(4, 3): 0.1}, ts=NOW_TS + HOUR))
     # a customer naming no unit, classified unsure: corrected, a fix a person checks
     lone = complain(svc, None, "售后师傅态度差，乱收费", "13900000009", c=UNSURE)
     svc.correct_classification(

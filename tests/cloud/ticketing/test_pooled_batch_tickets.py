@@ -1,11 +1,14 @@
-"""A batch finding of the pooled shift test (cloud/anomaly/pooled.py) in ticketing: it opens one
-batch ticket that says which test opened it and with what evidence, folds the batch's device
-tickets, takes the units' later alarms, and the same finding twice changes nothing."""
+"""A batch finding of the pooled shift test (cloud/anomaly/pooled.py), or of the peer level test
+(cloud/anomaly/peers.py), in ticketing: it opens one batch ticket that says which test opened it
+and with what evidence, folds the batch's device tickets, takes the units' later alarms, and the
+same finding twice changes nothing."""
 
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from cloud.anomaly.peers import TEST as PEERS_TEST
+from cloud.anomaly.peers import PeerFinding
 from cloud.anomaly.pooled import TEST, BatchFinding
 from cloud.ticketing.history import ChangeKind
 from cloud.ticketing.service import TicketService
@@ -135,3 +138,46 @@ def test_the_pooled_evidence_reads_in_chinese(app) -> None:
     assert "合并漂移检验" in page.text and "本批次 20 台中有 3 台" in page.text
     assert 'data-pooled="reference">同型号其他批次<' in page.text
     assert "units beyond the level now" not in page.text
+
+
+def peers(batch: str, units: dict[str, float], ts: float = NOW_TS) -> PeerFinding:
+    return PeerFinding(
+        MODEL, batch, "cooling_decline", ts, 20, len(units), 40, 1, 9.1, 7.8, 0.08, 3e-6, 1e-5,
+        0.01, units,
+    )  # fmt: skip
+
+
+def test_a_peer_finding_opens_a_batch_ticket_listing_the_short_units(app) -> None:
+    """The peer level test's finding (cloud/anomaly/peers.py) comes the pooled test's way: one
+    batch ticket naming the test, its units listed short of their peers, no alarm of their own;
+    the page says so in English and in Chinese."""
+    service: TicketService = app.state.service
+    register_fleet(service)
+    short = {dev_id(1, 0): 0.16, dev_id(1, 1): 0.15, dev_id(1, 2): 0.12}
+    changes = service.record_batch_finding(peers("B1", short))
+
+    assert [c.kind for c in changes][:1] == [ChangeKind.OPENED]
+    [ticket] = open_tickets(service, scope="batch")
+    t = service.get_ticket(ticket.id)
+    assert t.evidence["opened_by"] == PEERS_TEST and t.evidence["pooled"]["kind"] == "peers"
+    listed = {e["device"]: e for e in t.evidence["devices"]}
+    assert set(listed) == set(short)
+    assert all(e["basis"] == "peers" and not e["active"] for e in listed.values())
+    assert listed[dev_id(1, 0)]["evidence"] == {"shortfall": 0.16}
+    # a fourth unit short: the same ticket, its note says what the peer test found
+    service.record_batch_finding(peers("B1", short | {dev_id(1, 3): 0.1}, ts=NOW_TS + 3600))
+    assert [x.id for x in open_tickets(service, scope="batch")] == [ticket.id]
+    notes = [h.note or "" for h in service.get_ticket(ticket.id).history]
+    assert any(n.startswith("peer level test: 4 of 20 units short") for n in notes), notes
+
+    with TestClient(app, base_url="http://qloop.test") as browser:
+        browser.post("/login", data={"token": ADMIN}, follow_redirects=False)
+        page = browser.get(f"/tickets/{ticket.id}")
+        zh = browser.get(f"/tickets/{ticket.id}", headers={"accept-language": "zh-CN"})
+
+    assert page.text.count('data-state="short"') == 4
+    assert 'data-stat="opened_by" data-test="peers"' in page.text
+    assert "Peer level test" in page.text and "8 % or more short" in page.text
+    assert 'data-pooled="reference_level">9.1<' in page.text
+    assert "同型号批次对比检验" in zh.text and "低于同型号其他批次" in zh.text
+    assert "本批次 20 台中有 4 台" in zh.text and "Peer level test" not in zh.text

@@ -1,0 +1,120 @@
+"""The peer level test (cloud/anomaly/peers.py) on units' learned baselines: a batch whose
+units learned a level short of their model's other batches is found, whatever climate its units
+learned in; healthy batches, a batch a little low, and a model with one batch are not; a batch
+is named once, and again only for units it had not named."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cloud.anomaly.peers import Learned, PeerLevels, fisher_greater, reference_levels
+
+SLOPE = np.array([-0.08, -0.6, 0.25])  # ΔT per K outdoor, per fan step, per K return air
+
+
+def _fleet(
+    rng: np.random.Generator,
+    batches: dict[str, tuple[float, float]],
+    units: int = 20,
+    model: str = "M",
+) -> tuple[list[str], np.ndarray, np.ndarray, dict[str, tuple[str, str]]]:
+    """Units of ``model`` per batch: (loss of ΔT, outdoor offset of the batch's climate); each
+    unit's baseline is the model's ΔT (9 K at the reference) with a 2.5 % unit spread, learned
+    at its own mean conditions with a noisy slope of its own."""
+    devices, beta, mean, batch_of = [], [], [], {}
+    for b, (loss, warmer) in batches.items():
+        for u in range(units):
+            d = f"{model}-{b}-{u:02d}"
+            x = np.array([1.0, warmer + rng.normal(0, 2), rng.integers(0, 3) - 1.0,
+                          rng.normal(0, 1.0)])  # fmt: skip
+            own = SLOPE * (1 + rng.normal(0, 0.3, 3))  # 36 h of one room: noisy slopes
+            level = 9.0 * (1 - loss) * (1 + rng.normal(0, 0.025))
+            at_mean = level + SLOPE @ x[1:]  # the unit's ΔT at its own mean conditions
+            b0 = at_mean - own @ x[1:]
+            devices.append(d)
+            beta.append(np.concatenate(([b0], own)))
+            mean.append(x)
+            batch_of[d] = (model, b)
+    return devices, np.array(beta), np.array(mean), batch_of
+
+
+def _learned(devices, beta, mean) -> dict[str, Learned]:
+    varied = np.ones_like(beta, dtype=bool)
+    return {"cooling_decline": Learned(devices, beta, mean, varied, -1, 0.0, 0.08)}
+
+
+def test_a_batch_born_short_is_found_and_named_once() -> None:
+    rng = np.random.default_rng(3)
+    devices, beta, mean, batch_of = _fleet(rng, {"B1": (0, 0), "B2": (0.15, 0), "B3": (0, 0)})
+    test = PeerLevels()
+
+    found = test.update(0.0, _learned(devices, beta, mean), batch_of.get)
+
+    assert [(f.model, f.batch, f.fault) for f in found] == [("M", "B2", "cooling_decline")]
+    f = found[0]
+    assert f.units == 20 and f.reference_units == 40
+    assert f.short >= 15 and f.reference_short <= 1
+    assert all(d.startswith("M-B2-") for d in f.shifts)
+    assert all(0.08 <= v <= 0.3 for v in f.shifts.values())  # shortfalls, as fractions
+    assert f.p_adjusted < 0.01 and f.batch_level < 0.9 * f.reference_level
+    evidence = f.as_evidence()
+    assert evidence["kind"] == "peers" and evidence["statistic"] == f.short
+    # the same units an hour later: nothing new to say
+    assert test.update(3600.0, _learned(devices, beta, mean), batch_of.get) == []
+
+
+def test_a_unit_not_named_before_makes_a_new_finding() -> None:
+    rng = np.random.default_rng(4)
+    devices, beta, mean, batch_of = _fleet(rng, {"B1": (0, 0), "B2": (0.15, 0), "B3": (0, 0)})
+    late = [i for i, d in enumerate(devices) if d.startswith("M-B2-")][-5:]  # still learning
+    early = [i for i in range(len(devices)) if i not in late]
+    test = PeerLevels()
+    first = test.update(0.0, _learned([devices[i] for i in early], beta[early], mean[early]),
+                        batch_of.get)  # fmt: skip
+    assert len(first) == 1
+    again = test.update(3600.0, _learned(devices, beta, mean), batch_of.get)
+    assert len(again) == 1 and set(again[0].shifts) - set(first[0].shifts)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_healthy_batches_and_a_batch_a_little_low_are_not_found(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    batches = {"B1": (0, 0), "B2": (0.02, 0), "B3": (-0.02, 0), "B4": (0, 0)}
+    devices, beta, mean, batch_of = _fleet(rng, batches)
+    assert PeerLevels().update(0.0, _learned(devices, beta, mean), batch_of.get) == []
+
+
+def test_units_of_a_hot_region_are_compared_at_the_same_conditions() -> None:
+    """B2's units learned 15 K warmer (ΔT 1.2 K lower there): moved to the model's reference
+    conditions they are like the others; read at their own conditions they would be short."""
+    rng = np.random.default_rng(5)
+    devices, beta, mean, batch_of = _fleet(rng, {"B1": (0, 0), "B2": (0, 15.0), "B3": (0, 0)})
+    assert PeerLevels().update(0.0, _learned(devices, beta, mean), batch_of.get) == []
+    own = np.einsum("ij,ij->i", beta, mean)  # each unit's ΔT at its own mean conditions
+    hot = np.array([d.startswith("M-B2-") for d in devices])
+    assert np.median(own[hot]) < 0.9 * np.median(own[~hot])  # short, read unmoved
+    level = reference_levels(beta, mean, np.ones_like(beta, dtype=bool))
+    assert abs(np.median(level[hot]) / np.median(level[~hot]) - 1) < 0.03
+
+
+def test_nothing_to_compare_with_gives_no_test() -> None:
+    rng = np.random.default_rng(6)
+    one = _fleet(rng, {"B1": (0.15, 0)}, units=40)  # a model with one batch
+    few = _fleet(rng, {"B1": (0, 0), "B2": (0.15, 0)}, units=4, model="N")  # too few units
+    devices = one[0] + few[0]
+    beta, mean = np.vstack((one[1], few[1])), np.vstack((one[2], few[2]))
+    batch_of = one[3] | few[3]
+    assert PeerLevels().update(0.0, _learned(devices, beta, mean), batch_of.get) == []
+
+
+def test_a_units_batch_must_be_known() -> None:
+    rng = np.random.default_rng(7)
+    devices, beta, mean, _ = _fleet(rng, {"B1": (0, 0), "B2": (0.15, 0), "B3": (0, 0)})
+    assert PeerLevels().update(0.0, _learned(devices, beta, mean), lambda d: None) == []
+
+
+def test_fisher_is_the_hypergeometric_tail() -> None:
+    # 3 short of 5 in the batch, none of 10 elsewhere: C(5,3)/C(15,3)
+    assert fisher_greater(3, 5, 0, 10) == pytest.approx(10 / 455)
+    assert fisher_greater(3, 5, 7, 10) > 0.5
