@@ -435,6 +435,20 @@ class DetectorBank:
                                  p.min_shift_fraction)  # fmt: skip
         return out
 
+    def move_baseline(self, device: str, fault: str, delta: float) -> bool:
+        """Move the device's learned baseline of ``fault`` by ``delta`` (the peer level test's
+        verdict, ``ShiftColumns.move_baseline``); False if the device, the fault's detector or
+        a fitted baseline is not there. The device is checkpointed with the move."""
+        st = self._devices.get(device)
+        if st is None:
+            return False
+        for kind, columns in zip(st.group.kinds, st.group.columns, strict=True):
+            if isinstance(columns, ShiftColumns) and kind.fault == fault:
+                moved = columns.move_baseline(st.row, delta)
+                st.dirty |= moved
+                return moved
+        return False
+
     def _shift_columns(self) -> Iterator[tuple[_Group, type, ShiftColumns]]:
         for group in self._groups.values():
             for kind, columns in zip(group.kinds, group.columns, strict=True):

@@ -278,6 +278,27 @@ class ShiftColumns:
         ok = np.isfinite(mean).all(axis=1) & np.isfinite(p[:, 2]).all(axis=1)
         return rows[ok], p[ok, 2].copy(), mean[ok], (p[ok, 1] > p[ok, 0])
 
+    def move_baseline(self, row: int, delta: float) -> bool:
+        """Move ``row``'s learned baseline by ``delta`` (in the monitored quantity's units), as
+        if every row it learned had read ``delta`` more: the peer level test's verdict that the
+        unit was born short of its model's other batches (``peers.py``). The normal equations'
+        Σxy move with it (``xty += delta · Σx``, feature 0 the constant: a later refit gives
+        ``beta_0 + delta``, to within the fit's ridge), as do its level, the practical minimum
+        taken from that level, and its recent windows' residuals; the CUSUM then judges the
+        windows that follow against the moved baseline. False (nothing moved) for a row still
+        learning."""
+        s = self._s[row]
+        if s[_LEARNING] or not s[_FITTED] or not np.isfinite(delta):
+            return False
+        p, k = self._params[row], self.proto.n_features
+        p[3 + k] += delta * p[3]  # Σxy += delta · Σx (the constant's row of Σxxᵀ is Σx)
+        p[2, 0] += delta
+        s[_LEVEL] += delta
+        proto = self.proto
+        s[_C_MIN_SHIFT] = max(proto.min_shift, proto.min_shift_fraction * abs(s[_LEVEL]))
+        self._levels[row] -= np.float32(delta)  # NaN (no window) stays NaN
+        return True
+
     # --- judging ----------------------------------------------------------------------------
 
     def _pooling(

@@ -52,6 +52,18 @@ What it cannot see: a model with a single batch (nothing to compare with), a bat
 model is short, and what the features do not describe (a batch shipped only to a humid region
 removes more latent heat and shows a lower sensible ΔT: humidity is not a feature).
 
+**The units it names are judged as short** (:meth:`PeerFinding.moves`). Each named unit's
+learned baseline is moved up to the other batches' median (``DetectorBank.move_baseline``, by
+the caller: ``cloud/ingest/pooling.py``): from then on its own detector judges its windows
+against what its model's units do, so its shortfall is a finding of its own (an alarm after two
+windows of evidence), with the same episode, ticket and fix verification as any loss: a unit
+recharged comes back to the moved baseline and clears. A unit is named, and moved, only in a
+batch that stands out, so the unit findings inherit the batch test's false-alarm control; a
+unit alone 8 % below its model's median is not one (0.85 % of healthy units are). The test
+remembers each move it asked for (:meth:`PeerLevels.state`, checkpointed) and reads the units
+at their levels as learned, so a batch whose short units were moved still stands out for the
+units of it that finish learning later.
+
 A finding is made when a batch starts to stand out and again when it names a unit it had not
 named (more units finished learning); a batch not standing out for a day is forgotten. The
 units' levels change little after learning, so rounds an hour apart repeat nearly the same
@@ -156,6 +168,25 @@ class PeerFinding:
     alpha: float
     shifts: Mapping[str, float] = field(default_factory=dict)
     test: str = TEST
+    scale: float = 1.0  # what ``shifts`` and ``minimum`` are fractions of (1: absolute)
+    direction: int = -1  # the fault's direction
+    moved: frozenset[str] = frozenset()  # units of ``shifts`` named before: moved already
+
+    def moves(self) -> dict[str, float]:
+        """Each newly named unit's move up to the reference (``DetectorBank.move_baseline``),
+        in the monitored quantity's units: its shortfall, against the fault's direction.
+
+        >>> f = PeerFinding("M", "B", "cooling_decline", 0.0, 20, 2, 40, 0, 9.0, 7.7, 0.08,
+        ...                 1e-4, 1e-3, 0.01, {"a": 0.15, "b": 0.1}, scale=9.0, direction=-1,
+        ...                 moved=frozenset({"b"}))
+        >>> {d: round(v, 3) for d, v in f.moves().items()}
+        {'a': 1.35}
+        """
+        return {
+            d: -self.direction * v * self.scale
+            for d, v in self.shifts.items()
+            if d not in self.moved
+        }
 
     def as_evidence(self) -> dict[str, object]:
         """The ticket's ``pooled`` evidence (``kind`` ``peers``; the keys ticketing reads of
@@ -191,6 +222,8 @@ class _Test(NamedTuple):
     reference_level: float
     batch_level: float
     minimum: float
+    scale: float
+    direction: int
 
     def p_value(self) -> float:
         return fisher_greater(len(self.short), self.units, self.reference_short,
@@ -234,12 +267,15 @@ class PeerLevels:
         self._last_ts: float | None = None
         # per (fault, model, batch) standing out: the units named so far, when it last stood out
         self._standing: dict[tuple[str, str, str], tuple[frozenset[str], float]] = {}
+        # per (fault, device): the move of its baseline a finding asked for (PeerFinding.moves)
+        self._moved: dict[tuple[str, str], float] = {}
 
     def state(self) -> dict[str, object]:
         """The last round's time and the batches standing out, as plain data for a checkpoint."""
         return {
             "last_ts": self._last_ts,
             "standing": {k: (sorted(units), ts) for k, (units, ts) in self._standing.items()},
+            "moved": dict(self._moved),
         }
 
     def restore(self, state: Mapping[str, object]) -> None:
@@ -258,6 +294,9 @@ class PeerLevels:
         self._standing = {
             tuple(k): (frozenset(units), float(ts)) for k, (units, ts) in standing.items()
         }
+        moved = state.get("moved", {})
+        assert isinstance(moved, Mapping)
+        self._moved = {tuple(k): float(v) for k, v in moved.items()}
 
     def due(self, ts: float) -> bool:
         """Whether a round is due at event time ``ts``."""
@@ -291,25 +330,29 @@ class PeerLevels:
             if units <= named:
                 continue
             fault, model, batch = t.key
-            out.append(
-                PeerFinding(
-                    model,
-                    batch,
-                    fault,
-                    ts,
-                    t.units,
-                    len(t.short),
-                    t.reference_units,
-                    t.reference_short,
-                    t.reference_level,
-                    t.batch_level,
-                    t.minimum,
-                    raw,
-                    adj,
-                    self.alpha,
-                    dict(sorted(t.short.items(), key=lambda i: (-i[1], i[0]))),
-                )
+            finding = PeerFinding(
+                model,
+                batch,
+                fault,
+                ts,
+                t.units,
+                len(t.short),
+                t.reference_units,
+                t.reference_short,
+                t.reference_level,
+                t.batch_level,
+                t.minimum,
+                raw,
+                adj,
+                self.alpha,
+                dict(sorted(t.short.items(), key=lambda i: (-i[1], i[0]))),
+                scale=t.scale,
+                direction=t.direction,
+                moved=frozenset(d for d in t.short if (fault, d) in self._moved),
             )
+            for device, move in finding.moves().items():
+                self._moved[(fault, device)] = move
+            out.append(finding)
         return out
 
     def _tests(
@@ -334,6 +377,8 @@ class PeerLevels:
             level = reference_levels(
                 data.beta[idx], data.mean[idx], data.varied[idx], self.min_varied
             )
+            # the units as they learned, before any move this test asked for
+            level -= [self._moved.get((fault, data.devices[i]), 0.0) for i in idx.tolist()]
             for b in sorted(set(batch.tolist())):
                 mine = batch == b
                 n, m = int(mine.sum()), int((~mine).sum())
@@ -356,6 +401,8 @@ class PeerLevels:
                         ref,
                         float(np.median(level[mine])),
                         minimum / scale,
+                        scale,
+                        data.direction,
                     )
                 )
         return tests

@@ -12,8 +12,9 @@ spans (``DetectorBank.shifts(span)``; 24 h by default) from the detector bank an
 batch from the registry (units with no birth yet are left out: without a batch there is nothing
 to compare), and hands each :class:`~cloud.anomaly.pooled.BatchFinding` to the sink (the worker:
 ticketing). The peer level test's round takes the units' learned baselines
-(``DetectorBank.learned``) and hands its :class:`~cloud.anomaly.peers.PeerFinding` to the same
-sink.
+(``DetectorBank.learned``), moves the baselines of the units it names short up to their model's
+other batches (``DetectorBank.move_baseline``: their own detectors then find the shortfall) and
+hands its :class:`~cloud.anomaly.peers.PeerFinding` to the same sink.
 
 What the tests learned (each batch's recent history, the batches standing out) is checkpointed
 with the worker's detectors (:meth:`BatchPooling.snapshot`, in the worker's own journal: it
@@ -74,7 +75,10 @@ class BatchPooling:
             shifts = {span: self.bank.shifts(span) for span in self.pooled.spans}
             found += self.pooled.update(newest, shifts, self._batch_of)
         if self.peers.due(newest):
-            found += self.peers.update(newest, self.bank.learned(), self._batch_of)
+            for f in self.peers.update(newest, self.bank.learned(), self._batch_of):
+                for device, move in f.moves().items():  # judged as short from now on
+                    self.bank.move_baseline(device, f.fault, move)
+                found.append(f)
         for f in found:
             self.findings += 1
             self.sink(f)

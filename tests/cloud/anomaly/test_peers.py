@@ -118,3 +118,58 @@ def test_fisher_is_the_hypergeometric_tail() -> None:
     # 3 short of 5 in the batch, none of 10 elsewhere: C(5,3)/C(15,3)
     assert fisher_greater(3, 5, 0, 10) == pytest.approx(10 / 455)
     assert fisher_greater(3, 5, 7, 10) > 0.5
+
+
+def test_units_moved_up_still_count_as_short_for_those_that_learn_later() -> None:
+    """The named units' baselines are moved up to their peers (PeerFinding.moves, applied by
+    the bank); the test reads them as they learned, so the batch still stands out when its
+    last units finish learning, and only those are named then."""
+    rng = np.random.default_rng(8)
+    devices, beta, mean, batch_of = _fleet(rng, {"B1": (0, 0), "B2": (0.15, 0), "B3": (0, 0)})
+    late = [i for i, d in enumerate(devices) if d.startswith("M-B2-")][-4:]
+    early = [i for i in range(len(devices)) if i not in late]
+    test = PeerLevels()
+    (first,) = test.update(0.0, _learned([devices[i] for i in early], beta[early], mean[early]),
+                           batch_of.get)  # fmt: skip
+    moves = first.moves()
+    assert set(moves) == set(first.shifts) and all(0.7 < m < 2.5 for m in moves.values())
+    moved = beta.copy()
+    for i, d in enumerate(devices):
+        moved[i, 0] += moves.get(d, 0.0)  # as DetectorBank.move_baseline does
+    (again,) = test.update(3600.0, _learned(devices, moved, mean), batch_of.get)
+    new = set(again.moves())
+    assert new and new <= {devices[i] for i in late}
+    assert again.short >= first.short  # the moved units still count
+    restored = PeerLevels()
+    restored.restore(test.state())
+    assert restored.state() == test.state()
+
+
+def test_the_bank_moves_a_learned_baseline_and_its_unit_judges_against_it() -> None:
+    from cloud.anomaly.bank import DetectorBank
+    from tests.cloud.ingest.test_pooling import _block
+
+    rng = np.random.default_rng(12)
+    bank = DetectorBank(generic=False)
+    found = []
+    for hour in range(40):
+        bank.feed("air_conditioner", _block(rng, "ac-1", hour, 0.15))
+        found += bank.flush()
+    before = bank.detectors("ac-1")[0]
+    assert not before.learning and before._baseline.level > 6.0
+    assert not bank.move_baseline("ac-2", "cooling_decline", 1.0)  # unknown device
+    assert bank.move_baseline("ac-1", "cooling_decline", 1.2)
+    after = bank.detectors("ac-1")[0]
+    assert after._baseline.beta[0] == pytest.approx(before._baseline.beta[0] + 1.2)
+    assert after._baseline.beta[1:] == pytest.approx(before._baseline.beta[1:])
+    assert after._baseline.level == pytest.approx(before._baseline.level + 1.2)
+    assert after._cusum.min_shift == pytest.approx(0.08 * after._baseline.level)
+    # a refit from the moved sums keeps the move (up to the fit's ridge)
+    b = after._baseline
+    refit = np.linalg.solve(b.xtx + b.ridge * np.eye(b.n_features), b.xty)
+    assert refit == pytest.approx(b.beta, abs=1e-4)
+    assert bank.dirty() == ["ac-1"]
+    for hour in range(40, 52):
+        bank.feed("air_conditioner", _block(rng, "ac-1", hour, 0.15))
+        found += bank.flush()
+    assert [f.fault for f in found if f.active] == ["cooling_decline"]
