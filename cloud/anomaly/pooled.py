@@ -101,6 +101,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
+from cloud.anomaly.standing import Standing
+
 WINDOW_S = 3 * 3600.0  # the baseline-shift detectors' window (``shift.py``)
 SPANS = (8,)  # the shifts' spans in windows: 24 h (a 6-h span, 2, was measured: not kept)
 REFERENCES = {
@@ -291,19 +293,18 @@ class PooledShift:
         self._reset()
 
     def _reset(self) -> None:
-        self._last_ts: float | None = None
         # per (fault, span, model, batch)
         self._history: dict[tuple[str, int, str, str], _History] = {}
-        # per (fault, model, batch) standing out: the units named so far, when it last stood out
-        self._standing: dict[tuple[str, str, str], tuple[frozenset[str], float]] = {}
+        # the rounds, and per (fault, model, batch) standing out the units named so far: a day
+        # without standing out forgets what was said
+        self._standing = Standing(self.every_s, self.spans_s_max)
 
     def state(self) -> dict[str, object]:
         """What the test has learned, as plain data for a checkpoint: the last round's time,
         every batch's decayed history, and the batches standing out with the units named."""
         return {
-            "last_ts": self._last_ts,
+            **self._standing.state(),
             "history": {k: (h.exposure, h.beyond) for k, h in self._history.items()},
-            "standing": {k: (sorted(units), ts) for k, (units, ts) in self._standing.items()},
         }
 
     def restore(self, state: Mapping[str, object]) -> None:
@@ -316,18 +317,13 @@ class PooledShift:
         True
         """
         history = state["history"]
-        standing = state["standing"]
-        assert isinstance(history, Mapping) and isinstance(standing, Mapping)
-        last = state["last_ts"]
-        self._last_ts = None if last is None else float(last)  # type: ignore[arg-type]
+        assert isinstance(history, Mapping)
+        self._standing.restore(state)
         self._history = {tuple(k): _History(float(e), float(b)) for k, (e, b) in history.items()}
-        self._standing = {
-            tuple(k): (frozenset(units), float(ts)) for k, (units, ts) in standing.items()
-        }
 
     def due(self, ts: float) -> bool:
         """Whether a round is due at event time ``ts``."""
-        return self._last_ts is None or ts >= self._last_ts + self.every_s
+        return self._standing.due(ts)
 
     def update(
         self,
@@ -339,10 +335,10 @@ class PooledShift:
         ``(devices, z)`` (``DetectorBank.shifts(span)``; a span not given is not tested);
         ``batch_of(device)`` gives its (model, batch), None if not known. Returns the batches
         that start to stand out, or whose evidence grew."""
-        if self._last_ts is not None and ts < self._last_ts:
+        last = self._standing.last_ts
+        if not self._standing.begin(ts):
             return []
-        gap = math.inf if self._last_ts is None else ts - self._last_ts
-        self._last_ts = ts
+        gap = math.inf if last is None else ts - last
         rounds: list[_Round] = []
         for span in self.spans:
             span_s = span * self.window_s
@@ -359,7 +355,7 @@ class PooledShift:
                     rounds.append(r)
         # A batch that stands out is no one's reference, from the round it stands out in:
         # test again without it until no other batch starts to stand out.
-        out_of_reference = set(self._standing)
+        out_of_reference = self._standing.keys()
         best: dict[tuple[str, str, str], tuple[float, float, _Test]] = {}
         tested: set[tuple[str, str, str]] = set()
         while True:
@@ -376,15 +372,10 @@ class PooledShift:
                 break
             out_of_reference |= best.keys()
         for key in tested - best.keys():
-            _, last = self._standing.get(key, (frozenset(), -math.inf))
-            if ts - last > self.spans_s_max:  # a day without standing out: forget what was said
-                self._standing.pop(key, None)
+            self._standing.quiet(key, ts)
         out = []
         for key, (raw, adj, t) in best.items():
-            named, _ = self._standing.get(key, (frozenset(), -math.inf))
-            units = frozenset(t.beyond)
-            self._standing[key] = (named | units, ts)
-            if units <= named:
+            if not self._standing.stands(key, t.beyond, ts):
                 continue  # stands out as before: nothing new to say
             fault, model, batch = key
             out.append(

@@ -18,18 +18,22 @@ def _fleet(
     batches: dict[str, tuple[float, float]],
     units: int = 20,
     model: str = "M",
+    spread: float = 0.025,
 ) -> tuple[list[str], np.ndarray, np.ndarray, dict[str, tuple[str, str]]]:
     """Units of ``model`` per batch: (loss of ΔT, outdoor offset of the batch's climate); each
-    unit's baseline is the model's ΔT (9 K at the reference) with a 2.5 % unit spread, learned
-    at its own mean conditions with a noisy slope of its own."""
+    unit's baseline is the model's ΔT (9 K at the reference) with a ``spread`` unit spread (a
+    loss of ``(loss, share)`` hits that share of the batch), learned at its own mean conditions
+    with a noisy slope of its own."""
     devices, beta, mean, batch_of = [], [], [], {}
     for b, (loss, warmer) in batches.items():
         for u in range(units):
+            lost = loss[0] if isinstance(loss, tuple) and u < loss[1] * units else loss
             d = f"{model}-{b}-{u:02d}"
             x = np.array([1.0, warmer + rng.normal(0, 2), rng.integers(0, 3) - 1.0,
                           rng.normal(0, 1.0)])  # fmt: skip
             own = SLOPE * (1 + rng.normal(0, 0.3, 3))  # 36 h of one room: noisy slopes
-            level = 9.0 * (1 - loss) * (1 + rng.normal(0, 0.025))
+            lost = 0.0 if isinstance(lost, tuple) else lost
+            level = 9.0 * (1 - lost) * (1 + rng.normal(0, spread))
             at_mean = level + SLOPE @ x[1:]  # the unit's ΔT at its own mean conditions
             b0 = at_mean - own @ x[1:]
             devices.append(d)
@@ -83,6 +87,31 @@ def test_healthy_batches_and_a_batch_a_little_low_are_not_found(seed: int) -> No
     batches = {"B1": (0, 0), "B2": (0.02, 0), "B3": (-0.02, 0), "B4": (0, 0)}
     devices, beta, mean, batch_of = _fleet(rng, batches)
     assert PeerLevels().update(0.0, _learned(devices, beta, mean), batch_of.get) == []
+
+
+def test_in_a_fleet_of_widely_spread_units_the_bar_rises_with_the_spread() -> None:
+    """Units 6 % apart (σ): 8 % short is within their spread, so at 8 % alone a batch's healthy
+    units at the low end are named (and moved) with its short ones in numbers, and healthy
+    units short by 8 % in the other batches dilute the test. The bar of 2 σ of the other
+    batches' units: the batch is found in every fleet, its lossy units named as often, its
+    healthy ones half as often. 30 fleets, half of B2 25 % short."""
+    named = {2.0: [0, 0, 0], 0.0: [0, 0, 0]}  # spread -> fleets found, lossy, healthy named
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        batches = {"B1": (0, 0), "B2": ((0.25, 0.5), 0), "B3": (0, 0), "B4": (0, 0)}
+        devices, beta, mean, batch_of = _fleet(rng, batches, spread=0.06)
+        lossy = {d for d in devices if d.startswith("M-B2-") and int(d[-2:]) < 10}
+        for spread, counts in named.items():
+            found = PeerLevels(spread=spread).update(
+                0.0, _learned(devices, beta, mean), batch_of.get
+            )
+            if found:
+                counts[0] += 1
+                counts[1] += len(set(found[0].shifts) & lossy)
+                counts[2] += len(set(found[0].shifts) - lossy)
+    assert named[2.0][0] == 30 and named[0.0][0] < 30
+    assert named[2.0][1] >= named[0.0][1]
+    assert named[2.0][2] <= 0.6 * named[0.0][2]
 
 
 def test_units_of_a_hot_region_are_compared_at_the_same_conditions() -> None:

@@ -173,7 +173,7 @@ def test_the_worker_checkpoints_the_test_and_a_restarted_one_resumes_it(tmp_path
     first = Worker(settings)
     assert first.pooling is not None
     first.pooling.pooled._history[("cooling_decline", 8, "M", "B1")] = _History(120.0, 2.0)
-    first.pooling.pooled._last_ts = T0
+    first.pooling.pooled._standing.last_ts = T0
     first.checkpoint()
     first.journal.close()
 
