@@ -56,7 +56,9 @@ p-values down to 1e-7 on healthy batches.
 
 What it cannot see: a model with a single batch (nothing to compare with), a batch whose whole
 model is short, and what the features do not describe (a batch shipped only to a humid region
-removes more latent heat and shows a lower sensible ΔT: humidity is not a feature).
+removes more latent heat and shows a lower sensible ΔT: humidity is not a feature). With several
+workers each tests the units of its own partitions, a random part of every batch and model (valid,
+less power), as the pooled shift test does.
 
 **The units it names are judged as short** (:meth:`PeerFinding.moves`). Each named unit's
 learned baseline is moved up to the other batches' median (``DetectorBank.move_baseline``, by
@@ -147,6 +149,37 @@ def fisher_greater(k: int, n: int, x: int, m: int) -> float:
     if k <= 0:
         return 1.0
     return float(stats.hypergeom.sf(k - 1, n + m, k + x, n))
+
+
+def short_of_own(
+    short_by: np.ndarray, batch: np.ndarray, reference: np.ndarray, bar: float, min_units: int
+) -> np.ndarray:
+    """Which units are short: by ``bar`` of the reference (``short_by``: in the fault's
+    direction, the reference's median at 0), and by ``bar`` of their own batch's location too,
+    unless that batch as a whole is short. A batch's location is its units' quartile on the
+    healthy side, less the reference's distance from that quartile to its median: for a batch
+    a little low as a whole (a parts lot at the low end of its tolerance) the median, and for a
+    batch of which a part up to about half is short, the location of the rest. So a batch a
+    little low, whose tail of healthy units crosses the bar more often, does not count them;
+    a batch born short in part counts its short units against its healthy ones, and one born
+    short as a whole against the reference. Batches under ``min_units`` are read at the
+    reference's location.
+
+    >>> by = np.array([0.0, 0.01, -0.01, 0.02, 0.0, 0.04, 0.05, 0.03, 0.11, 0.04])
+    >>> batch = np.array(["R"] * 5 + ["B"] * 5)
+    >>> short_of_own(by, batch, batch == "R", 0.08, 5).tolist()[5:]  # a little low: its tail
+    [False, False, False, False, False]
+    >>> by[5:] = [0.15, 0.16, 0.0, 0.01, 0.14]  # three born short of five
+    >>> short_of_own(by, batch, batch == "R", 0.08, 5).tolist()[5:]
+    [True, True, False, False, True]
+    """
+    offset = float(np.quantile(short_by[reference], 0.25))  # the reference's median is 0
+    own = np.zeros_like(short_by)
+    for b in set(batch.tolist()):
+        units = batch == b
+        if units.sum() >= min_units:
+            own[units] = float(np.quantile(short_by[units], 0.25)) - offset
+    return (short_by >= bar) & ((own >= bar) | (short_by - own >= bar))
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,7 +417,7 @@ class PeerLevels:
                               self.spread * unit_spread)  # fmt: skip
                 scale = abs(ref) if relative and ref else 1.0
                 short_by = data.direction * (level - ref) / scale  # in the fault's direction
-                is_short = short_by * scale >= minimum
+                is_short = short_of_own(short_by, batch, ~mine, minimum / scale, self.min_units)
                 named = np.flatnonzero(mine & is_short)
                 tests.append(
                     _Test(

@@ -93,8 +93,9 @@ def test_in_a_fleet_of_widely_spread_units_the_bar_rises_with_the_spread() -> No
     """Units 6 % apart (σ): 8 % short is within their spread, so at 8 % alone a batch's healthy
     units at the low end are named (and moved) with its short ones in numbers, and healthy
     units short by 8 % in the other batches dilute the test. The bar of 2 σ of the other
-    batches' units: the batch is found in every fleet, its lossy units named as often, its
-    healthy ones half as often. 30 fleets, half of B2 25 % short."""
+    batches' units (and of the unit's own batch's healthy part): the batch is found in every
+    fleet, its lossy units named about as often, its healthy ones half as often. 30 fleets,
+    half of B2 25 % short."""
     named = {2.0: [0, 0, 0], 0.0: [0, 0, 0]}  # spread -> fleets found, lossy, healthy named
     for seed in range(30):
         rng = np.random.default_rng(seed)
@@ -110,7 +111,7 @@ def test_in_a_fleet_of_widely_spread_units_the_bar_rises_with_the_spread() -> No
                 counts[1] += len(set(found[0].shifts) & lossy)
                 counts[2] += len(set(found[0].shifts) - lossy)
     assert named[2.0][0] == 30 and named[0.0][0] < 30
-    assert named[2.0][1] >= named[0.0][1]
+    assert named[2.0][1] >= 0.95 * named[0.0][1]
     assert named[2.0][2] <= 0.6 * named[0.0][2]
 
 
@@ -202,3 +203,16 @@ def test_the_bank_moves_a_learned_baseline_and_its_unit_judges_against_it() -> N
         bank.feed("air_conditioner", _block(rng, "ac-1", hour, 0.15))
         found += bank.flush()
     assert [f.fault for f in found if f.active] == ["cooling_decline"]
+
+
+def test_a_batch_a_little_low_as_a_whole_does_not_stand_out_by_its_tail() -> None:
+    """A batch 4 % low (a parts lot at the low end of its tolerance), units 3.5 % apart: its
+    tail crosses the 8 % bar far more often than the other batches', which alone would make
+    it stand out; read against its own location too, it does not. 20 fleets."""
+    found = 0
+    for seed in range(20):
+        rng = np.random.default_rng(300 + seed)
+        batches = {"B1": (0, 0), "B2": (0.04, 0), "B3": (0, 0)}
+        devices, beta, mean, batch_of = _fleet(rng, batches, units=25, spread=0.035)
+        found += len(PeerLevels().update(0.0, _learned(devices, beta, mean), batch_of.get))
+    assert found == 0
