@@ -96,6 +96,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
+from cloud.anomaly.baseline import robust_spread
 from cloud.anomaly.pooled import holm_tarone
 from cloud.anomaly.standing import Standing
 
@@ -415,10 +416,10 @@ class PeerLevels:
                 n, m = int(mine.sum()), int((~mine).sum())
                 if n < self.min_units or m < self.min_reference:
                     continue
-                ref = float(np.median(level[~mine]))
-                relative = data.min_fraction > 0.0
                 others = level[~mine]
-                unit_spread = 1.4826 * float(np.median(np.abs(others - ref)))
+                ref = float(np.median(others))
+                relative = data.min_fraction > 0.0
+                unit_spread = float(robust_spread(others))
                 minimum = max(data.min_shift, data.min_fraction * abs(ref),
                               self.spread * unit_spread)  # fmt: skip
                 scale = abs(ref) if relative and ref else 1.0

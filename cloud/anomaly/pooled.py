@@ -101,6 +101,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
+from cloud.anomaly.baseline import robust_spread
 from cloud.anomaly.standing import Standing
 
 WINDOW_S = 3 * 3600.0  # the baseline-shift detectors' window (``shift.py``)
@@ -417,7 +418,7 @@ class PooledShift:
         if len(devices) < self.min_units:
             return None
         centre = float(np.median(z))
-        scale = max(1.4826 * float(np.median(np.abs(z - centre))), self.scale_floor)
+        scale = max(float(robust_spread(z)), self.scale_floor)
         u = (z - centre) / scale
         batches: dict[tuple[str, str], dict[str, float]] = {}
         for d, value in zip(devices, u.tolist(), strict=True):

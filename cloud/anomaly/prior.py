@@ -57,7 +57,7 @@ import math
 
 import numpy as np
 
-from cloud.anomaly.baseline import LinearBaseline
+from cloud.anomaly.baseline import LinearBaseline, robust_spread
 
 
 class FeaturePrior:
@@ -157,7 +157,7 @@ class FeaturePrior:
             return None
         r = np.asarray(self._ratios[j])
         med = float(np.median(r))
-        spread = float(1.4826 * np.median(np.abs(r - med)))
+        spread = float(robust_spread(r))
         lo = min(float(self._lo[j]), float(self.seen_lo[j]))
         hi = max(float(self._hi[j]), float(self.seen_hi[j]))
         return med, spread, lo, hi
