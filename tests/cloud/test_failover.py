@@ -130,8 +130,10 @@ class Rig:
             if p.poll() is None:
                 p.send_signal(signal.SIGCONT)  # a paused fleet
                 p.terminate()
+        # a worker drains its queue before it stops (cloud/worker.py): on a loaded machine a
+        # full queue takes a while, so the bound is generous (S14 saw more than 60 s)
         for p in self.procs:
-            p.wait(60)
+            p.wait(300)
 
 
 @pytest.fixture
