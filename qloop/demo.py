@@ -2,7 +2,8 @@
 
 Starts a broker (Mosquitto when installed, else the embedded amqtt), a cloud worker and the
 ticketing API as child processes — the same commands an operator runs — then a simulated fleet
-in which one production batch develops a cooling defect. When the fleet's data is ingested it
+in which one production batch develops a cooling defect and another left the factory short. When
+the fleet's data is ingested it
 prints the tickets through the API, files complaints from several channels for units of the
 fleet (``demo_complaints.py``: they are classified, routed, joined to the batch ticket and
 checked against the units' telemetry), works one of them through the whole loop to the
@@ -183,8 +184,8 @@ def run_demo(
                 "their batch ticket once the batch stood out)"
             )
         api = Api(base, token)
-        batch = next((t for t in live if t["scope"] == "batch"), None)
-        print_operations(api, f"http://127.0.0.1:{metrics_port}/metrics", batch)
+        batches = [t for t in live if t["scope"] == "batch"]
+        print_operations(api, f"http://127.0.0.1:{metrics_port}/metrics", batches)
         truth = json.loads((run_dir / "truth.json").read_text())["faults"]
         answers = file_complaints(base, token, scenario, truth)
         dealer = answers.get("dealer")

@@ -1,10 +1,10 @@
-"""What an operator would check in ``qloop demo``: which test opened the batch ticket, and that
+"""What an operator would check in ``qloop demo``: which test opened each batch ticket, and that
 the worker lost nothing on the way.
 
 After the fleet's data is in, the demo reads the worker's own counters from its Prometheus
 endpoint (``qloop cloud run --metrics-port``): messages and readings taken in, duplicates, dead
 letters by reason and lost seqs — "nothing lost" is a figure to read, not an assumption. Then one
-unit of the batch ticket as ``GET /api/v1/devices/{device}`` shows it: its batch, its active
+unit of the first batch ticket as ``GET /api/v1/devices/{device}`` shows it: its batch, its active
 faults and its own lost seqs.
 """
 
@@ -39,8 +39,8 @@ def _opened_by(ticket: dict[str, Any]) -> str:
     return "the count of units whose own detector alarmed" if test else "—"
 
 
-def print_operations(api: Api, metrics_url: str, batch_ticket: dict[str, Any] | None) -> None:
-    """The worker's counters, how the batch ticket opened, and one of its units."""
+def print_operations(api: Api, metrics_url: str, batch_tickets: list[dict[str, Any]]) -> None:
+    """The worker's counters, how each batch ticket opened, and one unit of the first."""
     m = scrape(metrics_url)
     print(f"\nqloop demo: the worker's own counters ({metrics_url}):")
     print(
@@ -51,15 +51,16 @@ def print_operations(api: Api, metrics_url: str, batch_ticket: dict[str, Any] | 
         f" {m.get('qloop_worker_lost_seqs', 0):,.0f} lost seqs"
         f" ({m.get('qloop_worker_devices_with_lost_seqs', 0):,.0f} units)"
     )
-    if batch_ticket is None:
+    details = [api.call("GET", f"/tickets/{t['id']}") for t in batch_tickets]
+    for detail in details:
+        print(f"    {detail['id']} (batch {detail['batch']}) was opened by {_opened_by(detail)}")
+    if not details:
         return
-    detail = api.call("GET", f"/tickets/{batch_ticket['id']}")
-    print(f"    {detail['id']} was opened by {_opened_by(detail)}")
-    units = [u["device"] for u in detail["evidence"].get("devices", []) if "device" in u]
+    units = [u["device"] for u in details[0]["evidence"].get("devices", []) if "device" in u]
     if units:
         unit = api.call("GET", f"/devices/{units[0]}")
         faults = ", ".join(f["fault"] for f in unit.get("active_faults", [])) or "none active"
         print(
-            f"    one of its units, GET /api/v1/devices/{unit['device']}: batch {unit['batch']},"
-            f" {faults}, {unit.get('lost_seqs', 0)} lost seqs"
+            f"    a unit of {details[0]['id']}, GET /api/v1/devices/{unit['device']}:"
+            f" batch {unit['batch']}, {faults}, {unit.get('lost_seqs', 0)} lost seqs"
         )

@@ -328,14 +328,20 @@ def test_demo_command_ends_with_a_batch_ticket(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     lines = [ln for ln in out.stdout.splitlines() if ln.strip().startswith("PF")]
     batch_lines = [ln for ln in lines if " batch " in ln]
-    assert batch_lines and all("B20240517" in ln for ln in batch_lines), out.stdout
-    assert "cooling_decline" in batch_lines[0]
+    # the leaking batch and the batch born short, nothing else
+    assert sorted(ln.split(" batch ")[1].split()[0] for ln in batch_lines) == [
+        "B20240517",
+        "B20240605",
+    ], out.stdout
+    assert all("cooling_decline" in ln for ln in batch_lines)
+    assert "(batch B20240605) was opened by the peer level test" in out.stdout
+    assert "(batch B20240517) was opened by the pooled test" in out.stdout
     assert "Token: demo-token" in out.stdout and "curl" in out.stdout
     # the operator's check: the worker's own counters say the fleet's data all came in
     nothing_lost = r"([\d,]+) readings, 0 duplicates, 0 dead letters, 0 lost seqs"
     counters = re.search(nothing_lost, out.stdout)
     assert counters and int(counters.group(1).replace(",", "")) > 0, out.stdout
-    assert f"{batch_lines[0].split()[0]} was opened by" in out.stdout
+    assert all(f"{ln.split()[0]} (batch " in out.stdout for ln in batch_lines)
     people = out.stdout.split("complaints from people arrive on several channels:")[1]
     hotline = people.split("ecommerce")[0]
     assert "opened PF" in hotline and "performance/cooling_decline" in hotline

@@ -374,15 +374,22 @@ def test_builtin_scenarios_load(name: str) -> None:
     assert spec.name == name and spec.units > 0 and spec.duration_s > 0
 
 
-def test_demo_scenario_has_one_leaking_batch() -> None:
+def test_demo_scenario_has_a_leaking_batch_and_one_born_short() -> None:
     spec = load_scenario("demo")
-    assert 60 <= spec.units <= 120 and 3 <= len(spec.batches) <= 4
+    assert 60 <= spec.units <= 120 and 4 <= len(spec.batches) <= 5
     assert spec.sample_period_s == 60 and spec.speed == 0
-    faulty = [b for b in spec.batches if b.faults]
-    assert len(faulty) == 1
-    (leak,) = faulty[0].faults
+    faulty = {b.batch: b for b in spec.batches if b.faults}
+    assert sorted(faulty) == ["B20240517", "B20240605"]
+    (leak,) = faulty["B20240517"].faults
     assert leak.kind == "refrigerant_leak" and 0.4 <= leak.share <= 0.6
     assert 0.2 <= leak.magnitude <= 0.3 and leak.onset_after_s == (DAY, 3 * DAY)
+    (short,) = faulty["B20240605"].faults
+    assert short.kind == "refrigerant_leak" and short.share == 1.0
+    assert short.onset_after_s == (0.0, 0.0) and short.magnitude == 0.15
+    # the peer level test needs the model's other batches as its reference
+    model = faulty["B20240605"].model
+    others = [b for b in spec.batches if b.model == model and b.batch != "B20240605"]
+    assert sum(b.units for b in others if not b.faults) >= 10
 
 
 def test_load_scenario_from_a_file(tmp_path) -> None:
