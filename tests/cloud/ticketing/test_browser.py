@@ -176,6 +176,12 @@ CHROMIUM_FLAGS = [
 ]  # fmt: skip
 
 
+def chromium_env(tmp: Path) -> dict[str, str]:
+    """Chromium's environment: its temporary files (the profile's singleton socket and cookie,
+    the shared memory) in the test's own directory, not left behind in /tmp."""
+    return {**os.environ, "TMPDIR": str(tmp)}
+
+
 @contextlib.contextmanager
 def chromium_tab(chromium: str, profile: Path) -> Iterator[DevTools]:
     """One headless Chromium session with a fresh profile; its page tab over DevTools. When the
@@ -187,6 +193,7 @@ def chromium_tab(chromium: str, profile: Path) -> Iterator[DevTools]:
             [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
              "about:blank"],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env=chromium_env(profile.parent),
         )  # fmt: skip
     try:
         port_file = profile / "DevToolsActivePort"
@@ -281,7 +288,7 @@ def test_engineer_signs_in_and_sees_the_evidence_chart_in_chromium(
     dumped = subprocess.run(
         [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'dump'}", "--dump-dom",
          f"{api_server}/tickets"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, env=chromium_env(tmp_path),
     )  # fmt: skip
     assert 'id="token"' in dumped.stdout and "Sign in" in dumped.stdout, dumped.stderr[-2000:]
 
