@@ -412,16 +412,18 @@ class DetectorBank:
             out[kind.fault] = (devices + names, np.concatenate((values, z[keep])))
         return out
 
-    def learned(self) -> dict[str, Learned]:
+    def learned(self, provisional_windows: int | None = None) -> dict[str, Learned]:
         """Per baseline-shift fault whose detector takes part in the peer level test
-        (``BaselineShift.peer_levels``), the devices past learning with their baselines
-        (``ShiftColumns.learned``): the input of that test (``peers.py``). Read-only."""
+        (``BaselineShift.peer_levels``), the devices past learning with their baselines, and
+        with ``provisional_windows`` those still learning with that many learning windows, at a
+        provisional fit (``ShiftColumns.learned``): the input of that test (``peers.py``).
+        Read-only."""
         parts: dict[str, list[tuple[list[str], tuple[np.ndarray, ...]]]] = {}
         protos: dict[str, BaselineShift] = {}
         for group, kind, columns in self._shift_columns():
             if not kind.peer_levels:
                 continue
-            rows, *arrays = columns.learned()
+            rows, *arrays = columns.learned(provisional_windows)
             names, keep = self._current(group, rows)
             parts.setdefault(kind.fault, []).append((names, tuple(a[keep] for a in arrays)))
             protos.setdefault(kind.fault, columns.proto)
@@ -429,10 +431,10 @@ class DetectorBank:
         for fault, pieces in parts.items():
             p = protos[fault]
             arrays = [x for _, x in pieces]
-            beta, mean, varied = (np.concatenate(a) for a in zip(*arrays, strict=True))
+            beta, mean, varied, learning = (np.concatenate(a) for a in zip(*arrays, strict=True))
             devices = [d for names, _ in pieces for d in names]
             out[fault] = Learned(devices, beta, mean, varied, p.direction, p.min_shift,
-                                 p.min_shift_fraction)  # fmt: skip
+                                 p.min_shift_fraction, learning)  # fmt: skip
         return out
 
     def move_baseline(self, device: str, fault: str, delta: float) -> bool:

@@ -264,19 +264,32 @@ class ShiftColumns:
         rows = np.flatnonzero(ok)
         return rows, z[rows]
 
-    def learned(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Read-only, for the peer level test (``peers.py``): ``(rows, beta, mean, varied)`` of
-        the rows past learning: their fitted coefficients, the mean of the conditions their fit
-        learned (the normal equations' first row over its count: feature 0 is the constant)
-        and whether their learned range of each feature has any width."""
+    def learned(self, provisional_windows: int | None = None) -> tuple[np.ndarray, ...]:
+        """Read-only, for the peer level test (``peers.py``): ``(rows, beta, mean, varied,
+        learning)`` of the rows past learning: their fitted coefficients, the mean of the
+        conditions their fit learned (the normal equations' first row over its count: feature 0
+        is the constant) and whether their learned range of each feature has any width. With
+        ``provisional_windows``, also the rows still learning that have that many learning
+        windows, each with a provisional fit of its sums so far (``learning`` True)."""
         s, params = self._s[: self._rows], self._params[: self._rows]
-        rows = np.flatnonzero((s[:, _LEARNING] == 0.0) & (s[:, _FITTED] != 0.0))
-        p = params[rows]
+        past = (s[:, _LEARNING] == 0.0) & (s[:, _FITTED] != 0.0)
+        early = np.zeros_like(past)
+        if provisional_windows is not None:
+            enough = [len(self._windows.get(r, ())) >= provisional_windows for r in range(len(s))]
+            early = (s[:, _LEARNING] != 0.0) & np.array(enough, dtype=bool)
+        rows = np.flatnonzero(past | early)
+        p, learning = params[rows], early[rows]
+        beta = p[:, 2].copy()
+        if learning.any():  # the fit the learning end would make now (``LinearBaseline.fit``)
+            k = self.proto.n_features
+            a = p[learning, 3 : 3 + k] + self.proto._baseline.ridge * np.eye(k)
+            with np.errstate(invalid="ignore"):
+                beta[learning] = np.linalg.solve(a, p[learning, 3 + k][..., None])[..., 0]
         first = p[:, 3]  # Σx of the constant's row: (count, Σx_1, ...)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = first / first[:, :1]
-        ok = np.isfinite(mean).all(axis=1) & np.isfinite(p[:, 2]).all(axis=1)
-        return rows[ok], p[ok, 2].copy(), mean[ok], (p[ok, 1] > p[ok, 0])
+        ok = np.isfinite(mean).all(axis=1) & np.isfinite(beta).all(axis=1)
+        return rows[ok], beta[ok], mean[ok], (p[ok, 1] > p[ok, 0]), learning[ok]
 
     def move_baseline(self, row: int, delta: float) -> bool:
         """Move ``row``'s learned baseline by ``delta`` (in the monitored quantity's units), as

@@ -111,7 +111,9 @@ class Learned(NamedTuple):
 
     ``beta``/``mean``/``varied``: units × features (fitted coefficients, mean learned conditions,
     whether the unit's learned range of the feature has any width); ``direction``, ``min_shift``
-    and ``min_fraction``: the detector's fault direction and practical minimum."""
+    and ``min_fraction``: the detector's fault direction and practical minimum; ``learning``:
+    which units are still learning, read at a provisional fit of their sums so far (None: none
+    is)."""
 
     devices: Sequence[str]
     beta: np.ndarray
@@ -120,6 +122,7 @@ class Learned(NamedTuple):
     direction: int
     min_shift: float
     min_fraction: float
+    learning: np.ndarray | None = None
 
 
 def reference_levels(
@@ -217,10 +220,13 @@ class PeerFinding:
     scale: float = 1.0  # what ``shifts`` and ``minimum`` are fractions of (1: absolute)
     direction: int = -1  # the fault's direction
     moved: frozenset[str] = frozenset()  # units of ``shifts`` named before: moved already
+    waiting: frozenset[str] = frozenset()  # units of ``shifts`` still learning: moved later
 
     def moves(self) -> dict[str, float]:
         """Each newly named unit's move up to the reference (``DetectorBank.move_baseline``),
-        in the monitored quantity's units: its shortfall, against the fault's direction.
+        in the monitored quantity's units: its shortfall, against the fault's direction. A unit
+        still learning has no baseline to move yet: it is moved by the finding that names it
+        once it has learned.
 
         >>> f = PeerFinding("M", "B", "cooling_decline", 0.0, 20, 2, 40, 0, 9.0, 7.7, 0.08,
         ...                 1e-4, 1e-3, 0.01, {"a": 0.15, "b": 0.1}, scale=9.0, direction=-1,
@@ -231,7 +237,7 @@ class PeerFinding:
         return {
             d: -self.direction * v * self.scale
             for d, v in self.shifts.items()
-            if d not in self.moved
+            if d not in self.moved and d not in self.waiting
         }
 
     def as_evidence(self) -> dict[str, object]:
@@ -256,12 +262,14 @@ class PeerFinding:
             "alpha": self.alpha,
             "correction": "holm (tarone)",
             "shifts": {d: round(v, 4) for d, v in self.shifts.items()},
+            "learning": sorted(self.waiting),
         }
 
 
 class _Test(NamedTuple):
     key: tuple[str, str, str]  # (fault, model, batch)
     short: dict[str, float]  # the batch's short units, with their shortfall
+    waiting: frozenset[str]  # those of them still learning
     units: int
     reference_units: int
     reference_short: int
@@ -303,8 +311,10 @@ class PeerLevels:
         spread: float = 2.0,
         alpha: float = 0.01,
         forget_s: float = 86_400.0,
+        provisional_windows: int | None = 3,
     ) -> None:
         self.every_s = every_s
+        self.provisional_windows = provisional_windows
         self.min_units = min_units
         self.min_reference = min_reference
         self.min_affected = min_affected
@@ -359,7 +369,9 @@ class PeerLevels:
             if adj >= self.alpha or len(t.short) < self.min_affected:
                 self._standing.quiet(t.key, ts)
                 continue
-            if not self._standing.stands(t.key, t.short, ts):
+            new = t.key not in self._standing
+            # a unit still learning is named again once it has learned: then it is moved
+            if not self._standing.stands(t.key, set(t.short) - t.waiting, ts) and not new:
                 continue  # stands out as before: nothing new to say
             fault, model, batch = t.key
             finding = PeerFinding(
@@ -381,6 +393,7 @@ class PeerLevels:
                 scale=t.scale,
                 direction=t.direction,
                 moved=frozenset(d for d in t.short if (fault, d) in self._moved),
+                waiting=t.waiting,
             )
             for device, move in finding.moves().items():
                 self._moved[(fault, device)] = move
@@ -411,6 +424,9 @@ class PeerLevels:
             )
             # the units as they learned, before any move this test asked for
             level -= [self._moved.get((fault, data.devices[i]), 0.0) for i in idx.tolist()]
+            learning = (
+                np.zeros(len(idx), dtype=bool) if data.learning is None else data.learning[idx]
+            )
             for b in sorted(set(batch.tolist())):
                 mine = batch == b
                 n, m = int(mine.sum()), int((~mine).sum())
@@ -430,6 +446,7 @@ class PeerLevels:
                     _Test(
                         (fault, model, b),
                         {data.devices[int(idx[i])]: float(short_by[i]) for i in named},
+                        frozenset(data.devices[int(idx[i])] for i in named if learning[i]),
                         n,
                         m,
                         int((~mine & is_short).sum()),

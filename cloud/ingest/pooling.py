@@ -75,7 +75,8 @@ class BatchPooling:
             shifts = {span: self.bank.shifts(span) for span in self.pooled.spans}
             found += self.pooled.update(newest, shifts, self._batch_of)
         if self.peers.due(newest):
-            for f in self.peers.update(newest, self.bank.learned(), self._batch_of):
+            learned = self.bank.learned(self.peers.provisional_windows)
+            for f in self.peers.update(newest, learned, self._batch_of):
                 for device, move in f.moves().items():  # judged as short from now on
                     self.bank.move_baseline(device, f.fault, move)
                 found.append(f)

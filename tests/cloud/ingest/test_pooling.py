@@ -77,11 +77,12 @@ def test_a_drifting_batch_is_found_from_the_units_shifts() -> None:
     assert bank.shifts()["cooling_decline"][0].count(stranger) == 1  # tracked, just not tested
 
 
-def test_a_batch_born_short_is_found_from_the_units_learned_levels() -> None:
+def test_a_batch_born_short_is_found_from_the_units_levels_while_they_learn() -> None:
     """B1's units leak 15 % from their first reading: each learns it as its normal, no unit's
-    detector and no shift says anything; B1 against B0 and B2 does, once its units learned.
-    Its units' baselines are then moved up to their peers', and each unit's own detector finds
-    its shortfall within a few windows; no unit of B0 or B2 is named or alarms."""
+    detector and no shift says anything; B1 against B0 and B2 does, already while the units
+    learn (provisional fits of their sums so far). Once each unit has learned, its baseline is
+    moved up to its peers', and its own detector finds its shortfall within a few windows; no
+    unit of B0 or B2 is named or alarms."""
     rng = np.random.default_rng(9)
     bank, registry = DetectorBank(generic=False), Registry()
     units = [(f"ac-{b}-{u:02d}", f"B{b}") for b in range(3) for u in range(12)]
@@ -103,15 +104,19 @@ def test_a_batch_born_short_is_found_from_the_units_learned_levels() -> None:
     # the peer test first; the moved units then shift, which the pooled test may add to
     assert (type(found[0]), found[0].batch) == (PeerFinding, "B1")
     assert {f.batch for f in found} == {"B1"}
-    assert [type(f) for f in found].count(PeerFinding) == 1
-    first = found[0]
-    assert first.ts < T0 + (learned_at + 2) * H  # as soon as the units learned
+    peer = [f for f in found if isinstance(f, PeerFinding)]
+    first = peer[0]
+    assert first.ts < T0 + learned_at * H  # before the units learned
     assert first.short >= 10 and first.units == 12 and first.reference_units == 24
+    assert first.waiting == set(first.shifts) and first.moves() == {}  # nothing to move yet
     assert 0.1 < 1 - first.batch_level / first.reference_level < 0.2
-    # the named units, and only they, alarm of their own, after the finding, within 12 h
+    # each named unit is moved by the finding that names it once it has learned
+    moved_by = {d: f.ts for f in peer[1:] for d in f.moves()}
+    assert set(moved_by) == set(first.shifts)
+    assert all(ts < T0 + (learned_at + 2) * H for ts in moved_by.values())
+    # the named units, and only they, alarm of their own, after their move, within 12 h
     assert set(alarmed) == set(first.shifts)
-    assert all(first.ts < ts <= first.ts + 12 * H for ts in alarmed.values())
-    assert set(first.moves()) == set(first.shifts)
+    assert all(moved_by[d] < ts <= moved_by[d] + 12 * H for d, ts in alarmed.items())
     assert pooling.peers.state()["moved"].keys() == {("cooling_decline", d) for d in first.shifts}
 
 
