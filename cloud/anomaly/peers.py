@@ -19,7 +19,10 @@ each round (every ``every_s`` of event time), per model:
    the feature while learning): a unit's own coefficients come from 36 h of one room's weather
    and are noisy; the model's median is the design's, and it is not pulled by one batch (a batch
    is a minority of a model's units). Units in a hot region and in a mild one are compared at
-   the same outdoor and return temperatures and fan speed.
+   the same outdoor and return temperatures and fan speed. **A unit still learning** takes part
+   once it has ``provisional_windows`` (3) learning windows, at a provisional fit of its sums
+   so far (the fit its learning end would make now): a batch born short is seen within hours
+   of its units' first cooling, not only once they have learned (36 h or more).
 2. **Short units.** The reference is the median level of the model's other batches' units. A unit
    is *short* when it lies beyond the detector's practical minimum from it in the fault's
    direction (``max(min_shift, min_shift_fraction · |reference|)``: 8 % of ΔT for cooling, the
@@ -43,6 +46,13 @@ each round (every ``every_s`` of event time), per model:
 4. A batch **stands out** when its adjusted p-value is below ``alpha`` (0.01) and at least
    ``min_affected`` (3) of its units are short. A batch is tested once it has ``min_units`` (5)
    units past learning and its model's other batches ``min_reference`` (10).
+
+The provisional levels (S15) were measured the same way before they were used, on every
+cooling unit of the 26 built-in fleets (one seed) cut at 12, 18 and 24 h, units with an hour of
+cooling rows or more: a healthy unit lies within 3.2-3.3 % of its model's median (robust σ),
+11.6 % at most, 0.8-1.0 % of units 8 % short; the smallest p-value of 67-76 healthy batch tests
+was 0.2, while ``bornbad``'s and ``demo``'s batches born short gave 1e-10 to 1e-19 and the
+batch 40 % born short 0.02 at 12 h and 3e-5 at 18 h.
 
 Why these settings (chosen once, on healthy units, not on a fault scenario): over the 25
 built-in scenarios with a fleet (two seeds each, read 60 h in: 5,659 units with no fault
@@ -73,7 +83,9 @@ against what its model's units do, so its shortfall is a finding of its own (an 
 windows of evidence), with the same episode, ticket and fix verification as any loss: a unit
 recharged comes back to the moved baseline and clears. A unit is named, and moved, only in a
 batch that stands out, so the unit findings inherit the batch test's false-alarm control; a
-unit alone 8 % below its model's median is not one (0.85 % of healthy units are). The test
+unit alone 8 % below its model's median is not one (0.85 % of healthy units are). A unit named
+while it still learns has no baseline to move: it is listed (``PeerFinding.waiting``), and
+named again, and moved, by the round after it has learned. The test
 remembers each move it asked for (:meth:`PeerLevels.state`, checkpointed) and reads the units
 at their levels as learned, so a batch whose short units were moved still stands out for the
 units of it that finish learning later.

@@ -81,6 +81,34 @@ def test_a_unit_not_named_before_makes_a_new_finding() -> None:
     assert len(again) == 1 and set(again[0].shifts) - set(first[0].shifts)
 
 
+def test_units_still_learning_are_named_and_moved_once_they_have_learned() -> None:
+    """A batch born short stands out while its units learn (provisional fits): its short units
+    are named, with nothing to move; the round after a unit has learned names it again and
+    moves it, once; a unit learned from the start is moved at once."""
+    rng = np.random.default_rng(5)
+    devices, beta, mean, batch_of = _fleet(rng, {"B1": (0, 0), "B2": (0.15, 0), "B3": (0, 0)})
+    b2 = [d for d in devices if d.startswith("M-B2-")]
+
+    def learned(still: set[str]) -> dict[str, Learned]:
+        (data,) = _learned(devices, beta, mean).values()
+        learning = np.array([d in still for d in devices])
+        return {"cooling_decline": data._replace(learning=learning)}
+
+    test = PeerLevels()
+    (first,) = test.update(0.0, learned(set(b2[1:])), batch_of.get)
+    assert first.short >= 15 and first.waiting == set(first.shifts) - {b2[0]}
+    assert set(first.moves()) == {b2[0]} & set(first.shifts)  # the one unit past learning
+    assert first.as_evidence()["learning"] == sorted(first.waiting)
+    # an hour on, still learning: nothing new to say
+    assert test.update(3600.0, learned(set(b2[1:])), batch_of.get) == []
+    # B2's units have learned: named again, and each moved once
+    (second,) = test.update(7200.0, learned(set()), batch_of.get)
+    assert second.waiting == frozenset() and set(second.moves()) == first.waiting
+    assert test.update(10_800.0, learned(set()), batch_of.get) == []
+    moved = {d for (_, d) in test.state()["moved"]}
+    assert moved == set(first.shifts)
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_healthy_batches_and_a_batch_a_little_low_are_not_found(seed: int) -> None:
     rng = np.random.default_rng(100 + seed)
@@ -203,6 +231,33 @@ def test_the_bank_moves_a_learned_baseline_and_its_unit_judges_against_it() -> N
         bank.feed("air_conditioner", _block(rng, "ac-1", hour, 0.15))
         found += bank.flush()
     assert [f.fault for f in found if f.active] == ["cooling_decline"]
+
+
+def test_the_bank_gives_a_learning_unit_at_the_fit_its_sums_would_give() -> None:
+    """``DetectorBank.learned(provisional_windows)``: a unit still learning, once it has that
+    many learning windows, at the fit of its sums so far (its detector's own normal equations);
+    without the argument, or with too few windows, it is left out."""
+    from cloud.anomaly.bank import DetectorBank
+    from tests.cloud.ingest.test_pooling import _block
+
+    rng = np.random.default_rng(13)
+    bank = DetectorBank(generic=False)
+    for hour in range(4):
+        bank.feed("air_conditioner", _block(rng, "ac-1", hour, 0.0))
+        bank.flush()
+    assert not bank.learned(3)["cooling_decline"].devices  # two windows so far
+    for hour in range(4, 20):
+        bank.feed("air_conditioner", _block(rng, "ac-1", hour, 0.0))
+        bank.flush()
+    det = bank.detectors("ac-1")[0]
+    assert det.learning
+    assert not bank.learned()["cooling_decline"].devices  # past learning only
+    data = bank.learned(3)["cooling_decline"]
+    assert list(data.devices) == ["ac-1"] and data.learning.tolist() == [True]
+    b = det._baseline
+    fit = np.linalg.solve(b.xtx + b.ridge * np.eye(b.n_features), b.xty)
+    assert data.beta[0] == pytest.approx(fit)
+    assert data.mean[0] == pytest.approx(b.xtx[0] / b.xtx[0, 0])
 
 
 def test_a_batch_a_little_low_as_a_whole_does_not_stand_out_by_its_tail() -> None:
