@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -176,10 +177,17 @@ CHROMIUM_FLAGS = [
 ]  # fmt: skip
 
 
-def chromium_env(tmp: Path) -> dict[str, str]:
+@contextlib.contextmanager
+def chromium_env() -> Iterator[dict[str, str]]:
     """Chromium's environment: its temporary files (the profile's singleton socket and cookie,
-    the shared memory) in the test's own directory, not left behind in /tmp."""
-    return {**os.environ, "TMPDIR": str(tmp)}
+    the shared memory) in a directory of their own, removed afterwards, not left behind in
+    /tmp. A short path: the singleton socket's must fit a Unix socket's 108 bytes, which a
+    pytest-xdist test's directory does not."""
+    tmp = tempfile.mkdtemp(prefix="qloop-cr-")
+    try:
+        yield {**os.environ, "TMPDIR": tmp}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -188,33 +196,33 @@ def chromium_tab(chromium: str, profile: Path) -> Iterator[DevTools]:
     session fails, the end of Chromium's own log is added to the error."""
     profile.mkdir(parents=True, exist_ok=True)
     log = profile.parent / f"{profile.name}-chromium.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
-             "about:blank"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            env=chromium_env(profile.parent),
-        )  # fmt: skip
-    try:
-        port_file = profile / "DevToolsActivePort"
-        wait_for(port_file.exists, timeout=60, what="Chromium's DevTools port")
-        wait_for(lambda: len(port_file.read_text().split()) >= 2, what="the port file")
-        port = port_file.read_text().split()[0]
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30) as r:
-            page = next(t for t in json.load(r) if t["type"] == "page")
-        tab = DevTools(page["webSocketDebuggerUrl"])
-        tab.call("Page.enable")
+    with chromium_env() as env:
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+                 "--remote-debugging-port=0", "about:blank"],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env,
+            )  # fmt: skip
         try:
-            yield tab
+            port_file = profile / "DevToolsActivePort"
+            wait_for(port_file.exists, timeout=60, what="Chromium's DevTools port")
+            wait_for(lambda: len(port_file.read_text().split()) >= 2, what="the port file")
+            port = port_file.read_text().split()[0]
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30) as r:
+                page = next(t for t in json.load(r) if t["type"] == "page")
+            tab = DevTools(page["webSocketDebuggerUrl"])
+            tab.call("Page.enable")
+            try:
+                yield tab
+            finally:
+                tab.close()
+        except Exception as e:
+            tail = log.read_text(errors="replace").splitlines()[-40:]
+            e.add_note("Chromium's log, last lines:\n" + "\n".join(tail))
+            raise
         finally:
-            tab.close()
-    except Exception as e:
-        tail = log.read_text(errors="replace").splitlines()[-40:]
-        e.add_note("Chromium's log, last lines:\n" + "\n".join(tail))
-        raise
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # Chromium and its helpers, in the group it leads
-        proc.wait(30)
+            os.killpg(proc.pid, signal.SIGTERM)  # Chromium and its helpers, in its group
+            proc.wait(30)
 
 
 def page_lang(tab: DevTools) -> str:
@@ -285,11 +293,12 @@ def test_engineer_signs_in_and_sees_the_evidence_chart_in_chromium(
     chromium: str, api_server: str, tmp_path
 ) -> None:
     # Signed out, a link to a ticket lands on the sign-in form (plain --dump-dom, no cookie).
-    dumped = subprocess.run(
-        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'dump'}", "--dump-dom",
-         f"{api_server}/tickets"],
-        capture_output=True, text=True, timeout=120, env=chromium_env(tmp_path),
-    )  # fmt: skip
+    with chromium_env() as env:
+        dumped = subprocess.run(
+            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'dump'}", "--dump-dom",
+             f"{api_server}/tickets"],
+            capture_output=True, text=True, timeout=120, env=env,
+        )  # fmt: skip
     assert 'id="token"' in dumped.stdout and "Sign in" in dumped.stdout, dumped.stderr[-2000:]
 
     with chromium_tab(chromium, tmp_path / "profile") as tab:
