@@ -437,6 +437,21 @@ class DetectorBank:
                                  p.min_shift_fraction, learning)  # fmt: skip
         return out
 
+    def finish_learning(self, device: str, fault: str) -> bool:
+        """End the device's learning of ``fault`` now (``ShiftColumns.finish_learning``: the
+        peer level test named it short of its peers while it learned); False if the device,
+        the fault's detector or enough learning windows are not there, or it has learned. The
+        device is checkpointed with it."""
+        st = self._devices.get(device)
+        if st is None:
+            return False
+        for kind, columns in zip(st.group.kinds, st.group.columns, strict=True):
+            if isinstance(columns, ShiftColumns) and kind.fault == fault:
+                done = columns.finish_learning(st.row, device)
+                st.dirty |= done
+                return done
+        return False
+
     def move_baseline(self, device: str, fault: str, delta: float) -> bool:
         """Move the device's learned baseline of ``fault`` by ``delta`` (the peer level test's
         verdict, ``ShiftColumns.move_baseline``); False if the device, the fault's detector or

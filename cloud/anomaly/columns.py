@@ -291,6 +291,24 @@ class ShiftColumns:
         ok = np.isfinite(mean).all(axis=1) & np.isfinite(beta).all(axis=1)
         return rows[ok], beta[ok], mean[ok], (p[ok, 1] > p[ok, 0]), learning[ok]
 
+    def finish_learning(self, row: int, device: str) -> bool:
+        """End ``row``'s learning now, as its learning end would (``BaselineShift._freeze``:
+        the step search, the fit, the CUSUM's scale; the fleet prior is handed its
+        coefficients), without waiting for the rest of ``learn_s``: the peer level test's
+        verdict that the unit is short of its peers (``peers.py``), whose baseline's level then
+        comes from them anyway. It needs the kind's ``min_learn_windows`` as any learning end
+        does. False (nothing done) for a row past learning or with fewer windows."""
+        if not self._s[row, _LEARNING]:
+            return False
+        if len(self._windows.get(row, ())) < self.proto.min_learn_windows:
+            return False
+        det = self.export(row, self._scratch)
+        det._freeze()
+        self._set_row(row, self._row_of(det))
+        if self.proto.fleet_prior:
+            self.prior.learn(device, det._baseline)
+        return True
+
     def move_baseline(self, row: int, delta: float) -> bool:
         """Move ``row``'s learned baseline by ``delta`` (in the monitored quantity's units), as
         if every row it learned had read ``delta`` more: the peer level test's verdict that the

@@ -85,7 +85,10 @@ recharged comes back to the moved baseline and clears. A unit is named, and move
 batch that stands out, so the unit findings inherit the batch test's false-alarm control; a
 unit alone 8 % below its model's median is not one (0.85 % of healthy units are). A unit named
 while it still learns has no baseline to move: it is listed (``PeerFinding.waiting``), and
-named again, and moved, by the round after it has learned. The test
+the caller ends its learning as soon as it has the windows any learning end needs
+(:meth:`PeerLevels.waiting`, ``DetectorBank.finish_learning``; 6 windows of 3 h): its baseline's
+level comes from its peers anyway, so it need not wait out the rest of its 36 h. The round
+after that names it again and moves it. The test
 remembers each move it asked for (:meth:`PeerLevels.state`, checkpointed) and reads the units
 at their levels as learned, so a batch whose short units were moved still stands out for the
 units of it that finish learning later.
@@ -338,11 +341,17 @@ class PeerLevels:
         self._standing = Standing(every_s, forget_s)
         # per (fault, device): the move of its baseline a finding asked for (PeerFinding.moves)
         self._moved: dict[tuple[str, str], float] = {}
+        # (fault, device) named short by the last round while still learning (:meth:`waiting`)
+        self._waiting: set[tuple[str, str]] = set()
 
     def state(self) -> dict[str, object]:
         """The last round's time, the batches standing out and the moves asked for, as plain
         data for a checkpoint."""
-        return {**self._standing.state(), "moved": dict(self._moved)}
+        return {
+            **self._standing.state(),
+            "moved": dict(self._moved),
+            "waiting": sorted(self._waiting),
+        }
 
     def restore(self, state: Mapping[str, object]) -> None:
         """Take back what :meth:`state` gave.
@@ -357,6 +366,15 @@ class PeerLevels:
         moved = state.get("moved", {})
         assert isinstance(moved, Mapping)
         self._moved = {tuple(k): float(v) for k, v in moved.items()}
+        waiting = state.get("waiting", [])  # not in S14's checkpoints
+        assert isinstance(waiting, list | tuple)
+        self._waiting = {(str(f), str(d)) for f, d in waiting}
+
+    def waiting(self) -> list[tuple[str, str]]:
+        """``(fault, device)`` of the units the last round named short of their peers while they
+        still learned, in batches standing out: the caller may end their learning now
+        (``DetectorBank.finish_learning``), so the next round moves them."""
+        return sorted(self._waiting)
 
     def due(self, ts: float) -> bool:
         """Whether a round is due at event time ``ts``."""
@@ -377,10 +395,12 @@ class PeerLevels:
         p = [t.p_value() for t in tests]
         adjusted = holm_tarone(p, [t.smallest_p() for t in tests], self.alpha)
         out: list[PeerFinding] = []
+        self._waiting = set()
         for t, raw, adj in zip(tests, p, adjusted, strict=True):
             if adj >= self.alpha or len(t.short) < self.min_affected:
                 self._standing.quiet(t.key, ts)
                 continue
+            self._waiting |= {(t.key[0], d) for d in t.waiting}
             new = t.key not in self._standing
             # a unit still learning is named again once it has learned: then it is moved
             if not self._standing.stands(t.key, set(t.short) - t.waiting, ts) and not new:

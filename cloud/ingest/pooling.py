@@ -75,6 +75,9 @@ class BatchPooling:
             shifts = {span: self.bank.shifts(span) for span in self.pooled.spans}
             found += self.pooled.update(newest, shifts, self._batch_of)
         if self.peers.due(newest):
+            # units named short while they learned end their learning: this round moves them
+            for fault, device in self.peers.waiting():
+                self.bank.finish_learning(device, fault)
             learned = self.bank.learned(self.peers.provisional_windows)
             for f in self.peers.update(newest, learned, self._batch_of):
                 for device, move in f.moves().items():  # judged as short from now on

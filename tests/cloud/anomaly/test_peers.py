@@ -260,6 +260,39 @@ def test_the_bank_gives_a_learning_unit_at_the_fit_its_sums_would_give() -> None
     assert data.mean[0] == pytest.approx(b.xtx[0] / b.xtx[0, 0])
 
 
+def test_the_bank_ends_a_units_learning_as_its_learning_end_would() -> None:
+    """``DetectorBank.finish_learning``: a learning unit with the learning windows a learning
+    end needs is fitted now, as its own detector's learning end would fit it (the reference
+    object's ``_freeze``), and checkpointed; with too few windows, past learning or unknown,
+    nothing is done."""
+    from cloud.anomaly.bank import DetectorBank
+    from tests.cloud.ingest.test_pooling import _block
+
+    rng = np.random.default_rng(14)
+    bank = DetectorBank(generic=False)
+    for hour in range(9):
+        bank.feed("air_conditioner", _block(rng, "ac-1", hour, 0.0))
+        bank.flush()
+    bank.dirty()
+    assert not bank.finish_learning("ac-1", "cooling_decline")  # two or three windows
+    assert not bank.finish_learning("ac-2", "cooling_decline")  # unknown
+    for hour in range(9, 22):
+        bank.feed("air_conditioner", _block(rng, "ac-1", hour, 0.0))
+        bank.flush()
+    reference = bank.detectors("ac-1")[0]
+    assert reference.learning
+    reference._freeze()
+    assert bank.finish_learning("ac-1", "cooling_decline")
+    assert bank.dirty() == ["ac-1"]
+    det = bank.detectors("ac-1")[0]
+    assert not det.learning
+    assert det._baseline.beta == pytest.approx(reference._baseline.beta)
+    assert det._baseline.level == pytest.approx(reference._baseline.level)
+    assert det._cusum.sigma == pytest.approx(reference._cusum.sigma)
+    assert not bank.finish_learning("ac-1", "cooling_decline")  # learned already
+    assert bank.move_baseline("ac-1", "cooling_decline", 1.0)  # and can be moved
+
+
 def test_a_batch_a_little_low_as_a_whole_does_not_stand_out_by_its_tail() -> None:
     """A batch 4 % low (a parts lot at the low end of its tolerance), units 3.5 % apart: its
     tail crosses the 8 % bar far more often than the other batches', which alone would make

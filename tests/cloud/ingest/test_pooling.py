@@ -80,9 +80,10 @@ def test_a_drifting_batch_is_found_from_the_units_shifts() -> None:
 def test_a_batch_born_short_is_found_from_the_units_levels_while_they_learn() -> None:
     """B1's units leak 15 % from their first reading: each learns it as its normal, no unit's
     detector and no shift says anything; B1 against B0 and B2 does, already while the units
-    learn (provisional fits of their sums so far). Once each unit has learned, its baseline is
-    moved up to its peers', and its own detector finds its shortfall within a few windows; no
-    unit of B0 or B2 is named or alarms."""
+    learn (provisional fits of their sums so far). The named units then end their learning
+    (their level comes from their peers) and have their baselines moved up to their peers', and
+    each unit's own detector finds its shortfall within a few windows, long before its 36 h of
+    learning would have ended; no unit of B0 or B2 is named or alarms."""
     rng = np.random.default_rng(9)
     bank, registry = DetectorBank(generic=False), Registry()
     units = [(f"ac-{b}-{u:02d}", f"B{b}") for b in range(3) for u in range(12)]
@@ -91,7 +92,6 @@ def test_a_batch_born_short_is_found_from_the_units_levels_while_they_learn() ->
     found: list[BatchFinding | PeerFinding] = []
     alarmed: dict[str, float] = {}  # unit -> its first cooling_decline alarm
     pooling = BatchPooling(bank, registry, found.append)
-    learned_at = None
     for hour in range(3 * 24):
         for device, batch in units:
             bank.feed("air_conditioner", _block(rng, device, hour, 0.15 if batch == "B1" else 0))
@@ -99,25 +99,25 @@ def test_a_batch_born_short_is_found_from_the_units_levels_while_they_learn() ->
             if f.fault == "cooling_decline" and f.active:
                 alarmed.setdefault(f.device, f.ts)
         pooling.judged(d for d, _ in units)
-        if learned_at is None and len(bank.learned()["cooling_decline"].devices) >= 5:
-            learned_at = hour
     # the peer test first; the moved units then shift, which the pooled test may add to
     assert (type(found[0]), found[0].batch) == (PeerFinding, "B1")
     assert {f.batch for f in found} == {"B1"}
     peer = [f for f in found if isinstance(f, PeerFinding)]
     first = peer[0]
-    assert first.ts < T0 + learned_at * H  # before the units learned
+    assert first.ts < T0 + 12 * H  # 3 learning windows of 3 h
     assert first.short >= 10 and first.units == 12 and first.reference_units == 24
     assert first.waiting == set(first.shifts) and first.moves() == {}  # nothing to move yet
     assert 0.1 < 1 - first.batch_level / first.reference_level < 0.2
-    # each named unit is moved by the finding that names it once it has learned
+    # each named unit ends its learning once it has the 6 windows a learning end needs, and the
+    # next round names it again and moves it: long before learn_s (36 h)
     moved_by = {d: f.ts for f in peer[1:] for d in f.moves()}
     assert set(moved_by) == set(first.shifts)
-    assert all(ts < T0 + (learned_at + 2) * H for ts in moved_by.values())
+    assert all(first.ts < ts < T0 + 24 * H for ts in moved_by.values())
     # the named units, and only they, alarm of their own, after their move, within 12 h
     assert set(alarmed) == set(first.shifts)
     assert all(moved_by[d] < ts <= moved_by[d] + 12 * H for d, ts in alarmed.items())
     assert pooling.peers.state()["moved"].keys() == {("cooling_decline", d) for d in first.shifts}
+    assert pooling.peers.waiting() == []
 
 
 def test_a_restored_test_goes_on_as_the_one_that_was_never_stopped(tmp_path, caplog) -> None:
