@@ -442,28 +442,27 @@ class DetectorBank:
         peer level test named it short of its peers while it learned); False if the device,
         the fault's detector or enough learning windows are not there, or it has learned. The
         device is checkpointed with it."""
-        st = self._devices.get(device)
-        if st is None:
-            return False
-        for kind, columns in zip(st.group.kinds, st.group.columns, strict=True):
-            if isinstance(columns, ShiftColumns) and kind.fault == fault:
-                done = columns.finish_learning(st.row, device)
-                st.dirty |= done
-                return done
-        return False
+        return self._change_row(device, fault, lambda c, row: c.finish_learning(row, device))
 
     def move_baseline(self, device: str, fault: str, delta: float) -> bool:
         """Move the device's learned baseline of ``fault`` by ``delta`` (the peer level test's
         verdict, ``ShiftColumns.move_baseline``); False if the device, the fault's detector or
         a fitted baseline is not there. The device is checkpointed with the move."""
+        return self._change_row(device, fault, lambda c, row: c.move_baseline(row, delta))
+
+    def _change_row(
+        self, device: str, fault: str, change: Callable[[ShiftColumns, int], bool]
+    ) -> bool:
+        """``change`` the device's row of ``fault``'s baseline-shift columns; whether it did
+        (then the device is checkpointed with it)."""
         st = self._devices.get(device)
         if st is None:
             return False
         for kind, columns in zip(st.group.kinds, st.group.columns, strict=True):
             if isinstance(columns, ShiftColumns) and kind.fault == fault:
-                moved = columns.move_baseline(st.row, delta)
-                st.dirty |= moved
-                return moved
+                changed = change(columns, st.row)
+                st.dirty |= changed
+                return changed
         return False
 
     def _shift_columns(self) -> Iterator[tuple[_Group, type, ShiftColumns]]:
