@@ -345,8 +345,8 @@ class PeerLevels:
         self._waiting: set[tuple[str, str]] = set()
 
     def state(self) -> dict[str, object]:
-        """The last round's time, the batches standing out and the moves asked for, as plain
-        data for a checkpoint."""
+        """The last round's time, the batches standing out, the moves asked for and the units
+        waiting (:meth:`waiting`), as plain data for a checkpoint."""
         return {
             **self._standing.state(),
             "moved": dict(self._moved),
