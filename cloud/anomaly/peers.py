@@ -45,7 +45,8 @@ each round (every ``every_s`` of event time), per model:
    nothing): the same correction as the pooled test's.
 4. A batch **stands out** when its adjusted p-value is below ``alpha`` (0.01) and at least
    ``min_affected`` (3) of its units are short. A batch is tested once it has ``min_units`` (5)
-   units past learning and its model's other batches ``min_reference`` (10).
+   units read (past learning, or provisionally) and its model's other batches ``min_reference``
+   (10).
 
 The provisional levels (S15) were measured the same way before they were used, on every
 cooling unit of the 26 built-in fleets (one seed) cut at 12, 18 and 24 h, units with 60 cooling
