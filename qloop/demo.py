@@ -2,9 +2,9 @@
 
 Starts a broker (Mosquitto when installed, else the embedded amqtt), a cloud worker and the
 ticketing API as child processes — the same commands an operator runs — then a simulated fleet
-in which one production batch develops a cooling defect and another left the factory short. When
-the fleet's data is ingested it
-prints the tickets through the API, files complaints from several channels for units of the
+in which one production batch develops a cooling defect and another left the factory short.
+When the fleet's data is ingested it prints the tickets through the API and which test opened
+each batch ticket (``demo_ops.py``), files complaints from several channels for units of the
 fleet (``demo_complaints.py``: they are classified, routed, joined to the batch ticket and
 checked against the units' telemetry), works one of them through the whole loop to the
 customer's verdict and prints the month's report (``demo_loop.py``), prints the address and a
