@@ -411,6 +411,19 @@ class Worker:
             "reordered_blocks": bank.reordered_blocks,
             "devices": len(self.ingestor.registry),
             "queued": self._queue.qsize(),
+            **self._batch_test_counters(),
+        }
+
+    def _batch_test_counters(self) -> dict[str, int]:
+        """The batch tests' findings, and the units the peer level test moved up to their
+        peers or ended the learning of (``cloud/ingest/pooling.py``); none without them."""
+        p = self.pooling
+        if p is None:
+            return {}
+        return {
+            "batch_findings": p.findings,
+            "peer_moves": p.moved,
+            "peer_early_ends": p.ended_early,
         }
 
     def _count_lost(self) -> dict[str, int]:

@@ -14,7 +14,9 @@ the port to an address only the scraper reaches, ``--host``):
 - ``/metrics``: Prometheus text. Counters since the process started (``_total``): messages,
   readings, duplicates, dead letters by kind of reason (``cloud/store/dead_letters.py``),
   findings by fault, acknowledgements, checkpoint writes, safety trips beyond their model's rated
-  envelope (``cloud/anomaly/envelope.py``), InfluxDB points written, dropped and
+  envelope (``cloud/anomaly/envelope.py``), the batch tests' findings and the units the peer
+  level test moved or ended the learning of (``cloud/anomaly/peers.py``), InfluxDB points
+  written, dropped and
   rejected and write retries; gauges: lost seqs and the devices with any, queue depth and size,
   devices known, InfluxDB points buffered; and the process's own (CPU, memory, open files).
 - ``/healthz``: liveness, 200 while the process answers (also while it drains: a probe must not
@@ -59,6 +61,21 @@ _COUNTERS = (
         "beyond_envelope",
         "qloop_worker_beyond_envelope_events",
         "safety trips beyond their model's rated envelope: stored, no finding",
+    ),
+    (
+        "batch_findings",
+        "qloop_worker_batch_findings",
+        "findings of the batch tests (pooled, peers)",
+    ),
+    (
+        "peer_moves",
+        "qloop_worker_peer_moves",
+        "units' baselines the peer level test moved up to their model's other batches'",
+    ),
+    (
+        "peer_early_ends",
+        "qloop_worker_peer_early_ends",
+        "units whose learning ended early: named short of their peers while they learned",
     ),
 )
 _GAUGES = (

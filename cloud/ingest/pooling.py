@@ -63,6 +63,8 @@ class BatchPooling:
         self.peers = PeerLevels() if peers is None else peers
         self.rounds = 0
         self.findings = 0
+        self.moved = 0  # units' baselines the peer test moved up to their peers'
+        self.ended_early = 0  # units whose learning it ended early (named while learning)
 
     def judged(self, devices: Iterable[str]) -> None:
         """The detectors judged the readings of ``devices``: run each test's round if due."""
@@ -77,11 +79,11 @@ class BatchPooling:
         if self.peers.due(newest):
             # units named short while they learned end their learning: this round moves them
             for fault, device in self.peers.waiting():
-                self.bank.finish_learning(device, fault)
+                self.ended_early += self.bank.finish_learning(device, fault)
             learned = self.bank.learned(self.peers.provisional_windows)
             for f in self.peers.update(newest, learned, self._batch_of):
                 for device, move in f.moves().items():  # judged as short from now on
-                    self.bank.move_baseline(device, f.fault, move)
+                    self.moved += self.bank.move_baseline(device, f.fault, move)
                 found.append(f)
         for f in found:
             self.findings += 1

@@ -11,7 +11,8 @@ SNAPSHOT = {
     "messages": 12, "readings": 420, "duplicates": 2, "held": 0, "acked": 12, "births": 1,
     "telemetry": 7, "events": 1, "checkpoint_writes": 3, "late_blocks": 0,
     "reordered_blocks": 4, "lost_seqs": 5, "devices_with_lost_seqs": 2, "queued": 7,
-    "queue_size": 10_000, "devices": 3,
+    "queue_size": 10_000, "devices": 3, "batch_findings": 2, "peer_moves": 16,
+    "peer_early_ends": 9,
     "dead_letters": {"not_json": 1, "clock_skew": 2},
     "findings_by_fault": {"cooling_decline": 1},
     "influx": {"buffered": 10, "in_flight": 5, "written": 400, "dropped": 1, "rejected": 0,
@@ -54,6 +55,9 @@ def test_the_snapshot_becomes_metrics_and_probes_answer() -> None:
     assert got[("qloop_worker_queue_depth", ())] == 7
     assert got[("qloop_worker_checkpoint_writes_total", ())] == 3
     assert got[("qloop_worker_influx_write_retries_total", ())] == 3
+    assert got[("qloop_worker_batch_findings_total", ())] == 2
+    assert got[("qloop_worker_peer_moves_total", ())] == 16
+    assert got[("qloop_worker_peer_early_ends_total", ())] == 9
     assert got[("qloop_worker_influx_points_dropped_total", ())] == 1
     assert got[("qloop_worker_influx_points_buffered", ())] == 15
     assert got[("qloop_worker_snapshot_age_seconds", ())] == 0.5

@@ -118,6 +118,8 @@ def test_a_batch_born_short_is_found_from_the_units_levels_while_they_learn() ->
     assert all(moved_by[d] < ts <= moved_by[d] + 12 * H for d, ts in alarmed.items())
     assert pooling.peers.state()["moved"].keys() == {("cooling_decline", d) for d in first.shifts}
     assert pooling.peers.waiting() == []
+    # what the worker's metrics count (qloop_worker_peer_moves_total, ..._early_ends_total)
+    assert pooling.moved == pooling.ended_early == len(first.shifts)
 
 
 def test_a_restored_test_goes_on_as_the_one_that_was_never_stopped(tmp_path, caplog) -> None:
