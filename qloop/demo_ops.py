@@ -51,6 +51,12 @@ def print_operations(api: Api, metrics_url: str, batch_tickets: list[dict[str, A
         f" {m.get('qloop_worker_lost_seqs', 0):,.0f} lost seqs"
         f" ({m.get('qloop_worker_devices_with_lost_seqs', 0):,.0f} units)"
     )
+    print(
+        f"    batch tests: {m.get('qloop_worker_batch_findings_total', 0):,.0f} findings; the peer"
+        f" level test moved {m.get('qloop_worker_peer_moves_total', 0):,.0f} units' baselines up"
+        f" to their peers' ({m.get('qloop_worker_peer_early_ends_total', 0):,.0f} of them named"
+        " while they learned, their learning ended early)"
+    )
     details = [api.call("GET", f"/tickets/{t['id']}") for t in batch_tickets]
     for detail in details:
         print(f"    {detail['id']} (batch {detail['batch']}) was opened by {_opened_by(detail)}")

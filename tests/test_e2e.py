@@ -335,6 +335,8 @@ def test_demo_command_ends_with_a_batch_ticket(tmp_path):
     ], out.stdout
     assert all("cooling_decline" in ln for ln in batch_lines)
     assert "(batch B20240605) was opened by the peer level test" in out.stdout
+    moved = re.search(r"the peer level test moved (\d+) units' baselines", out.stdout)
+    assert moved and int(moved.group(1)) >= 3, out.stdout  # B20240605's units, 16 of them
     assert "(batch B20240517) was opened by the pooled test" in out.stdout
     assert "Token: demo-token" in out.stdout and "curl" in out.stdout
     # the operator's check: the worker's own counters say the fleet's data all came in
