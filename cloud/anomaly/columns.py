@@ -274,9 +274,10 @@ class ShiftColumns:
         s, params = self._s[: self._rows], self._params[: self._rows]
         past = (s[:, _LEARNING] == 0.0) & (s[:, _FITTED] != 0.0)
         early = np.zeros_like(past)
-        if provisional_windows is not None:
-            enough = [len(self._windows.get(r, ())) >= provisional_windows for r in range(len(s))]
-            early = (s[:, _LEARNING] != 0.0) & np.array(enough, dtype=bool)
+        if provisional_windows is not None:  # the learning rows' windows, not every row's
+            still = np.flatnonzero(s[:, _LEARNING] != 0.0)
+            enough = [len(self._windows.get(r, ())) >= provisional_windows for r in still.tolist()]
+            early[still[np.array(enough, dtype=bool)]] = True
         rows = np.flatnonzero(past | early)
         p, learning = params[rows], early[rows]
         beta = p[:, 2].copy()
