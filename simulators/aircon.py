@@ -16,7 +16,7 @@ The model, per unit (SI units unless a name says otherwise):
 * **Auto fan**: speed 1..3, higher when the room is far above the setpoint (with hysteresis so the
   speed does not chatter). While the compressor rests the fan keeps running at speed 1 so the
   return sensor keeps sampling the room; ``fan_speed`` is 0 only for a unit that is switched off
-  (not used by the built-in scenarios).
+  (``UnitState.powered``: users who run their units by the clock, ``Users.use_hours``).
 * **Cooling capacity** of a fixed-speed split unit, rated at ISO 5151 T1 conditions (indoor 27 °C,
   outdoor 35 °C, high fan): it falls by ``CAP_PER_K_OUTDOOR`` per kelvin of outdoor temperature
   (condensing pressure rises), rises by ``CAP_PER_K_RETURN`` per kelvin of return air, and scales
@@ -167,6 +167,7 @@ class UnitState:
     coil: np.ndarray  # 0 = coil at room temperature, 1 = fully cold
     fan_speed: np.ndarray  # int 0..3
     heating: np.ndarray | None = None  # bool: in heating mode (heatpump.py); None = all cooling
+    powered: np.ndarray | None = None  # bool: switched on by its user; None = always on
 
 
 @dataclass
@@ -362,13 +363,13 @@ def advance(
     gains_mass = solar_gains(params, hour)
     air, mass = state.air_c, state.mass_c
     on, age, coil, fan = state.compressor_on, state.state_age_s, state.coil, state.fan_speed
-    heat = state.heating
+    heat, powered = state.heating, state.powered
     # +1 cooling, -1 heating: the sign of the heat the coil takes out of the room air
     sign = 1.0 if heat is None else np.where(heat, -1.0, 1.0)
     for _ in range(n_sub):
         if h == 0.0:
             break
-        s = UnitState(air, mass, on, age, coil, fan, heat)
+        s = UnitState(air, mass, on, age, coil, fan, heat, powered)
         _, sensible, _ = capacity_w(params, s, health, outdoor_c)
         q_air = (
             params.ua_air * (outdoor_c - air)
@@ -393,6 +394,8 @@ def advance(
         may_switch = age >= np.where(on, params.min_on_s, params.min_off_s)
         new_on = np.where(on, ~((err < -0.5 * params.hysteresis_k) & may_switch),
                           (err > 0.5 * params.hysteresis_k) & may_switch)  # fmt: skip
+        if powered is not None:  # switched off by its user: the compressor stops at once
+            new_on &= powered
         age = np.where(new_on != on, 0.0, age)
         on = new_on
 
@@ -401,7 +404,9 @@ def advance(
         lo = 1 + (err > 1.0 + hy).astype(np.int64) + (err > 2.0 + hy)
         hi = 1 + (err > 1.0 - hy).astype(np.int64) + (err > 2.0 - hy)
         fan = np.where(on, np.clip(fan, lo, hi), 1)
-    return UnitState(air, mass, on, age, coil, fan, heat)
+        if powered is not None:
+            fan = np.where(powered, fan, 0)
+    return UnitState(air, mass, on, age, coil, fan, heat, powered)
 
 
 def observe(

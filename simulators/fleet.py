@@ -25,7 +25,8 @@ Healthy behaviour a scenario may add (none of it is a fault or in the ground tru
 spread over climate regions, each with its own outdoor temperature and weather
 (``Scenario.regions``); users changing their setpoints (``Scenario.users``: the thermostat follows
 and ``setpoint_c`` reports the new value); users switching their heat pumps to heating in cool
-weather (``Users.heating_below_c``, :meth:`Fleet._choose_modes`); the compressors' starting
+weather (``Users.heating_below_c``, :meth:`Fleet._choose_modes`); users switching their units on
+and off by the clock (``Users.use_hours``, :meth:`Fleet._switch`); the compressors' starting
 current (``Scenario.inrush``, see :mod:`simulators.aircon`).
 
 Randomness comes only from the ``numpy.random.Generator`` (by default seeded from the scenario)
@@ -60,6 +61,7 @@ EXPECTED_FAULT: dict[str, str] = {k: v.expected_faults[0] for k, v in FAULT_KIND
 MODE_SPREAD_C = 2.0
 MODE_HYSTERESIS_C = 2.0
 FELT_TAU_S = 86400.0
+USE_SPREAD_H = 1.0  # Users.use_hours: each user's on and off hour within ±1 h of the span's
 OVERCURRENT_SPIKE_P = 0.15  # share of compressor-on samples with a spike at full progress
 WEAR_VIBRATION_G_PER_DB = 0.008
 # Sensors that can go missing (sensor_dropout) or stick; state fields never do.
@@ -178,6 +180,9 @@ class Fleet:
         self._heat_below: np.ndarray | None = None
         if scenario.users.heating_below_c is not None:
             self._start_heating(scenario.users)
+        self._use: np.ndarray | None = None  # per unit: its (on, off) hours (Users.use_hours)
+        if scenario.users.use_hours:
+            self._start_use(scenario.users)
 
         self.ground_truth: list[InjectedFault] = []
         self._faults: dict[str, _KindSchedule] = {}
@@ -217,6 +222,8 @@ class Fleet:
                 self._change_setpoints(h)
             if self._heat_below is not None:
                 self._choose_modes(t, h)
+            if self._use is not None:
+                self._state.powered = self._switch(t)
             self._state = aircon.advance(
                 self._params, self._state, self._health(t), self._outdoor(t), self._hour(t), h
             )
@@ -321,6 +328,22 @@ class Fleet:
             s.state_age_s = np.where(switched, 0.0, s.state_age_s)
             s.coil = np.where(switched, 0.0, s.coil)
         self._state.heating = now
+
+    def _start_use(self, users: Users) -> None:
+        """Each user's hours (a stream of their own: the fleet's other draws stay as they were),
+        and whether each unit is on at the start."""
+        rng = np.random.default_rng([self.scenario.seed, 16])
+        n = len(self.units)
+        spans = np.array(users.use_hours, dtype=float)[rng.integers(0, len(users.use_hours), n)]
+        self._use = (spans + rng.uniform(-USE_SPREAD_H, USE_SPREAD_H, (n, 2))) % 24.0
+        self._state.powered = self._switch(self._ts)
+
+    def _switch(self, t: float) -> np.ndarray:
+        """Which units their users have on at event time ``t`` (an off hour before the on hour:
+        the span runs past midnight)."""
+        assert self._use is not None
+        hour, on, off = self._hour(t), self._use[:, 0], self._use[:, 1]
+        return np.where(on < off, (hour >= on) & (hour < off), (hour >= on) | (hour < off))
 
     # --- faults ------------------------------------------------------------------------------
 

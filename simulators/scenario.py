@@ -47,6 +47,7 @@ Optional behaviour of healthy units (none of it is a fault, none of it is in the
     setpoint_step_c = 3.0            # ... by up to this much (0.5 °C steps)
     heating_below_c = 16.0           # heat pumps: heat when the last day was cooler (±2 °C)
     heat_setpoint_range_c = [19.0, 23.0]  # ... at a heating setpoint in this range
+    use_hours = [[18.0, 24.0], [21.0, 7.0]]  # each user runs the unit in one of these hours
 
     [compressor]
     inrush = true              # the start's locked-rotor current shows in the current reading
@@ -140,13 +141,20 @@ class Users:
     the weather turns cool: each user heats while the outdoor temperature they have felt over
     the last day (its exponential mean) is below their own threshold, drawn within ±2 °C of this
     value, and cools again once it is 2 °C above it; the heating setpoint is drawn from
-    ``heat_setpoint_range_c``. None (the default): the units only cool."""
+    ``heat_setpoint_range_c``. None (the default): the units only cool.
+
+    ``use_hours``: the users switch their units on and off by the clock: each user runs theirs
+    within one of these local-time spans ``(on, off)`` in hours (``off`` before ``on`` runs past
+    midnight), picked at random, each end moved by up to ``USE_SPREAD_H``; outside it the unit
+    is switched off (compressor and fan off; it still reports). Empty (the default): the units
+    are always on and their thermostats alone run them."""
 
     setpoint_changes_per_day: float = 0.0
     setpoint_range_c: tuple[float, float] = (18.0, 28.0)
     setpoint_step_c: float = 3.0
     heating_below_c: float | None = None
     heat_setpoint_range_c: tuple[float, float] = (19.0, 23.0)
+    use_hours: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -392,7 +400,19 @@ class _Reader:
             below = self.number(below, "users.heating_below_c", -10.0, 25.0)
         heat = self.span(data.get("heat_setpoint_range_c", [19.0, 23.0]),
                          "users.heat_setpoint_range_c")  # fmt: skip
-        return Users(rate, span, step, below, heat)
+        hours = data.get("use_hours", [])
+        if not isinstance(hours, list):
+            raise self.fail("users.use_hours", f"expected a list of [on, off] hours, got {hours!r}")
+        use = []
+        for i, pair in enumerate(hours):
+            where = f"users.use_hours[{i}]"
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise self.fail(where, f"expected [on, off] in hours of the day, got {pair!r}")
+            on, off = (self.number(v, f"{where}[{j}]", 0.0, 24.0) for j, v in enumerate(pair))
+            if on % 24.0 == off % 24.0:
+                raise self.fail(where, "on and off at the same hour: leave it out to run all day")
+            use.append((on, off))
+        return Users(rate, span, step, below, heat, tuple(use))
 
     def span(self, span: Any, where: str) -> tuple[float, float]:
         """A setpoint range ``[lowest, highest]``, within the controllers' 16-30 °C."""

@@ -17,7 +17,7 @@ from simulators.runner import safety_rules
 from simulators.scenario import ScenarioError, load_scenario, parse_scenario
 from tests.scenarios import batch, fault, scenario
 
-FAMILIES = ("regions", "setpoints", "capacities", "fivemin", "onehz", "autumn")
+FAMILIES = ("regions", "setpoints", "capacities", "fivemin", "onehz", "autumn", "evenings")
 NEW = tuple(n for f in FAMILIES for n in (f, f"{f}-healthy"))
 
 
@@ -143,6 +143,32 @@ def test_a_fleet_that_never_heats_reads_as_one_without_heat_pumps() -> None:
     np.testing.assert_array_equal(plain, never)
 
 
+def test_users_run_their_units_by_the_clock() -> None:
+    """``use_hours``: outside a user's hours the unit is switched off (fan and compressor off,
+    still reporting) and its room warms; within them it runs and pulls the room down; a span
+    whose off hour comes first runs past midnight. A fleet without the key reads as before."""
+    hot = {"outdoor_mean_c": 32.0, "daily_amplitude_c": 4.0}
+    text = scenario("clock", 3, "2d", batch("B", 12), climate=hot)
+    plain = steps(Fleet(parse_scenario(text)), 600)
+    np.testing.assert_array_equal(plain, steps(Fleet(parse_scenario(text + "[users]\n")), 600))
+    fleet = Fleet(parse_scenario(text + "[users]\nuse_hours = [[18.0, 23.0], [22.0, 6.0]]\n"))
+    assert fleet._use is not None
+    on_h, off_h = fleet._use[:, 0], fleet._use[:, 1]
+    night = on_h > off_h
+    assert night.any() and (~night).any()  # both habits drawn
+    rows = steps(fleet, 2 * 1440)
+    hour = (np.arange(1, 2 * 1440 + 1) / 60.0) % 24.0  # local time: the run starts at midnight
+    within = np.where(night, (hour[:, None] >= on_h) | (hour[:, None] < off_h),
+                      (hour[:, None] >= on_h) & (hour[:, None] < off_h))  # fmt: skip
+    fan, comp = col(rows, "fan_speed"), col(rows, "compressor_on")
+    seen = ~np.isnan(fan)
+    assert (fan[~within & seen] == 0).all() and (comp[~within & ~np.isnan(comp)] == 0).all()
+    assert (fan[within & seen] >= 1).mean() > 0.99  # on (a reading may fall on the switch)
+    ret = col(rows, "return_c")
+    assert np.nanmean(ret[~within]) > np.nanmean(ret[within]) + 2.0  # the room warms while off
+    assert fleet.ground_truth == []
+
+
 def test_inrush_is_one_short_spike_at_each_compressor_start() -> None:
     sc = replace(load_scenario("onehz-healthy"), duration_s=3600.0)
     with_inrush = steps(Fleet(sc), 3600)
@@ -190,5 +216,11 @@ def test_bad_new_keys_are_clear_errors() -> None:
         parse_scenario(text + "[users]\nheating_below_c = 40.0\n")
     with pytest.raises(ScenarioError, match="users.heat_setpoint_range_c"):
         parse_scenario(text + "[users]\nheat_setpoint_range_c = [22.0]\n")
+    with pytest.raises(ScenarioError, match=r"users.use_hours\[0\]"):
+        parse_scenario(text + "[users]\nuse_hours = [[18.0]]\n")
+    with pytest.raises(ScenarioError, match="same hour"):
+        parse_scenario(text + "[users]\nuse_hours = [[0.0, 24.0]]\n")
+    with pytest.raises(ScenarioError, match=r"users.use_hours\[0\]\[1\]"):
+        parse_scenario(text + "[users]\nuse_hours = [[18.0, 25.0]]\n")
     with pytest.raises(ScenarioError, match="utc_offset_h"):
         parse_scenario(text + '[[regions]]\nname = "a"\nshare = 1.0\nutc_offset_h = 3\n')
