@@ -4,6 +4,12 @@ baseline at the same fan speed and compressor state.
 Fan bearings wear and panels work loose gradually or in one step; both show as a sustained rise
 of the level at like operating conditions. The baseline is quadratic in fan speed (so it serves
 any number of fan steps) plus a compressor term.
+
+Only a running unit's readings count: with its fan stopped (``fan_speed`` 0, a unit its user
+switched off) the microphone hears the room and the accelerometer nothing, no operating noise or
+vibration of the unit. Learned with the running rows they bent the fan-speed curve, and windows
+that mixed the two states read as rises: on units run by their users' hours (``evenings-healthy``,
+S16) 8 false noise and 6 false vibration findings in 765 healthy device-days.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ class LevelRise(BaselineShift):
         if y is None or fan is None:
             return _EMPTY, _EMPTY.reshape(0, 4), _EMPTY
         comp = np.zeros_like(y) if comp is None else np.where(np.isnan(comp), 0.0, comp)
-        ok = np.isfinite(y) & np.isfinite(fan)
+        ok = np.isfinite(y) & (fan > 0)  # a stopped fan: the unit is off (NaN compares False)
         f = fan[ok]
         x = np.column_stack([np.ones(ok.sum()), f, f * f, comp[ok]])
         return block.ts[ok], x, y[ok]
@@ -47,7 +53,7 @@ class LevelRise(BaselineShift):
         """:meth:`_rows` of many blocks at once, as (blocks × rows) arrays padded with NaN."""
         y, fan, comp = cols[self.field], cols["fan_speed"], cols.get("compressor_on")
         comp = np.zeros_like(y) if comp is None else np.where(np.isnan(comp), 0.0, comp)
-        ok = np.isfinite(y) & np.isfinite(fan)
+        ok = np.isfinite(y) & (fan > 0)
         x = np.stack([np.ones_like(y), fan, fan * fan, comp], axis=-1)
         return ok, x, y, carry
 

@@ -158,7 +158,10 @@ CASES = [
         1 * H,
     ),
 ]
-HEALTHY = [_scenario(seed, 8, 4) for seed in (1, 2, 3)]
+# units whose users switch them on and off by the clock: every day a room that warmed while the
+# unit was off, and hours with the fan stopped (Users.use_hours)
+CLOCKED = "[users]\nuse_hours = [[18.0, 24.0], [21.0, 7.0], [8.0, 18.0]]\n"
+HEALTHY = [_scenario(seed, 8, 4) for seed in (1, 2, 3)] + [_scenario(4, 8, 6) + CLOCKED]
 
 
 def _run(det: Detector, blocks: list[Block]) -> list[Finding]:
@@ -171,7 +174,7 @@ def _run(det: Detector, blocks: list[Block]) -> list[Finding]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-@pytest.mark.parametrize("scenario", HEALTHY, ids=["seed1", "seed2", "seed3"])
+@pytest.mark.parametrize("scenario", HEALTHY, ids=["seed1", "seed2", "seed3", "clocked"])
 def test_silent_on_healthy_units(case: Case, scenario: str) -> None:
     for device, blocks in simulate(scenario).blocks.items():
         found = [f for f in _run(case.make(), blocks) if f.active]
@@ -190,6 +193,29 @@ def test_fires_on_its_fault_within_the_bound(case: Case) -> None:
         assert math.isfinite(first.onset_ts) and first.onset_ts <= first.ts
         assert 0.0 < first.score <= 1.0
         assert first.evidence and all(isinstance(v, float) for v in first.evidence.values())
+
+
+def test_a_unit_switched_off_is_not_heard_or_felt() -> None:
+    """While its user has it off (fan stopped) the unit makes no operating noise or vibration:
+    the microphone hears the room, the accelerometer whatever shakes the wall. Those readings are
+    neither learned nor judged: a room that grows loud (or a wall that shakes) while the unit is
+    off, from day 3 on, is no rise of the unit's. Before S16 they were learned and judged with
+    the running ones."""
+    stream = simulate(_scenario(4, 5, 3) + CLOCKED)
+    for device, blocks in stream.blocks.items():
+        loud = []
+        for b in blocks:
+            off = (b.columns["fan_speed"] == 0) & (b.ts >= stream.start_ts + 3 * DAY)
+            cols = dict(b.columns)
+            cols["noise_db"] = np.where(off, cols["noise_db"] + 15.0, cols["noise_db"])
+            cols["vibration_g"] = np.where(off, cols["vibration_g"] + 0.05, cols["vibration_g"])
+            loud.append(Block(b.device, b.ts, cols))
+        assert any((b.columns["fan_speed"] == 0).any() for b in loud), device  # it was off
+        for make in (NoiseRise, VibrationRise):
+            assert [f for f in _run(make(), loud) if f.active] == [], (make.__name__, device)
+        bank = DetectorBank()  # the columns the worker runs
+        found = [f for b in loud for f in bank.update("air_conditioner", b) if f.active]
+        assert [f for f in found if f.fault in ("noise_rise", "vibration_rise")] == [], device
 
 
 def _bad_blocks(device: str, t: float) -> list[Block]:
@@ -305,7 +331,7 @@ def _watch(streams: dict[str, list[Block]], watch: OfflineWatch | None = None) -
     return out
 
 
-@pytest.mark.parametrize("scenario", HEALTHY, ids=["seed1", "seed2", "seed3"])
+@pytest.mark.parametrize("scenario", HEALTHY, ids=["seed1", "seed2", "seed3", "clocked"])
 def test_offline_watch_silent_on_healthy_fleet(scenario: str) -> None:
     assert [f for f in _watch(simulate(scenario).blocks) if f.active] == []
 
