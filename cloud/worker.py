@@ -532,8 +532,10 @@ class Worker:
 
 
 def _envelope(settings: WorkerSettings) -> Envelope:
-    """The models' rated outdoor range as the settings give it (T1 where they say nothing)."""
-    models = dict(settings.rated_max_outdoor_models)
-    if settings.rated_max_outdoor_c is None:
-        return Envelope(by_model=models)
-    return Envelope(settings.rated_max_outdoor_c, models)
+    """The models' rated envelope as the settings give it (T1 where they say nothing)."""
+    given: dict[str, float] = {}
+    if settings.rated_max_outdoor_c is not None:
+        given["max_outdoor_c"] = settings.rated_max_outdoor_c
+    if settings.rated_max_indoor_c is not None:
+        given["max_indoor_c"] = settings.rated_max_indoor_c
+    return Envelope(by_model=dict(settings.rated_max_outdoor_models), **given)

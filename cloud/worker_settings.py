@@ -34,6 +34,7 @@ class WorkerSettings:
     # for every model (None: ISO 5151 T1) and the models rated otherwise
     rated_max_outdoor_c: float | None = None
     rated_max_outdoor_models: Mapping[str, float] = field(default_factory=dict)
+    rated_max_indoor_c: float | None = None  # None: the maximum operating test's 32 °C
     batch_size: int = 500
     batch_wait_s: float = 0.05
     # with checkpoint_db: messages held unacknowledged until a checkpoint covers them at most

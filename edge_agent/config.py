@@ -55,7 +55,7 @@
     start_field = "compressor_on"   # optional: readings within blank_s of this field turning
     blank_s = 2.0                   #   on are judged only against limit * instant_factor
     instant_factor = 4.0            #   (a motor's starting current; see edge_agent/core.py)
-    context = ["ambient_c"]         # optional: fields whose values the event carries too
+    context = ["ambient_c", "return_c"]  # optional: fields whose values the event carries too
 
 Environment variables override single values: ``QLOOP_EDGE_<SECTION>_<KEY>``, e.g.
 ``QLOOP_EDGE_BROKER_PASSWORD`` or ``QLOOP_EDGE_BUFFER_PATH`` (arrays and ``[[safety]]`` only

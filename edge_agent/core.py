@@ -105,7 +105,7 @@ DEFAULT_SAFETY_RULES: tuple[SafetyRule, ...] = (
         start_field="compressor_on",
         blank_s=OVERCURRENT_START_BLANK_S,
         instant_factor=OVERCURRENT_INSTANT_FACTOR,
-        context=("ambient_c",),
+        context=("ambient_c", "return_c"),
     ),
     SafetyRule("overheat", "return_c", 45.0, rearm=2.0),
 )

@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add(cr, *_BROKER, "partitions", *_SERVICE, "checkpoint_db", "client_id", "queue_size")
     _add(cr, "receiver")
     _add(cr, "clock_tolerance_s", "checkpoint_every_s", "journal_retention_days")
-    _add(cr, "rated_max_outdoor_c", "rated_max_outdoor_models")
+    _add(cr, "rated_max_outdoor_c", "rated_max_outdoor_models", "rated_max_indoor_c")
     _add(cr, "duration", "ready_file", "metrics_port", "host", *_POLICY)
     cr.set_defaults(func=_cmd_cloud_run, section="cloud", label="cloud run")
     dl = cloud_sub.add_parser(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from cloud.anomaly.clock import ClockCheck
-from cloud.anomaly.envelope import T1_MAX_OUTDOOR_C, parse_models
+from cloud.anomaly.envelope import MAX_INDOOR_C, T1_MAX_OUTDOOR_C, parse_models
 from cloud.ticketing.escalation import parse_recipients
 from cloud.ticketing.policy import TicketPolicy
 from cloud.ticketing.sla import SlaPolicy
@@ -224,6 +224,12 @@ class Settings(BaseModel):
     rated_max_outdoor_models: str | None = Field(
         None,
         description="models rated otherwise: MODEL=°C pairs, e.g. 'KFR-72LW/T3=52'",
+    )
+    rated_max_indoor_c: float = Field(
+        MAX_INDOOR_C,
+        description="the return air temperature the products are rated to run at (°C; the"
+        " maximum operating test's indoor side: 32): an overcurrent trip pulling down a hotter"
+        " room is the design's limit, not a unit's fault, and opens no ticket",
     )
     alert_emails: str | None = Field(
         None,
@@ -515,6 +521,7 @@ class Settings(BaseModel):
             clock_tolerance_s=self.clock_tolerance_s,
             rated_max_outdoor_c=self.rated_max_outdoor_c,
             rated_max_outdoor_models=parse_models(self.rated_max_outdoor_models or ""),
+            rated_max_indoor_c=self.rated_max_indoor_c,
             checkpoint_every_s=self.checkpoint_every_s,
             journal_retention_s=(
                 None if self.journal_retention_days is None else self.journal_retention_days * 86400

@@ -9,9 +9,10 @@ events within ``hold_s`` after it are counted, and the first event after that be
 finding, carrying how many events it stands for and the worst value among them.
 
 An event beyond its model's rated envelope (``envelope.py``: an overcurrent trip while the
-outdoor air is hotter than the model is rated for) makes no finding and is not counted into
-one; :attr:`EventFindings.beyond` counts those by kind. The outdoor temperature an event carries
-goes into its finding's evidence (``outdoor_c``).
+outdoor air is hotter than the model is rated for, or the room's air hotter than the maximum
+operating test's indoor side) makes no finding and is not counted into one;
+:attr:`EventFindings.beyond` counts those by kind. The outdoor and return air temperatures an
+event carries go into its finding's evidence (``outdoor_c``, ``return_c``).
 
 State is a few numbers per (device, kind) and is not checkpointed: after a worker restart the
 next event of a device is reported at once, which errs on the side of telling.
@@ -62,8 +63,7 @@ class EventFindings:
     ) -> Finding | None:
         """One event (``context``: its optional payload keys); the finding it makes, or None
         while it is held in a finding's window or lies beyond its model's envelope."""
-        outdoor = self.envelope.beyond(kind, model, context)
-        if outdoor is not None:
+        if self.envelope.beyond(kind, model, context) is not None:
             self.beyond[kind] = self.beyond.get(kind, 0) + 1
             return None
         ts, v = float(ts), math.nan if value is None else float(value)
@@ -83,9 +83,10 @@ class EventFindings:
             "events": events,
             "max_value": worst,
         }
-        outdoor = self.envelope.outdoor(context)
-        if outdoor is not None:
-            evidence["outdoor_c"] = outdoor
+        for key, temperature in (("outdoor_c", self.envelope.outdoor(context)),
+                                 ("return_c", self.envelope.indoor(context))):  # fmt: skip
+            if temperature is not None:
+                evidence[key] = temperature
         return Finding(device, kind, ts, onset, 1.0, evidence)
 
 

@@ -135,18 +135,24 @@ def test_metrics_report_a_known_input_and_lost_seqs_reach_the_ticket_database(
 def test_a_trip_beyond_the_rated_envelope_is_counted_and_opens_no_ticket(
     mosquitto, tmp_path
 ) -> None:
-    """Two units trip their overcurrent protection: one with 47 °C outdoors, beyond the T1
-    rating (43 °C), one with 35 °C. Through a real broker and ``qloop cloud run``, the first is
-    counted in /metrics, stored, and makes no finding; the second is a finding and a ticket, as
-    before."""
+    """Three units trip their overcurrent protection: one with 47 °C outdoors, beyond the T1
+    rating (43 °C), one pulling down a room at 34.5 °C, beyond the maximum operating test's
+    32 °C indoors, one with 35 °C outdoors and its room at 27 °C. Through a real broker and
+    ``qloop cloud run``, the first two are counted in /metrics, stored, and make no finding; the
+    third is a finding and a ticket, as before."""
     port = _free_port()
     worker = _worker(mosquitto, tmp_path, "envelope-test", port)
     try:
         t0 = time.time() - 3_600
         sent = []
-        for device, outdoor in (("ac-hot-1", 47.0), ("ac-warm-1", 35.0)):
+        for device, outdoor, room in (
+            ("ac-hot-1", 47.0, 27.0),
+            ("ac-hotroom-1", 35.0, 34.5),
+            ("ac-warm-1", 35.0, 27.0),
+        ):
             birth = Birth(device, "air_conditioner", "KFR-50GW", "B1", "SN", "1.0", 10.0, t0)
-            trip = Event(device, 0, t0 + 60, "overcurrent", 10.8, 10.0, {"ambient_c": outdoor})
+            context = {"ambient_c": outdoor, "return_c": room}
+            trip = Event(device, 0, t0 + 60, "overcurrent", 10.8, 10.0, context)
             sent += [
                 (protocol.topic(device, "birth"), protocol.encode(birth), True),
                 (protocol.topic(device, "event"), protocol.encode(trip), False),
@@ -159,8 +165,8 @@ def test_a_trip_beyond_the_rated_envelope_is_counted_and_opens_no_ticket(
 
         wait_for(lambda: scraped().get(("qloop_worker_acked_total", ())) == len(sent), 60, "acked")
         got = scraped()
-        assert got[("qloop_worker_events_total", ())] == 2  # both stored
-        assert got[("qloop_worker_beyond_envelope_events_total", ())] == 1
+        assert got[("qloop_worker_events_total", ())] == 3  # all stored
+        assert got[("qloop_worker_beyond_envelope_events_total", ())] == 2
     finally:
         rc = _stop(worker, tmp_path)
     assert rc == 0

@@ -42,9 +42,9 @@ def test_safety_event_leaves_at_once_and_fires_once_per_crossing():
 
 
 def test_an_event_carries_its_rules_context_fields_at_the_trip():
-    """The built-in overcurrent rule carries the outdoor temperature of the tripping reading
-    (the cloud judges the trip against the model's rated envelope); a field the device lacks,
-    or a reading without it, is left out."""
+    """The built-in overcurrent rule carries the outdoor and return air temperatures of the
+    tripping reading (the cloud judges the trip against the model's rated envelope); a field the
+    device lacks, or a reading without it, is left out."""
     fields = ("ts", "current_a", "ambient_c")
     core = DeviceCore(IDENT, fields, block_rows=100)
     (e,) = [m for m in core.sample((1.0, 12.0, 46.5)) if isinstance(m, Event)]
@@ -53,9 +53,12 @@ def test_an_event_carries_its_rules_context_fields_at_the_trip():
     core.sample((2.0, 4.0, 30.0))
     (e,) = [m for m in core.sample((3.0, 12.0, None)) if isinstance(m, Event)]
     assert e.extra == {}
+    both = DeviceCore(IDENT, ("ts", "current_a", "ambient_c", "return_c"), block_rows=100)
+    (e,) = [m for m in both.sample((1.0, 12.0, 35.0, 34.5)) if isinstance(m, Event)]
+    assert e.extra == {"ambient_c": 35.0, "return_c": 34.5}
     bare = DeviceCore(IDENT, FIELDS, block_rows=100)  # no ambient_c among its fields
     (e,) = [m for m in bare.sample((1.0, 12.0, 25.0)) if isinstance(m, Event)]
-    assert e.extra == {}
+    assert e.extra == {"return_c": 25.0}
 
 
 def test_bad_values_go_out_as_null_and_are_counted():
