@@ -71,7 +71,7 @@ from cloud.anomaly.baseline import LinearBaseline, Moments, WindowMoments, Windo
 from cloud.anomaly.compact import Compact
 from cloud.anomaly.cusum import WindowCusum
 from cloud.anomaly.extrapolate import into_range, range_slopes
-from cloud.anomaly.learning_step import Step, find_step
+from cloud.anomaly.learning_step import Step, find_steps
 from cloud.anomaly.prior import FeaturePrior
 from cloud.anomaly.trend import RecentWindows
 
@@ -433,11 +433,11 @@ class BaselineShift(Compact):
         None."""
         if not math.isfinite(self.step_t):
             return None
-        step = find_step(self._baseline, self.direction, self.step_side)
-        if step is None or step.t < self.step_t:
-            return None
-        practical = max(self.min_shift, self.min_shift_fraction * abs(step.level))
-        return step if abs(step.delta) >= practical else None
+        for step in find_steps(self._baseline, self.direction, self.step_side):
+            practical = max(self.min_shift, self.min_shift_fraction * abs(step.level))
+            if step.t >= self.step_t and abs(step.delta) >= practical:
+                return step
+        return None
 
     def _freeze(self) -> None:
         b = self._baseline

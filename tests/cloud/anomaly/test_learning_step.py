@@ -13,30 +13,43 @@ as a step, and the baseline is the unit before it.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from cloud.anomaly import shift
 from cloud.anomaly.bank import DetectorBank
 from cloud.anomaly.base import Block, Finding
 from cloud.anomaly.baseline import LinearBaseline, Moments
 from cloud.anomaly.columns import Batch, columns_for
 from cloud.anomaly.cooling import CoolingDecline
-from cloud.anomaly.learning_step import _matched, find_step
+from cloud.anomaly.learning_step import Step, _matched, find_step, find_steps
 
 H = 3600.0
 T0 = 1.75e9  # a multiple of 3 h: windows start with the readings
 
 
-def _blocks(seed: int, hours: float, onset_h: float, loss: float, front_h: float = -1.0) -> list:
+def _blocks(
+    seed: int,
+    hours: float,
+    onset_h: float,
+    loss: float,
+    front_h: float = -1.0,
+    lag_h: float = 0.0,
+    slope: float = 0.05,
+) -> list:
     """60-s readings, compressor running, outdoor 24 ± 6 °C over each day (6 K warmer from
-    ``front_h`` on, if given); ΔT 10 K falling 0.05 K per kelvin of outdoor temperature, and
-    ``loss`` of it from ``onset_h`` on."""
+    ``front_h`` on, if given); ΔT 10 K falling ``slope`` K per kelvin of outdoor temperature,
+    and ``loss`` of it from ``onset_h`` on. With ``lag_h`` the ΔT follows the day's outdoor
+    cycle that many hours late (a room whose walls warm slowly), which no feature describes."""
     rng = np.random.default_rng(seed)
     ts = T0 + np.arange(0.0, hours * H, 60.0)
     n = len(ts)
-    outdoor = 24.0 + 6.0 * np.sin(2 * np.pi * (ts - T0) / 86400.0) + rng.normal(0, 0.3, n)
+    day = 2 * np.pi * (ts - T0) / 86400.0
+    outdoor = 24.0 + 6.0 * np.sin(day) + rng.normal(0, 0.3, n)
     if front_h >= 0:
         outdoor += np.where(ts - T0 >= front_h * H, 6.0, 0.0)
+    drives = outdoor if lag_h == 0.0 else 24.0 + 6.0 * np.sin(day - 2 * np.pi * lag_h / 24.0)
     ret = 24.5 + rng.normal(0, 0.1, n)
-    dt = (10.0 + 0.05 * (30.0 - outdoor)) * np.where(ts - T0 >= onset_h * H, 1.0 - loss, 1.0)
+    dt = (10.0 + slope * (30.0 - drives)) * np.where(ts - T0 >= onset_h * H, 1.0 - loss, 1.0)
     cols = {
         "compressor_on": np.ones(n),
         "return_c": ret,
@@ -150,5 +163,31 @@ def test_the_size_is_read_at_like_conditions() -> None:
     res = slope_error * mx[:, 1] + step * (np.arange(10) >= 3)
     plain = res[3:].mean() - res[:3].mean()
     assert abs(plain - step) > 0.5  # read from every window after it, the step is half lost
-    assert abs(_matched(mx, res, 3) - step) < 0.02
+    assert abs(_matched(mx, res, 3)[0] - step) < 0.02
     assert _matched(mx[:7], res[:7], 3) is None  # one like window after it: not enough
+
+
+def test_a_step_that_came_with_the_warming_is_kept_on_its_reading_at_like_conditions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A loss at 5 h, as the morning warms, in a room whose ΔT follows the day 3 h late: the row
+    fit takes part of the step for the warming and reads it under 4 standard errors; the
+    windows at like conditions (the next night against the night before it) read it over 4,
+    and the unit is found."""
+    readings: list[list[Step]] = []
+
+    def recorded(*args: object) -> list[Step]:
+        readings.append(find_steps(*args))  # type: ignore[arg-type]
+        return readings[-1]
+
+    monkeypatch.setattr(shift, "find_steps", recorded)
+    for seed in (1, 3):
+        blocks = _blocks(seed, 100.0, onset_h=5.0, loss=0.15, lag_h=3.0, slope=0.15)
+        det = CoolingDecline()
+        found = [f for b in blocks for f in det.update(b) if f.active]
+        fit, like = readings[-1]
+        assert fit.t < det.step_t <= like.t, (seed, fit, like)
+        assert abs(like.ts - (T0 + 5.0 * H)) <= 3 * H and like.delta / like.level < -0.12
+        assert found and found[0].ts - (T0 + 5.0 * H) <= 48 * H, seed
+    for seed in (1, 2, 3):  # the same room with no loss: no step
+        assert _found(_blocks(seed, 100.0, 1e9, 0.0, lag_h=3.0, slope=0.15)) == ([], []), seed
