@@ -72,6 +72,7 @@ _POLICY = tuple(
         "device_tickets",
         "min_unit_days",
         "background_rate_per_unit_day",
+        "background_too",
         "verify_window_s",
     )
 )

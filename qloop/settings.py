@@ -175,7 +175,13 @@ class Settings(BaseModel):
     background_rate_per_unit_day: float = Field(
         _POLICY.background_rate_per_unit_day,
         gt=0,
-        description="fault rate assumed for a model with no other batches to compare with",
+        description="alarm rate of healthy units: a model with no other batch is tested against"
+        " it, and (with --background-too) every batch beside the rest of its model",
+    )
+    background_too: bool = Field(
+        _POLICY.background_too,
+        description="test each batch's alarms against the background rate as well as against"
+        " its model's other batches (one correction over both)",
     )
     sla_ack_s: float = Field(
         _SLA.ack["normal"].total_seconds(), gt=0, description="acknowledge within (s)"
@@ -365,6 +371,7 @@ class Settings(BaseModel):
             device_tickets=self.device_tickets,
             min_unit_days=self.min_unit_days,
             background_rate_per_unit_day=self.background_rate_per_unit_day,
+            background_too=self.background_too,
             sla=SlaPolicy(
                 ack=dict.fromkeys(_SLA.ack, timedelta(seconds=self.sla_ack_s)),
                 containment=timedelta(seconds=self.sla_containment_s),

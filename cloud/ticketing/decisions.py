@@ -66,7 +66,8 @@ def evaluate(
     the unit's batch (or the unit) closed as verified may come back as a regression.
     """
     fault = state.fault
-    results = compare_batches(batch_counts(s, policy, dev.model, fault), policy)
+    counts = batch_counts(s, policy, dev.model, fault)
+    results = compare_batches(counts, policy, background=policy.background_too)
     open_batch = {
         t.batch: t
         for t in s.scalars(
@@ -129,7 +130,8 @@ def evaluate_pooled(
     ts = float(pooled["ts"])
     peers = pooled.get("kind") == "peers"
     counts = batch_counts(s, policy, model, fault)
-    r = next((c for c in compare_batches(counts, policy) if c.batch == batch), None)
+    every = compare_batches(counts, policy, background=policy.background_too)
+    r = next((c for c in every if c.batch == batch), None)
     if r is None:  # the batch has no registered unit here
         return []
     entries = [_entry(st) for st in _active_states(s, model, batch, fault)]

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from cloud.ticketing.policy import TEST_BACKGROUND, TEST_CONDITIONAL
+from cloud.ticketing.policy import TEST_BACKGROUND, TEST_BEYOND_BACKGROUND, TEST_CONDITIONAL
 from cloud.ticketing.web.i18n import clock, current, name, tr
 from contract.faults import FAULTS
 
@@ -119,7 +119,8 @@ FIELDS: dict[str, Field] = {
     "epoch": Field(r"\d+", _epoch),
     # the batch tests, by their names
     "batch_test": Field(
-        "|".join(re.escape(t) for t in (TEST_CONDITIONAL, TEST_BACKGROUND)), lambda v: tr(v)
+        "|".join(re.escape(t) for t in (TEST_CONDITIONAL, TEST_BACKGROUND, TEST_BEYOND_BACKGROUND)),
+        lambda v: tr(v),
     ),
     "pooled_test": Field(
         r"(?:pooled shift|peer levels)\b.*?",

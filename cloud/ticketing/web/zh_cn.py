@@ -424,6 +424,7 @@ MESSAGES: dict[str, str] = {
     "test": "检验方法",
     "exact conditional binomial, batch vs rest of model, exposure in unit-days": "精确条件二项检验：本批次对比同型号其他批次，按台·天暴露量",
     "one-sided Poisson vs background rate (model has no other batch)": "单侧泊松检验：对比背景发生率（该型号无其他批次）",
+    "one-sided Poisson vs background rate (beside the rest of the model)": "单侧泊松检验：对比背景发生率（与该型号其他批次的比较并行）",
     "channel": "渠道",
     "compressor current (A)": "压缩机电流（A）",
     "noise (dB)": "噪音（dB）",

@@ -36,7 +36,8 @@ def client(app) -> TestClient:
 
 @pytest.fixture
 def seeded(app) -> TicketService:
-    """Batch B0 of model M1 stands out (8/20) and 7 isolated units elsewhere have device tickets."""
+    """Batch B0 of model M1 stands out (8/20; from its 4th unit, against the background rate) and
+    7 isolated units elsewhere have device tickets."""
     svc: TicketService = app.state.service
     for b in range(4):
         for u in range(20):

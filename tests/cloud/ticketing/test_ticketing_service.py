@@ -24,7 +24,13 @@ from cloud.ticketing.lifecycle import (
     legal_targets,
 )
 from cloud.ticketing.models import Device, FindingRecord, Ticket
-from cloud.ticketing.policy import BatchCounts, TicketPolicy, adjust, compare_batches
+from cloud.ticketing.policy import (
+    TEST_BEYOND_BACKGROUND,
+    BatchCounts,
+    TicketPolicy,
+    adjust,
+    compare_batches,
+)
 from cloud.ticketing.service import TicketService
 from tests import ticketing_support as support
 from tests.ticketing_support import (
@@ -190,6 +196,27 @@ def test_single_batch_model_uses_background_rate() -> None:
     assert r.stands_out and "background" in r.test
 
 
+def test_a_batch_beside_one_small_reference_stands_out_by_the_background_rate_too() -> None:
+    """3 of 20 units alarmed over 4 days against 0 of 20 in the model's one other batch: the
+    conditional test cannot tell (p 0.125), the background rate (5e-4 per unit-day) can; with
+    it, a problem every batch of a model shares shows on each, and one alarm does not."""
+    policy = TicketPolicy()
+    counts = [BatchCounts("A", 20, 80.0, 3), BatchCounts("B", 20, 80.0, 0)]
+    alone = compare_batches(counts, policy)
+    assert not alone[0].stands_out and alone[0].p_value == pytest.approx(0.125)
+    both = compare_batches(counts, policy, background=True)
+    assert both[0].stands_out and both[0].test == TEST_BEYOND_BACKGROUND
+    assert both[0].p_adjusted < 0.01 and not both[1].stands_out
+    shared = [BatchCounts("A", 20, 80.0, 4), BatchCounts("B", 20, 80.0, 4)]
+    assert [r.stands_out for r in compare_batches(shared, policy)] == [False, False]
+    assert [r.stands_out for r in compare_batches(shared, policy, background=True)] == [True] * 2
+    one = [BatchCounts("A", 20, 80.0, 1), BatchCounts("B", 20, 80.0, 0)]
+    assert not any(r.stands_out for r in compare_batches(one, policy, background=True))
+    # a long-fielded batch: 3 alarms in 20 units over 100 days is what healthy units give
+    old = [BatchCounts("A", 20, 2000.0, 3), BatchCounts("B", 20, 2000.0, 0)]
+    assert not any(r.stands_out for r in compare_batches(old, policy, background=True))
+
+
 def test_adjustments() -> None:
     p = [0.01, 0.04, 0.03, 0.5]
     assert adjust(p, "holm") == pytest.approx([0.04, 0.09, 0.09, 0.5])
@@ -297,7 +324,7 @@ def test_transitions_are_recorded_and_reopen_respects_the_key(svc: TicketService
 def test_losing_the_race_to_open_updates_the_winner(svc: TicketService, monkeypatch) -> None:
     """Another worker opens the batch ticket between our statistics and our insert."""
     register_fleet(svc)
-    for u in range(4):
+    for u in range(3):  # the batch stands out at its 4th unit
         svc.record_finding(finding(dev_id(0, u), fault="noise_rise"))
     original = decisions._active_states
 
@@ -309,7 +336,7 @@ def test_losing_the_race_to_open_updates_the_winner(svc: TicketService, monkeypa
         return original(s, model, batch, fault)
 
     monkeypatch.setattr(decisions, "_active_states", racing)
-    changes = svc.record_finding(finding(dev_id(0, 4), fault="noise_rise"))
+    changes = svc.record_finding(finding(dev_id(0, 3), fault="noise_rise"))
     assert {c.ticket_id for c in changes} == {"PF209901001"}
     (ticket,) = open_tickets(svc, scope="batch")
-    assert (ticket.id, ticket.affected_devices, ticket.batch_devices) == ("PF209901001", 5, 20)
+    assert (ticket.id, ticket.affected_devices, ticket.batch_devices) == ("PF209901001", 4, 20)
