@@ -20,8 +20,8 @@ the same correction: a rest of one or two small batches says little (3 of 20 uni
 20 gives p = 0.125, and it takes 8 of them for Holm's 0.01), so a batch whose units alarm far
 beyond what healthy units do stands out by this test at its third alarm, as a user's static rule
 alarms at its third unit, and a problem shared by every batch of a model (which the conditional
-test cannot see) shows on each. The background rate (5e-4 per unit-day) is 20 times the false
-findings measured on the simulated fleets (2 in 87,096 healthy device-days, S15). Found on the
+test cannot see) shows on each. The background rate (5e-4 per unit-day) is about 20 times the
+false tickets measured on the simulated fleets (2 in 87,096 healthy device-days, S15). Found on the
 ``evenings`` fleets (S16): half of one batch of each model leaking, one reference batch of 20
 each; batch tickets came 22-138 h after the first onset, with 3-6 units alarmed for days before.
 Complaints (``complaint_batches.py``) keep the conditional test alone: no background rate of
