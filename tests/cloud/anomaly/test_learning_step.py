@@ -6,8 +6,9 @@ windows after learning showed a fraction of the loss, below the practical minimu
 never found (a fleet with its onsets spread over the first 33 h: 21 of 60 found within 48 h,
 BENCHMARKS.md, issue 15, S13). An installation leak in the first hours is the commonest early
 failure a quality team sees. Now the learning windows are searched for a step in the fault's
-direction; one of five robust standard errors and at least the practical minimum shift is fitted
-as a step, and the baseline is the unit before it.
+direction; one of four robust standard errors (read by the row fit, or by the windows at like
+conditions, S16) and at least the practical minimum shift is fitted as a step, and the baseline
+is the unit before it.
 """
 
 from __future__ import annotations
