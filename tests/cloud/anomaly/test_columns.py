@@ -84,6 +84,10 @@ def _stream(rng: np.random.Generator, device: str, hours: float) -> list[Block]:
     if rng.random() < 0.5:  # a frozen sensor for a while
         a = rng.integers(0, n)
         cols["return_c"][a : a + rng.integers(100, 2000)] = cols["return_c"][a]
+    off = np.random.default_rng(int(ts[0])).integers(0, n, 2)  # own draws: the rest as before
+    if off[0] % 2:  # switched off by its user for a while: fan and compressor stopped, the
+        a, b = off[0], off[0] + 300 + off[1] % 3000  # vibration sensor at its floor
+        cols["fan_speed"][a:b], cols["compressor_on"][a:b], cols["vibration_g"][a:b] = 0, 0, 0
     for v in cols.values():
         v[rng.random(n) < 0.02] = np.nan
     blocks, i = [], 0

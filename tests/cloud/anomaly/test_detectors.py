@@ -218,6 +218,25 @@ def test_a_unit_switched_off_is_not_heard_or_felt() -> None:
         assert [f for f in found if f.fault in ("noise_rise", "vibration_rise")] == [], device
 
 
+def test_a_switched_off_unit_is_not_a_stuck_sensor() -> None:
+    """While its user has it off the unit drives none of its own signals: its vibration sensor
+    may read 0 and its current meter the board's draw for hours while the room warms. That is
+    no frozen sensor (``stuck.OFF_QUIET``), through the reference object and the bank."""
+    stream = simulate(_scenario(4, 5, 3) + CLOCKED)
+    for device, blocks in stream.blocks.items():
+        floor = []
+        for b in blocks:
+            off = b.columns["fan_speed"] == 0
+            cols = dict(b.columns)
+            cols["vibration_g"] = np.where(off, 0.0, cols["vibration_g"])
+            cols["current_a"] = np.where(off, 0.06, cols["current_a"])
+            floor.append(Block(b.device, b.ts, cols))
+        assert [f for f in _run(SensorStuck(), floor) if f.active] == [], device
+        bank = DetectorBank()
+        found = [f for b in floor for f in bank.update("air_conditioner", b) if f.active]
+        assert [f for f in found if f.fault == "sensor_stuck"] == [], device
+
+
 def _bad_blocks(device: str, t: float) -> list[Block]:
     ts = t + 60.0 * np.arange(1, 31)
     n = len(ts)
