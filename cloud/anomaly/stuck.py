@@ -47,7 +47,8 @@ _STATE_ROWS = 5
 
 def quiet_off(cols: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
     """``cols`` with the ``OFF_QUIET`` fields missing (NaN) in the rows where the unit is
-    switched off (``fan_speed`` 0); ``cols`` itself when it has no such row."""
+    switched off (``fan_speed`` 0); ``cols`` itself when it has no such row. Elementwise: one
+    block's columns, or a batch's (blocks × rows) ones (``stuck_columns.py``)."""
     fan = cols.get("fan_speed")
     if fan is None:
         return cols

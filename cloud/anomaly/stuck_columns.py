@@ -163,12 +163,8 @@ class StuckColumns:
         ts, n = batch.ts[idx], batch.lengths[idx]
         width = ts.shape[1]
         nan = np.full((len(idx), width), np.nan)
-        v = np.stack([batch.cols[f][idx] if f in batch.cols else nan for f in self._names], 1)
-        if "fan_speed" in batch.cols:  # a unit switched off drives none of them (stuck.py)
-            quiet = [k for k, f in enumerate(self._names) if f in sk.OFF_QUIET]
-            off = batch.cols["fan_speed"][idx] == 0
-            if quiet and off.any():
-                v[:, quiet] = np.where(off[:, None, :], np.nan, v[:, quiet])
+        cols = sk.quiet_off(batch.cols)  # a unit switched off: the reference's reading
+        v = np.stack([cols[f][idx] if f in cols else nan for f in self._names], 1)
         st, meta = self._st[rows], self._meta[rows]
         at, pos = np.arange(len(idx)), np.arange(width)
         valid = (pos < n[:, None])[:, None, :]
