@@ -54,7 +54,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from contract.protocol import AIR_CONDITIONER_FIELDS
-from simulators import heatpump
+from simulators import heatpump, inverter
 from simulators import inrush as starts
 from simulators.models import MODELS
 
@@ -150,6 +150,8 @@ class UnitParams:
     inrush_tau_s: np.ndarray | None = None
     # the setpoint while heating (heatpump.py); None = the units only cool
     heat_setpoint_c: np.ndarray | None = None
+    # bool: an inverter compressor (inverter.py); None = all fixed-speed
+    inverter: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -168,6 +170,7 @@ class UnitState:
     fan_speed: np.ndarray  # int 0..3
     heating: np.ndarray | None = None  # bool: in heating mode (heatpump.py); None = all cooling
     powered: np.ndarray | None = None  # bool: switched on by its user; None = always on
+    load: np.ndarray | None = None  # compressor speed / rated (inverter.py); None = all fixed
 
 
 @dataclass
@@ -244,6 +247,7 @@ def draw_units(
         bias[:, FIELD_INDEX[name]] = rng.normal(0.0, sd, n)
     bias[:, FIELD_INDEX["current_a"]] = rng.normal(0.0, 0.02, n)
 
+    variable = np.array([s.inverter for s in specs], dtype=bool)
     inrush: dict[str, np.ndarray] = {}
     if inrush_rng is not None:
         running_a = rated / cop / (MAINS_V * COMPRESSOR_PF)
@@ -274,6 +278,7 @@ def draw_units(
         solar_peak_h=rng.uniform(10.0, 16.0, n),
         outdoor_offset_c=rng.normal(0.0, 0.7, n),
         bias=bias,
+        inverter=variable if variable.any() else None,
         **inrush,
     )
 
@@ -291,6 +296,7 @@ def initial_state(params: UnitParams, outdoor_c: np.ndarray, rng: np.random.Gene
         state_age_s=np.full(n, 3600.0),
         coil=np.zeros(n),
         fan_speed=np.ones(n, dtype=np.int64),
+        load=None if params.inverter is None else np.where(params.inverter, inverter.LOAD_MIN, 1.0),
     )
 
 
@@ -337,6 +343,8 @@ def capacity_w(
         heating = params.rated_capacity_w * health.capacity * conditions * airflow * fouling
         total = np.where(heat, heating, total)
         shr = np.where(heat, 1.0, shr)  # a warm coil condenses nothing
+    if state.load is not None:
+        total = total * state.load
     total = np.maximum(total, 0.0)
     sensible_now = total * shr * state.coil
     mass_flow = flow_m3h * (AIR_DENSITY / 3600.0)
@@ -363,13 +371,13 @@ def advance(
     gains_mass = solar_gains(params, hour)
     air, mass = state.air_c, state.mass_c
     on, age, coil, fan = state.compressor_on, state.state_age_s, state.coil, state.fan_speed
-    heat, powered = state.heating, state.powered
+    heat, powered, load = state.heating, state.powered, state.load
     # +1 cooling, -1 heating: the sign of the heat the coil takes out of the room air
     sign = 1.0 if heat is None else np.where(heat, -1.0, 1.0)
     for _ in range(n_sub):
         if h == 0.0:
             break
-        s = UnitState(air, mass, on, age, coil, fan, heat, powered)
+        s = UnitState(air, mass, on, age, coil, fan, heat, powered, load)
         _, sensible, _ = capacity_w(params, s, health, outdoor_c)
         q_air = (
             params.ua_air * (outdoor_c - air)
@@ -398,6 +406,8 @@ def advance(
             new_on &= powered
         age = np.where(new_on != on, 0.0, age)
         on = new_on
+        if load is not None and params.inverter is not None:
+            load = inverter.relax(load, err, on, params.inverter, h)
 
         # Auto fan: the speed the error forces at least (lo) and allows at most (hi).
         hy = FAN_HYSTERESIS_K
@@ -406,7 +416,7 @@ def advance(
         fan = np.where(on, np.clip(fan, lo, hi), 1)
         if powered is not None:
             fan = np.where(powered, fan, 0)
-    return UnitState(air, mass, on, age, coil, fan, heat, powered)
+    return UnitState(air, mass, on, age, coil, fan, heat, powered, load)
 
 
 def observe(
@@ -440,6 +450,8 @@ def observe(
         * health.capacity**LEAK_POWER_EXPONENT
         * health.airflow**FILTER_POWER_EXPONENT
     )
+    if state.load is not None:
+        power = power * inverter.power_factor(state.load)
     on = state.compressor_on
     current = BOARD_A + params.fan_current_a[idx, state.fan_speed]
     current = current + on * power / (MAINS_V * COMPRESSOR_PF)

@@ -17,7 +17,9 @@ from simulators.runner import safety_rules
 from simulators.scenario import ScenarioError, load_scenario, parse_scenario
 from tests.scenarios import batch, fault, scenario
 
-FAMILIES = ("regions", "setpoints", "capacities", "fivemin", "onehz", "autumn", "evenings")
+FAMILIES = (
+    "regions", "setpoints", "capacities", "fivemin", "onehz", "autumn", "evenings", "inverter",
+)  # fmt: skip
 NEW = tuple(n for f in FAMILIES for n in (f, f"{f}-healthy"))
 
 
