@@ -14,6 +14,7 @@ readings from conditions the unit had not seen yet (the next season) can be fold
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,6 +155,16 @@ class WindowMoments(_Windows):
         return out
 
 
+# the learned range of a feature taken out of the fit (LinearBaseline.drop): wide enough that every
+# row lies within it, finite so that range arithmetic (widths, margins) stays finite
+DROPPED = 1e9
+
+
+def dropped(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Which features of learned ranges ``lo``–``hi`` were dropped (:meth:`LinearBaseline.drop`)."""
+    return (lo <= -DROPPED) & (hi >= DROPPED)
+
+
 def robust_spread(values: np.ndarray, axis: int = -1) -> np.ndarray:
     """1.4826 × the median absolute deviation along ``axis``: a normal's sigma, robust to odd
     windows."""
@@ -276,13 +287,13 @@ class LinearBaseline(Compact):
         else:
             self.xty[:] -= step * sum(sx for _, _, sx, _ in windows[split:])
         self._solve()
-        res = np.array([self.window_residual(n, sx, sy) for _, n, sx, sy in windows])
+        tot_n = sum(n for _, n, _, _ in windows[:split])
+        self.level = sum(sy for _, _, _, sy in windows[:split]) / tot_n if tot_n else math.nan
+        res = np.array([self.window_shift(n, sx, sy) for _, n, sx, sy in windows])
         spread = res - step * (np.arange(len(windows)) >= split) if step else res
         # robust spread (MAD): one odd learning window (a pull-down after installation, a door
         # left open) must not make the unit's scale so wide that real faults stay hidden
         self.sigma = float(robust_spread(spread)) if len(spread) > 2 else math.nan
-        tot_n = sum(n for _, n, _, _ in windows[:split])
-        self.level = sum(sy for _, _, _, sy in windows[:split]) / tot_n if tot_n else math.nan
         learned = [(t, float(r)) for (t, _, _, _), r in zip(windows, res, strict=True)]
         self.windows = None  # not needed any more: keep per-unit state small
         return learned
@@ -298,6 +309,9 @@ class LinearBaseline(Compact):
         self.n += m.n
         np.minimum(self.lo, m.lo, out=self.lo)
         np.maximum(self.hi, m.hi, out=self.hi)
+        out = np.flatnonzero(dropped(self.lo, self.hi))
+        if len(out):  # features out of the fit (:meth:`drop`) stay out
+            xtx[out, :], xtx[:, out], xty[out] = 0.0, 0.0, 0.0
         self._solve()
 
     def pin(self, j: int, coef: float, lo: float, hi: float, weight: float = 1.0) -> None:
@@ -312,6 +326,41 @@ class LinearBaseline(Compact):
         self.lo[j] = min(self.lo[j], lo)
         self.hi[j] = max(self.hi[j], hi)
         self._solve()
+
+    def drop(self, features: Sequence[int]) -> None:
+        """Before :meth:`fit`: take ``features`` out of the fit (a detector that chooses its
+        model at the end of learning: ``speed.py``). Their sums become 0, in the normal
+        equations and in each learning window, so the fit and the step search
+        (``learning_step.py``) are those without them and their coefficients are 0; their
+        learned ranges become ``±DROPPED`` (:func:`dropped`), so rows are judged whatever their
+        values."""
+        if self._fitted:
+            raise RuntimeError("drop() after fit()")
+        j = list(features)
+        self.xtx[j, :] = 0.0
+        self.xtx[:, j] = 0.0
+        self.xty[j] = 0.0
+        self.lo[j], self.hi[j] = -DROPPED, DROPPED
+        for _, _, sx, _ in self.windows or ():
+            sx[j] = 0.0
+
+    @property
+    def proportional(self) -> bool:
+        """Has the fit no constant (feature 0 dropped, :meth:`drop`)? Then the quantity is
+        modelled in proportion to a feature (ΔT to the compressor's current, ``speed.py``), and
+        a window's shift reads relative to what the fit expects of it (:meth:`window_shift`)."""
+        return bool(self.lo[0] <= -DROPPED and self.hi[0] >= DROPPED)
+
+    def window_shift(self, n: int, sx: np.ndarray, sy: float) -> float:
+        """A window's mean residual as the detectors judge it: as it is, or for a
+        :attr:`proportional` fit over the window's expected value times the level, so that a
+        loss of a tenth reads as a tenth of the level whether the window expected much or
+        little (a compressor at its top speed or its lowest)."""
+        residual = self.window_residual(n, sx, sy)
+        if not self.proportional:
+            return residual
+        expected = self.window_expected(n, sx)
+        return residual * self.level / expected if expected > 0.0 else residual
 
     def window_residual(self, n: int, sx: np.ndarray, sy: float) -> float:
         assert self.beta is not None

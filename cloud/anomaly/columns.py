@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from cloud.anomaly.base import Block, Detector, Finding
-from cloud.anomaly.baseline import WindowMoments
+from cloud.anomaly.baseline import WindowMoments, dropped
 from cloud.anomaly.batch import Batch
 from cloud.anomaly.extrapolate import into_range
 from cloud.anomaly.prior import FeaturePrior
@@ -284,13 +284,19 @@ class ShiftColumns:
         if learning.any():  # the fit the learning end would make now (``LinearBaseline.fit``)
             k = self.proto.n_features
             a = p[learning, 3 : 3 + k] + self.proto._baseline.ridge * np.eye(k)
+            rhs = p[learning, 3 + k].copy()
+            for i, sums in enumerate(p[learning, 3 : 3 + k]):  # the models learning ends choose
+                unused = list(self.proto.unused_features(sums))
+                a[i, unused, :], a[i, :, unused], rhs[i, unused] = 0.0, 0.0, 0.0
+                a[i, unused, unused] = self.proto._baseline.ridge
             with np.errstate(invalid="ignore"):
-                beta[learning] = np.linalg.solve(a, p[learning, 3 + k][..., None])[..., 0]
+                beta[learning] = np.linalg.solve(a, rhs[..., None])[..., 0]
         first = p[:, 3]  # Σx of the constant's row: (count, Σx_1, ...)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = first / first[:, :1]
         ok = np.isfinite(mean).all(axis=1) & np.isfinite(beta).all(axis=1)
-        return rows[ok], beta[ok], mean[ok], (p[ok, 1] > p[ok, 0]), learning[ok]
+        varied = (p[ok, 1] > p[ok, 0]) & ~dropped(p[ok, 0], p[ok, 1])
+        return rows[ok], beta[ok], mean[ok], varied, learning[ok]
 
     def finish_learning(self, row: int, device: str) -> bool:
         """End ``row``'s learning now, as its learning end would (``BaselineShift._freeze``:
@@ -315,7 +321,8 @@ class ShiftColumns:
         if every row it learned had read ``delta`` more: the peer level test's verdict that the
         unit was born short of its model's other batches (``peers.py``). The normal equations'
         Σxy move with it (``xty += delta · Σx``, feature 0 the constant: a later refit gives
-        ``beta_0 + delta``, to within the fit's ridge), as do its level, the practical minimum
+        ``beta_0 + delta``, to within the fit's ridge; a proportional fit, ``speed.py``, has no
+        constant and is scaled instead), as do its level, the practical minimum
         taken from that level, and its recent windows' residuals; the CUSUM then judges the
         windows that follow against the moved baseline. False (nothing moved) for a row still
         learning."""
@@ -323,8 +330,15 @@ class ShiftColumns:
         if s[_LEARNING] or not s[_FITTED] or not np.isfinite(delta):
             return False
         p, k = self._params[row], self.proto.n_features
-        p[3 + k] += delta * p[3]  # Σxy += delta · Σx (the constant's row of Σxxᵀ is Σx)
-        p[2, 0] += delta
+        if dropped(p[0, :1], p[1, :1])[0]:  # no constant: a proportional fit (``speed.py``)
+            if not s[_LEVEL]:
+                return False
+            scale = (s[_LEVEL] + delta) / s[_LEVEL]  # beta and Σxy (a refit's) in proportion
+            p[2] *= scale
+            p[3 + k] *= scale
+        else:
+            p[3 + k] += delta * p[3]  # Σxy += delta · Σx (the constant's row of Σxxᵀ is Σx)
+            p[2, 0] += delta
         s[_LEVEL] += delta
         proto = self.proto
         s[_C_MIN_SHIFT] = max(proto.min_shift, proto.min_shift_fraction * abs(s[_LEVEL]))
@@ -376,7 +390,7 @@ class ShiftColumns:
         out: list[list[Finding]] = [[] for _ in rows]
         row = np.asarray(rows, dtype=np.intp)
         usable = np.ones(len(row), dtype=bool)
-        for name in self.proto.needs:
+        for name in (*self.proto.needs, *self.proto.optional):
             has = batch.has.get(name)
             usable &= False if has is None else has
         usable &= batch.lengths > 0

@@ -12,11 +12,16 @@ kelvin) and the two sensors' offsets; 3 K above it is heating (or a reversing va
 heating, which is not this fault). Heating rows are neither learned nor judged.
 
 The baseline is linear in outdoor temperature, fan speed and return-air
-temperature, which carry most of the capacity's dependence on conditions. Return temperature is
-partly the fault's own effect (a unit short of capacity lets its room warm) and partly the user's
-(a setpoint lower than any the unit learned at), and a fan speed may be one the unit did not use
-while learning, so rows outside the learned range in those two are judged too, extrapolated
-conservatively (``extrapolated``, ``extrapolate.py``).
+temperature, which carry most of the capacity's dependence on conditions. For a unit whose
+compressor changes its speed (an inverter unit) it is ΔT per ampere of the unit's current that
+is linear in them: the detector learns both models and keeps one at the end of learning
+(``speed.py``). A block without a current column reads as 0 (a fixed-speed unit); a row whose
+current is missing is neither learned nor judged.
+
+Return temperature is partly the fault's own effect (a unit short of capacity lets its room
+warm) and partly the user's (a setpoint lower than any the unit learned at), and a fan speed may
+be one the unit did not use while learning, so rows outside the learned range in those two are
+judged too, extrapolated conservatively (``extrapolated``, ``extrapolate.py``).
 
 A drop must be both statistically clear (CUSUM over window means) and practically relevant:
 at least ``min_drop`` of the baseline ΔT (default 8 %).
@@ -28,10 +33,15 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from cloud.anomaly import speed
 from cloud.anomaly.base import Block
 from cloud.anomaly.shift import BaselineShift, Carry, RowsMany
 
 _NAN = np.array([], dtype=float)
+# the features each model leaves out (``features``): the fixed-speed model the current-weighted
+# ones, the variable-speed model the plain ones
+_UNUSED_FIXED = (4, 5, 6, 7)
+_UNUSED_VARIABLE = (0, 1, 2, 3)
 # supply air this much warmer than the return air: the unit is heating, not cooling
 HEATING_MARGIN_K = 3.0
 
@@ -47,6 +57,17 @@ def cooling(return_c: np.ndarray, supply_c: np.ndarray) -> np.ndarray:
         return supply_c - return_c < HEATING_MARGIN_K
 
 
+def features(amb: np.ndarray, fan: np.ndarray, ret: np.ndarray, amps: np.ndarray) -> np.ndarray:
+    """The cooling detector's features of rows (any leading shape): the conditions (a
+    constant, outdoor, fan speed and return air, centred), then each times the current.
+
+    >>> features(np.array([32.0]), np.array([1.0]), np.array([26.0]), np.array([2.0])).tolist()
+    [[1.0, 2.0, -1.0, 1.0, 2.0, 4.0, -2.0, 2.0]]
+    """
+    conditions = np.stack([np.ones_like(amb), amb - 30.0, fan - 2.0, ret - 25.0], axis=-1)
+    return np.concatenate([conditions, conditions * amps[..., None]], axis=-1)
+
+
 class CoolingDecline(BaselineShift):
     """Detect a sustained fall of return–supply ΔT under like conditions.
 
@@ -60,7 +81,9 @@ class CoolingDecline(BaselineShift):
 
     fault = "cooling_decline"
     direction = -1
-    n_features = 4
+    # the conditions (constant, outdoor, fan speed, return air), then the same times the unit's
+    # current: the fixed-speed model uses the first four, the variable-speed one the last four
+    n_features = 8
     # ΔT scales with the unit's capacity, and each feature is one quantity, so a fan speed's
     # relative effect carries from the fleet's units to one that never varied it (prior.py)
     fleet_prior = True
@@ -77,6 +100,7 @@ class CoolingDecline(BaselineShift):
     extrapolated = ((3, 1.0), (2, -1.0))
 
     needs = ("compressor_on", "return_c", "supply_c", "ambient_c", "fan_speed")
+    optional = ("current_a",)
 
     _carry = ("_on_since", "_was_on")
 
@@ -92,14 +116,21 @@ class CoolingDecline(BaselineShift):
         self._on_since = -np.inf  # start of the current compressor run, carried across blocks
         self._was_on = False
 
+    def unused_features(self, xtx: np.ndarray) -> tuple[int, ...]:
+        """The model this unit keeps (``speed.py``): ΔT per ampere where its current varied
+        beyond its conditions while it learned, else ΔT."""
+        return _UNUSED_VARIABLE if speed.varies(xtx, 4) else _UNUSED_FIXED
+
     def _rows(self, block: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         cols = [block.get(n) for n in self.needs]
         if any(c is None for c in cols):
-            return _NAN, _NAN.reshape(0, 4), _NAN
+            return _NAN, _NAN.reshape(0, 8), _NAN
         comp, ret, sup, amb, fan = cols
+        amps = block.get("current_a")
         ts = block.ts
         if len(ts) == 0:
-            return _NAN, _NAN.reshape(0, 4), _NAN
+            return _NAN, _NAN.reshape(0, 8), _NAN
+        amps = np.zeros_like(ts) if amps is None else amps
         on = comp > 0.5  # a missing compressor state (NaN) counts as off
         prev = np.concatenate(([self._was_on], on[:-1]))
         starts = np.where(on & ~prev, ts, -np.inf)
@@ -111,8 +142,8 @@ class CoolingDecline(BaselineShift):
             self._on_since = float(since[-1])
         ok = on & (ts - since >= self.settle_s)
         ok &= np.isfinite(ret) & np.isfinite(sup) & np.isfinite(amb) & np.isfinite(fan)
-        ok &= cooling(ret, sup)
-        x = np.column_stack([np.ones(ok.sum()), amb[ok] - 30.0, fan[ok] - 2.0, ret[ok] - 25.0])
+        ok &= np.isfinite(amps) & cooling(ret, sup)
+        x = features(amb[ok], fan[ok], ret[ok], amps[ok])
         return ts[ok], x, ret[ok] - sup[ok]
 
     def _rows_many(
@@ -122,6 +153,7 @@ class CoolingDecline(BaselineShift):
         end of each row; ``carry`` holds each block's unit's (``_on_since``, ``_was_on``)
         before it, and the same after it is returned."""
         comp, ret, sup, amb, fan = (cols[n] for n in self.needs)
+        amps = cols["current_a"]  # every block here has the column (``optional``)
         was_on, on_since = carry[:, 1] != 0.0, carry[:, 0]
         on = comp > 0.5
         prev = np.concatenate((was_on[:, None], on[:, :-1]), axis=1)
@@ -133,6 +165,6 @@ class CoolingDecline(BaselineShift):
         carry = np.column_stack([since[at, last], on[at, last]]).astype(float)
         ok = on & (ts - since >= self.settle_s)
         ok &= np.isfinite(ret) & np.isfinite(sup) & np.isfinite(amb) & np.isfinite(fan)
-        ok &= cooling(ret, sup)
-        x = np.stack([np.ones_like(ret), amb - 30.0, fan - 2.0, ret - 25.0], axis=-1)
+        ok &= np.isfinite(amps) & cooling(ret, sup)
+        x = features(amb, fan, ret, amps)
         return ok, x, ret - sup, carry

@@ -57,7 +57,7 @@ import math
 
 import numpy as np
 
-from cloud.anomaly.baseline import LinearBaseline, robust_spread
+from cloud.anomaly.baseline import LinearBaseline, dropped, robust_spread
 
 
 class FeaturePrior:
@@ -98,7 +98,8 @@ class FeaturePrior:
         gives them once, when it finishes learning."""
         if not math.isfinite(level) or level == 0.0:
             return
-        for j in np.flatnonzero((hi > lo) & np.isfinite(beta)).tolist():
+        # a feature taken out of the unit's fit (``speed.py``) says nothing of its effect
+        for j in np.flatnonzero((hi > lo) & np.isfinite(beta) & ~dropped(lo, hi)).tolist():
             # a full sample takes no more; a restart hands every unit's at once, so the queue
             # counts too (no list of 100,000 units' values before the next commit)
             if len(self._ratios[j]) + self._pending[j] < self.keep:

@@ -10,6 +10,12 @@ verification listens for.
 A unit that changed while it learned (an installation leak) keeps the baseline from before the
 change: ``learned_step`` and ``learning_step.py``, which says where that stops.
 
+A detector may learn more than one model of its quantity and keep one at the end of learning
+(:meth:`unused_features`, ``LinearBaseline.drop``): the cooling detector's fixed- and
+variable-speed models (``speed.py``). A model without a constant (ΔT in proportion to the
+compressor's current) is judged in proportion: each window's residual over what the baseline
+expects of it, times the level (``LinearBaseline.window_shift``).
+
 After learning, only windows at conditions the baseline has seen (its learned range widened by
 ``range_margin`` of its width) are judged, with one exception: ``extrapolated`` features, whose
 effect on the monitored quantity has a known sign (a coil's sensible ΔT rises with the air it
@@ -90,6 +96,9 @@ class BaselineShift(Compact):
     # the columns a block must have to be judged (:meth:`_rows_many`), and the unit's state
     # that :meth:`_rows` carries from one block to the next (floats or bools)
     needs: tuple[str, ...] = ()
+    # columns read where a block has them (the columns' path sends a block without one through
+    # the reference object, whose :meth:`_rows` reads the absence)
+    optional: tuple[str, ...] = ()
     _carry: tuple[str, ...] = ()
     # does a unit take the fleet's effect of a feature it never varied (``prior.py``)? Only
     # where each feature is one quantity whose effect scales with the unit's level
@@ -423,7 +432,7 @@ class BaselineShift(Compact):
         c = self._cusum
         if m.n < need or self._active or c.statistic > self.k:
             return False
-        level = self._baseline.window_residual(m.n, m.sx, m.sy)
+        level = self._baseline.window_shift(m.n, m.sx, m.sy)
         return self.direction * level <= max(self.k * (c.sigma or 0.0), c.min_shift / 2)
 
     def learned_step(self) -> Step | None:
@@ -439,8 +448,17 @@ class BaselineShift(Compact):
                 return step
         return None
 
+    def unused_features(self, xtx: np.ndarray) -> tuple[int, ...]:
+        """At the end of learning: the features the unit's fit leaves out (``LinearBaseline.drop``),
+        from the normal equations' Σxxᵀ of the rows it learned. A detector with more than one
+        model of its quantity chooses here (``speed.py``); by default, none."""
+        return ()
+
     def _freeze(self) -> None:
         b = self._baseline
+        unused = self.unused_features(b.xtx)
+        if unused:
+            b.drop(unused)
         step = self.learned_step()
         learned = b.fit() if step is None else b.fit(step.split, step.delta)
         for start, residual in learned:  # the trend test starts with the learning windows
@@ -456,7 +474,7 @@ class BaselineShift(Compact):
     def _judge(
         self, device: str, start: float, n: int, sx: np.ndarray, sy: float
     ) -> Finding | None:
-        level = self._baseline.window_residual(n, sx, sy)
+        level = self._baseline.window_shift(n, sx, sy)
         self._recent.add(start, level)
         alarm = self._cusum.update(start, level, self.window_s)
         end = start + self.window_s
@@ -487,12 +505,13 @@ class BaselineShift(Compact):
         active: bool,
     ) -> Finding:
         expected = self._baseline.window_expected(n, sx)
+        residual = self._baseline.window_residual(n, sx, sy)
         trend_per_day, trend_p = self._recent.trend()
         evidence = {
             "baseline": expected,
             "current": sy / n,
-            "change": level,
-            "change_fraction": level / expected if expected else math.nan,
+            "change": residual,  # the window's residual (``level``: as judged)
+            "change_fraction": residual / expected if expected else math.nan,
             "sigma": float(self._cusum.sigma or math.nan),
             "statistic": statistic,
             "readings": float(n),

@@ -1,0 +1,78 @@
+"""Fixed or variable speed: which model of ΔT a unit's cooling detector keeps.
+
+A fixed-speed compressor runs at one speed and holds its room by cycling: while it runs, its ΔT
+follows the conditions (outdoor and return air, fan speed), and so does its current, which then
+tells nothing more. An inverter (变频) compressor's speed follows the room: it runs for hours at
+30-130 % of its rated speed, and its ΔT rises and falls with that speed, which no temperature
+gives. Split units sold in China since GB 21455-2019 are nearly all inverter units. Judged on
+the conditions alone, a healthy one reads as losing cooling whenever its compressor slows (a
+mild evening, a user who raised the setpoint): on the simulated ``inverter-healthy`` fleet
+(S17), 60 false ``cooling_decline`` findings per 1,000 healthy device-days, and 13 % of the
+``inverter`` fleet's 15 % leaks found within 48 h.
+
+The compressor's current carries its speed (power rises with it), so the cooling detector
+(``cooling.py``) learns two models side by side and keeps one at the end of learning
+(``BaselineShift.unused_features``, ``LinearBaseline.drop``):
+
+- **fixed speed**: ΔT linear in the conditions, as before;
+- **variable speed**: ΔT per ampere linear in the conditions, written as ΔT linear in the
+  conditions times the current (``ΔT = I · (b₀ + b₁·outdoor + b₂·fan + b₃·return)``), so the
+  monitored quantity, its level, the practical minimum and every window's residual stay in
+  kelvin. Capacity per unit of power moves far less with the speed than ΔT does. A leak lowers
+  it: the unit runs faster to hold its room, drawing more current for the same ΔT, and at its
+  top speed its ΔT falls.
+
+The choice (:func:`varies`): over the rows the unit learned, its current regressed on the
+conditions, and the residual's spread relative to the mean current, from the normal equations'
+sums alone (Σxxᵀ holds the current's Σx² and its cross sums with the conditions). Measured on
+the simulated fleets' first 36 h (S17): fixed-speed units 0.4-1.5 % healthy, up to 3.9 % where a
+leak began while they learned (their current fell with it: ``early``); inverter units 6-34 %
+(median 14 %). The line is ``SPREAD`` (5 %). Measured and not kept: the same over the learning
+windows' means (fixed-speed units up to 4.4 %, inverter units from 1.7 %). A unit without a
+current reading (0: a firmware without the sensor) is a fixed-speed unit.
+
+**Measured** (S17, ``qloop eval``, 3 seeds each; ``inverter``: 2,295 healthy device-days,
+``inverter-healthy``: 3,060):
+
+- before (the conditions alone): 12/90 15 % leaks within 48 h; 62 and 60 false findings per
+  1,000 healthy device-days (``inverter``, ``inverter-healthy``);
+- the current as a fifth feature of ΔT: 59/90; 79 and 80;
+- ΔT per ampere, its windows judged in kelvin: 81/90; 23 and 27;
+- ΔT per ampere, judged in proportion (kept): **78/90; 5.2 and 7.8**.
+
+The fifth feature: ΔT is not linear in the current, and a fan step or a setpoint change moved the
+fit's other coefficients. Judged in kelvin, a window at the compressor's top speed expects a
+large ΔT and its errors read large against the level. What is left is still far from 1 per
+1,000: the return air's coefficient takes up the speed (the inverter holds its room near the
+setpoint, so the return air and the speed move together while the unit learns), and after a
+setpoint change that coefficient misleads. The 20 fixed-speed units of those fleets, and every
+unit of the other 28 built-in fleets, keep the fixed-speed model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SPREAD = 0.05  # the current's residual spread over its mean above which a unit varies its speed
+
+
+def varies(xtx: np.ndarray, j: int, ridge: float = 1e-6) -> bool:
+    """From normal-equation sums ``xtx`` (features × features, feature 0 the constant): does
+    feature ``j`` (the current) vary beyond what the features before it explain, by more than
+    ``SPREAD`` of its mean? False with no rows or no mean.
+
+    >>> out = np.arange(20.0)
+    >>> x = np.column_stack([np.ones(20), out, 3.0 + 0.05 * out])  # it follows the weather
+    >>> varies(x.T @ x, 2)
+    False
+    >>> x[:, 2] *= np.tile([0.6, 1.0, 1.4, 0.8], 5)  # and something else: the speed
+    >>> varies(x.T @ x, 2)
+    True
+    """
+    n, total = xtx[0, 0], xtx[0, j]
+    if n <= 0.0 or total <= 0.0:
+        return False
+    a, b = xtx[:j, :j] + ridge * np.eye(j), xtx[:j, j]
+    coef = np.linalg.solve(a, b)
+    rss = max(float(xtx[j, j] - coef @ b), 0.0)
+    return bool(np.sqrt(rss / n) > SPREAD * total / n)
