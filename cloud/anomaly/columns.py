@@ -282,13 +282,11 @@ class ShiftColumns:
         p, learning = params[rows], early[rows]
         beta = p[:, 2].copy()
         if learning.any():  # the fit the learning end would make now (``LinearBaseline.fit``)
-            k = self.proto.n_features
-            a = p[learning, 3 : 3 + k] + self.proto._baseline.ridge * np.eye(k)
-            rhs = p[learning, 3 + k].copy()
-            for i, sums in enumerate(p[learning, 3 : 3 + k]):  # the models learning ends choose
-                unused = list(self.proto.unused_features(sums))
-                a[i, unused, :], a[i, :, unused], rhs[i, unused] = 0.0, 0.0, 0.0
-                a[i, unused, unused] = self.proto._baseline.ridge
+            k, ridge = self.proto.n_features, self.proto._baseline.ridge
+            sums = p[learning, 3 : 3 + k]
+            unused = self.proto.unused_features(sums)  # the models the learning end chooses
+            a = np.where(unused[:, :, None] | unused[:, None, :], 0.0, sums) + ridge * np.eye(k)
+            rhs = np.where(unused, 0.0, p[learning, 3 + k])
             with np.errstate(invalid="ignore"):
                 beta[learning] = np.linalg.solve(a, rhs[..., None])[..., 0]
         first = p[:, 3]  # Σx of the constant's row: (count, Σx_1, ...)

@@ -40,8 +40,8 @@ from cloud.anomaly.shift import BaselineShift, Carry, RowsMany
 _NAN = np.array([], dtype=float)
 # the features each model leaves out (``features``): the fixed-speed model the current-weighted
 # ones, the variable-speed model the plain ones
-_UNUSED_FIXED = (4, 5, 6, 7)
-_UNUSED_VARIABLE = (0, 1, 2, 3)
+_UNUSED_FIXED = np.array([False] * 4 + [True] * 4)
+_UNUSED_VARIABLE = ~_UNUSED_FIXED
 # supply air this much warmer than the return air: the unit is heating, not cooling
 HEATING_MARGIN_K = 3.0
 
@@ -116,10 +116,11 @@ class CoolingDecline(BaselineShift):
         self._on_since = -np.inf  # start of the current compressor run, carried across blocks
         self._was_on = False
 
-    def unused_features(self, xtx: np.ndarray) -> tuple[int, ...]:
-        """The model this unit keeps (``speed.py``): ΔT per ampere where its current varied
-        beyond its conditions while it learned, else ΔT."""
-        return _UNUSED_VARIABLE if speed.varies(xtx, 4) else _UNUSED_FIXED
+    def unused_features(self, xtx: np.ndarray) -> np.ndarray:
+        """The model each set of sums keeps (``speed.py``): ΔT per ampere where the current
+        varied beyond the conditions while the unit learned, else ΔT."""
+        variable = speed.varies(xtx, 4)
+        return np.where(variable[..., None], _UNUSED_VARIABLE, _UNUSED_FIXED)
 
     def _rows(self, block: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         cols = [block.get(n) for n in self.needs]

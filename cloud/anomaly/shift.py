@@ -448,17 +448,18 @@ class BaselineShift(Compact):
                 return step
         return None
 
-    def unused_features(self, xtx: np.ndarray) -> tuple[int, ...]:
-        """At the end of learning: the features the unit's fit leaves out (``LinearBaseline.drop``),
-        from the normal equations' Σxxᵀ of the rows it learned. A detector with more than one
-        model of its quantity chooses here (``speed.py``); by default, none."""
-        return ()
+    def unused_features(self, xtx: np.ndarray) -> np.ndarray:
+        """At the end of learning: which features the unit's fit leaves out
+        (``LinearBaseline.drop``), from the normal equations' Σxxᵀ of the rows it learned (any
+        leading shape: one mask per set of sums). A detector with more than one model of its
+        quantity chooses here (``speed.py``); by default, none."""
+        return np.zeros(np.shape(xtx)[:-1], dtype=bool)
 
     def _freeze(self) -> None:
         b = self._baseline
         unused = self.unused_features(b.xtx)
-        if unused:
-            b.drop(unused)
+        if unused.any():
+            b.drop(np.flatnonzero(unused).tolist())
         step = self.learned_step()
         learned = b.fit() if step is None else b.fit(step.split, step.delta)
         for start, residual in learned:  # the trend test starts with the learning windows

@@ -56,23 +56,24 @@ import numpy as np
 SPREAD = 0.05  # the current's residual spread over its mean above which a unit varies its speed
 
 
-def varies(xtx: np.ndarray, j: int, ridge: float = 1e-6) -> bool:
-    """From normal-equation sums ``xtx`` (features × features, feature 0 the constant): does
-    feature ``j`` (the current) vary beyond what the features before it explain, by more than
-    ``SPREAD`` of its mean? False with no rows or no mean.
+def varies(xtx: np.ndarray, j: int, ridge: float = 1e-6) -> np.ndarray:
+    """From normal-equation sums ``xtx`` (``... × features × features``, feature 0 the constant):
+    does feature ``j`` (the current) vary beyond what the features before it explain, by more
+    than ``SPREAD`` of its mean? One answer per set of sums; False with no rows or no mean.
 
     >>> out = np.arange(20.0)
     >>> x = np.column_stack([np.ones(20), out, 3.0 + 0.05 * out])  # it follows the weather
-    >>> varies(x.T @ x, 2)
+    >>> bool(varies(x.T @ x, 2))
     False
     >>> x[:, 2] *= np.tile([0.6, 1.0, 1.4, 0.8], 5)  # and something else: the speed
-    >>> varies(x.T @ x, 2)
+    >>> bool(varies(x.T @ x, 2))
     True
     """
-    n, total = xtx[0, 0], xtx[0, j]
-    if n <= 0.0 or total <= 0.0:
-        return False
-    a, b = xtx[:j, :j] + ridge * np.eye(j), xtx[:j, j]
-    coef = np.linalg.solve(a, b)
-    rss = max(float(xtx[j, j] - coef @ b), 0.0)
-    return bool(np.sqrt(rss / n) > SPREAD * total / n)
+    xtx = np.asarray(xtx, dtype=float)
+    n, total = xtx[..., 0, 0], xtx[..., 0, j]
+    a = xtx[..., :j, :j] + ridge * np.eye(j)
+    b = xtx[..., :j, j]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        coef = np.linalg.solve(a, b[..., None])[..., 0]
+        rss = np.maximum(xtx[..., j, j] - np.einsum("...i,...i->...", coef, b), 0.0)
+        return (n > 0.0) & (total > 0.0) & (np.sqrt(rss / n) > SPREAD * total / n)
