@@ -349,7 +349,7 @@ class LinearBaseline(Compact):
         """Has the fit no constant (feature 0 dropped, :meth:`drop`)? Then the quantity is
         modelled in proportion to a feature (ΔT to the compressor's current, ``speed.py``), and
         a window's shift reads relative to what the fit expects of it (:meth:`window_shift`)."""
-        return bool(self.lo[0] <= -DROPPED and self.hi[0] >= DROPPED)
+        return bool(dropped(self.lo[:1], self.hi[:1])[0])
 
     def window_shift(self, n: int, sx: np.ndarray, sy: float) -> float:
         """A window's mean residual as the detectors judge it: as it is, or for a

@@ -483,7 +483,7 @@ class BaselineShift(Compact):
             if alarm is None:
                 return None
             self._active, self._onset, self._clear_run = True, alarm.onset_ts, 0
-            return self._finding(device, end, n, sx, sy, level, alarm.statistic, True)
+            return self._finding(device, end, n, sx, sy, alarm.statistic, True)
         if self.direction * level < self._cusum.min_shift / 2:
             self._clear_run += 1
         else:
@@ -492,7 +492,7 @@ class BaselineShift(Compact):
             return None
         self._active = False
         self._cusum.restart()
-        return self._finding(device, end, n, sx, sy, level, 0.0, False)
+        return self._finding(device, end, n, sx, sy, 0.0, False)
 
     def _finding(
         self,
@@ -501,7 +501,6 @@ class BaselineShift(Compact):
         n: int,
         sx: np.ndarray,
         sy: float,
-        level: float,
         statistic: float,
         active: bool,
     ) -> Finding:
@@ -511,7 +510,7 @@ class BaselineShift(Compact):
         evidence = {
             "baseline": expected,
             "current": sy / n,
-            "change": residual,  # the window's residual (``level``: as judged)
+            "change": residual,  # in the quantity's units; the CUSUM judged its ``window_shift``
             "change_fraction": residual / expected if expected else math.nan,
             "sigma": float(self._cusum.sigma or math.nan),
             "statistic": statistic,
