@@ -427,8 +427,8 @@ class ShiftColumns:
         ts = batch.ts if every else batch.ts[idx]
         cols = batch.cols if every else {n: c[idx] for n, c in batch.cols.items()}
         lengths = batch.lengths if every else batch.lengths[idx]
-        ok, x, y, carry = p._rows_many(ts, cols, lengths, s[:, _CARRY:])
         learning = s[:, _LEARNING] != 0.0
+        ok, x, y, carry = p._rows_many(ts, cols, lengths, s[:, _CARRY:], learning)
         params = self._params[rows]
         # the learned range matters only to units past learning (a learning unit takes every
         # valid row): ``like`` stays False for the others
@@ -447,13 +447,20 @@ class ShiftColumns:
                     wide = (p.range_margin + p.extend_margin) * (hi - lo)
                     inside = np.all((xj >= lo - wide) & (xj <= hi + wide), axis=-1)
                     beyond[j] = (okj & ~likej & inside).any(axis=1)
+                yj = y[j]
+                proportional = dropped(params[j, 0, 0], params[j, 1, 0])
+                moved = p.corrected(xj, yj, params[j, 2], s[j, _LEVEL], proportional, self.prior)
+                if moved is not yj:  # ``BaselineShift.bounded``
+                    ys, judge = y.copy(), like.copy()
+                    ys[j] = yj = moved
+                    judge[j] = likej & np.isfinite(moved)
                 cols = [j for j, _ in p.extrapolated]
                 bottom, top = (lo - pad)[..., cols], (hi + pad)[..., cols]
                 v = xj[..., cols]
                 if cols and (okj & ~likej & ((v > top) | (v < bottom)).any(axis=-1)).any():
                     beta, level = params[j, 2][:, cols], s[j, _LEVEL]
                     below, above = p.range_slopes(beta, level, self.prior)
-                    xb, yb = into_range(xj, y[j], cols, bottom, top, below[:, None], above[:, None])
+                    xb, yb = into_range(xj, yj, cols, bottom, top, below[:, None], above[:, None])
                     xs, ys, judge = x.copy(), y.copy(), like.copy()
                     xs[j], ys[j] = xb, yb
                     inside = np.all((xb >= lo - pad) & (xb <= hi + pad), axis=-1)

@@ -18,6 +18,17 @@ is linear in them: the detector learns both models and keeps one at the end of l
 (``speed.py``). A block without a current column reads as 0 (a fixed-speed unit); a row whose
 current is missing is neither learned nor judged.
 
+An inverter unit holds its room a few tenths of a kelvin from the setpoint, so while it learns
+its return air moves only with the load (and the compressor's speed with it): the return air's
+per-ampere coefficient, fitted over a kelvin or two, takes up the load's effect, and at a
+setpoint the user chose later it misleads (S17: most of the ``inverter-healthy`` fleet's false
+findings came at return air above anything the unit learned at). The unit's rows at a setpoint
+beyond those it learned at (``_setpoint_lo``–``_setpoint_hi``, carried) are judged as at the
+nearest learned one: the per-ampere return-air feature less the setpoint's excess
+(:func:`beyond`), the ΔT corrected by the excess times the coefficient that errs away from a
+loss (:meth:`CoolingDecline.corrected`: the gentler of the unit's and its fleet's above, the
+steeper below and only with a fleet's, as ``extrapolate.py`` does for the learned range).
+
 Return temperature is partly the fault's own effect (a unit short of capacity lets its room
 warm) and partly the user's (a setpoint lower than any the unit learned at), and a fan speed may
 be one the unit did not use while learning, so rows outside the learned range in those two are
@@ -29,12 +40,15 @@ at least ``min_drop`` of the baseline ΔT (default 8 %).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
 
 from cloud.anomaly import speed
 from cloud.anomaly.base import Block
+from cloud.anomaly.extrapolate import range_slopes
+from cloud.anomaly.prior import FeaturePrior
 from cloud.anomaly.shift import BaselineShift, Carry, RowsMany
 
 _NAN = np.array([], dtype=float)
@@ -44,6 +58,8 @@ _UNUSED_FIXED = np.array([False] * 4 + [True] * 4)
 _UNUSED_VARIABLE = ~_UNUSED_FIXED
 # supply air this much warmer than the return air: the unit is heating, not cooling
 HEATING_MARGIN_K = 3.0
+# a setpoint excess below this (K) is the features' rounding, not a move (``corrected``)
+_MOVED_K = 1e-6
 
 
 def cooling(return_c: np.ndarray, supply_c: np.ndarray) -> np.ndarray:
@@ -57,15 +73,32 @@ def cooling(return_c: np.ndarray, supply_c: np.ndarray) -> np.ndarray:
         return supply_c - return_c < HEATING_MARGIN_K
 
 
-def features(amb: np.ndarray, fan: np.ndarray, ret: np.ndarray, amps: np.ndarray) -> np.ndarray:
+def features(
+    amb: np.ndarray, fan: np.ndarray, ret: np.ndarray, amps: np.ndarray, moved: np.ndarray
+) -> np.ndarray:
     """The cooling detector's features of rows (any leading shape): the conditions (a
-    constant, outdoor, fan speed and return air, centred), then each times the current.
+    constant, outdoor, fan speed and return air, centred), then the same times the current,
+    with the return air less ``moved`` (:func:`beyond`).
 
-    >>> features(np.array([32.0]), np.array([1.0]), np.array([26.0]), np.array([2.0])).tolist()
-    [[1.0, 2.0, -1.0, 1.0, 2.0, 4.0, -2.0, 2.0]]
+    >>> features(np.array([32.0]), np.array([1.0]), np.array([26.0]), np.array([2.0]),
+    ...          np.array([0.5])).tolist()
+    [[1.0, 2.0, -1.0, 1.0, 2.0, 4.0, -2.0, 1.0]]
     """
     conditions = np.stack([np.ones_like(amb), amb - 30.0, fan - 2.0, ret - 25.0], axis=-1)
-    return np.concatenate([conditions, conditions * amps[..., None]], axis=-1)
+    per_amp = np.stack([np.ones_like(amb), amb - 30.0, fan - 2.0, ret - moved - 25.0], axis=-1)
+    return np.concatenate([conditions, per_amp * amps[..., None]], axis=-1)
+
+
+def beyond(setpoint: np.ndarray, lo: np.ndarray | float, hi: np.ndarray | float) -> np.ndarray:
+    """How far each row's setpoint lies beyond the setpoints ``lo``–``hi`` a unit learned at
+    (K, above positive); 0 within them, where the setpoint is missing, or with none learned.
+
+    >>> beyond(np.array([24.0, 26.0, 21.0, np.nan]), 23.0, 25.0).tolist()
+    [0.0, 1.0, -2.0, 0.0]
+    """
+    with np.errstate(invalid="ignore"):
+        d = setpoint - np.minimum(np.maximum(setpoint, lo), hi)
+        return np.where(np.isfinite(d) & (np.asarray(lo) <= np.asarray(hi)), d, 0.0)
 
 
 class CoolingDecline(BaselineShift):
@@ -102,9 +135,10 @@ class CoolingDecline(BaselineShift):
     needs = ("compressor_on", "return_c", "supply_c", "ambient_c", "fan_speed")
     optional = ("current_a",)
 
-    _carry = ("_on_since", "_was_on")
+    # the compressor's run, and the setpoints the unit learned at (``corrected``)
+    _carry = ("_on_since", "_was_on", "_setpoint_lo", "_setpoint_hi")
 
-    __slots__ = ("settle_s", "min_drop", "_on_since", "_was_on")
+    __slots__ = ("settle_s", "min_drop", "_on_since", "_was_on", "_setpoint_lo", "_setpoint_hi")
     _config = BaselineShift._config | {"settle_s", "min_drop"}
 
     def __init__(self, *, settle_s: float = 300.0, min_drop: float = 0.08, **kw: float) -> None:
@@ -115,6 +149,7 @@ class CoolingDecline(BaselineShift):
         self.min_drop = min_drop
         self._on_since = -np.inf  # start of the current compressor run, carried across blocks
         self._was_on = False
+        self._setpoint_lo, self._setpoint_hi = math.inf, -math.inf
 
     def unused_features(self, xtx: np.ndarray) -> np.ndarray:
         """The model each set of sums keeps (``speed.py``): ΔT per ampere where the current
@@ -122,16 +157,47 @@ class CoolingDecline(BaselineShift):
         variable = speed.varies(xtx, 4)
         return np.where(variable[..., None], _UNUSED_VARIABLE, _UNUSED_FIXED)
 
+    def corrected(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        beta: np.ndarray,
+        level: np.ndarray | float,
+        proportional: np.ndarray | bool,
+        prior: FeaturePrior | None,
+    ) -> np.ndarray:
+        """The ΔT of an inverter unit's rows at a setpoint beyond those it learned at, judged as
+        at the nearest of those: :meth:`_rows` moved their return air by the setpoint's excess
+        (the room follows the setpoint; the distance between them, which the compressor's
+        speed follows, stays), and their ΔT moves by the excess times the return air's
+        per-ampere coefficient, the gentler of the unit's and its fleet's above, the steeper
+        below (``extrapolate.range_slopes``). A fixed-speed unit's rows are not moved."""
+        lead = x.shape[:-2]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            moved = x[..., 3] - x[..., 7] / x[..., 4]  # the setpoint's excess (``features``)
+        moved = np.where(np.isfinite(moved) & np.reshape(proportional, (*lead, 1)), moved, 0.0)
+        up, down = moved > _MOVED_K, moved < -_MOVED_K
+        if not (up.any() or down.any()):
+            return y
+        got = prior.get(7) if prior is not None else None
+        fleet = np.array([math.nan if got is None else got[0]])
+        coef = np.reshape(np.asarray(beta)[..., 7], (*lead, 1))
+        below, above = range_slopes(coef, np.reshape(level, lead), fleet, np.ones(1))
+        with np.errstate(invalid="ignore"):
+            shift = np.where(up, moved * above, 0.0) + np.where(down, moved * below, 0.0)
+        return y - shift * x[..., 4]
+
     def _rows(self, block: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         cols = [block.get(n) for n in self.needs]
         if any(c is None for c in cols):
             return _NAN, _NAN.reshape(0, 8), _NAN
         comp, ret, sup, amb, fan = cols
-        amps = block.get("current_a")
+        amps, setpoint = block.get("current_a"), block.get("setpoint_c")
         ts = block.ts
         if len(ts) == 0:
             return _NAN, _NAN.reshape(0, 8), _NAN
         amps = np.zeros_like(ts) if amps is None else amps
+        setpoint = np.full_like(ts, np.nan) if setpoint is None else setpoint
         on = comp > 0.5  # a missing compressor state (NaN) counts as off
         prev = np.concatenate(([self._was_on], on[:-1]))
         starts = np.where(on & ~prev, ts, -np.inf)
@@ -144,17 +210,29 @@ class CoolingDecline(BaselineShift):
         ok = on & (ts - since >= self.settle_s)
         ok &= np.isfinite(ret) & np.isfinite(sup) & np.isfinite(amb) & np.isfinite(fan)
         ok &= np.isfinite(amps) & cooling(ret, sup)
-        x = features(amb[ok], fan[ok], ret[ok], amps[ok])
+        setpoint = setpoint[ok]
+        if self._learning:
+            seen = setpoint[np.isfinite(setpoint)]
+            if len(seen):
+                self._setpoint_lo = min(self._setpoint_lo, float(seen.min()))
+                self._setpoint_hi = max(self._setpoint_hi, float(seen.max()))
+        moved = beyond(setpoint, self._setpoint_lo, self._setpoint_hi)
+        x = features(amb[ok], fan[ok], ret[ok], amps[ok], moved)
         return ts[ok], x, ret[ok] - sup[ok]
 
     def _rows_many(
-        self, ts: np.ndarray, cols: Mapping[str, np.ndarray], lengths: np.ndarray, carry: Carry
+        self,
+        ts: np.ndarray,
+        cols: Mapping[str, np.ndarray],
+        lengths: np.ndarray,
+        carry: Carry,
+        learning: np.ndarray,
     ) -> RowsMany:
         """:meth:`_rows` of many blocks at once: (blocks × rows) arrays padded with NaN at the
-        end of each row; ``carry`` holds each block's unit's (``_on_since``, ``_was_on``)
-        before it, and the same after it is returned."""
+        end of each row; ``carry`` holds each block's unit's :attr:`_carry` before it, and the
+        same after it is returned."""
         comp, ret, sup, amb, fan = (cols[n] for n in self.needs)
-        amps = cols["current_a"]  # every block here has the column (``optional``)
+        amps, setpoint = cols["current_a"], cols["setpoint_c"]  # every block here has them
         was_on, on_since = carry[:, 1] != 0.0, carry[:, 0]
         on = comp > 0.5
         prev = np.concatenate((was_on[:, None], on[:, :-1]), axis=1)
@@ -163,9 +241,13 @@ class CoolingDecline(BaselineShift):
         since = np.maximum.accumulate(starts, axis=1)
         last = lengths - 1
         at = np.arange(len(ts))
-        carry = np.column_stack([since[at, last], on[at, last]]).astype(float)
         ok = on & (ts - since >= self.settle_s)
         ok &= np.isfinite(ret) & np.isfinite(sup) & np.isfinite(amb) & np.isfinite(fan)
         ok &= np.isfinite(amps) & cooling(ret, sup)
-        x = features(amb, fan, ret, amps)
+        lo, hi = carry[:, 2], carry[:, 3]
+        seen = ok & np.isfinite(setpoint) & learning[:, None]
+        lo = np.minimum(lo, np.where(seen, setpoint, np.inf).min(axis=1))
+        hi = np.maximum(hi, np.where(seen, setpoint, -np.inf).max(axis=1))
+        x = features(amb, fan, ret, amps, beyond(setpoint, lo[:, None], hi[:, None]))
+        carry = np.column_stack([since[at, last], on[at, last], lo, hi]).astype(float)
         return ok, x, ret - sup, carry

@@ -48,7 +48,12 @@ class LevelRise(BaselineShift):
         return block.ts[ok], x, y[ok]
 
     def _rows_many(
-        self, ts: np.ndarray, cols: Mapping[str, np.ndarray], lengths: np.ndarray, carry: Carry
+        self,
+        ts: np.ndarray,
+        cols: Mapping[str, np.ndarray],
+        lengths: np.ndarray,
+        carry: Carry,
+        learning: np.ndarray,
     ) -> RowsMany:
         """:meth:`_rows` of many blocks at once, as (blocks × rows) arrays padded with NaN."""
         y, fan, comp = cols[self.field], cols["fan_speed"], cols.get("compressor_on")

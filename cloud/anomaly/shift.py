@@ -14,7 +14,9 @@ A detector may learn more than one model of its quantity and keep one at the end
 (:meth:`unused_features`, ``LinearBaseline.drop``): the cooling detector's fixed- and
 variable-speed models (``speed.py``). A model without a constant (ΔT in proportion to the
 compressor's current) is judged in proportion: each window's residual over what the baseline
-expects of it, times the level (``LinearBaseline.window_shift``).
+expects of it, times the level (``LinearBaseline.window_shift``). A detector whose ``_rows``
+moves a row back to what the unit learned (the cooling detector's inverter units at a setpoint
+beyond those they learned at) corrects its monitored quantity in :meth:`corrected`.
 
 After learning, only windows at conditions the baseline has seen (its learned range widened by
 ``range_margin`` of its width) are judged, with one exception: ``extrapolated`` features, whose
@@ -245,13 +247,35 @@ class BaselineShift(Compact):
         return took
 
     def _rows_many(
-        self, ts: np.ndarray, cols: Mapping[str, np.ndarray], lengths: np.ndarray, carry: Carry
+        self,
+        ts: np.ndarray,
+        cols: Mapping[str, np.ndarray],
+        lengths: np.ndarray,
+        carry: Carry,
+        learning: np.ndarray,
     ) -> RowsMany:
         """:meth:`_rows` of many units' blocks at once (``cloud/anomaly/columns.py``): blocks ×
         rows arrays, each block's rows padded with NaN after its ``lengths``; ``carry`` holds
-        each unit's :attr:`_carry` values before its block. Returns the valid rows' mask, the
-        features (blocks × rows × ``n_features``), the monitored quantity and the carry after."""
+        each unit's :attr:`_carry` values before its block, ``learning`` whether it is still
+        learning. Returns the valid rows' mask, the features (blocks × rows ×
+        ``n_features``), the monitored quantity and the carry after."""
         raise NotImplementedError
+
+    def corrected(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        beta: np.ndarray,
+        level: np.ndarray | float,
+        proportional: np.ndarray | bool,
+        prior: FeaturePrior | None,
+    ) -> np.ndarray:
+        """Past learning, the monitored quantity of rows (units × rows, or rows) that
+        :meth:`_rows` moved back into what the unit learned, corrected along the unit's fitted
+        coefficients ``beta`` (units × features) with the slope that errs away from the fault
+        (``range_slopes``); NaN where no such slope is known (not judged). ``y`` itself where
+        nothing was moved: by default, always."""
+        return y
 
     def min_rows(self, ts: np.ndarray) -> int:
         """The valid rows a window needs, at the sampling period of a block stamped ``ts``:
@@ -295,13 +319,17 @@ class BaselineShift(Compact):
             self._learn(ts, x, y, need)
             return []
         # judge only like conditions: those the baseline has seen
-        like = self._baseline.within(x, self.range_margin)
+        b = self._baseline
+        moved = self.corrected(x, y, b.beta, b.level, b.proportional, prior)
+        known = np.isfinite(moved)  # rows moved without a known slope are not used
+        y = moved
+        like = b.within(x, self.range_margin) & known
         if prior is not None:
             self._offer(prior, block.device, x, y, like, need)
         xb, yb, judged = self.bounded(x, y, like, prior)
         out = self.judge_rows(block.device, ts[judged], xb[judged], yb[judged], need)
         if self.extend_margin > 0:
-            self._extend(ts, x, y, ~like, need)
+            self._extend(ts, x, y, ~like & known, need)
         return out
 
     def bounded(

@@ -76,23 +76,36 @@ def test_healthy_inverter_units_are_not_read_as_losing_cooling(
     assert sum(len(_found(b)[1]) for b in blocks.values()) > 0
 
 
+def _found_in_fleet(blocks: dict[str, list[Block]]) -> list[Finding]:
+    """The active findings of the units' blocks judged together, as the bank does: the
+    columns, with the fleet's prior (``prior.py``)."""
+    columns = columns_for(CoolingDecline)
+    rows = {d: columns.add() for d in blocks}
+    got: list[Finding] = []
+    for k in range(len(next(iter(blocks.values())))):
+        batch_blocks = [b[k] for b in blocks.values()]
+        for found in columns.update_many(list(rows.values()), Batch.of(batch_blocks)):
+            got.extend(f for f in found if f.active)
+    return got
+
+
 def test_inverter_units_leaks_are_found_within_two_days() -> None:
-    """Most of them: on the ``inverter`` fleets 78 of 90 (S17); here at least 3 of 4 (seeds
-    33, 35 and 36 gave 3, 3 and 4), and no healthy unit."""
+    """Most of them, judged within their fleet: on the ``inverter`` fleets 78 of 90 (S17).
+    Here at least 5 of 6, and no healthy unit: seeds 33, 35 and 36 gave 5, 6 and 5 (6, 6 and 6
+    before the setpoint correction, S18; seed 36 also finds a healthy unit, before and after).
+    Judged alone, a unit has no fleet's slope for its rows at setpoints below those it learned
+    at (``CoolingDecline.corrected``), and those rows are not judged."""
     leak = fault("refrigerant_leak", 0.5, "3d", magnitude=0.15, ramp_s="1h")
-    text = scenario("leak", 33, "6d", batch("I", 8, leak, model="KFR-35GW/BP"), climate=HOT)
+    text = scenario("leak", 33, "6d", batch("I", 12, leak, model="KFR-35GW/BP"), climate=HOT)
     fleet, blocks = _blocks(text + USERS)
     onset = {f.device: f.onset_ts for f in fleet.ground_truth}
-    assert len(onset) == 4
-    in_time = 0
-    for device, unit_blocks in blocks.items():
-        _, found = _found(unit_blocks)
-        if device not in onset:
-            assert found == [], device
-        elif found:
-            assert found[0].ts > onset[device]
-            in_time += found[0].ts <= onset[device] + 48 * 3600.0
-    assert in_time >= 3
+    assert len(onset) == 6
+    first: dict[str, float] = {}
+    for f in sorted(_found_in_fleet(blocks), key=lambda f: f.ts):
+        assert f.device in onset, f
+        first.setdefault(f.device, f.ts)
+    assert all(first[d] > onset[d] for d in first)
+    assert sum(first[d] <= onset[d] + 48 * 3600.0 for d in first) >= 5
 
 
 def test_the_columns_judge_inverter_units_as_the_reference_does() -> None:
@@ -113,3 +126,55 @@ def test_the_columns_judge_inverter_units_as_the_reference_does() -> None:
     assert key == sorted((f.device, f.ts, f.onset_ts) for f in expected)
     for device, row in rows.items():
         assert columns.export(row)._baseline.proportional == (device <= "ac-000004")
+
+
+def _steady(setpoints: np.ndarray, t0: float = 0.0) -> Block:
+    """An inverter unit's hour of settled cooling rows at ``setpoints``, the room 0.3 K above."""
+    n = len(setpoints)
+    cols = {
+        "compressor_on": np.ones(n), "fan_speed": np.full(n, 2.0), "ambient_c": np.full(n, 32.0),
+        "setpoint_c": setpoints, "return_c": setpoints + 0.3, "supply_c": setpoints - 6.0,
+        "current_a": np.linspace(2.0, 4.0, n),
+    }  # fmt: skip
+    return Block("ac-1", t0 + 60.0 * np.arange(n), cols)
+
+
+def test_rows_past_learning_take_the_return_air_back_to_the_learned_setpoints() -> None:
+    """An inverter holds its room at the user's setpoint: after a setpoint beyond those the unit
+    learned at, its per-ampere return-air feature reads as at the nearest learned one, and the
+    plain feature keeps the true return air (``CoolingDecline.corrected`` reads the move)."""
+    det = CoolingDecline(settle_s=0.0)
+    det._rows(_steady(np.array([24.0, 25.0] * 30)))  # learning: setpoints 24-25
+    det._learning = False
+    _, x, _ = det._rows(_steady(np.array([22.0, 24.5, 28.0] * 20)))
+    ret, per_amp = x[:, 3], x[:, 7] / x[:, 4]
+    assert np.allclose(ret[:3], [-2.7, -0.2, 3.3])
+    assert np.allclose(per_amp[:3], [-0.7, -0.2, 0.3])
+
+
+@pytest.mark.parametrize(
+    ("fleet", "expected"),
+    [(None, [10.0, 10.0, np.nan]), (0.01, [10.0 - 3.0 * 0.05 * 2.0, 10.0, 10.0 + 3.0 * 0.3 * 2.0])],
+)
+def test_moved_rows_are_judged_along_the_slope_that_errs_away_from_a_loss(
+    fleet: float | None, expected: list[float]
+) -> None:
+    """Above the learned setpoints, the gentler of the unit's and the fleet's per-ampere
+    return-air slope (0 without the fleet's); below, the steeper, and not judged without it."""
+
+    class Prior:
+        def get(self, j: int) -> tuple[float, float, float, float] | None:
+            assert j == 7
+            return None if fleet is None else (fleet, 0.0, -5.0, 5.0)
+
+    det = CoolingDecline()
+    beta = np.array([0, 0, 0, 0, 1.0, 0, 0, 0.05])  # 0.05 K per A and K of return air
+    amps = np.full(3, 2.0)
+    ret = np.array([2.0, 0.0, -3.0])  # plain return air; moved by +3, 0 and -3 K
+    per_amp = np.array([-1.0, 0.0, 0.0])
+    x = np.column_stack([np.ones(3), np.zeros(3), np.zeros(3), ret, amps, 0 * amps, 0 * amps,
+                         per_amp * amps])  # fmt: skip
+    y = np.full(3, 10.0)
+    got = det.corrected(x, y, beta, 30.0, True, Prior())  # type: ignore[arg-type]
+    assert np.allclose(got, expected, equal_nan=True)
+    assert det.corrected(x, y, beta, 30.0, False, Prior()) is y  # type: ignore[arg-type]
