@@ -172,6 +172,8 @@ class CoolingDecline(BaselineShift):
         speed follows, stays), and their ΔT moves by the excess times the return air's
         per-ampere coefficient, the gentler of the unit's and its fleet's above, the steeper
         below (``extrapolate.range_slopes``). A fixed-speed unit's rows are not moved."""
+        if not np.any(proportional):
+            return y
         lead = x.shape[:-2]
         with np.errstate(invalid="ignore", divide="ignore"):
             moved = x[..., 3] - x[..., 7] / x[..., 4]  # the setpoint's excess (``features``)
