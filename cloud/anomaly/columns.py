@@ -284,7 +284,7 @@ class ShiftColumns:
         if learning.any():  # the fit the learning end would make now (``LinearBaseline.fit``)
             k, ridge = self.proto.n_features, self.proto._baseline.ridge
             sums = p[learning, 3 : 3 + k]
-            unused = self.proto.unused_features(sums)  # the models the learning end chooses
+            unused = self.proto.unused_features(sums, self.prior)  # the learning end's models
             a = np.where(unused[:, :, None] | unused[:, None, :], 0.0, sums) + ridge * np.eye(k)
             rhs = np.where(unused, 0.0, p[learning, 3 + k])
             with np.errstate(invalid="ignore"):
@@ -308,7 +308,7 @@ class ShiftColumns:
         if len(self._windows.get(row, ())) < self.proto.min_learn_windows:
             return False
         det = self.export(row, self._scratch)
-        det._freeze()
+        det._freeze(self.prior)
         self._set_row(row, self._row_of(det))
         if self.proto.fleet_prior:
             self.prior.learn(device, det._baseline)

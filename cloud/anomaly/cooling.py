@@ -151,11 +151,23 @@ class CoolingDecline(BaselineShift):
         self._was_on = False
         self._setpoint_lo, self._setpoint_hi = math.inf, -math.inf
 
-    def unused_features(self, xtx: np.ndarray) -> np.ndarray:
+    def unused_features(self, xtx: np.ndarray, prior: FeaturePrior | None = None) -> np.ndarray:
         """The model each set of sums keeps (``speed.py``): ΔT per ampere where the current
-        varied beyond the conditions while the unit learned, else ΔT."""
-        variable = speed.varies(xtx, 4)
+        varied beyond the conditions while the unit learned (or varied some, and most of its
+        fleet's units chose it: feature 0 left out), else ΔT."""
+        fleet = math.nan if prior is None else prior.left_out(0)
+        variable = speed.varies(xtx, 4, fleet)
         return np.where(variable[..., None], _UNUSED_VARIABLE, _UNUSED_FIXED)
+
+    def waits(self, prior: FeaturePrior | None) -> bool:
+        """A unit whose current's spread is where its fleet decides (``speed.DOUBT``) waits
+        for the fleet's word while it has none (its units mostly finish learning in the same
+        hour)."""
+        return (
+            prior is not None
+            and math.isnan(prior.left_out(0))
+            and speed.doubtful(self._baseline.xtx, 4)
+        )
 
     def corrected(
         self,

@@ -83,6 +83,12 @@ class FeaturePrior:
         self._seen_lo = self.seen_lo.copy()
         self._seen_hi = self.seen_hi.copy()
         self._pinned: dict[str, set[int]] = {}  # device -> features it took the fleet's value of
+        # the units that handed their fit (committed), and of them those that left each feature
+        # out of it (``speed.py``: the model each chose); then the same queued
+        self._fits = 0
+        self._left_out = np.zeros(n_features)
+        self._fits_queued = 0
+        self._left_out_queued = np.zeros(n_features)
 
     def learn(self, device: str, baseline: LinearBaseline) -> None:
         """Queue a freshly fitted baseline's coefficients of the features it varied."""
@@ -98,8 +104,11 @@ class FeaturePrior:
         gives them once, when it finishes learning."""
         if not math.isfinite(level) or level == 0.0:
             return
+        out = dropped(lo, hi)
+        self._fits_queued += 1
+        self._left_out_queued += out
         # a feature taken out of the unit's fit (``speed.py``) says nothing of its effect
-        for j in np.flatnonzero((hi > lo) & np.isfinite(beta) & ~dropped(lo, hi)).tolist():
+        for j in np.flatnonzero((hi > lo) & np.isfinite(beta) & ~out).tolist():
             # a full sample takes no more; a restart hands every unit's at once, so the queue
             # counts too (no list of 100,000 units' values before the next commit)
             if len(self._ratios[j]) + self._pending[j] < self.keep:
@@ -136,12 +145,23 @@ class FeaturePrior:
         self.seen_hi[:] = self._seen_hi
         queued, self._queued = self._queued, []
         self._pending = [0] * self.n_features
+        self._fits += self._fits_queued
+        self._left_out += self._left_out_queued
+        self._fits_queued = 0
+        self._left_out_queued[:] = 0.0
         for device, j, ratio, lo, hi in queued:
             if len(self._ratios[j]) < self.keep:
                 bisect.insort(self._ratios[j], ratio)
                 self._units[j].add(device)
                 self._lo[j] = min(self._lo[j], lo)
                 self._hi[j] = max(self._hi[j], hi)
+
+    def left_out(self, j: int) -> float:
+        """The share of the fleet's units that left feature ``j`` out of their fit (the model
+        each chose at the end of learning, ``speed.py``); NaN under ``min_units`` units."""
+        if self._fits < self.min_units:
+            return math.nan
+        return float(self._left_out[j] / self._fits)
 
     def available(self) -> np.ndarray:
         """Per feature: has the fleet a value for it yet (from ``min_units`` units, over a range

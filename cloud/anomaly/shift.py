@@ -85,6 +85,9 @@ from cloud.anomaly.trend import RecentWindows
 
 _REFERENCE_PERIOD_S = 60.0  # the sampling period ``min_count`` is stated at
 _MIN_ROWS = 2  # the fewest rows a window's mean is taken over, at any period
+# the longest a unit at the end of learning waits for its fleet's word (``waits``): a fleet's
+# units that finished learning in the same hours have told it by then, a small fleet never will
+WAIT_S = 6 * 3600.0
 
 # what :meth:`BaselineShift._rows_many` gives: valid rows, features, monitored quantity, carry
 RowsMany = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -316,7 +319,7 @@ class BaselineShift(Compact):
             prior.see(x.min(axis=0), x.max(axis=0))
         need = self.min_rows(block.ts)
         if self._learning:
-            self._learn(ts, x, y, need)
+            self._learn(ts, x, y, need, prior)
             return []
         # judge only like conditions: those the baseline has seen
         b = self._baseline
@@ -420,7 +423,9 @@ class BaselineShift(Compact):
             lo, hi = float(np.min(x[sel, j])), float(np.max(x[sel, j]))
             prior.offer(device, j, residual / b.level / step, min(lo, b.lo[j]), max(hi, b.lo[j]))
 
-    def _learn(self, ts: np.ndarray, x: np.ndarray, y: np.ndarray, need: int) -> None:
+    def _learn(
+        self, ts: np.ndarray, x: np.ndarray, y: np.ndarray, need: int, prior: FeaturePrior | None
+    ) -> None:
         assert self._first_ts is not None
         closed = self._sums.add(ts, x, y)
         b = self._baseline
@@ -428,12 +433,14 @@ class BaselineShift(Compact):
         for start, n, sx, sy in closed:
             if n >= need:
                 b.add_window(start, n, sx, sy)
+        learned_s = ts[-1] - self._first_ts
         if (
-            ts[-1] - self._first_ts >= self.learn_s
+            learned_s >= self.learn_s
             and b.windows is not None
             and len(b.windows) >= self.min_learn_windows
+            and not (learned_s < self.learn_s + WAIT_S and self.waits(prior))
         ):
-            self._freeze()
+            self._freeze(prior)
 
     def _extend(
         self, ts: np.ndarray, x: np.ndarray, y: np.ndarray, beyond: np.ndarray, need: int
@@ -476,16 +483,22 @@ class BaselineShift(Compact):
                 return step
         return None
 
-    def unused_features(self, xtx: np.ndarray) -> np.ndarray:
+    def unused_features(self, xtx: np.ndarray, prior: FeaturePrior | None = None) -> np.ndarray:
         """At the end of learning: which features the unit's fit leaves out
         (``LinearBaseline.drop``), from the normal equations' Σxxᵀ of the rows it learned (any
-        leading shape: one mask per set of sums). A detector with more than one model of its
-        quantity chooses here (``speed.py``); by default, none."""
+        leading shape: one mask per set of sums) and what the unit's fleet chose (``prior``). A
+        detector with more than one model of its quantity chooses here (``speed.py``); by
+        default, none."""
         return np.zeros(np.shape(xtx)[:-1], dtype=bool)
 
-    def _freeze(self) -> None:
+    def waits(self, prior: FeaturePrior | None) -> bool:
+        """At the end of learning: does the unit wait for its fleet's word before it chooses
+        (:meth:`unused_features`; at most ``WAIT_S``)? By default, no."""
+        return False
+
+    def _freeze(self, prior: FeaturePrior | None = None) -> None:
         b = self._baseline
-        unused = self.unused_features(b.xtx)
+        unused = self.unused_features(b.xtx, prior)
         if unused.any():
             b.drop(np.flatnonzero(unused).tolist())
         step = self.learned_step()

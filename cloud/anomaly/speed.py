@@ -31,6 +31,18 @@ leak began while they learned (their current fell with it: ``early``); inverter 
 windows' means (fixed-speed units up to 4.4 %, inverter units from 1.7 %). A unit without a
 current reading (0: a firmware without the sensor) is a fixed-speed unit.
 
+Between ``DOUBT`` (2.5 %) and ``SPREAD`` the unit itself cannot tell (S18): about one inverter
+unit in a hundred read 4.6-4.8 % (its speed followed its load, and its load the weather, so the
+conditions explained most of its current) and, kept as fixed-speed, read as losing cooling once
+its user changed the setpoint; fixed-speed units whose leak began while they learned read up to
+3.9 %. There the unit takes the model most of its fleet's units chose (``FeaturePrior.left_out``
+of feature 0, which the variable-speed model leaves out). The fleet is the bank's product
+group, not the model: in a fleet of mostly inverter units a fixed-speed unit in doubt (a leak
+while it learned) takes the variable-speed model too; the fixed-speed units of the ``inverter``
+fleets read 0.8-1.1 %, not in doubt. A fleet's units mostly finish learning in the same hour,
+before any has told the fleet, so a unit in doubt waits for the fleet's word
+(``CoolingDecline.waits``), at most ``shift.WAIT_S``; without one it keeps the ``SPREAD`` line.
+
 **Measured** (S17, ``qloop eval``, 3 seeds each; ``inverter``: 2,295 healthy device-days,
 ``inverter-healthy``: 3,060):
 
@@ -53,23 +65,27 @@ fleets, keep the fixed-speed model.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 SPREAD = 0.05  # the current's residual spread over its mean above which a unit varies its speed
+# between this and ``SPREAD`` the unit's fleet decides (:func:`varies`)
+DOUBT = 0.025
 
 
-def varies(xtx: np.ndarray, j: int, ridge: float = 1e-6) -> np.ndarray:
-    """From normal-equation sums ``xtx`` (``... × features × features``, feature 0 the constant):
-    does feature ``j`` (the current) vary beyond what the features before it explain, by more
-    than ``SPREAD`` of its mean? One answer per set of sums; False with no rows or no mean.
+def spread(xtx: np.ndarray, j: int, ridge: float = 1e-6) -> np.ndarray:
+    """From normal-equation sums ``xtx`` (``... × features × features``, feature 0 the
+    constant): the spread of feature ``j`` (the current) beyond what the features before it
+    explain, over its mean. One value per set of sums; NaN with no rows or no mean.
 
     >>> out = np.arange(20.0)
     >>> x = np.column_stack([np.ones(20), out, 3.0 + 0.05 * out])  # it follows the weather
-    >>> bool(varies(x.T @ x, 2))
-    False
-    >>> x[:, 2] *= np.tile([0.6, 1.0, 1.4, 0.8], 5)  # and something else: the speed
-    >>> bool(varies(x.T @ x, 2))
+    >>> float(spread(x.T @ x, 2)) < 0.001
     True
+    >>> x[:, 2] *= np.tile([0.6, 1.0, 1.4, 0.8], 5)  # and something else: the speed
+    >>> round(float(spread(x.T @ x, 2)), 2)
+    0.31
     """
     xtx = np.asarray(xtx, dtype=float)
     n, total = xtx[..., 0, 0], xtx[..., 0, j]
@@ -78,4 +94,28 @@ def varies(xtx: np.ndarray, j: int, ridge: float = 1e-6) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         coef = np.linalg.solve(a, b[..., None])[..., 0]
         rss = np.maximum(xtx[..., j, j] - np.einsum("...i,...i->...", coef, b), 0.0)
-        return (n > 0.0) & (total > 0.0) & (np.sqrt(rss / n) > SPREAD * total / n)
+        out = np.sqrt(rss / n) / (total / n)
+        return np.where((n > 0.0) & (total > 0.0), out, np.nan)
+
+
+def varies(xtx: np.ndarray, j: int, fleet: float = math.nan) -> np.ndarray:
+    """Does feature ``j`` of each set of sums ``xtx`` vary beyond the features before it
+    (:func:`spread`) by more than ``SPREAD``, or by more than ``DOUBT`` where most of the
+    unit's fleet (``fleet``: the share of its units that chose the variable-speed model; NaN
+    while it has too few) did? False with no rows or no mean.
+
+    >>> x = np.column_stack([np.ones(4), np.arange(4.0), [3.0, 3.15, 2.85, 3.0]])
+    >>> round(float(spread(x.T @ x, 2)), 3)
+    0.034
+    >>> bool(varies(x.T @ x, 2)), bool(varies(x.T @ x, 2, 0.2)), bool(varies(x.T @ x, 2, 0.9))
+    (False, False, True)
+    """
+    s = spread(xtx, j)
+    with np.errstate(invalid="ignore"):
+        return (s > SPREAD) | ((s > DOUBT) & (fleet > 0.5))
+
+
+def doubtful(xtx: np.ndarray, j: int) -> bool:
+    """Is one set of sums' spread (:func:`spread`) where the fleet decides?"""
+    s = float(spread(xtx, j))
+    return DOUBT < s <= SPREAD

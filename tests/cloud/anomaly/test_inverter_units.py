@@ -15,6 +15,7 @@ from cloud.anomaly import cooling
 from cloud.anomaly.base import Block, Finding
 from cloud.anomaly.columns import Batch, columns_for
 from cloud.anomaly.cooling import CoolingDecline
+from cloud.anomaly.prior import FeaturePrior
 from simulators.aircon import AIRCON_FIELDS
 from simulators.fleet import Fleet
 from simulators.scenario import parse_scenario
@@ -71,7 +72,7 @@ def test_healthy_inverter_units_are_not_read_as_losing_cooling(
     _, blocks = _blocks(text)
     assert all(_found(b)[1] == [] for b in blocks.values())
     monkeypatch.setattr(
-        CoolingDecline, "unused_features", lambda self, means: cooling._UNUSED_FIXED
+        CoolingDecline, "unused_features", lambda self, sums, prior=None: cooling._UNUSED_FIXED
     )
     assert sum(len(_found(b)[1]) for b in blocks.values()) > 0
 
@@ -178,3 +179,33 @@ def test_moved_rows_are_judged_along_the_slope_that_errs_away_from_a_loss(
     got = det.corrected(x, y, beta, 30.0, True, Prior())  # type: ignore[arg-type]
     assert np.allclose(got, expected, equal_nan=True)
     assert det.corrected(x, y, beta, 30.0, False, Prior()) is y  # type: ignore[arg-type]
+
+
+def test_a_unit_in_doubt_takes_the_model_most_of_its_fleet_chose() -> None:
+    """A current that varied 2.5-5 % beyond the conditions: an inverter unit that seldom
+    changed its speed while it learned, or a fixed-speed one whose current stepped with a leak.
+    The fleet decides (``speed.DOUBT``); while it has no word, the unit waits for it."""
+    rng = np.random.default_rng(5)
+    amb = rng.uniform(25.0, 35.0, 500)
+    amps = (3.0 + 0.05 * (amb - 30.0)) * (1.0 + 0.035 * rng.standard_normal(500))
+    x = cooling.features(amb, np.full(500, 2.0), np.full(500, 25.0), amps, np.zeros(500))
+    sums = x.T @ x
+    assert cooling.speed.DOUBT < float(cooling.speed.spread(sums, 4)) < cooling.speed.SPREAD
+    det = CoolingDecline()
+    det._baseline.xtx[:] = sums
+
+    def fleet(variable: int, fixed: int) -> FeaturePrior:
+        prior = FeaturePrior(8)
+        beta, lo, hi = np.ones(8), np.zeros(8), np.ones(8)
+        for i in range(variable + fixed):
+            out = cooling._UNUSED_VARIABLE if i < variable else cooling._UNUSED_FIXED
+            prior.learn_values(f"u{i}", beta, 5.0, np.where(out, -1e9, lo), np.where(out, 1e9, hi))
+        prior.commit()
+        return prior
+
+    assert det.waits(fleet(5, 4)) and not det.waits(None)  # nine units: no word yet
+    assert not det.waits(fleet(9, 1))
+    assert np.array_equal(det.unused_features(sums), cooling._UNUSED_FIXED)
+    assert np.array_equal(det.unused_features(sums, fleet(9, 1)), cooling._UNUSED_VARIABLE)
+    assert np.array_equal(det.unused_features(sums, fleet(3, 7)), cooling._UNUSED_FIXED)
+    assert fleet(9, 1).left_out(0) == 0.9 and np.isnan(fleet(5, 4).left_out(0))
