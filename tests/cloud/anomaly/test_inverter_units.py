@@ -13,7 +13,7 @@ import pytest
 
 from cloud.anomaly import cooling
 from cloud.anomaly.base import Block, Finding
-from cloud.anomaly.columns import Batch, columns_for
+from cloud.anomaly.columns import Batch, ShiftColumns, columns_for
 from cloud.anomaly.cooling import CoolingDecline
 from cloud.anomaly.prior import FeaturePrior
 from simulators.aircon import AIRCON_FIELDS
@@ -77,17 +77,18 @@ def test_healthy_inverter_units_are_not_read_as_losing_cooling(
     assert sum(len(_found(b)[1]) for b in blocks.values()) > 0
 
 
-def _found_in_fleet(blocks: dict[str, list[Block]]) -> list[Finding]:
-    """The active findings of the units' blocks judged together, as the bank does: the
-    columns, with the fleet's prior (``prior.py``)."""
+def _in_fleet(blocks: dict[str, list[Block]]) -> tuple[ShiftColumns, dict[str, int], list[Finding]]:
+    """The units' blocks judged together, as the bank does: the columns, with the fleet's
+    prior (``prior.py``). Returns the columns, each unit's row and the active findings."""
     columns = columns_for(CoolingDecline)
+    assert isinstance(columns, ShiftColumns)
     rows = {d: columns.add() for d in blocks}
     got: list[Finding] = []
     for k in range(len(next(iter(blocks.values())))):
         batch_blocks = [b[k] for b in blocks.values()]
         for found in columns.update_many(list(rows.values()), Batch.of(batch_blocks)):
             got.extend(f for f in found if f.active)
-    return got
+    return columns, rows, got
 
 
 def test_inverter_units_leaks_are_found_within_two_days() -> None:
@@ -102,7 +103,7 @@ def test_inverter_units_leaks_are_found_within_two_days() -> None:
     onset = {f.device: f.onset_ts for f in fleet.ground_truth}
     assert len(onset) == 6
     first: dict[str, float] = {}
-    for f in sorted(_found_in_fleet(blocks), key=lambda f: f.ts):
+    for f in sorted(_in_fleet(blocks)[2], key=lambda f: f.ts):
         assert f.device in onset, f
         first.setdefault(f.device, f.ts)
     assert all(first[d] > onset[d] for d in first)
@@ -114,13 +115,7 @@ def test_the_columns_judge_inverter_units_as_the_reference_does() -> None:
     text = scenario("cols", 34, "5d", batch("I", 4, leak, model="KFR-50GW/BP"), batch("F", 2),
                     climate=HOT) + USERS  # fmt: skip
     _, blocks = _blocks(text)
-    columns = columns_for(CoolingDecline)
-    rows = {d: columns.add() for d in blocks}
-    got: list[Finding] = []
-    for k in range(len(next(iter(blocks.values())))):
-        batch_blocks = [b[k] for b in blocks.values()]
-        for found in columns.update_many(list(rows.values()), Batch.of(batch_blocks)):
-            got.extend(f for f in found if f.active)
+    columns, rows, got = _in_fleet(blocks)
     expected = [f for b in blocks.values() for f in _found(b)[1]]
     assert expected, "the leaks should be found"
     key = sorted((f.device, f.ts, f.onset_ts) for f in got)
