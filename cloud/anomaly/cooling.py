@@ -133,7 +133,7 @@ class CoolingDecline(BaselineShift):
     extrapolated = ((3, 1.0), (2, -1.0))
 
     needs = ("compressor_on", "return_c", "supply_c", "ambient_c", "fan_speed")
-    optional = ("current_a",)
+    optional = ("current_a", "setpoint_c")
 
     # the compressor's run, and the setpoints the unit learned at (``corrected``)
     _carry = ("_on_since", "_was_on", "_setpoint_lo", "_setpoint_hi")

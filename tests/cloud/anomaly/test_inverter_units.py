@@ -204,3 +204,23 @@ def test_a_unit_in_doubt_takes_the_model_most_of_its_fleet_chose() -> None:
     assert np.array_equal(det.unused_features(sums, fleet(9, 1)), cooling._UNUSED_VARIABLE)
     assert np.array_equal(det.unused_features(sums, fleet(3, 7)), cooling._UNUSED_FIXED)
     assert fleet(9, 1).left_out(0) == 0.9 and np.isnan(fleet(5, 4).left_out(0))
+
+
+def test_blocks_without_a_setpoint_are_judged_as_the_reference_does() -> None:
+    """The contract's blocks list the fields they carry: a firmware that sends no setpoint.
+    The columns send such a block through the reference object (``optional``), whose rows are
+    never moved (``cooling.beyond``: 0 where the setpoint is missing)."""
+    leak = fault("refrigerant_leak", 0.5, "3d", magnitude=0.15, ramp_s="1h")
+    text = scenario("nosp", 34, "5d", batch("I", 4, leak, model="KFR-50GW/BP"), batch("F", 2),
+                    climate=HOT) + USERS  # fmt: skip
+    _, blocks = _blocks(text)
+    bare = {
+        d: [Block(b.device, b.ts, {k: v for k, v in b.columns.items() if k != "setpoint_c"})
+            for b in unit]
+        for d, unit in blocks.items()
+    }  # fmt: skip
+    _, _, got = _in_fleet(bare)
+    expected = [f for b in bare.values() for f in _found(b)[1]]
+    assert expected, "the leaks should be found"
+    key = sorted((f.device, f.ts, f.onset_ts) for f in got)
+    assert key == sorted((f.device, f.ts, f.onset_ts) for f in expected)
