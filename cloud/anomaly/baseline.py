@@ -165,6 +165,12 @@ def dropped(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return (lo <= -DROPPED) & (hi >= DROPPED)
 
 
+def proportional(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Which fits, by their learned ranges ``lo``–``hi`` (... × features), have no constant
+    (feature 0 dropped): the quantity modelled in proportion to a feature (``speed.py``)."""
+    return dropped(lo[..., 0], hi[..., 0])
+
+
 def robust_spread(values: np.ndarray, axis: int = -1) -> np.ndarray:
     """1.4826 × the median absolute deviation along ``axis``: a normal's sigma, robust to odd
     windows."""
@@ -311,7 +317,7 @@ class LinearBaseline(Compact):
         np.maximum(self.hi, m.hi, out=self.hi)
         out = np.flatnonzero(dropped(self.lo, self.hi))
         if len(out):  # features out of the fit (:meth:`drop`) stay out
-            xtx[out, :], xtx[:, out], xty[out] = 0.0, 0.0, 0.0
+            self._zero(out.tolist())
         self._solve()
 
     def pin(self, j: int, coef: float, lo: float, hi: float, weight: float = 1.0) -> None:
@@ -337,19 +343,23 @@ class LinearBaseline(Compact):
         if self._fitted:
             raise RuntimeError("drop() after fit()")
         j = list(features)
-        self.xtx[j, :] = 0.0
-        self.xtx[:, j] = 0.0
-        self.xty[j] = 0.0
+        self._zero(j)
         self.lo[j], self.hi[j] = -DROPPED, DROPPED
         for _, _, sx, _ in self.windows or ():
             sx[j] = 0.0
+
+    def _zero(self, features: list[int]) -> None:
+        """The normal equations' sums of ``features`` set to 0 (out of the fit)."""
+        self.xtx[features, :] = 0.0
+        self.xtx[:, features] = 0.0
+        self.xty[features] = 0.0
 
     @property
     def proportional(self) -> bool:
         """Has the fit no constant (feature 0 dropped, :meth:`drop`)? Then the quantity is
         modelled in proportion to a feature (ΔT to the compressor's current, ``speed.py``), and
         a window's shift reads relative to what the fit expects of it (:meth:`window_shift`)."""
-        return bool(dropped(self.lo[:1], self.hi[:1])[0])
+        return bool(proportional(self.lo, self.hi))
 
     def window_shift(self, n: int, sx: np.ndarray, sy: float) -> float:
         """A window's mean residual as the detectors judge it: as it is, or for a

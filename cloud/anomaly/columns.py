@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from cloud.anomaly.base import Block, Detector, Finding
-from cloud.anomaly.baseline import WindowMoments, dropped
+from cloud.anomaly.baseline import WindowMoments, dropped, proportional
 from cloud.anomaly.batch import Batch
 from cloud.anomaly.extrapolate import into_range
 from cloud.anomaly.prior import FeaturePrior
@@ -328,7 +328,7 @@ class ShiftColumns:
         if s[_LEARNING] or not s[_FITTED] or not np.isfinite(delta):
             return False
         p, k = self._params[row], self.proto.n_features
-        if dropped(p[0, :1], p[1, :1])[0]:  # no constant: a proportional fit (``speed.py``)
+        if proportional(p[0], p[1]):  # no constant (``speed.py``)
             if not s[_LEVEL]:
                 return False
             scale = (s[_LEVEL] + delta) / s[_LEVEL]  # beta and Σxy (a refit's) in proportion
@@ -448,8 +448,8 @@ class ShiftColumns:
                     inside = np.all((xj >= lo - wide) & (xj <= hi + wide), axis=-1)
                     beyond[j] = (okj & ~likej & inside).any(axis=1)
                 yj = y[j]
-                proportional = dropped(params[j, 0, 0], params[j, 1, 0])
-                moved = p.corrected(xj, yj, params[j, 2], s[j, _LEVEL], proportional, self.prior)
+                ratio = proportional(params[j, 0], params[j, 1])
+                moved = p.corrected(xj, yj, params[j, 2], s[j, _LEVEL], ratio, self.prior)
                 if moved is not yj:  # ``BaselineShift.bounded``
                     ys, judge = y.copy(), like.copy()
                     ys[j] = yj = moved
