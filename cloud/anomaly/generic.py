@@ -189,9 +189,11 @@ class StreamingAnomalyDetector:
         width = (q99 - q01) / self.n_bins
         novelty_ev = 0.0
         for g, offset in enumerate(_GRID_OFFSETS):
-            if width > 0:
-                pos = math.floor((x - q01) / width + offset)
-                level = int(min(max(pos, -1), self.n_bins + 1))
+            if 0 < width < math.inf:
+                # compared before ``floor``: a value ~1e308 away is an infinite position
+                pos = (x - q01) / width + offset
+                top = self.n_bins + 1
+                level = -1 if pos < 0 else top if pos >= top else math.floor(pos)
             else:
                 level = -1 if x < q01 else (1 if x > q01 else 0)
             novelty_ev += self._novelty(g, level) / len(_GRID_OFFSETS)

@@ -182,3 +182,13 @@ def test_the_bank_runs_the_cross_validated_detector() -> None:
     config = ("window", "warmup", "short", "n_bins", "context", "average", "threshold", "rest")
     assert {c: getattr(det, c) for c in config} == {c: getattr(reference, c) for c in config}
     assert (det.window, det.warmup) == (CROSS_VALIDATED["window"], CROSS_VALIDATED["warmup"])
+
+
+def test_a_value_near_the_float_limit_scores_without_overflow() -> None:
+    """Its position on the novelty grid is infinite: compared, never floored (hypothesis found
+    an ``OverflowError`` there in S19)."""
+    det = StreamingAnomalyDetector(window=50, warmup=20, rest=10)
+    for i in range(40):
+        det.score_one(float(i), 1e-3 * (i % 7))
+    for v in (1.7e308, -1.7e308, 3e-3):
+        assert 0.0 <= det.score_one(40.0, v) <= 1.0
