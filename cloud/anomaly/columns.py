@@ -130,7 +130,7 @@ class ShiftColumns:
         self._scratch = make()  # the slow path's reference object
         # the fleet's effects of features a unit never varied (prior.py), shared by the rows;
         # committed once per batch
-        self.prior = FeaturePrior(k)
+        self.prior = FeaturePrior(k, extra=proto.prior_slots)
         self._pinned = np.zeros((0, k), dtype=bool)  # row -> features it took the fleet's of
 
     def kind(self) -> type:
@@ -351,14 +351,15 @@ class ShiftColumns:
         idx: np.ndarray,
         learning: np.ndarray,
         params: np.ndarray,
-        unlike: np.ndarray,
+        ok: np.ndarray,
+        like: np.ndarray,
         x: np.ndarray,
         rows: np.ndarray,
     ) -> np.ndarray:
         """The blocks the reference must see for the fleet's prior (``prior.py``): a unit past
         learning that takes the fleet's value of a zero-width feature now (``use_prior``), or
-        whose block may offer the fleet a reading of one (``_offer``; a superset: the reference
-        checks the row count)."""
+        whose block may offer the fleet a reading of one (``_offer``) or of an effect in its
+        extra slots (``offer_effects``; a superset: the reference checks the row count)."""
         p, prior = self.proto, self.prior
         if not p.fleet_prior:
             return np.zeros(len(idx), dtype=bool)
@@ -368,6 +369,12 @@ class ShiftColumns:
         # a feature taken from the fleet follows the fleet's range as it grows
         narrow = (lo > prior.seen_lo) | (hi < prior.seen_hi)
         out |= ~learning & (self._pinned[rows] & narrow).any(axis=1)
+        if p.prior_slots:
+            offers = (ok & p.offer_rows(x)).any(axis=1) & proportional(lo, hi)
+            maybe = offers & ~learning & ~out
+            for i in np.flatnonzero(maybe).tolist():
+                device = batch.blocks[int(idx[i])].device
+                out[i] = any(prior.wants(device, p.n_features + j) for j in range(p.prior_slots))
         if not zero.any():
             return out
         lo, hi = lo[:, None], hi[:, None]
@@ -376,7 +383,7 @@ class ShiftColumns:
             inside = (x >= lo - pad) & (x <= hi + pad)
         for j in np.flatnonzero(zero.any(axis=0)).tolist():
             others = np.delete(inside, j, axis=2).all(axis=2)
-            off = unlike & others & np.isfinite(x[..., j]) & (x[..., j] != lo[..., j])
+            off = ok & ~like & others & np.isfinite(x[..., j]) & (x[..., j] != lo[..., j])
             maybe = np.flatnonzero(zero[:, j] & off.any(axis=1) & ~out)
             for i in maybe.tolist():
                 out[i] = prior.wants(batch.blocks[int(idx[i])].device, j)
@@ -490,7 +497,7 @@ class ShiftColumns:
         if p.fleet_prior and (count > 0).any():  # the values the fleet's units run at
             seen = x[ok]
             self.prior.see(seen.min(axis=0), seen.max(axis=0))
-        pooled = self._pooling(batch, idx, learning, params, ok & ~like, x, rows)
+        pooled = self._pooling(batch, idx, learning, params, ok, like, x, rows)
         closing = slow & closes & ~(untimed | beyond | pooled | learning)
         slow |= pooled
         found: dict[int, list[Finding]] = {}

@@ -26,9 +26,15 @@ findings on one seed of ``inverter-healthy`` came at return air outside what the
 at, 9 of them above it). The unit's rows at a setpoint
 beyond those it learned at (``_setpoint_lo``–``_setpoint_hi``, carried) are judged as at the
 nearest learned one: the per-ampere return-air feature less the setpoint's excess
-(:func:`beyond`), the ΔT corrected by the excess times the coefficient that errs away from a
-loss (:meth:`CoolingDecline.corrected`: the gentler of the unit's and its fleet's above, the
-steeper below and only with a fleet's, as ``extrapolate.py`` does for the learned range).
+(:func:`beyond`), the ΔT corrected by the excess times a slope that errs away from a loss
+(:meth:`CoolingDecline.corrected`). Below the learned setpoints it is the steeper of the unit's
+per-ampere return-air coefficient and its fleet's, and only with a fleet's, as
+``extrapolate.py`` does for the learned range. Above them that coefficient's size is not the
+return air's effect (a unit that learned at one setpoint, whose return air followed the load,
+fits into it how its ΔT per ampere bends with the compressor's speed: the board's and fans'
+current is in the ampere too). There the slope is the gentler of it and the setpoint's effect
+the fleet's units show past learning (:meth:`CoolingDecline.offer_effects`, the prior's extra
+slot), 0 until the fleet has one: a warmer room raises a coil's ΔT, so no correction errs away.
 
 Return temperature is partly the fault's own effect (a unit short of capacity lets its room
 warm) and partly the user's (a setpoint lower than any the unit learned at), and a fan speed may
@@ -59,6 +65,9 @@ _UNUSED_FIXED = np.array([False] * 4 + [True] * 4)
 _UNUSED_VARIABLE = ~_UNUSED_FIXED
 # supply air this much warmer than the return air: the unit is heating, not cooling
 HEATING_MARGIN_K = 3.0
+# the quantile of the fleet's readings of the setpoint's effect that ``corrected`` takes above
+# the learned setpoints: most of the fleet's units show at least that much of it
+EFFECT_Q = 0.25
 # a setpoint excess below this (K) is the features' rounding, not a move (``corrected``)
 _MOVED_K = 1e-6
 
@@ -102,6 +111,21 @@ def beyond(setpoint: np.ndarray, lo: np.ndarray | float, hi: np.ndarray | float)
         return np.where(np.isfinite(d) & (np.asarray(lo) <= np.asarray(hi)), d, 0.0)
 
 
+def _excess(x: np.ndarray) -> np.ndarray:
+    """The setpoint's excess :func:`features` moved each row's per-ampere return air by (0
+    where it cannot be read: no current)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        moved = x[..., 3] - x[..., 7] / x[..., 4]
+    return np.where(np.isfinite(moved), moved, 0.0)
+
+
+def _fleet(prior: FeaturePrior | None, j: int) -> np.ndarray:
+    """The fleet's relative effect in ``prior``'s slot ``j`` (NaN: none), as ``range_slopes``
+    takes it."""
+    got = prior.get(j) if prior is not None else None
+    return np.array([math.nan if got is None else got[0]])
+
+
 class CoolingDecline(BaselineShift):
     """Detect a sustained fall of return–supply ΔT under like conditions.
 
@@ -132,6 +156,8 @@ class CoolingDecline(BaselineShift):
     # Fan speed: more air through the coil, a lower ΔT, so the same with the sides swapped (a
     # unit that learned at two speeds and runs at a third)
     extrapolated = ((3, 1.0), (2, -1.0))
+    # the setpoint's effect on an inverter unit's ΔT per ampere (``corrected``)
+    prior_slots = 1
 
     needs = ("compressor_on", "return_c", "supply_c", "ambient_c", "fan_speed")
     optional = ("current_a", "setpoint_c")
@@ -182,25 +208,70 @@ class CoolingDecline(BaselineShift):
         """The ΔT of an inverter unit's rows at a setpoint beyond those it learned at, judged as
         at the nearest of those: :meth:`_rows` moved their return air by the setpoint's excess
         (the room follows the setpoint; the distance between them, which the compressor's
-        speed follows, stays), and their ΔT moves by the excess times the return air's
-        per-ampere coefficient, the gentler of the unit's and its fleet's above, the steeper
-        below (``extrapolate.range_slopes``). A fixed-speed unit's rows are not moved."""
+        speed follows, stays), and their ΔT moves by the excess times a per-ampere slope
+        (``extrapolate.range_slopes``): below, the steeper of the unit's return-air
+        coefficient and its fleet's (not judged without the fleet's); above, the gentler of
+        that coefficient and the fleet's setpoint effect (:meth:`offer_effects`; 0 without
+        it). A fixed-speed unit's rows are not moved.
+
+        Measured in S19 on three seeds each of ``inverter-healthy`` and ``inverter`` (false
+        findings on each, then leaks found within 48 h of 90):
+
+        - above, the gentler of the unit's and the fleet's coefficient (S18): 7 and 8, 76;
+        - not moved above: 3 and 3, 69;
+        - the gentler of the unit's and the median setpoint effect: 8 and 9, 76 (the fleet's
+          readings spread widely: 10-90 % of them -0.4 to 3.9 % of the level per A and K);
+        - the gentler of the unit's and the lower quartile (kept): 5 and 5, 77."""
         if not np.any(proportional):
             return y
         lead = x.shape[:-2]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            moved = x[..., 3] - x[..., 7] / x[..., 4]  # the setpoint's excess (``features``)
-        moved = np.where(np.isfinite(moved) & np.reshape(proportional, (*lead, 1)), moved, 0.0)
+        moved = np.where(np.reshape(proportional, (*lead, 1)), _excess(x), 0.0)
         up, down = moved > _MOVED_K, moved < -_MOVED_K
         if not (up.any() or down.any()):
             return y
-        got = prior.get(7) if prior is not None else None
-        fleet = np.array([math.nan if got is None else got[0]])
         coef = np.reshape(np.asarray(beta)[..., 7], (*lead, 1))
-        below, above = range_slopes(coef, np.reshape(level, lead), fleet, np.ones(1))
+        level = np.reshape(level, lead)
+        below, _ = range_slopes(coef, level, _fleet(prior, 7), np.ones(1))
+        effect = math.nan if prior is None else prior.quantile(self.n_features, EFFECT_Q)
+        _, above = range_slopes(coef, level, np.array([effect]), np.ones(1))
         with np.errstate(invalid="ignore"):
             shift = np.where(up, moved * above, 0.0) + np.where(down, moved * below, 0.0)
         return y - shift * x[..., 4]
+
+    def offer_effects(
+        self,
+        prior: FeaturePrior,
+        device: str,
+        x: np.ndarray,
+        y: np.ndarray,
+        like: np.ndarray,
+        need: int,
+    ) -> None:
+        """Offer the fleet the setpoint's effect an inverter unit shows past learning: over its
+        rows at a setpoint above those it learned at (at least ``need``, within the learned
+        range once moved back), the ΔT as read less the baseline's, per ampere and kelvin of
+        excess, relative to the level. A unit that looks faulty (a fault standing, or evidence
+        in its CUSUM) offers nothing; the fleet takes a unit's first ``per_unit`` readings, and
+        its median (``prior.py``)."""
+        b = self._baseline
+        slot = self.n_features
+        if not b.proportional or b.beta is None or not b.level or not prior.wants(device, slot):
+            return
+        if self._active or self._cusum.statistic > self.k:
+            return
+        moved = _excess(x)
+        sel = like & (moved > _MOVED_K)
+        if sel.sum() < need:
+            return
+        per = float(np.sum(moved[sel] * x[sel, 4]))
+        if per <= 0.0:
+            return
+        residual = float(np.sum(y[sel] - x[sel] @ b.beta))
+        prior.offer(device, slot, residual / b.level / per, 0.0, float(moved[sel].max()))
+
+    def offer_rows(self, x: np.ndarray) -> np.ndarray:
+        """Rows at a setpoint moved back (:meth:`offer_effects` reads those above)."""
+        return _excess(x) > _MOVED_K
 
     def _rows(self, block: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         cols = [block.get(n) for n in self.needs]

@@ -64,19 +64,29 @@ class FeaturePrior:
     """Per feature, the relative effects the fleet's units show (a bounded sample)."""
 
     def __init__(
-        self, n_features: int, *, min_units: int = 10, per_unit: int = 4, keep: int = 4001
+        self,
+        n_features: int,
+        *,
+        extra: int = 0,
+        min_units: int = 10,
+        per_unit: int = 4,
+        keep: int = 4001,
     ) -> None:
         self.n_features = n_features
         self.min_units = min_units
         self.per_unit = per_unit
         self.keep = keep  # the first ``keep`` values per feature: a median's worth, bounded
-        self._ratios: list[list[float]] = [[] for _ in range(n_features)]  # sorted
-        self._units: list[set[str]] = [set() for _ in range(n_features)]
+        # ``extra`` slots after the features: effects a detector kind reads from its units past
+        # learning that are no feature's coefficient (``BaselineShift.prior_slots``); only
+        # offered (:meth:`offer`) and read (:meth:`get`), never pinned
+        slots = n_features + extra
+        self._ratios: list[list[float]] = [[] for _ in range(slots)]  # sorted
+        self._units: list[set[str]] = [set() for _ in range(slots)]
         self._given: dict[tuple[str, int], int] = {}  # (device, feature) -> values given
-        self._lo = np.full(n_features, np.inf)
-        self._hi = np.full(n_features, -np.inf)
+        self._lo = np.full(slots, np.inf)
+        self._hi = np.full(slots, -np.inf)
         self._queued: list[tuple[str, int, float, float, float]] = []
-        self._pending = [0] * n_features  # coefficients queued by learn_values, per feature
+        self._pending = [0] * slots  # coefficients queued by learn_values, per feature
         # the values of each feature seen in any unit's valid rows (committed, and since)
         self.seen_lo = np.full(n_features, np.inf)
         self.seen_hi = np.full(n_features, -np.inf)
@@ -144,7 +154,7 @@ class FeaturePrior:
         self.seen_lo[:] = self._seen_lo
         self.seen_hi[:] = self._seen_hi
         queued, self._queued = self._queued, []
-        self._pending = [0] * self.n_features
+        self._pending = [0] * len(self._ratios)
         self._fits += self._fits_queued
         self._left_out += self._left_out_queued
         self._fits_queued = 0
@@ -166,19 +176,32 @@ class FeaturePrior:
     def available(self) -> np.ndarray:
         """Per feature: has the fleet a value for it yet (from ``min_units`` units, over a range
         of some width)?"""
-        counted = np.array([len(u) >= self.min_units for u in self._units], dtype=bool)
-        return counted & (self._hi > self._lo)
+        n = self.n_features
+        counted = np.array([len(u) >= self.min_units for u in self._units[:n]], dtype=bool)
+        return counted & (self._hi[:n] > self._lo[:n])
+
+    def _has(self, j: int) -> bool:
+        return len(self._units[j]) >= self.min_units and bool(self._hi[j] > self._lo[j])
+
+    def quantile(self, j: int, q: float) -> float:
+        """The ``q`` quantile of feature (or extra slot) ``j``'s relative effects; NaN while
+        not available. A low quantile is a conservative value of an effect with a known sign:
+        most of the fleet's units show at least that much of it."""
+        if j >= len(self._ratios) or not self._has(j):
+            return math.nan
+        return float(np.quantile(np.asarray(self._ratios[j]), q))
 
     def get(self, j: int) -> tuple[float, float, float, float] | None:
-        """Feature ``j``'s ``(ratio, spread, lo, hi)``: the median relative effect, its scaled
-        MAD and the range of values the fleet's units were seen at (the effect is linear, so it
-        holds beyond the values the contributions came from as far as the units run); None
-        while not :meth:`available`."""
-        if not self.available()[j]:
+        """Feature (or extra slot) ``j``'s ``(ratio, spread, lo, hi)``: the median relative
+        effect, its scaled MAD and the range of values the fleet's units were seen at (the
+        effect is linear, so it holds beyond the values the contributions came from as far as
+        the units run); None while not :meth:`available`, or for a slot this prior lacks."""
+        if j >= len(self._ratios) or not self._has(j):
             return None
         r = np.asarray(self._ratios[j])
         med = float(np.median(r))
         spread = float(robust_spread(r))
-        lo = min(float(self._lo[j]), float(self.seen_lo[j]))
-        hi = max(float(self._hi[j]), float(self.seen_hi[j]))
+        lo, hi = float(self._lo[j]), float(self._hi[j])
+        if j < self.n_features:
+            lo, hi = min(lo, float(self.seen_lo[j])), max(hi, float(self.seen_hi[j]))
         return med, spread, lo, hi

@@ -116,6 +116,9 @@ class BaselineShift(Compact):
     # range's nearer end, extrapolated with the slope that errs away from the fault
     # (:meth:`bounded`, :meth:`range_slopes`)
     extrapolated: tuple[tuple[int, float], ...] = ()  # (feature, sign of its effect)
+    # slots of the fleet prior after the features, for effects the kind reads from its units
+    # past learning (:meth:`offer_effects`; the cooling detector's setpoint effect)
+    prior_slots = 0
 
     __slots__ = (
         "learn_s",
@@ -280,6 +283,23 @@ class BaselineShift(Compact):
         nothing was moved: by default, always."""
         return y
 
+    def offer_effects(
+        self,
+        prior: FeaturePrior,
+        device: str,
+        x: np.ndarray,
+        y: np.ndarray,
+        like: np.ndarray,
+        need: int,
+    ) -> None:
+        """Past learning, offer ``prior``'s extra slots (:attr:`prior_slots`) what this block's
+        rows (``y`` as read, before :meth:`corrected`) say of their effects; none here."""
+
+    def offer_rows(self, x: np.ndarray) -> np.ndarray:
+        """The rows (any leading shape) from which :meth:`offer_effects` may read an effect: a
+        superset, so the columns send their blocks through the reference; none here."""
+        return np.zeros(x.shape[:-1], dtype=bool)
+
     def min_rows(self, ts: np.ndarray) -> int:
         """The valid rows a window needs, at the sampling period of a block stamped ``ts``:
         ``min_count`` at 60 s scaled to the period, at least two (``min_count`` itself when the
@@ -325,10 +345,12 @@ class BaselineShift(Compact):
         b = self._baseline
         moved = self.corrected(x, y, b.beta, b.level, b.proportional, prior)
         known = np.isfinite(moved)  # rows moved without a known slope are not used
-        y = moved
         like = b.within(x, self.range_margin) & known
         if prior is not None:
-            self._offer(prior, block.device, x, y, like, need)
+            self._offer(prior, block.device, x, moved, like, need)
+            if self.prior_slots:
+                self.offer_effects(prior, block.device, x, y, like, need)
+        y = moved
         xb, yb, judged = self.bounded(x, y, like, prior)
         out = self.judge_rows(block.device, ts[judged], xb[judged], yb[judged], need)
         if self.extend_margin > 0:

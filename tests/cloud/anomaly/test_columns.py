@@ -163,7 +163,9 @@ def test_columns_find_what_the_reference_finds(name: str, make: Callable, seed: 
     columns = columns_for(make)
     rows = {d: columns.add() for d in streams}
     # the references share a fleet prior as the columns' rows do, committed once a round
-    prior = FeaturePrior(columns.proto.n_features) if isinstance(columns, ShiftColumns) else None
+    prior = None
+    if isinstance(columns, ShiftColumns):
+        prior = FeaturePrior(columns.proto.n_features, extra=columns.proto.prior_slots)
     expected: list[Finding] = []
     got: list[Finding] = []
     for k in range(max(map(len, streams.values()))):

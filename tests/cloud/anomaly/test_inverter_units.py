@@ -8,6 +8,8 @@ cooling detector now keeps, per unit, the model its learning showed: ΔT for a f
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -77,11 +79,16 @@ def test_healthy_inverter_units_are_not_read_as_losing_cooling(
     assert sum(len(_found(b)[1]) for b in blocks.values()) > 0
 
 
-def _in_fleet(blocks: dict[str, list[Block]]) -> tuple[ShiftColumns, dict[str, int], list[Finding]]:
+def _in_fleet(
+    blocks: dict[str, list[Block]], prior: FeaturePrior | None = None
+) -> tuple[ShiftColumns, dict[str, int], list[Finding]]:
     """The units' blocks judged together, as the bank does: the columns, with the fleet's
-    prior (``prior.py``). Returns the columns, each unit's row and the active findings."""
+    prior (``prior.py``; ``prior`` instead of the columns' own). Returns the columns, each
+    unit's row and the active findings."""
     columns = columns_for(CoolingDecline)
     assert isinstance(columns, ShiftColumns)
+    if prior is not None:
+        columns.prior = prior
     rows = {d: columns.add() for d in blocks}
     got: list[Finding] = []
     for k in range(len(next(iter(blocks.values())))):
@@ -149,19 +156,30 @@ def test_rows_past_learning_take_the_return_air_back_to_the_learned_setpoints() 
 
 
 @pytest.mark.parametrize(
-    ("fleet", "expected"),
-    [(None, [10.0, 10.0, np.nan]), (0.01, [10.0 - 3.0 * 0.05 * 2.0, 10.0, 10.0 + 3.0 * 0.3 * 2.0])],
+    ("fleet", "effect", "expected"),
+    [
+        (None, None, [10.0, 10.0, np.nan]),
+        (0.01, None, [10.0, 10.0, 10.0 + 3.0 * 0.3 * 2.0]),
+        (0.01, 0.001, [10.0 - 3.0 * 0.03 * 2.0, 10.0, 10.0 + 3.0 * 0.3 * 2.0]),
+        (0.01, 0.01, [10.0 - 3.0 * 0.05 * 2.0, 10.0, 10.0 + 3.0 * 0.3 * 2.0]),
+    ],
 )
 def test_moved_rows_are_judged_along_the_slope_that_errs_away_from_a_loss(
-    fleet: float | None, expected: list[float]
+    fleet: float | None, effect: float | None, expected: list[float]
 ) -> None:
-    """Above the learned setpoints, the gentler of the unit's and the fleet's per-ampere
-    return-air slope (0 without the fleet's); below, the steeper, and not judged without it."""
+    """Above the learned setpoints, along the gentler of the unit's per-ampere return-air slope
+    and the setpoint's effect its fleet's units show (not moved without the fleet's: a warmer
+    room raises ΔT, and the unit's slope is mostly the load's, S19); below, along the steeper
+    of the unit's and the fleet's return-air slope, and not judged without the fleet's."""
 
     class Prior:
         def get(self, j: int) -> tuple[float, float, float, float] | None:
             assert j == 7
             return None if fleet is None else (fleet, 0.0, -5.0, 5.0)
+
+        def quantile(self, j: int, q: float) -> float:
+            assert j == 8
+            return math.nan if effect is None else effect
 
     det = CoolingDecline()
     beta = np.array([0, 0, 0, 0, 1.0, 0, 0, 0.05])  # 0.05 K per A and K of return air
@@ -224,3 +242,61 @@ def test_blocks_without_a_setpoint_are_judged_as_the_reference_does() -> None:
     assert expected, "the leaks should be found"
     key = sorted((f.device, f.ts, f.onset_ts) for f in got)
     assert key == sorted((f.device, f.ts, f.onset_ts) for f in expected)
+
+
+def _hour(setpoint: float, gain: float, t0: float) -> Block:
+    """An hour of an inverter unit's settled cooling at ``setpoint``: ΔT ``gain`` K per ampere."""
+    block = _steady(np.full(60, setpoint), t0)
+    cols = dict(block.columns)
+    cols["supply_c"] = cols["return_c"] - gain * cols["current_a"]
+    return Block(block.device, block.ts, cols)
+
+
+def test_a_unit_offers_its_fleet_the_setpoint_effect_it_shows_past_learning() -> None:
+    """Past learning, an inverter unit's rows at a setpoint above those it learned at, read
+    against its baseline once moved back, say how ΔT per ampere moves with the setpoint: the
+    fleet takes each unit's first readings (``CoolingDecline.offer_effects``), and the rows
+    above are corrected by a low quantile of them (``EFFECT_Q``)."""
+    prior = FeaturePrior(8, extra=1, min_units=1)
+    det = CoolingDecline(settle_s=0.0)
+    for h in range(40):  # learning at setpoints 24 and 25, ΔT 2 K per ampere
+        det.update_pooled(_hour(24.0 + h % 2, 2.0, 3600.0 * h), prior)
+        prior.commit()
+    assert not det.learning and det._baseline.proportional
+    level = det._baseline.level
+    assert prior.get(8) is None
+    # 2 K above the learned setpoints, 3 % more ΔT per ampere and kelvin of excess
+    det.update_pooled(_hour(27.0, 2.0 * (1.0 + 0.03 * 2.0), 3600.0 * 40), prior)
+    prior.commit()
+    got = prior.get(8)
+    assert got is not None
+    assert got[0] == pytest.approx(2.0 * 0.03 / level, rel=0.05)
+    assert prior.quantile(8, cooling.EFFECT_Q) == pytest.approx(got[0])
+    # a unit that was not moved offers nothing
+    still = FeaturePrior(8, extra=1, min_units=1)
+    det.update_pooled(_hour(24.0, 2.0, 3600.0 * 41), still)
+    still.commit()
+    assert still.get(8) is None
+
+
+def test_the_columns_offer_and_take_the_setpoint_effect_as_the_reference_does() -> None:
+    """The columns send a block that may offer the fleet a setpoint effect through the
+    reference (``ShiftColumns._pooling``), and correct rows above the learned setpoints with
+    it in their own path: the same readings, the same findings, as units judged one by one
+    with a shared prior (a fleet of 12: the prior takes its value from 3 units here)."""
+    leak = fault("refrigerant_leak", 0.5, "3d", magnitude=0.15, ramp_s="1h")
+    text = scenario("leak", 33, "6d", batch("I", 12, leak, model="KFR-35GW/BP"), climate=HOT)
+    _, blocks = _blocks(text + USERS)
+    columns, _, got = _in_fleet(blocks, FeaturePrior(8, extra=1, min_units=3))
+    prior = FeaturePrior(8, extra=1, min_units=3)
+    dets = {d: CoolingDecline() for d in blocks}
+    expected: list[Finding] = []
+    for k in range(len(next(iter(blocks.values())))):
+        for d, det in dets.items():
+            expected.extend(f for f in det.update_pooled(blocks[d][k], prior) if f.active)
+        prior.commit()
+    assert prior.get(8) is not None, "the units should have offered the setpoint effect"
+    assert columns.prior._ratios[8] == pytest.approx(prior._ratios[8], rel=1e-9)
+    key = sorted((f.device, f.ts, f.onset_ts) for f in got)
+    assert key == sorted((f.device, f.ts, f.onset_ts) for f in expected)
+    assert expected

@@ -129,6 +129,25 @@ def test_the_fleet_value_is_the_median_of_units_that_varied_the_feature() -> Non
     assert (lo, hi) == (0.0, 12.0)
 
 
+def test_an_extra_slot_takes_offers_and_is_never_a_feature() -> None:
+    """A detector kind's effect that is no feature's coefficient (the cooling detector's
+    setpoint effect) lives after the features: offered, read, never pinned or seen."""
+    prior = FeaturePrior(2, extra=1, min_units=3, per_unit=1)
+    for k, ratio in enumerate([0.01, 0.02, 0.03, -0.5]):  # one odd unit
+        assert prior.wants(f"u{k}", 2)
+        prior.offer(f"u{k}", 2, ratio, 0.0, 1.0 + k)
+        assert not prior.wants(f"u{k}", 2)  # ``per_unit`` readings given
+        prior.commit()
+    assert prior.available().tolist() == [False, False]  # the features only
+    prior.see(np.array([0.0, -1.0]), np.array([1.0, 1.0]))
+    got = prior.get(2)
+    assert got is not None
+    ratio, _, lo, hi = got
+    assert ratio == pytest.approx(0.015)  # the median: the odd unit does not move it far
+    assert (lo, hi) == (0.0, 4.0)
+    assert FeaturePrior(2).get(2) is None  # a prior without the slot: no value
+
+
 def test_pinning_fixes_a_coefficient_the_rows_cannot_identify_and_keeps_predictions() -> None:
     b = LinearBaseline(3)
     rng = np.random.default_rng(0)
