@@ -449,13 +449,16 @@ class ShiftColumns:
             lo, hi = params[j, None, 0], params[j, None, 1]
             with np.errstate(invalid="ignore"):
                 pad = p.range_margin * (hi - lo)
-                like[j] = likej = okj & np.all((xj >= lo - pad) & (xj <= hi + pad), axis=-1)
+                ratio = proportional(params[j, 0], params[j, 1])
+                floor = np.full(xj.shape[:-1], True)  # ``BaselineShift.trusted``
+                if p.floor is not None:
+                    floor = ~ratio[:, None] | (xj[..., p.floor] >= lo[..., p.floor])
+                like[j] = likej = okj & floor & np.all((xj >= lo - pad) & (xj <= hi + pad), axis=-1)
                 if p.extend_margin > 0:
                     wide = (p.range_margin + p.extend_margin) * (hi - lo)
                     inside = np.all((xj >= lo - wide) & (xj <= hi + wide), axis=-1)
                     beyond[j] = (okj & ~likej & inside).any(axis=1)
                 yj = y[j]
-                ratio = proportional(params[j, 0], params[j, 1])
                 moved = p.corrected(xj, yj, params[j, 2], s[j, _LEVEL], ratio, self.prior)
                 if moved is not yj:  # ``BaselineShift.bounded``
                     ys, judge = y.copy(), like.copy()
@@ -471,7 +474,7 @@ class ShiftColumns:
                     xs, ys, judge = x.copy(), y.copy(), like.copy()
                     xs[j], ys[j] = xb, yb
                     inside = np.all((xb >= lo - pad) & (xb <= hi + pad), axis=-1)
-                    judge[j] = okj & inside & np.isfinite(yb)
+                    judge[j] = okj & floor & inside & np.isfinite(yb)
         with np.errstate(invalid="ignore"):
             take = np.where(learning[:, None], ok, judge)
             wins = np.floor(ts / p.window_s) * p.window_s

@@ -119,6 +119,10 @@ class BaselineShift(Compact):
     # slots of the fleet prior after the features, for effects the kind reads from its units
     # past learning (:meth:`offer_effects`; the cooling detector's setpoint effect)
     prior_slots = 0
+    # in a fit without a constant (``LinearBaseline.proportional``), the feature the quantity is
+    # in proportion to: rows below its learned minimum are not judged, margin or not
+    # (:meth:`trusted`; the cooling detector's current); None: no such floor
+    floor: int | None = None
 
     __slots__ = (
         "learn_s",
@@ -345,7 +349,7 @@ class BaselineShift(Compact):
         b = self._baseline
         moved = self.corrected(x, y, b.beta, b.level, b.proportional, prior)
         known = np.isfinite(moved)  # rows moved without a known slope are not used
-        like = b.within(x, self.range_margin) & known
+        like = self.trusted(x) & known
         if prior is not None:
             self._offer(prior, block.device, x, moved, like, need)
             if self.prior_slots:
@@ -375,7 +379,17 @@ class BaselineShift(Compact):
             return x, y, like  # nothing outside the range: the common case, no copies
         below, above = self.range_slopes(b.beta[cols], b.level, prior)
         xb, yb = into_range(x, y, cols, bottom, top, below, above)
-        return xb, yb, b.within(xb, self.range_margin) & np.isfinite(yb)
+        return xb, yb, self.trusted(xb) & np.isfinite(yb)
+
+    def trusted(self, x: np.ndarray) -> np.ndarray:
+        """Past learning, the rows within the trusted range: the learned range widened by
+        ``range_margin``, and for a proportional fit not below the learned minimum of
+        :attr:`floor`."""
+        b = self._baseline
+        like = b.within(x, self.range_margin)
+        if self.floor is not None and b.proportional:
+            like &= x[:, self.floor] >= b.lo[self.floor]
+        return like
 
     def range_slopes(
         self, beta: np.ndarray, level: np.ndarray | float, prior: FeaturePrior | None

@@ -300,3 +300,20 @@ def test_the_columns_offer_and_take_the_setpoint_effect_as_the_reference_does() 
     key = sorted((f.device, f.ts, f.onset_ts) for f in got)
     assert key == sorted((f.device, f.ts, f.onset_ts) for f in expected)
     assert expected
+
+
+def test_an_inverter_unit_is_not_judged_below_the_current_it_learned_at() -> None:
+    """Its model has no constant, so at a current below the least it drew while learning (the
+    compressor's lowest speeds, where the board's and fans' share of the current grows) it
+    expects more ΔT than a healthy unit gives; a loss moves the current up, not down. Rows
+    there are not judged, within the range's margin or not (``CoolingDecline.floor``)."""
+    det = CoolingDecline(settle_s=0.0)
+    for h in range(40):  # currents 2-4 A
+        det.update(_hour(24.0 + h % 2, 2.0, 3600.0 * h))
+    assert not det.learning and det._baseline.proportional
+    block = _hour(24.0, 2.0, 3600.0 * 40)
+    cols = dict(block.columns)
+    cols["current_a"] = np.linspace(1.7, 3.0, 60)  # 1.7 A: inside the 20 % margin (1.6 A)
+    _, x, _ = det._rows(Block(block.device, block.ts, cols))
+    assert det._baseline.within(x, det.range_margin).all()
+    assert det.trusted(x).tolist() == (cols["current_a"] >= 2.0).tolist()
