@@ -262,8 +262,8 @@ class CoolingDecline(BaselineShift):
         rows at a setpoint above those it learned at (at least ``need``, within the learned
         range once moved back), the ΔT as read less the baseline's, per ampere and kelvin of
         excess, relative to the level. A unit that looks faulty (a fault standing, or evidence
-        in its CUSUM) offers nothing; the fleet takes a unit's first ``per_unit`` readings, and
-        its median (``prior.py``)."""
+        in its CUSUM) offers nothing; the fleet takes a unit's first ``per_unit`` readings
+        (``prior.py``), and :meth:`corrected` their lower quartile (``EFFECT_Q``)."""
         b = self._baseline
         slot = self.n_features
         if not b.proportional or b.beta is None or not b.level or not prior.wants(device, slot):
