@@ -369,10 +369,10 @@ class ShiftColumns:
         # a feature taken from the fleet follows the fleet's range as it grows
         narrow = (lo > prior.seen_lo) | (hi < prior.seen_hi)
         out |= ~learning & (self._pinned[rows] & narrow).any(axis=1)
-        if p.prior_slots:
-            offers = (ok & p.offer_rows(x)).any(axis=1) & proportional(lo, hi)
-            maybe = offers & ~learning & ~out
-            for i in np.flatnonzero(maybe).tolist():
+        if p.prior_slots:  # only a proportional fit past learning offers: scan those alone
+            cand = np.flatnonzero(proportional(lo, hi) & ~learning & ~out)
+            offers = (ok[cand] & p.offer_rows(x[cand])).any(axis=1)
+            for i in cand[offers].tolist():
                 device = batch.blocks[int(idx[i])].device
                 out[i] = any(prior.wants(device, p.n_features + j) for j in range(p.prior_slots))
         if not zero.any():
