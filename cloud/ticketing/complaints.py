@@ -35,9 +35,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -64,6 +65,7 @@ from contract.faults import FAULTS, FEEDBACK_CATEGORIES
 
 _FEEDBACK_LOCK = ("\0feedback", "")
 _SPACE = re.compile(r"[\s\-()]+")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,10 +143,34 @@ def file_feedback(
     actor: str = "system",
     classification: Classification | None = None,
 ) -> Filed:
-    """Record ``fb`` and open, repeat or find its ticket (see the module's docstring).
+    """Record ``fb`` and open, repeat or find its ticket (see the module's docstring); the
+    answer holds the ticket as it stands after this feedback.
 
     ``classification`` is the classifier's answer for ``fb.text`` when the caller already has
-    it (a bulk import classifies many texts in one call); otherwise it is computed here."""
+    it; otherwise it is computed here."""
+    view, outcome = _file(ctx, fb, actor, classification, lambda s, tid: _detail(ctx, s, tid))
+    return Filed(view, outcome)
+
+
+def record_feedback(
+    ctx: Context,
+    fb: FeedbackIn,
+    *,
+    actor: str = "system",
+    classification: Classification | None = None,
+) -> tuple[str, str]:
+    """:func:`file_feedback` without reading the ticket back: its id and the outcome. A bulk
+    import files thousands of rows and needs only the counts."""
+    return _file(ctx, fb, actor, classification, lambda s, tid: tid)
+
+
+def _file(
+    ctx: Context,
+    fb: FeedbackIn,
+    actor: str,
+    classification: Classification | None,
+    answer: Callable[[Session, str], _T],
+) -> tuple[_T, str]:
     check(fb)
     now = ctx.now()
     received_at = fb.received_at or now
@@ -155,7 +181,7 @@ def file_feedback(
         serialize(s, *_FEEDBACK_LOCK)
         seen = s.scalars(select(Feedback).where(Feedback.digest == key)).first()
         if seen is not None:
-            return Filed(_detail(ctx, s, seen.ticket_id), "duplicate")
+            return answer(s, seen.ticket_id), "duplicate"
         dev = _unit(s, fb, read)
         model = dev.model if dev else (fb.model or read.model)
         contact = normalise_contact(fb.contact)
@@ -191,7 +217,7 @@ def file_feedback(
             )
         )
         s.flush()
-        return Filed(_detail(ctx, s, ticket.id), outcome)
+        return answer(s, ticket.id), outcome
 
 
 def _detail(ctx: Context, s: Session, ticket_id: str) -> TicketView:

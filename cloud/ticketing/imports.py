@@ -3,8 +3,9 @@
 Each readable row is filed like one ``POST /api/v1/feedback`` (``complaints.py``), in its own
 transaction, so a bad row is refused with its line number and the reason and every other row goes
 in; nothing is half-imported. The texts are classified a chunk at a time (one matrix product per
-chunk instead of one per row). Importing the same file again files nothing new: every row is
-found by its content digest and counted as ``already imported``.
+chunk instead of one per row), and a row's ticket is not read back (``record_feedback``).
+Importing the same file again files nothing new: every row is found by its content digest (one
+query per chunk) and counted as ``already imported``.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from datetime import UTC, tzinfo
 from itertools import islice
 from pathlib import Path
 
+from sqlalchemy import select
+
 from cloud.feedback.sources import FeedbackRecord, RowError, read_feedback
-from cloud.ticketing.complaints import FeedbackIn, file_feedback
+from cloud.ticketing.complaints import FeedbackIn, digest, record_feedback
 from cloud.ticketing.context import Context
 from cloud.ticketing.errors import InvalidFeedback
+from cloud.ticketing.models import Feedback
 
 CHUNK = 256
 
@@ -66,18 +70,21 @@ def import_feedback(
     summary = ImportSummary(path.name)
     who = actor or f"import:{path.name}"[:64]
     for chunk in _chunks(rows):
-        records = [r for r in chunk if isinstance(r, FeedbackRecord)]
         summary.refused += [r for r in chunk if isinstance(r, RowError)]
-        answers = ctx.classifier().predict_many([r.text for r in records]) if records else []
-        for record, c in zip(records, answers, strict=True):
+        pieces = [(r.line, _feedback(r)) for r in chunk if isinstance(r, FeedbackRecord)]
+        seen = _imported_before(ctx, [fb for _, fb in pieces])
+        summary.already += len(seen)
+        pieces = [(line, fb) for i, (line, fb) in enumerate(pieces) if i not in seen]
+        answers = ctx.classifier().predict_many([fb.text for _, fb in pieces]) if pieces else []
+        for (line, fb), c in zip(pieces, answers, strict=True):
             try:
-                filed = file_feedback(ctx, _feedback(record), actor=who, classification=c)
+                _, outcome = record_feedback(ctx, fb, actor=who, classification=c)
             except InvalidFeedback as e:
-                summary.refused.append(RowError(record.line, f"row {record.line}: {e}"))
+                summary.refused.append(RowError(line, f"row {line}: {e}"))
                 continue
-            if filed.outcome == "opened":
+            if outcome == "opened":
                 summary.opened += 1
-            elif filed.outcome == "repeat":
+            elif outcome == "repeat":
                 summary.repeats += 1
             else:
                 summary.already += 1
@@ -85,6 +92,18 @@ def import_feedback(
             progress(summary)
     summary.refused.sort(key=lambda e: e.line)
     return summary
+
+
+def _imported_before(ctx: Context, pieces: list[FeedbackIn]) -> set[int]:
+    """Which of ``pieces`` (by position) a transaction committed before: one query per chunk
+    instead of a write transaction per row, so importing a file again costs little. Rows
+    without a time are left to the filing, whose digest takes the time of filing."""
+    keys = {digest(fb, fb.received_at): i for i, fb in enumerate(pieces) if fb.received_at}
+    if not keys:
+        return set()
+    with ctx.readers() as s:
+        found = s.scalars(select(Feedback.digest).where(Feedback.digest.in_(keys))).all()
+    return {keys[k] for k in found}
 
 
 def _chunks(rows: Iterable[FeedbackRecord | RowError]) -> Iterable[list[FeedbackRecord | RowError]]:
