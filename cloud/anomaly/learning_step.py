@@ -28,7 +28,16 @@ standard errors though its size at like conditions was past the minimum (``early
 20000: 25 leaks of 60 missed, 11 of them so). The windows at like conditions are a second
 reading: per split, the size at like conditions over its standard error (the same robust spread
 about the split's fit, over the windows before it and the like windows after it); the split of
-the largest. The detector keeps the row fit's step if it passes both gates, else this one.
+the largest.
+
+**And against the windows after the split alone** (:func:`_after_fit`, S21; cooling only, the
+detector's ``after_steps``). A loss in the first hours, two or three night windows before it and
+the day's warming after it: the row fit gives the loss to the outdoor temperature's slope, and
+no window after it is like the night before it. A fit of the windows after the split by
+themselves, a day or more of the unit as it now is, fixes the slopes without the step, and its
+prediction at the windows before reads the whole loss, where its conditions are not an
+extrapolation of that fit. Of the readings that pass both gates the detector keeps the largest:
+a reading through a wrong slope, or at a split a few windows off, reads a part of the step.
 
 **The healthy units.** Their steps are heavy-tailed in ``t``, from weather and habits the
 features do not capture. The practical minimum, not ``t``, keeps them out. The measure was every
@@ -82,13 +91,16 @@ def find_step(b: LinearBaseline, direction: int, min_side: int) -> Step | None:
     return steps[0] if steps else None
 
 
-def find_steps(b: LinearBaseline, direction: int, min_side: int) -> list[Step]:
+def find_steps(
+    b: LinearBaseline, direction: int, min_side: int, *, after_margin: float | None = None
+) -> list[Step]:
     """The step in ``b``'s learning windows as the row fit reads it (:func:`find_step`), then
     as the windows at like conditions read it: the split whose size at like conditions
     (:func:`_matched`) is the most standard errors large, with that ``t`` (the same spread
-    about the split's fit, over the windows before it and the like windows after it). The
-    caller keeps the first that passes its gates; empty if neither reading has a step in
-    ``direction``."""
+    about the split's fit, over the windows before it and the like windows after it). With
+    ``after_margin``, a third reading: against the windows after the split alone
+    (:func:`_after_fit`). The caller keeps the largest that passes its gates; empty if no
+    reading has a step in ``direction``."""
     windows = b.windows
     if windows is None or len(windows) < 2 * min_side:
         return []
@@ -115,7 +127,87 @@ def find_steps(b: LinearBaseline, direction: int, min_side: int) -> list[Step]:
             size = delta[best] if matched[best] is None else matched[best][0]
             level = float(np.sum([w[3] for w in windows[:split]]) / n[:split].sum())
             out.append(Step(split, windows[split][0], float(size), float(read[best]), level))
+    if after_margin is not None:
+        out += _after_fit(windows, direction, min_side, b.ridge, after_margin)
     return out
+
+
+def _after_fit(
+    windows: list[tuple[float, int, np.ndarray, float]],
+    direction: int,
+    min_side: int,
+    ridge: float,
+    margin: float,
+) -> list[Step]:
+    """The step at a split read against the windows after it alone: per split with
+    ``min_side`` or more windows before it and more windows after it than features plus two,
+    the least squares of the windows' means after it on their conditions (about their weighted
+    means, a feature that does not vary there left out; the ridge relative to each feature's
+    own spread, so it shrinks the slopes and never the level), and the step as the fit's
+    prediction at the windows before it less what those read. Its ``t``: the step over the
+    standard error of that prediction and of the windows' own mean, each window's mean one draw
+    of the robust spread of the fit's residuals.
+
+    Only where the fit is not extrapolated: every window before the split within the range of
+    the windows after it, widened by ``margin`` of its width (a feature they hold: at its
+    value), and the windows' mean conditions before it no further from the centre than the
+    farthest window after it, in the fit's own metric (its leverage), widened by the same
+    margin (``(1 + margin)²`` of it). The first is a check per feature; the second catches
+    the hidden extrapolation of correlated features, each within its range but not together
+    (Montgomery, Peck and Vining, *Introduction to Linear Regression Analysis*, on the
+    regressor variable hull). An inverter unit's current and the outdoor temperature move
+    together over a day; a healthy unit's first night off that line read 13-22 % "losses" at a
+    leverage 70-90 times the farthest window's. Before the check on the level's ridge, a fit
+    whose ridge shrank the level read healthy units' first windows as 9-15 % losses
+    (``healthy``, seed 3000: four false findings).
+
+    The split of the largest step in ``direction``, or nothing: a split after the step counts
+    some of the changed windows as before it, one ahead of it fits the slopes over some
+    unchanged ones, and both read less of it (with the windows' means this exact, ``t`` is
+    large at both and picks by noise).
+
+    Why: with few windows before the step, or a step that came with the day's warming, the
+    row fit cannot tell the step from the conditions' slopes (a night before an installation
+    leak, the day's warming after it: the outdoor temperature's coefficient takes up the
+    loss), and the windows after it rarely match those before closely enough for
+    :func:`_matched`. The windows after it, a day or more of the unit as it now is, fix the
+    slopes by themselves (BENCHMARKS.md, issue 15, S21)."""
+    count = len(windows)
+    n = np.array([w[1] for w in windows], dtype=float)
+    mx = np.array([w[2] for w in windows]) / n[:, None]
+    y = np.array([w[3] for w in windows]) / n
+    widen = (1.0 + margin) ** 2
+    best: Step | None = None
+    for split in range(min_side, count - min_side + 1):
+        after = mx[split:]
+        tiny = 1e-9 * (1.0 + np.abs(after).max(axis=0))
+        keep = np.flatnonzero(np.ptp(after, axis=0) > tiny)
+        lo, hi = after.min(axis=0), after.max(axis=0)
+        pad = margin * (hi - lo) + tiny
+        if count - split < len(keep) + 3 or not np.all(
+            (mx[:split] >= lo - pad) & (mx[:split] <= hi + pad)
+        ):
+            continue
+        w = n[split:] / n[split:].sum()
+        centre = w @ after[:, keep]
+        a = after[:, keep] - centre
+        lhs = (a * w[:, None]).T @ a
+        inv = np.linalg.pinv(lhs + ridge * np.diag(np.diag(lhs)))
+        wb = n[:split] / n[:split].sum()
+        x0 = wb @ mx[:split, keep] - centre
+        if len(keep) and x0 @ inv @ x0 > widen * np.max(np.einsum("ij,jk,ik->i", a, inv, a)):
+            continue  # a hidden extrapolation
+        ybar = float(w @ y[split:])
+        beta = inv @ ((a * w[:, None]).T @ (y[split:] - ybar))
+        sigma = float(robust_spread(y[split:] - ybar - a @ beta))
+        delta = ybar + float(x0 @ beta) - float(wb @ y[:split])  # after less before, at x0
+        if sigma <= 0.0 or direction * delta <= 0.0:
+            continue
+        if best is None or direction * delta > direction * best.delta:
+            c = w * (1.0 + a @ (inv @ x0))  # the prediction's weights on the windows after
+            t = direction * delta / (sigma * np.sqrt(float(c @ c) + float(wb @ wb)))
+            best = Step(split, windows[split][0], delta, float(t), float(wb @ y[:split]))
+    return [] if best is None else [best]
 
 
 def _matched(

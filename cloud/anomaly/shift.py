@@ -123,6 +123,9 @@ class BaselineShift(Compact):
     # in proportion to: rows below its learned minimum are not judged, margin or not
     # (:meth:`trusted`; the cooling detector's current); None: no such floor
     floor: int | None = None
+    # does the step search at the end of learning also read a step against the windows after
+    # it alone (``learning_step._after_fit``)? Measured for cooling only
+    after_steps = False
 
     __slots__ = (
         "learn_s",
@@ -510,14 +513,21 @@ class BaselineShift(Compact):
         """At the end of learning: a step in the fault's direction within the learning
         windows, at least ``step_side`` windows from either end, ``step_t`` standard errors
         and the practical minimum shift large (a unit that changed while it learned), or
-        None."""
+        None. Of the readings that pass (``find_steps``), the largest: one through a wrong
+        slope or at a split a few windows off reads a part of the step."""
         if not math.isfinite(self.step_t):
             return None
-        for step in find_steps(self._baseline, self.direction, self.step_side):
-            practical = max(self.min_shift, self.min_shift_fraction * abs(step.level))
-            if step.t >= self.step_t and abs(step.delta) >= practical:
-                return step
-        return None
+        # the reading after the split: not extrapolated beyond the range a baseline is judged
+        # in and grows into
+        margin = self.range_margin + self.extend_margin if self.after_steps else None
+        steps = find_steps(self._baseline, self.direction, self.step_side, after_margin=margin)
+        passed = [
+            step
+            for step in steps
+            if step.t >= self.step_t
+            and abs(step.delta) >= max(self.min_shift, self.min_shift_fraction * abs(step.level))
+        ]
+        return max(passed, key=lambda step: abs(step.delta), default=None)
 
     def unused_features(self, xtx: np.ndarray, prior: FeaturePrior | None = None) -> np.ndarray:
         """At the end of learning: which features the unit's fit leaves out
