@@ -156,10 +156,9 @@ def _after_fit(
     the hidden extrapolation of correlated features, each within its range but not together
     (Montgomery, Peck and Vining, *Introduction to Linear Regression Analysis*, on the
     regressor variable hull). An inverter unit's current and the outdoor temperature move
-    together over a day; a healthy unit's first night off that line read 13-22 % "losses" at a
-    leverage 70-90 times the farthest window's. Before the check on the level's ridge, a fit
-    whose ridge shrank the level read healthy units' first windows as 9-15 % losses
-    (``healthy``, seed 3000: four false findings).
+    together over a day; two healthy units' first night off that line read 13-22 % "losses" at
+    a leverage 73 and 92 times the farthest window's. (S20's fit, whose ridge shrank the level
+    too, read four healthy units' first windows as 9-15 % losses: ``healthy``, seed 3000.)
 
     The split of the largest step in ``direction``, or nothing: a split after the step counts
     some of the changed windows as before it, one ahead of it fits the slopes over some
