@@ -169,7 +169,7 @@ class CoolingDecline(BaselineShift):
     prior_slots = 1
     # an inverter unit's current below what it drew while learning: not judged (see above)
     floor = 4
-    # an installation leak in the first hours of learning: read against the day after it
+    # a leak while the unit learns (an installation leak): also read against the windows after it
     after_steps = True
 
     needs = ("compressor_on", "return_c", "supply_c", "ambient_c", "fan_speed")
