@@ -171,6 +171,15 @@ def proportional(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return dropped(lo[..., 0], hi[..., 0])
 
 
+def within_range(
+    x: np.ndarray, lo: np.ndarray, hi: np.ndarray, margin: float, slack: float | np.ndarray = 0.0
+) -> np.ndarray:
+    """Which rows of ``x`` lie inside ``lo``–``hi`` per feature, widened on each side by
+    ``margin`` of its width and by ``slack``."""
+    pad = margin * (hi - lo) + slack
+    return np.all((x >= lo - pad) & (x <= hi + pad), axis=-1)
+
+
 def robust_spread(values: np.ndarray, axis: int = -1) -> np.ndarray:
     """1.4826 × the median absolute deviation along ``axis``: a normal's sigma, robust to odd
     windows."""
@@ -247,8 +256,7 @@ class LinearBaseline(Compact):
     def within(self, x: np.ndarray, margin: float) -> np.ndarray:
         """Rows whose conditions lie inside the learned range, widened by ``margin`` of its
         width: the baseline is only trusted where it was learned, not extrapolated."""
-        pad = margin * (self.hi - self.lo)
-        return np.all((x >= self.lo - pad) & (x <= self.hi + pad), axis=1)
+        return within_range(x, self.lo, self.hi, margin)
 
     def __setstate__(self, state: object) -> None:
         super().__setstate__(state)

@@ -68,7 +68,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cloud.anomaly.baseline import LinearBaseline, robust_spread
+from cloud.anomaly.baseline import LinearBaseline, robust_spread, within_range
 
 
 class Step(NamedTuple):
@@ -182,9 +182,9 @@ def _after_fit(
         tiny = 1e-9 * (1.0 + np.abs(after).max(axis=0))
         keep = np.flatnonzero(np.ptp(after, axis=0) > tiny)
         lo, hi = after.min(axis=0), after.max(axis=0)
-        pad = margin * (hi - lo) + tiny
-        if count - split < len(keep) + 3 or not np.all(
-            (mx[:split] >= lo - pad) & (mx[:split] <= hi + pad)
+        if (
+            count - split < len(keep) + 3
+            or not within_range(mx[:split], lo, hi, margin, tiny).all()
         ):
             continue
         w = n[split:] / n[split:].sum()
@@ -218,9 +218,7 @@ def _matched(
     how many windows after it were alike; None with fewer than two such windows. A slope the
     fit got wrong cancels out of it."""
     before = mx[:split]
-    lo, hi = before.min(axis=0), before.max(axis=0)
-    pad = margin * (hi - lo)
-    like = np.all((mx[split:] >= lo - pad) & (mx[split:] <= hi + pad), axis=1)
+    like = within_range(mx[split:], before.min(axis=0), before.max(axis=0), margin)
     if like.sum() < 2:
         return None
     return float(res[split:][like].mean() - res[:split].mean()), int(like.sum())
