@@ -56,8 +56,8 @@ and vibration.
 means took weather and setpoint changes for steps (29 healthy units past the cooling minimum,
 10 past the noise one).
 
-**Where it stops.** A step in the first ``min_side`` windows (6 h) cannot be told from a unit
-that was born so.
+**Where it stops.** A step in the first window (3 h; the first ``min_side`` windows for the row
+fit and the like windows) cannot be told from a unit that was born so.
 
 Pure: the baseline's sums in, a :class:`Step` out.
 """
@@ -98,9 +98,9 @@ def find_steps(
     as the windows at like conditions read it: the split whose size at like conditions
     (:func:`_matched`) is the most standard errors large, with that ``t`` (the same spread
     about the split's fit, over the windows before it and the like windows after it). With
-    ``after_margin``, a third reading: against the windows after the split alone
-    (:func:`_after_fit`). The caller keeps the largest that passes its gates; empty if no
-    reading has a step in ``direction``."""
+    ``after_margin``, a third reading, one per split from the second window on: against the
+    windows after the split alone (:func:`_after_fit`). The caller keeps the largest that
+    passes its gates; empty if no reading has a step in ``direction``."""
     windows = b.windows
     if windows is None or len(windows) < 2 * min_side:
         return []
@@ -128,7 +128,7 @@ def find_steps(
             level = float(np.sum([w[3] for w in windows[:split]]) / n[:split].sum())
             out.append(Step(split, windows[split][0], float(size), float(read[best]), level))
     if after_margin is not None:
-        out += _after_fit(windows, direction, min_side, b.ridge, after_margin)
+        out += _after_fit(windows, direction, 1, b.ridge, after_margin)
     return out
 
 
@@ -160,10 +160,17 @@ def _after_fit(
     a leverage 73 and 92 times the farthest window's. (S20's fit, whose ridge shrank the level
     too, read four healthy units' first windows as 9-15 % losses: ``healthy``, seed 3000.)
 
-    The split of the largest step in ``direction``, or nothing: a split after the step counts
-    some of the changed windows as before it, one ahead of it fits the slopes over some
-    unchanged ones, and both read less of it (with the windows' means this exact, ``t`` is
-    large at both and picks by noise).
+    One reading per split with a step in ``direction``; the caller keeps the largest that
+    passes its gates: a split after the step counts some of the changed windows as before it,
+    one ahead of it fits the slopes over some unchanged ones, and both read less of it (with
+    the windows' means this exact, ``t`` is large at both and picks by noise). Gated first,
+    then the largest (S22): the largest of all splits, then gated, lost a step whose largest
+    reading was a noisy one, one window before a split ahead of it, under its ``t``.
+
+    ``min_side`` may be 1 (the detector's call, S22): one window before the split is one draw
+    of the spread, and the reading's ``t`` carries it. A loss in the unit's second window was
+    learned in part before: the row fit and the windows at like conditions need two windows
+    on each side.
 
     Why: with few windows before the step, or a step that came with the day's warming, the
     row fit cannot tell the step from the conditions' slopes (a night before an installation
@@ -176,7 +183,7 @@ def _after_fit(
     mx = np.array([w[2] for w in windows]) / n[:, None]
     y = np.array([w[3] for w in windows]) / n
     widen = (1.0 + margin) ** 2
-    best: Step | None = None
+    out: list[Step] = []
     for split in range(min_side, count - min_side + 1):
         after = mx[split:]
         tiny = 1e-9 * (1.0 + np.abs(after).max(axis=0))
@@ -202,11 +209,10 @@ def _after_fit(
         delta = ybar + float(x0 @ beta) - float(wb @ y[:split])  # after less before, at x0
         if sigma <= 0.0 or direction * delta <= 0.0:
             continue
-        if best is None or direction * delta > direction * best.delta:
-            c = w * (1.0 + a @ (inv @ x0))  # the prediction's weights on the windows after
-            t = direction * delta / (sigma * np.sqrt(float(c @ c) + float(wb @ wb)))
-            best = Step(split, windows[split][0], delta, float(t), float(wb @ y[:split]))
-    return [] if best is None else [best]
+        c = w * (1.0 + a @ (inv @ x0))  # the prediction's weights on the windows after
+        t = direction * delta / (sigma * np.sqrt(float(c @ c) + float(wb @ wb)))
+        out.append(Step(split, windows[split][0], delta, float(t), float(wb @ y[:split])))
+    return out
 
 
 def _matched(
