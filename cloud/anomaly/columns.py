@@ -302,7 +302,9 @@ class ShiftColumns:
         coefficients), without waiting for the rest of ``learn_s``: the peer level test's
         verdict that the unit is short of its peers (``peers.py``), whose baseline's level then
         comes from them anyway. It needs the kind's ``min_learn_windows`` as any learning end
-        does. False (nothing done) for a row past learning or with fewer windows."""
+        does. The windows after a learned step are not judged here (``_judge_learned`` needs
+        the block's device and time; the move that follows judges the unit against its peers
+        anyway). False (nothing done) for a row past learning or with fewer windows."""
         if not self._s[row, _LEARNING]:
             return False
         if len(self._windows.get(row, ())) < self.proto.min_learn_windows:

@@ -8,7 +8,10 @@ row back near the baseline report it cleared (``Finding.active = False``), which
 verification listens for.
 
 A unit that changed while it learned (an installation leak) keeps the baseline from before the
-change: ``learned_step`` and ``learning_step.py``, which says where that stops.
+change: ``learned_step`` and ``learning_step.py``, which says where that stops. The learning
+windows after the change are then judged at once (:meth:`BaselineShift._judge_learned`): the
+CUSUM hears them at the learning end, and a finding they raise comes with the block that ends
+learning instead of ``min_windows`` windows later (S23: about 5 h sooner in the test's units).
 
 A detector may learn more than one model of its quantity and keep one at the end of learning
 (:meth:`unused_features`, ``LinearBaseline.drop``): the cooling detector's fixed- and
@@ -346,8 +349,7 @@ class BaselineShift(Compact):
             prior.see(x.min(axis=0), x.max(axis=0))
         need = self.min_rows(block.ts)
         if self._learning:
-            self._learn(ts, x, y, need, prior)
-            return []
+            return self._learn(block.device, ts, x, y, need, prior)
         # judge only like conditions: those the baseline has seen
         b = self._baseline
         moved = self.corrected(x, y, b.beta, b.level, b.proportional, prior)
@@ -463,8 +465,16 @@ class BaselineShift(Compact):
             prior.offer(device, j, residual / b.level / step, min(lo, b.lo[j]), max(hi, b.lo[j]))
 
     def _learn(
-        self, ts: np.ndarray, x: np.ndarray, y: np.ndarray, need: int, prior: FeaturePrior | None
-    ) -> None:
+        self,
+        device: str,
+        ts: np.ndarray,
+        x: np.ndarray,
+        y: np.ndarray,
+        need: int,
+        prior: FeaturePrior | None,
+    ) -> list[Finding]:
+        """Take a block's rows into the learning sums; at the end of learning, fit
+        (:meth:`_freeze`) and return what the windows after a learned step already show."""
         assert self._first_ts is not None
         closed = self._sums.add(ts, x, y)
         b = self._baseline
@@ -479,7 +489,8 @@ class BaselineShift(Compact):
             and len(b.windows) >= self.min_learn_windows
             and not (learned_s < self.learn_s + WAIT_S and self.waits(prior))
         ):
-            self._freeze(prior)
+            return self._freeze(prior, device, float(ts[-1]))
+        return []
 
     def _extend(
         self, ts: np.ndarray, x: np.ndarray, y: np.ndarray, beyond: np.ndarray, need: int
@@ -542,12 +553,19 @@ class BaselineShift(Compact):
         (:meth:`unused_features`; at most ``WAIT_S``)? By default, no."""
         return False
 
-    def _freeze(self, prior: FeaturePrior | None = None) -> None:
+    def _freeze(
+        self, prior: FeaturePrior | None = None, device: str | None = None, now: float = math.nan
+    ) -> list[Finding]:
+        """End learning: choose the model, search the learning windows for a step, fit, and
+        calibrate the CUSUM. With ``device``, the windows after a learned step are judged at
+        once against the unit before it (:meth:`_judge_learned`), and a finding they raise is
+        stamped ``now``, the learning end, when it is first known."""
         b = self._baseline
         unused = self.unused_features(b.xtx, prior)
         if unused.any():
             b.drop(np.flatnonzero(unused).tolist())
         step = self.learned_step()
+        windows = b.windows or []
         learned = b.fit() if step is None else b.fit(step.split, step.delta)
         for start, residual in learned:  # the trend test starts with the learning windows
             self._recent.add(start, residual)
@@ -558,6 +576,32 @@ class BaselineShift(Compact):
             max(self.min_shift, self.min_shift_fraction * scale),
         )
         self._learning = False
+        if step is None or device is None:
+            return []
+        return self._judge_learned(device, now, windows[step.split :], learned[step.split :])
+
+    def _judge_learned(
+        self,
+        device: str,
+        now: float,
+        windows: list[tuple[float, int, np.ndarray, float]],
+        residuals: list[tuple[float, float]],
+    ) -> list[Finding]:
+        """The learning windows after a learned step, judged as the windows after learning
+        are: each one's residual against the unit before the step into the CUSUM. They show
+        the unit as it now is, the step search has already found them beyond the practical
+        minimum, and otherwise the CUSUM would wait for ``min_windows`` more windows after
+        learning to hear what it already holds (``learning_step.py``, S23). A finding is
+        stamped ``now`` (its onset is the run's start, within learning)."""
+        alarm, last = None, None
+        for (start, n, sx, sy), (_, residual) in zip(windows, residuals, strict=True):
+            alarm = self._cusum.update(start, residual, self.window_s) or alarm
+            last = (n, sx, sy)
+        if alarm is None or last is None:
+            return []
+        self._active, self._onset, self._clear_run = True, alarm.onset_ts, 0
+        n, sx, sy = last
+        return [self._finding(device, now, n, sx, sy, alarm.statistic, True)]
 
     def _judge(
         self, device: str, start: float, n: int, sx: np.ndarray, sy: float

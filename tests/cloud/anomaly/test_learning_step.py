@@ -84,6 +84,21 @@ def test_a_loss_that_begins_while_the_unit_learns_is_found() -> None:
                 assert found[0].evidence["change_fraction"] < -0.1  # the whole loss, not a part
 
 
+def test_the_windows_after_a_learned_step_are_judged_at_the_learning_end() -> None:
+    """The learning windows after the step already show the loss: the finding comes with the
+    block that ends learning (36 h after the first reading), not ``min_windows`` windows later,
+    stamped with that block's time, its onset the step's window, in both paths alike."""
+    for seed in (1, 2, 3):
+        blocks = _blocks(seed, 60.0, 12.0, 0.15)
+        end = next(i for i, b in enumerate(blocks) if b.ts[-1] - T0 >= 36 * H)
+        reference, columns = _found(blocks)
+        assert [f.ts for f in reference] == [f.ts for f in columns] == [blocks[end].ts[-1]], seed
+        assert [f.onset_ts for f in reference] == [f.onset_ts for f in columns], seed
+        assert abs(reference[0].onset_ts - (T0 + 12 * H)) <= 3 * H, seed
+        # one block less: still learning, nothing found
+        assert _found(blocks[:end]) == ([], []), seed
+
+
 def test_a_healthy_unit_whose_conditions_change_while_it_learns_is_not_found() -> None:
     for seed in (1, 2, 3):
         blocks = _blocks(seed, 120.0, onset_h=1e9, loss=0.0, front_h=15.0)  # a warm front
