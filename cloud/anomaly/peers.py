@@ -71,6 +71,18 @@ take part: healthy batches differ in noise and vibration far more (a batch's fan
 share their spread, and noise depends on each user's fan speed habits): there the same test gave
 p-values down to 1e-7 on healthy batches.
 
+**A unit alone** (:meth:`PeerLevels.lone`, S23). A unit that was short from its first hours
+(a leak at installation, before the unit's first 3-h window closed, so that its own learning
+never saw it healthy: ``learning_step.py``, where it stops) is short of its model's other units
+whatever its batch, and alone it does not make its batch stand out. So each round, after the
+batch test, every unit past learning of a model with ``lone_units`` (20) or more past learning
+is compared with the median of all of them. A unit is named when it lies short by
+``lone_factor`` (1.5) times the practical minimum (12 % of ΔT for cooling) and by
+``lone_spread`` (4) robust standard deviations of the model's units: far beyond the 11.1 % at
+most and 3.2 % σ of the 5,659 healthy units above, and in a fleet whose units spread more the bar
+rises with them. Its baseline is moved up as a named batch's units are, so its own detector
+finds the shortfall and its ticket is a unit's ticket, not a batch's.
+
 What it cannot see: a model with a single batch (nothing to compare with), a batch whose whole
 model is short, and what the features do not describe (a batch shipped only to a humid region
 removes more latent heat and shows a lower sensible ΔT: humidity is not a feature). With several
@@ -328,8 +340,14 @@ class PeerLevels:
         alpha: float = 0.01,
         forget_s: float = 86_400.0,
         provisional_windows: int | None = 3,
+        lone_units: int = 20,
+        lone_spread: float = 4.0,
+        lone_factor: float = 1.5,
     ) -> None:
         self.every_s = every_s
+        self.lone_units = lone_units
+        self.lone_spread = lone_spread
+        self.lone_factor = lone_factor
         self.provisional_windows = provisional_windows
         self.min_units = min_units
         self.min_reference = min_reference
@@ -431,6 +449,44 @@ class PeerLevels:
             for device, move in finding.moves().items():
                 self._moved[(fault, device)] = move
             out.append(finding)
+        return out
+
+    def lone(
+        self,
+        learned: Mapping[str, Learned],
+        batch_of: Callable[[str], tuple[str, str] | None],
+    ) -> list[tuple[str, str, float]]:
+        """The units alone far short of their whole model, whatever their batch (see the
+        module docstring's last section): ``(fault, device, move)`` for each unit past learning
+        not moved before, of a model with at least ``lone_units`` units past learning, whose
+        level lies short of the model's median by ``lone_factor`` times the practical minimum
+        and by ``lone_spread`` robust standard deviations of the model's units. Its move
+        (``DetectorBank.move_baseline``) is its shortfall, as :meth:`PeerFinding.moves`; it is
+        remembered, as the batch test's moves are. Call it after :meth:`update` in a round."""
+        out: list[tuple[str, str, float]] = []
+        for fault, data in learned.items():
+            per_model: dict[str, list[int]] = {}
+            for i, d in enumerate(data.devices):
+                mb = batch_of(d)
+                if mb is not None and (data.learning is None or not data.learning[i]):
+                    per_model.setdefault(mb[0], []).append(i)
+            for _, members in sorted(per_model.items()):
+                if len(members) < self.lone_units:
+                    continue
+                idx = np.array(members)
+                level = reference_levels(
+                    data.beta[idx], data.mean[idx], data.varied[idx], self.min_varied
+                )
+                level -= [self._moved.get((fault, data.devices[i]), 0.0) for i in members]
+                ref = float(np.median(level))
+                minimum = max(data.min_shift, data.min_fraction * abs(ref)) * self.lone_factor
+                bar = max(minimum, self.lone_spread * float(robust_spread(level)))
+                short_by = data.direction * (level - ref)  # in the fault's direction
+                for i in np.flatnonzero(short_by >= bar).tolist():
+                    key = (fault, data.devices[members[i]])
+                    if key not in self._moved:
+                        self._moved[key] = move = -data.direction * float(short_by[i])
+                        out.append((fault, key[1], move))
         return out
 
     def _tests(

@@ -85,6 +85,9 @@ class BatchPooling:
                 for device, move in f.moves().items():  # judged as short from now on
                     self.moved += self.bank.move_baseline(device, f.fault, move)
                 found.append(f)
+            # units alone far short of their whole model: their own detectors find it
+            for fault, device, move in self.peers.lone(learned, self._batch_of):
+                self.moved += self.bank.move_baseline(device, fault, move)
         for f in found:
             self.findings += 1
             self.sink(f)
