@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="detector accuracy on a simulated fleet with known faults")
     ev.add_argument("scenario", help="built-in scenario name (e.g. leak15, healthy, week) or TOML")
-    _add(ev, "seeds", "block_rows", "horizon")
+    _add(ev, "seeds", "first_seed", "block_rows", "horizon")
     _add(ev, "json_path", json_path="--json")
     ev.set_defaults(func=_cmd_eval, section="eval", label="eval")
 
@@ -449,6 +449,7 @@ def _cmd_eval(args: argparse.Namespace, s: Settings) -> int:
     return run_eval(
         args.scenario,
         seeds=s.seeds,
+        first_seed=s.first_seed,
         block_rows=s.block_rows,
         horizon_h=s.horizon,
         json_path=s.json_path,

@@ -321,6 +321,12 @@ class Settings(BaseModel):
     )
     # evaluation
     seeds: int = Field(1, ge=1, description="independent fleets (seed, seed+1, ...)")
+    first_seed: int | None = Field(
+        None,
+        ge=0,
+        description="the first fleet's seed (default: the scenario's own; another gives fleets "
+        "the detectors were not developed on)",
+    )
     block_rows: int = Field(60, ge=1, description="readings per telemetry block")
     horizon: float = Field(48.0, gt=0, description="detection horizon in hours")
     json_path: str | None = Field(None, description="also write the report as JSON to this file")

@@ -77,6 +77,19 @@ def test_table_and_json(report, tmp_path, capsys) -> None:
     assert json.loads(out.read_text())["scenario"] == "tiny"
 
 
+def test_fleets_other_than_the_scenarios_own(tmp_path, capsys) -> None:
+    """``first_seed`` (``qloop eval --first-seed``): the fleets are seeds ``first_seed`` on, not
+    the scenario's own, so a figure can be checked on fleets it was not developed on."""
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    own, other = tmp_path / "own.json", tmp_path / "other.json"
+    assert run(str(path), seeds=2, json_path=own) == 0
+    assert run(str(path), seeds=2, first_seed=90, json_path=other) == 0
+    assert json.loads(own.read_text())["seeds"] == [4, 5]
+    assert json.loads(other.read_text())["seeds"] == [90, 91]
+    assert "seeds 90, 91" in capsys.readouterr().out
+
+
 def test_bad_arguments_are_clear_errors(capsys) -> None:
     with pytest.raises(ValueError, match="seeds"):
         evaluate(parse_scenario(TINY), seeds=0)
