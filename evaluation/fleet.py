@@ -89,7 +89,11 @@ def run(
     print(f"## {scenario.name}: {scenario.description}\n")
     print(report.table())
     if json_path:
-        Path(json_path).write_text(
-            json.dumps(report.to_json(), indent=2, allow_nan=True) + "\n", encoding="utf-8"
-        )
+        write_report(report, json_path)
     return 0
+
+
+def write_report(report: Report, path: str | Path) -> None:
+    """``report`` as JSON to ``path`` (what ``qloop eval --json`` writes)."""
+    doc = json.dumps(report.to_json(), indent=2, allow_nan=True) + "\n"
+    Path(path).write_text(doc, encoding="utf-8")

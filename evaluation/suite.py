@@ -21,7 +21,6 @@ Scenarios run ``--jobs`` at a time (default 2, one per core here), each in its o
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -31,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from evaluation.batches import RATIO_GOAL
-from evaluation.fleet import evaluate
+from evaluation.fleet import evaluate, write_report
 from evaluation.scoring import Report
 from simulators.scenario import BUILTIN_SCENARIOS, load_scenario
 
@@ -55,8 +54,7 @@ def run_one(name: str, seeds: int, offset: int, out: Path | None) -> Report:
     scenario = load_scenario(name)
     report = evaluate(replace(scenario, seed=scenario.seed + offset), seeds=seeds)
     if out is not None:
-        doc = json.dumps(report.to_json(), indent=2, allow_nan=True) + "\n"
-        (out / f"{scenario.name}.json").write_text(doc, encoding="utf-8")
+        write_report(report, out / f"{scenario.name}.json")
     return report
 
 

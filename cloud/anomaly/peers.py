@@ -465,29 +465,29 @@ class PeerLevels:
         remembered, as the batch test's moves are. Call it after :meth:`update` in a round."""
         out: list[tuple[str, str, float]] = []
         for fault, data in learned.items():
-            per_model: dict[str, list[int]] = {}
-            for i, d in enumerate(data.devices):
-                mb = batch_of(d)
-                if mb is not None and (data.learning is None or not data.learning[i]):
-                    per_model.setdefault(mb[0], []).append(i)
-            for _, members in sorted(per_model.items()):
+            past = None if data.learning is None else ~data.learning
+            for _, members in sorted(_per_model(data, batch_of, past).items()):
                 if len(members) < self.lone_units:
                     continue
-                idx = np.array(members)
-                level = reference_levels(
-                    data.beta[idx], data.mean[idx], data.varied[idx], self.min_varied
-                )
-                level -= [self._moved.get((fault, data.devices[i]), 0.0) for i in members]
+                idx = np.array([i for i, _ in members])
+                level = self._levels(fault, data, idx)
                 ref = float(np.median(level))
                 minimum = max(data.min_shift, data.min_fraction * abs(ref)) * self.lone_factor
                 bar = max(minimum, self.lone_spread * float(robust_spread(level)))
                 short_by = data.direction * (level - ref)  # in the fault's direction
                 for i in np.flatnonzero(short_by >= bar).tolist():
-                    key = (fault, data.devices[members[i]])
+                    key = (fault, data.devices[int(idx[i])])
                     if key not in self._moved:
                         self._moved[key] = move = -data.direction * float(short_by[i])
                         out.append((fault, key[1], move))
         return out
+
+    def _levels(self, fault: str, data: Learned, idx: np.ndarray) -> np.ndarray:
+        """The levels of the units ``idx`` of ``data`` at their model's reference conditions
+        (:func:`reference_levels`, over those units), as they learned: before any move this
+        test asked for."""
+        level = reference_levels(data.beta[idx], data.mean[idx], data.varied[idx], self.min_varied)
+        return level - [self._moved.get((fault, data.devices[i]), 0.0) for i in idx.tolist()]
 
     def _tests(
         self,
@@ -497,22 +497,13 @@ class PeerLevels:
     ) -> list[_Test]:
         """One fault's tests: each batch of each model with enough units, against the model's
         other batches."""
-        per_model: dict[str, list[tuple[int, str]]] = {}
-        for i, d in enumerate(data.devices):
-            mb = batch_of(d)
-            if mb is not None:
-                per_model.setdefault(mb[0], []).append((i, mb[1]))
         tests = []
-        for model, members in sorted(per_model.items()):
+        for model, members in sorted(_per_model(data, batch_of).items()):
             if len(members) < self.min_units + self.min_reference:
                 continue
             idx = np.array([i for i, _ in members])
             batch = np.array([b for _, b in members])
-            level = reference_levels(
-                data.beta[idx], data.mean[idx], data.varied[idx], self.min_varied
-            )
-            # the units as they learned, before any move this test asked for
-            level -= [self._moved.get((fault, data.devices[i]), 0.0) for i in idx.tolist()]
+            level = self._levels(fault, data, idx)
             learning = (
                 np.zeros(len(idx), dtype=bool) if data.learning is None else data.learning[idx]
             )
@@ -547,3 +538,18 @@ class PeerLevels:
                     )
                 )
         return tests
+
+
+def _per_model(
+    data: Learned,
+    batch_of: Callable[[str], tuple[str, str] | None],
+    keep: np.ndarray | None = None,
+) -> dict[str, list[tuple[int, str]]]:
+    """The units of ``data`` (those ``keep`` marks, or all) by model: each one's position in
+    ``data`` and its batch; units whose batch is not known are left out."""
+    out: dict[str, list[tuple[int, str]]] = {}
+    for i, d in enumerate(data.devices):
+        mb = batch_of(d)
+        if mb is not None and (keep is None or keep[i]):
+            out.setdefault(mb[0], []).append((i, mb[1]))
+    return out
