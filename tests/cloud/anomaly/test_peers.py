@@ -336,3 +336,54 @@ def test_no_unit_of_healthy_or_widely_spread_models_is_alone_short(seed: int) ->
     # the same models with the bar at the practical minimum alone: units are named
     loose = PeerLevels(lone_spread=0.0, lone_factor=0.5)
     assert loose.lone(_learned(devices, beta, mean), (healthy[3] | wide[3]).get) != []
+
+
+def _set_short(beta, mean, devices, device: str, by: float, reference: str = "M-B1-") -> None:
+    """Set ``device``'s level ``by`` short of the median of the units whose names start with
+    ``reference`` (and of B3's: the other batches), at the model's reference conditions."""
+    level = reference_levels(beta, mean, np.ones_like(beta, dtype=bool))
+    others = [i for i, d in enumerate(devices) if d.startswith((reference, "M-B3-"))]
+    i = devices.index(device)
+    beta[i, 0] += float(np.median(level[others])) * (1 - by) - level[i]
+
+
+def test_units_built_strong_in_a_batch_short_as_a_whole_are_named_and_moved_as_short() -> None:
+    """A batch born 15 % short as a whole (a charging station): each unit's shortfall against
+    its model is the defect less its own build spread. Two units built strong read 7.5 % and
+    7.8 % short, under the 8 % bar: they are named all the same (nearer the batch's median, 15 %,
+    than the reference), and every named unit is moved by at least the batch's typical
+    shortfall, so its own detector judges it as short as its batch (S25, ``bornbad``). A unit
+    3 % short, nearer the reference, is not named. The test's count is still the units past
+    the bar."""
+    rng = np.random.default_rng(7)
+    devices, beta, mean, batch_of = _fleet(rng, {"B1": (0, 0), "B2": (0.15, 0), "B3": (0, 0)})
+    _set_short(beta, mean, devices, "M-B2-00", 0.075)
+    _set_short(beta, mean, devices, "M-B2-01", 0.078)
+    _set_short(beta, mean, devices, "M-B2-02", 0.09)  # past the bar, at its edge
+    _set_short(beta, mean, devices, "M-B2-03", 0.03)
+    (found,) = PeerLevels().update(0.0, _learned(devices, beta, mean), batch_of.get)
+
+    assert {"M-B2-00", "M-B2-01", "M-B2-02"} <= set(found.shifts)
+    assert "M-B2-03" not in found.shifts and len(found.shifts) == 19
+    assert found.short == sum(v >= 0.08 for v in found.shifts.values()) == 17
+    assert 0.12 < found.typical < 0.18
+    moves = found.moves()
+    assert set(moves) == set(found.shifts)
+    for d in ("M-B2-00", "M-B2-01", "M-B2-02"):  # each moved by the batch's shortfall
+        assert moves[d] == pytest.approx(found.typical * found.scale)
+    assert found.as_evidence()["typical"] == round(found.typical, 4)
+
+
+def test_a_batch_short_in_part_names_only_its_short_units() -> None:
+    """A batch 40 % born short (a bad lot of a part in some units): its healthy units, one of
+    them a little low (5 %), are not named; its short units are moved by at least their typical
+    shortfall."""
+    rng = np.random.default_rng(8)
+    batches = {"B1": (0, 0), "B2": ((0.15, 0.4), 0), "B3": (0, 0)}
+    devices, beta, mean, batch_of = _fleet(rng, batches)
+    _set_short(beta, mean, devices, "M-B2-19", 0.05)  # a healthy unit, a little low
+    (found,) = PeerLevels().update(0.0, _learned(devices, beta, mean), batch_of.get)
+
+    assert set(found.shifts) == {f"M-B2-{u:02d}" for u in range(8)}
+    assert found.short == 8
+    assert all(m >= found.typical * found.scale - 1e-9 for m in found.moves().values())
