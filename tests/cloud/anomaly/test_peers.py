@@ -350,11 +350,11 @@ def _set_short(beta, mean, devices, device: str, by: float, reference: str = "M-
 def test_units_built_strong_in_a_batch_short_as_a_whole_are_named_and_moved_as_short() -> None:
     """A batch born 15 % short as a whole (a charging station): each unit's shortfall against
     its model is the defect less its own build spread. Two units built strong read 7.5 % and
-    7.8 % short, under the 8 % bar: they are named all the same (nearer the batch's median, 15 %,
-    than the reference), and every named unit is moved by at least the batch's typical
-    shortfall, so its own detector judges it as short as its batch (S25, ``bornbad``). A unit
-    3 % short, nearer the reference, is not named. The test's count is still the units past
-    the bar."""
+    7.8 % short, under the 8 % bar: they are named all the same (likelier to carry the batch's
+    15 % than not, as most of its units do), and every named unit is moved by at least the
+    batch's typical shortfall, so its own detector judges it as short as its batch (S25,
+    ``bornbad``). A unit 3 % short, likelier healthy, is not named. The test's count is still
+    the units past the bar."""
     rng = np.random.default_rng(7)
     devices, beta, mean, batch_of = _fleet(rng, {"B1": (0, 0), "B2": (0.15, 0), "B3": (0, 0)})
     _set_short(beta, mean, devices, "M-B2-00", 0.075)
