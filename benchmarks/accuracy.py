@@ -25,12 +25,11 @@ from dataclasses import replace
 
 from benchmarks.common import ROOT, Result
 from evaluation.fleet import Report, evaluate
+from evaluation.goals import FALSE_GOAL, RATIO_GOAL, RECALL_GOAL
 from simulators.scenario import Scenario, load_scenario
 
 SCENARIOS = ("leak15", "healthy", "week")
-RECALL_TARGET = {("leak15", "cooling_decline"): 0.95}  # the target: >= 95 % within 48 h
-DELAY_RATIO_TARGET = 0.33  # qloop's batch ticket within a third of the static rule's delay
-FALSE_PER_1000_TARGET = 1.0  # the target: <= 1 false finding per 1,000 healthy device-days
+RECALL_TARGET = {("leak15", "cooling_decline"): RECALL_GOAL}  # within 48 h
 
 
 def scenario(name: str, units_per_batch: int | None = None) -> Scenario:
@@ -67,7 +66,7 @@ def add_report(res: Result, report: Report, command: str = "") -> None:
                 met=None if target is None else row.recall_in_horizon >= target,
             )
     false = sum(r.false_on_healthy for r in report.rows)
-    allowed = FALSE_PER_1000_TARGET * report.healthy_device_days / 1000
+    allowed = FALSE_GOAL * report.healthy_device_days / 1000
     res.add(
         f"{name}: false findings on healthy units ({report.healthy_device_days:,.0f} judged "
         "device-days)",
@@ -110,8 +109,8 @@ def add_batch_delay(res: Result, report: Report) -> None:
             "h",
             name,
             baseline / 3600,
-            target=f"ratio <= {DELAY_RATIO_TARGET}",
-            met=q / baseline <= DELAY_RATIO_TARGET if not math.isnan(q) else False,
+            target=f"ratio <= {RATIO_GOAL}",
+            met=q / baseline <= RATIO_GOAL if not math.isnan(q) else False,
         )
 
 

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from evaluation.scoring import FleetRun
 
 COOLING = "cooling_decline"
-RATIO_GOAL = 0.33  # issue 15: qloop's batch ticket within a third of the static rule's delay
 COOLING_KINDS = tuple(k for k, v in FAULT_KINDS.items() if COOLING in v.expected_faults)
 
 

@@ -42,7 +42,6 @@ from cloud.ingest.ingestor import IngestStats
 from evaluation.batches import (
     COOLING,
     COOLING_KINDS,
-    RATIO_GOAL,
     BatchDelay,
     StaticScore,
     batch_delays,
@@ -50,6 +49,7 @@ from evaluation.batches import (
     score_static,
     tuned_threshold,
 )
+from evaluation.goals import RATIO_GOAL
 from evaluation.static_rule import THRESHOLD_C
 from evaluation.tickets import OpenedTicket
 from simulators.faults import FAULT_KINDS
