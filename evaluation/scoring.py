@@ -60,6 +60,15 @@ DEFAULT_HORIZON_S = 48 * 3600.0
 DEFAULT_JUDGED_AFTER_S = 36 * 3600.0
 
 
+def per_1000(count: int, healthy_device_days: float) -> float:
+    """``count`` per 1,000 healthy device-days (NaN without any).
+
+    >>> per_1000(3, 1500.0), per_1000(1, 0.0)
+    (2.0, nan)
+    """
+    return 1000.0 * count / healthy_device_days if healthy_device_days > 0 else math.nan
+
+
 @dataclass(frozen=True)
 class FaultScore:
     """Accuracy for one reported fault name."""
@@ -134,8 +143,7 @@ class Report:
 
     def per_1000(self, count: int) -> float:
         """``count`` per 1,000 healthy device-days."""
-        d = self.healthy_device_days
-        return 1000.0 * count / d if d > 0 else math.nan
+        return per_1000(count, self.healthy_device_days)
 
     def delays(self, tuned: bool = False) -> tuple[float, float, float]:
         """Median batch delay of qloop and of the static rule (s) over the drifting batches

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from evaluation.fleet import evaluate, write_report
 from evaluation.goals import FALSE_GOAL, RATIO_GOAL, RECALL_GOAL
-from evaluation.scoring import Report
+from evaluation.scoring import Report, per_1000
 from simulators.scenario import BUILTIN_SCENARIOS, load_scenario
 
 NOT_ACCURACY = frozenset({"smoke", "scale"})  # a demo's and a load test's fleets
@@ -70,8 +70,7 @@ class Totals:
         return self.found / self.eligible if self.eligible else math.nan
 
     def per_1000(self, fault: str) -> float:
-        d = self.healthy_device_days
-        return 1000.0 * self.false_tickets.get(fault, 0) / d if d else math.nan
+        return per_1000(self.false_tickets.get(fault, 0), self.healthy_device_days)
 
 
 def totals(reports: Iterable[Report]) -> Totals:
