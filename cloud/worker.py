@@ -215,6 +215,8 @@ class Worker:
                 )
 
     def _finding(self, f: Finding, info: DeviceInfo) -> None:
+        if self.pooling is not None:  # a unit the peer test moved: its ticket says by how much
+            f = self.pooling.annotate(f)
         self._findings_by_fault[f.fault] += 1
         self._found.append((f, info))
 

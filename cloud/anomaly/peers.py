@@ -553,6 +553,17 @@ class PeerLevels:
                         out.append((fault, key[1], move))
         return out
 
+    def moved(self, fault: str, device: str) -> float | None:
+        """The move of ``device``'s ``fault`` baseline this test asked for (the batch test's or
+        :meth:`lone`'s; in the monitored quantity's units), None if it asked for none.
+
+        >>> p = PeerLevels()
+        >>> p._moved[("cooling_decline", "d1")] = 1.25
+        >>> p.moved("cooling_decline", "d1"), p.moved("cooling_decline", "d2")
+        (1.25, None)
+        """
+        return self._moved.get((fault, device))
+
     def _levels(self, fault: str, data: Learned, idx: np.ndarray) -> np.ndarray:
         """The levels of the units ``idx`` of ``data`` at their model's reference conditions
         (:func:`reference_levels`, over those units), as they learned: before any move this

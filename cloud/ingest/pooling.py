@@ -25,12 +25,14 @@ and collected again.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import pickle
 from collections.abc import Callable, Iterable
 
 from cloud.anomaly.bank import DetectorBank
+from cloud.anomaly.base import Finding
 from cloud.anomaly.peers import PeerFinding, PeerLevels
 from cloud.anomaly.pooled import BatchFinding, PooledShift
 from cloud.ingest.registry import Registry
@@ -91,6 +93,16 @@ class BatchPooling:
         for f in found:
             self.findings += 1
             self.sink(f)
+
+    def annotate(self, finding: Finding) -> Finding:
+        """``finding`` with the peer test's move of its unit's baseline in its evidence
+        (``peer_move``, in the monitored quantity's units), where it moved one: the unit's
+        baseline then is its peers' level, not only its own history, and its ticket says so.
+        Other findings are returned as they are."""
+        move = self.peers.moved(finding.fault, finding.device)
+        if move is None:
+            return finding
+        return dataclasses.replace(finding, evidence={**finding.evidence, "peer_move": move})
 
     def save(self, journal: Journal, now: float) -> None:
         """Checkpoint the test's state in ``journal`` (committed with the journal's next commit)."""

@@ -91,13 +91,15 @@ def test_a_batch_born_short_is_found_from_the_units_levels_while_they_learn() ->
         registry.apply_birth(Birth(device, "air_conditioner", "M", batch, "SN", "1", 60.0, T0))
     found: list[BatchFinding | PeerFinding] = []
     alarmed: dict[str, float] = {}  # unit -> its first cooling_decline alarm
+    peer_move: dict[str, float] = {}  # unit -> the move its alarm's evidence carries
     pooling = BatchPooling(bank, registry, found.append)
     for hour in range(3 * 24):
         for device, batch in units:
             bank.feed("air_conditioner", _block(rng, device, hour, 0.15 if batch == "B1" else 0))
-        for f in bank.flush():
+        for f in map(pooling.annotate, bank.flush()):  # as the worker hands them on
             if f.fault == "cooling_decline" and f.active:
                 alarmed.setdefault(f.device, f.ts)
+                peer_move.setdefault(f.device, f.evidence.get("peer_move", math.nan))
         pooling.judged(d for d, _ in units)
     # the peer test first; the moved units then shift, which the pooled test may add to
     assert (type(found[0]), found[0].batch) == (PeerFinding, "B1")
@@ -116,6 +118,9 @@ def test_a_batch_born_short_is_found_from_the_units_levels_while_they_learn() ->
     # the named units, and only they, alarm of their own, after their move, within 12 h
     assert set(alarmed) == set(first.shifts)
     assert all(moved_by[d] < ts <= moved_by[d] + 12 * H for d, ts in alarmed.items())
+    # each alarm says its baseline was moved up to its peers', and by how much (ΔT, K)
+    moves = {d: m for f in peer[1:] for d, m in f.moves().items()}
+    assert peer_move == moves and all(0.5 < m < 3.0 for m in moves.values())
     assert pooling.peers.state()["moved"].keys() == {("cooling_decline", d) for d in first.shifts}
     assert pooling.peers.waiting() == []
     # what the worker's metrics count (qloop_worker_peer_moves_total, ..._early_ends_total)
