@@ -96,3 +96,26 @@ def test_a_unit_stamped_ten_years_ahead_fools_no_clock(traffic, tmp_path):
         (newest,) = db.execute("SELECT max(last_seen_ts) FROM devices").fetchone()
     # the replay covers 5 h: every unit's last-seen time, the skewed one's too, lies within it
     assert newest < block.rows[-1][ts_at] + 86400
+
+
+def test_a_unit_silent_for_two_hours_of_a_stream_in_time_order_is_found(traffic, tmp_path):
+    """One connection delivering the fleet in time order, as a live fleet's stream comes (here
+    as fast as the broker takes it: the worker's arrival-time check is not what finds it): one
+    unit sends nothing for two hours of event time in the middle of the five, then speaks
+    again. It gets a ``device_offline`` finding, and no other unit does."""
+    silent = protocol.parse_topic(traffic.messages[0][0]).device
+    kept, dropped = [], 0
+    seen: dict[str, int] = {}
+    for item in traffic.messages:
+        device = protocol.parse_topic(item[0]).device
+        seen[device] = seen.get(device, 0) + 1
+        if device == silent and BLOCKS // 3 < seen[device] <= BLOCKS // 3 + 12:  # 12 × 10 min
+            dropped += 1
+            continue
+        kept.append(item)
+    assert dropped == 12 and seen[silent] > BLOCKS // 3 + 12  # it spoke again afterwards
+    result = worker_phase(replace(traffic, messages=kept), tmp_path, 1, ["0-63"], "one")
+    assert result["lost"] == 0
+    offline = _offline(tmp_path)
+    assert offline[:1] == [(silent, True)]
+    assert {d for d, _ in offline} == {silent}
