@@ -364,7 +364,7 @@ class PeerFinding:
 
 class _Test(NamedTuple):
     key: tuple[str, str, str]  # (fault, model, batch)
-    short: dict[str, float]  # the batch's short units, with their shortfall
+    short: int  # how many of the batch's units are past the bars (the count it is judged by)
     named: dict[str, float]  # the units it names (``carrying``): the short ones and more
     waiting: frozenset[str]  # those named still learning
     units: int
@@ -378,12 +378,12 @@ class _Test(NamedTuple):
     typical: float  # the shortfall the named units carry (``carrying``)
 
     def p_value(self) -> float:
-        return fisher_greater(len(self.short), self.units, self.reference_short,
+        return fisher_greater(self.short, self.units, self.reference_short,
                               self.reference_units)  # fmt: skip
 
     def smallest_p(self) -> float:
         """Every short unit of the batch and its reference in the batch."""
-        total = len(self.short) + self.reference_short
+        total = self.short + self.reference_short
         return fisher_greater(min(total, self.units), self.units, max(total - self.units, 0),
                               self.reference_units)  # fmt: skip
 
@@ -486,7 +486,7 @@ class PeerLevels:
         out: list[PeerFinding] = []
         self._waiting = set()
         for t, raw, adj in zip(tests, p, adjusted, strict=True):
-            if adj >= self.alpha or len(t.short) < self.min_affected:
+            if adj >= self.alpha or t.short < self.min_affected:
                 self._standing.quiet(t.key, ts)
                 continue
             self._waiting |= {(t.key[0], d) for d in t.waiting}
@@ -501,7 +501,7 @@ class PeerLevels:
                 fault,
                 ts,
                 t.units,
-                len(t.short),
+                t.short,
                 t.reference_units,
                 t.reference_short,
                 t.reference_level,
@@ -605,16 +605,15 @@ class PeerLevels:
                 bar = minimum / scale
                 own = batch_locations(short_by, batch, ~mine, self.min_units)
                 is_short = short_of_own(short_by, own, bar)
-                whole = bool(n >= self.min_units and own[mine][0] >= bar)
+                whole = bool(own[mine][0] >= bar)  # n >= min_units: read at its own location
                 carry, typical = carrying(
                     short_by[mine], is_short[mine], whole, unit_spread / scale
                 )
-                short = np.flatnonzero(mine & is_short)
                 named = np.flatnonzero(mine)[carry]
                 tests.append(
                     _Test(
                         (fault, model, b),
-                        {data.devices[int(idx[i])]: float(short_by[i]) for i in short},
+                        int((mine & is_short).sum()),
                         {data.devices[int(idx[i])]: float(short_by[i]) for i in named},
                         frozenset(data.devices[int(idx[i])] for i in named if learning[i]),
                         n,

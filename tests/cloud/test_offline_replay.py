@@ -7,6 +7,7 @@ clock jumps ten years ahead fools neither the offline watch nor the ticket datab
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,6 +33,20 @@ def _offline(workdir: Path) -> list[tuple[str, bool]]:
     return _findings(workdir)
 
 
+def _silenced(traffic: Traffic, device: str, drop: Callable[[int], bool]) -> tuple[list, int, int]:
+    """``traffic``'s messages without ``device``'s k-th ones (from 1) where ``drop(k)``: the
+    messages kept, how many were dropped, and how many ``device`` had."""
+    kept, dropped, k = [], 0, 0
+    for item in traffic.messages:
+        if protocol.parse_topic(item[0]).device == device:
+            k += 1
+            if drop(k):
+                dropped += 1
+                continue
+        kept.append(item)
+    return kept, dropped, k
+
+
 @pytest.fixture(scope="module")
 def traffic() -> Traffic:
     return make_traffic(DEVICES, BLOCKS)
@@ -45,15 +60,7 @@ def test_a_replay_over_four_connections_opens_no_offline_finding(traffic, tmp_pa
 
 def test_a_unit_silent_in_the_replayed_data_is_still_found(traffic, tmp_path):
     silent = protocol.parse_topic(traffic.messages[0][0]).device
-    kept, dropped = [], 0
-    seen: dict[str, int] = {}
-    for item in traffic.messages:
-        device = protocol.parse_topic(item[0]).device
-        seen[device] = seen.get(device, 0) + 1
-        if device == silent and seen[device] > BLOCKS // 3:  # silent after its first 100 min
-            dropped += 1
-            continue
-        kept.append(item)
+    kept, dropped, _ = _silenced(traffic, silent, lambda k: k > BLOCKS // 3)  # after 100 min
     assert dropped > 0
     result = worker_phase(replace(traffic, messages=kept), tmp_path, PUBLISHERS, ["0-63"], "one")
     assert result["lost"] == 0
@@ -104,16 +111,9 @@ def test_a_unit_silent_for_two_hours_of_a_stream_in_time_order_is_found(traffic,
     unit sends nothing for two hours of event time in the middle of the five, then speaks
     again. It gets a ``device_offline`` finding, and no other unit does."""
     silent = protocol.parse_topic(traffic.messages[0][0]).device
-    kept, dropped = [], 0
-    seen: dict[str, int] = {}
-    for item in traffic.messages:
-        device = protocol.parse_topic(item[0]).device
-        seen[device] = seen.get(device, 0) + 1
-        if device == silent and BLOCKS // 3 < seen[device] <= BLOCKS // 3 + 12:  # 12 × 10 min
-            dropped += 1
-            continue
-        kept.append(item)
-    assert dropped == 12 and seen[silent] > BLOCKS // 3 + 12  # it spoke again afterwards
+    start = BLOCKS // 3
+    kept, dropped, sent = _silenced(traffic, silent, lambda k: start < k <= start + 12)  # 2 h
+    assert dropped == 12 and sent > start + 12  # it spoke again afterwards
     result = worker_phase(replace(traffic, messages=kept), tmp_path, 1, ["0-63"], "one")
     assert result["lost"] == 0
     offline = _offline(tmp_path)
